@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @title EventSource
+/// @notice A contract whose only job is to emit events, so the gateway's
+/// listener can be demonstrated, tested and benchmarked against a real chain.
+/// `burst` emits many logs per transaction: a chain with hundreds of
+/// thousands of logs then needs only a few hundred blocks.
+contract EventSource {
+    event Transfer(address indexed from, address indexed to, uint256 value);
+    event Note(uint256 indexed id, address indexed author, string text, int256 delta, bytes32 tag, bool flag);
+
+    uint256 public notes;
+
+    /// Emits one Transfer from the caller.
+    function transfer(address to, uint256 value) external {
+        emit Transfer(msg.sender, to, value);
+    }
+
+    /// Emits one Note carrying every kind of ABI value the decoder handles.
+    function note(string calldata text, int256 delta, bytes32 tag, bool flag) external {
+        notes += 1;
+        emit Note(notes, msg.sender, text, delta, tag, flag);
+    }
+
+    /// Emits `count` Transfers with values `first`, `first + 1`, ... in one transaction.
+    function burst(uint256 count, uint256 first) external {
+        for (uint256 i = 0; i < count; i++) {
+            emit Transfer(msg.sender, address(uint160(i + 1)), first + i);
+        }
+    }
+}

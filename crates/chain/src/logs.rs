@@ -1,0 +1,155 @@
+//! `eth_getLogs` with adaptive ranges.
+//!
+//! Providers cap a log query by blocks, by results or by response size, and
+//! say so in many wordings (see [`crate::rpc_error`]). [`RangeSizer`] starts
+//! at the configured span, shrinks to a provider's hint (or halves) when a
+//! query is refused as too large, and doubles back after a run of successes,
+//! so a sparse contract is read in big strides and a busy one in small ones.
+
+use alloy_primitives::{Address, B256};
+use ethgate_core::RawLog;
+use serde_json::json;
+
+use crate::pool::{ChainError, EndpointPool};
+
+/// Which logs to fetch: any of these addresses, any of these topic0s.
+#[derive(Debug, Clone)]
+pub struct LogFilter {
+    /// Emitting contracts.
+    pub addresses: Vec<Address>,
+    /// Event selectors (topic0); empty means any.
+    pub topic0: Vec<B256>,
+}
+
+/// The current `eth_getLogs` span and how it adapts.
+#[derive(Debug, Clone)]
+pub struct RangeSizer {
+    span: u64,
+    min: u64,
+    max: u64,
+    grow_after: u32,
+    successes: u32,
+}
+
+impl RangeSizer {
+    /// Starts at `initial` blocks per query, never goes below `min` or
+    /// above `max`, and grows after `grow_after` successes in a row.
+    pub fn new(initial: u64, min: u64, max: u64, grow_after: u32) -> Self {
+        let min = min.max(1);
+        let max = max.max(min);
+        RangeSizer { span: initial.clamp(min, max), min, max, grow_after: grow_after.max(1), successes: 0 }
+    }
+
+    /// Blocks per query now.
+    pub fn span(&self) -> u64 {
+        self.span
+    }
+
+    /// Records a successful query that returned `logs` logs. A response far
+    /// above `target_logs` shrinks the span in proportion, so memory per
+    /// query stays bounded on busy contracts; small ones grow it back after
+    /// enough successes in a row.
+    pub fn on_success(&mut self, logs: usize, target_logs: usize) {
+        let target = target_logs.max(1) as u64;
+        let logs = logs as u64;
+        if logs > target.saturating_mul(2) {
+            self.span = (self.span.saturating_mul(target) / logs).clamp(self.min, self.max);
+            self.successes = 0;
+            return;
+        }
+        if logs > target {
+            self.successes = 0;
+            return;
+        }
+        self.successes += 1;
+        if self.successes >= self.grow_after && self.span < self.max {
+            self.span = self.span.saturating_mul(2).min(self.max);
+            self.successes = 0;
+        }
+    }
+
+    /// Records that `[from, to]` was refused as too large. Returns `false`
+    /// when the range cannot shrink further (one block is already too much).
+    pub fn on_too_large(&mut self, from: u64, to: u64, hint_to: Option<u64>, max_span: Option<u64>) -> bool {
+        let tried = to.saturating_sub(from) + 1;
+        self.successes = 0;
+        if tried <= self.min {
+            return false;
+        }
+        let hinted = hint_to.filter(|h| *h >= from && *h < to).map(|h| h - from + 1);
+        let stated = max_span.filter(|s| *s < tried);
+        self.span = hinted.or(stated).unwrap_or(tried / 2).clamp(self.min, tried - 1);
+        true
+    }
+}
+
+/// Fetches the logs of `[from, to]` in one query.
+pub async fn get_logs(pool: &EndpointPool, filter: &LogFilter, from: u64, to: u64) -> Result<Vec<RawLog>, ChainError> {
+    let mut f = json!({
+        "fromBlock": format!("{from:#x}"),
+        "toBlock": format!("{to:#x}"),
+        "address": filter.addresses,
+    });
+    if !filter.topic0.is_empty() {
+        f["topics"] = json!([filter.topic0]);
+    }
+    pool.call("eth_getLogs", json!([f])).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_on_refusal_and_grows_back_after_successes() {
+        let mut s = RangeSizer::new(1000, 1, 1000, 2);
+        assert_eq!(s.span(), 1000);
+        assert!(s.on_too_large(0, 999, None, None));
+        assert_eq!(s.span(), 500);
+        assert!(s.on_too_large(0, 499, None, None));
+        assert_eq!(s.span(), 250);
+        s.on_success(0, 100);
+        assert_eq!(s.span(), 250);
+        s.on_success(0, 100);
+        assert_eq!(s.span(), 500);
+        s.on_success(0, 100);
+        s.on_success(0, 100);
+        assert_eq!(s.span(), 1000);
+        s.on_success(0, 100);
+        s.on_success(0, 100);
+        assert_eq!(s.span(), 1000, "never above max");
+    }
+
+    #[test]
+    fn uses_provider_hint_and_stated_span() {
+        let mut s = RangeSizer::new(10_000, 1, 10_000, 3);
+        assert!(s.on_too_large(100, 10_099, Some(141), None));
+        assert_eq!(s.span(), 42);
+        let mut s = RangeSizer::new(10_000, 1, 10_000, 3);
+        assert!(s.on_too_large(0, 9_999, None, Some(2_000)));
+        assert_eq!(s.span(), 2_000);
+        // A hint outside the tried range is ignored.
+        let mut s = RangeSizer::new(100, 1, 100, 3);
+        assert!(s.on_too_large(50, 149, Some(10), None));
+        assert_eq!(s.span(), 50);
+    }
+
+    #[test]
+    fn a_heavy_response_shrinks_the_next_span_in_proportion() {
+        let mut s = RangeSizer::new(1000, 1, 10_000, 1);
+        s.on_success(40_000, 5_000);
+        assert_eq!(s.span(), 125);
+        s.on_success(7_000, 5_000);
+        assert_eq!(s.span(), 125, "somewhat above target: hold");
+        s.on_success(100, 5_000);
+        assert_eq!(s.span(), 250);
+    }
+
+    #[test]
+    fn cannot_shrink_below_min() {
+        let mut s = RangeSizer::new(8, 4, 8, 1);
+        assert!(s.on_too_large(0, 7, None, None));
+        assert_eq!(s.span(), 4);
+        assert!(!s.on_too_large(0, 3, None, None));
+    }
+}

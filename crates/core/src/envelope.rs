@@ -1,0 +1,207 @@
+//! The event envelope: the one JSON shape every sink and the pull API carry.
+//!
+//! Its `id` is stable for a log (`chain_id:block_hash:log_index`), so a
+//! consumer can deduplicate; a retraction is the same envelope with
+//! `removed: true`. `seq` is assigned by the outbox when the envelope is
+//! recorded, so it is absent from the stored payload and spliced in on read.
+
+use alloy_primitives::{Address, B256, Bytes, U64};
+use serde::{Deserialize, Serialize};
+
+/// A log as `eth_getLogs` returns it. Quantities stay in their wire types so
+/// deserialization is one pass with no intermediate strings.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RawLog {
+    /// Contract that emitted the log.
+    pub address: Address,
+    /// Indexed topics; topic0 is the event selector for non-anonymous events.
+    pub topics: Vec<B256>,
+    /// ABI-encoded non-indexed arguments.
+    pub data: Bytes,
+    /// Height of the containing block.
+    pub block_number: U64,
+    /// Hash of the containing block, checked against the canonical chain.
+    pub block_hash: B256,
+    /// Present on nodes that include it; otherwise taken from the header.
+    #[serde(default)]
+    pub block_timestamp: Option<U64>,
+    /// Transaction that emitted the log.
+    pub transaction_hash: B256,
+    /// Position of that transaction in the block.
+    pub transaction_index: U64,
+    /// Position of the log in the block.
+    pub log_index: U64,
+    /// Set by nodes for logs dropped by a reorg (subscriptions only).
+    #[serde(default)]
+    pub removed: bool,
+}
+
+impl RawLog {
+    /// Height of the containing block as a plain integer.
+    pub fn block(&self) -> u64 {
+        self.block_number.to::<u64>()
+    }
+
+    /// Position in the block as a plain integer.
+    pub fn index(&self) -> u64 {
+        self.log_index.to::<u64>()
+    }
+}
+
+/// The stable identity of a log: the same on every delivery and on its
+/// retraction, and different for the same log index in a different block.
+pub fn event_id(chain_id: u64, block_hash: &B256, log_index: u64) -> String {
+    format!("{chain_id}:{block_hash}:{log_index}")
+}
+
+/// An event as delivered to consumers. Field order follows DESIGN.md.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventEnvelope {
+    /// `chain_id:block_hash:log_index`.
+    pub id: String,
+    /// Always `"event"`; transaction envelopes say `"tx"`.
+    pub kind: String,
+    /// Stream that recorded the event.
+    pub stream: String,
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Height of the block.
+    pub block_number: u64,
+    /// Hash of the block.
+    pub block_hash: B256,
+    /// Block time, unix seconds.
+    pub block_timestamp: u64,
+    /// Emitting transaction.
+    pub tx_hash: B256,
+    /// Position of the transaction in the block.
+    pub tx_index: u64,
+    /// Position of the log in the block.
+    pub log_index: u64,
+    /// Emitting contract, lower-case hex.
+    pub address: String,
+    /// Event name from the ABI; `null` if the log could not be decoded.
+    pub event: Option<String>,
+    /// Canonical signature, e.g. `Transfer(address,address,uint256)`.
+    pub signature: Option<String>,
+    /// The selector topic.
+    pub topic0: Option<B256>,
+    /// Decoded arguments by parameter name; `null` if decoding failed.
+    pub args: serde_json::Value,
+    /// Raw topics, for consumers that decode themselves.
+    pub topics: Vec<B256>,
+    /// Raw data, hex.
+    pub data: Bytes,
+    /// `true` on a retraction.
+    pub removed: bool,
+    /// Outbox sequence number; assigned when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl EventEnvelope {
+    /// Builds the envelope for a canonical log. `decoded` is the event name,
+    /// signature and named arguments, or `None` when the log did not match
+    /// the stream's ABI (it is still recorded: nothing is dropped).
+    pub fn from_log(
+        stream: &str,
+        chain_id: u64,
+        log: &RawLog,
+        block_timestamp: u64,
+        decoded: Option<(String, String, serde_json::Value)>,
+    ) -> Self {
+        let (event, signature, args) = match decoded {
+            Some((n, s, a)) => (Some(n), Some(s), a),
+            None => (None, None, serde_json::Value::Null),
+        };
+        EventEnvelope {
+            id: event_id(chain_id, &log.block_hash, log.index()),
+            kind: "event".to_owned(),
+            stream: stream.to_owned(),
+            chain_id,
+            block_number: log.block(),
+            block_hash: log.block_hash,
+            block_timestamp,
+            tx_hash: log.transaction_hash,
+            tx_index: log.transaction_index.to::<u64>(),
+            log_index: log.index(),
+            address: format!("{:#x}", log.address),
+            event,
+            signature,
+            topic0: log.topics.first().copied(),
+            args,
+            topics: log.topics.clone(),
+            data: log.data.clone(),
+            removed: false,
+            seq: None,
+        }
+    }
+
+    /// The retraction of this envelope: same id and content, `removed: true`.
+    pub fn retraction(&self) -> Self {
+        EventEnvelope { removed: true, seq: None, ..self.clone() }
+    }
+
+    /// The emitting address parsed back, for routing.
+    pub fn address(&self) -> Option<Address> {
+        self.address.parse().ok()
+    }
+}
+
+/// Splices `seq` into a stored payload (a JSON object without `seq`),
+/// avoiding a parse and re-serialization per envelope on the read path.
+pub fn splice_seq(payload: &str, seq: u64) -> String {
+    let trimmed = payload.trim_end();
+    match trimmed.strip_suffix('}') {
+        Some(body) if body.trim_end().ends_with('{') => format!("{body}\"seq\":{seq}}}"),
+        Some(body) => format!("{body},\"seq\":{seq}}}"),
+        None => payload.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> RawLog {
+        serde_json::from_str(
+            r#"{"address":"0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "topics":["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"],
+            "data":"0x07","blockHash":"0x2085798f9f4aaf149d776fabb8ae4829d132b97c50b49e79f9988ece88d6ea9e",
+            "blockNumber":"0x2","blockTimestamp":"0x6b04d80d",
+            "transactionHash":"0x8d0b22c50a20735f0afb2129dbd9a4074a1933ed31f3550a2d91c6107b776945",
+            "transactionIndex":"0x0","logIndex":"0x3","removed":false}"#,
+        )
+        .expect("valid log")
+    }
+
+    #[test]
+    fn id_is_chain_block_hash_and_log_index() {
+        let env = EventEnvelope::from_log("s", 31337, &log(), 1, None);
+        assert_eq!(
+            env.id,
+            "31337:0x2085798f9f4aaf149d776fabb8ae4829d132b97c50b49e79f9988ece88d6ea9e:3"
+        );
+        assert_eq!(env.address, "0x5fbdb2315678afecb367f032d93f642f64180aa3");
+        assert_eq!(env.block_number, 2);
+    }
+
+    #[test]
+    fn retraction_keeps_id_and_sets_removed() {
+        let env = EventEnvelope::from_log("s", 1, &log(), 1, None);
+        let r = env.retraction();
+        assert_eq!(r.id, env.id);
+        assert!(r.removed && !env.removed);
+    }
+
+    #[test]
+    fn stored_payload_has_no_seq_and_splice_adds_it() {
+        let env = EventEnvelope::from_log("s", 1, &log(), 1, None);
+        let stored = serde_json::to_string(&env).expect("serializes");
+        assert!(!stored.contains("\"seq\""));
+        let read: EventEnvelope =
+            serde_json::from_str(&splice_seq(&stored, 42)).expect("spliced is valid JSON");
+        assert_eq!(read.seq, Some(42));
+        assert_eq!(splice_seq("{}", 7), "{\"seq\":7}");
+    }
+}

@@ -1,0 +1,17 @@
+//! Domain types shared by every part of ethgate.
+//!
+//! This crate is pure: no network, no database, no clock. It holds what the
+//! other crates must agree on — how a block is referred to, what an event
+//! envelope looks like on the wire, how a stream is specified and how a raw
+//! log is decoded into named arguments — so that those agreements are made
+//! once and tested without any I/O.
+
+pub mod block;
+pub mod decode;
+pub mod envelope;
+pub mod stream;
+
+pub use block::BlockRef;
+pub use decode::{DecodeError, EventDecoder};
+pub use envelope::{EventEnvelope, RawLog, event_id};
+pub use stream::{Confirmations, StreamSpec};

@@ -1,0 +1,29 @@
+//! Stream sync: from a stream's `from_block` to the chain's head, then
+//! following it, recording every matching log exactly once and retracting
+//! what a reorg orphans. It records into the store and delivers nothing.
+//!
+//! One [`Syncer`] per stream repeats one [`Syncer::step`]:
+//!
+//! 1. read the cursor (last recorded block) and the target (head minus the
+//!    confirmation depth, or the node's `safe`/`finalized` block);
+//! 2. fetch the header of the range's last block, then the range's logs;
+//! 3. fetch, in one batch, the headers of every block with logs, of the
+//!    last block again and of the cursor block;
+//! 4. if the cursor block is no longer canonical, walk the stored window
+//!    back to the fork point and retract everything above it ([`reorg`]);
+//!    if the last block changed during the fetch, or a log's block hash is
+//!    not its block's canonical hash, record nothing and try again;
+//! 5. otherwise decode, and write envelopes, block window and cursor in one
+//!    transaction.
+//!
+//! Assumption: an endpoint answers one batch from one view of the chain.
+//! Blocks without logs in the range are not fetched: a block hash commits
+//! to its ancestry, so a canonical last block vouches for all below it.
+
+pub mod metrics;
+pub mod reorg;
+pub mod runner;
+pub mod syncer;
+
+pub use runner::{StreamProgress, SyncState};
+pub use syncer::{Step, SyncError, Syncer, SyncerConfig};

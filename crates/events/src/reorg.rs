@@ -1,0 +1,52 @@
+//! Reorg handling: find the fork point in the stored window and retract
+//! everything above it. The undo of a recorded range has the same shape as
+//! recording it — one store transaction that moves envelopes and cursor
+//! together — so a crash mid-reorg leaves either the old or the new state.
+
+use ethgate_chain::headers;
+use ethgate_core::BlockRef;
+
+use crate::metrics as m;
+use crate::syncer::{Step, SyncError, Syncer};
+
+/// Window blocks compared with the chain per batch while walking back.
+const WALK_BATCH: usize = 64;
+/// Most window blocks read when walking back.
+const WALK_LIMIT: u32 = 8_192;
+
+impl Syncer {
+    /// The cursor block `cursor` is no longer canonical: walk the stored
+    /// window back (highest first) to the highest block still canonical,
+    /// and rewind the stream there. If none is, the reorg is deeper than the
+    /// window and the stream restarts from `from_block` — exact, if slow.
+    pub(crate) async fn handle_reorg(&mut self, cursor: u64) -> Result<Step, SyncError> {
+        let window = self.store.window(&self.spec.name, WALK_LIMIT).await?;
+        let fork = self.find_fork(&window).await?;
+        if fork.is_none() {
+            tracing::error!(stream = %self.spec.name, cursor, window = window.len(), "reorg deeper than the stored window; re-syncing the stream from its start");
+        }
+        let retracted = self.store.rewind(&self.spec.name, Some(cursor), fork).await?;
+        let depth = cursor - fork.map_or(self.spec.from_block.saturating_sub(1), |f| f.number);
+        tracing::warn!(stream = %self.spec.name, cursor, fork = fork.map(|f| f.number), depth, retracted, "reorg: retracted orphaned events");
+        metrics::counter!(m::REORGS, "stream" => self.spec.name.clone()).increment(1);
+        metrics::counter!(m::RETRACTIONS, "stream" => self.spec.name.clone()).increment(retracted);
+        metrics::histogram!(m::REORG_DEPTH, "stream" => self.spec.name.clone()).record(depth as f64);
+        Ok(Step::Reorged { fork: fork.map(|f| f.number), retracted })
+    }
+
+    /// The highest stored block whose hash is still canonical.
+    async fn find_fork(&self, window: &[BlockRef]) -> Result<Option<BlockRef>, SyncError> {
+        for chunk in window.chunks(WALK_BATCH) {
+            let numbers: Vec<u64> = chunk.iter().map(|b| b.number).collect();
+            let canon = headers::headers(&self.pool, &numbers).await?;
+            if let Some(found) = chunk
+                .iter()
+                .zip(canon)
+                .find(|(stored, canon)| canon.as_ref().is_some_and(|c| c.hash == stored.hash))
+            {
+                return Ok(Some(*found.0));
+            }
+        }
+        Ok(None)
+    }
+}

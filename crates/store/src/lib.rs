@@ -1,0 +1,131 @@
+//! Persistence for ethgate, behind one [`Store`] handle.
+//!
+//! The store owns the outbox (every envelope, in `seq` order), each stream's
+//! block cursor, the sparse window of recorded blocks used to find fork
+//! points, and API token hashes. It holds no business rules: the syncer
+//! decides *what* to write; the store guarantees that a range's envelopes,
+//! its blocks and the cursor move together in **one** transaction, so a
+//! crash at any instant leaves either all of a range recorded or none of it.
+//!
+//! SQLite runs in WAL mode with `synchronous = NORMAL`: a killed process
+//! loses nothing committed; a power cut may lose the last commits, but
+//! events and cursor are lost together, so the range is simply read again.
+//! PostgreSQL is the next backend; callers only see `Store`.
+
+mod outbox;
+mod streams;
+mod tokens;
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use tokio::sync::watch;
+
+pub use outbox::{RangeCommit, StoredEnvelope};
+pub use streams::StreamRow;
+pub use tokens::TokenRow;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URL names a backend this build does not have.
+    #[error("store.url: unsupported store {0:?}; use sqlite://PATH (PostgreSQL support is not built yet)")]
+    Unsupported(String),
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another writer moved the stream's cursor since it was read: two
+    /// syncers on one stream, which the store refuses rather than interleave.
+    #[error("stream {stream}: cursor moved under us (expected {expected:?}, found {found:?})")]
+    CursorConflict {
+        /// Stream name.
+        stream: String,
+        /// Cursor the writer read.
+        expected: Option<u64>,
+        /// Cursor in the database.
+        found: Option<u64>,
+    },
+    /// A stored value is not what this version wrote.
+    #[error("corrupt stored value in {what}: {detail}")]
+    Corrupt {
+        /// Which table/column.
+        what: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The stream is not registered.
+    #[error("unknown stream {0:?}")]
+    UnknownStream(String),
+}
+
+/// The store handle; clone it freely (it is a pool plus a notifier).
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    last_seq: watch::Sender<u64>,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if missing) and migrates the store at `url`:
+    /// `sqlite://PATH` or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::Unsupported(url.split(':').next().unwrap_or("").to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            }
+        }
+        let memory = url.contains(":memory:");
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { 4 })
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory { None } else { Some(Duration::from_secs(300)) })
+            .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM outbox").fetch_one(&pool).await?;
+        let (last_seq, _) = watch::channel(last.unwrap_or(0) as u64);
+        Ok(Store { pool, last_seq })
+    }
+
+    /// Whether the database answers; `/readyz` asks this.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// A receiver that changes whenever envelopes are committed, carrying
+    /// the highest `seq`; long-polling readers wait on it.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.last_seq.subscribe()
+    }
+
+    pub(crate) fn notify(&self, seq: u64) {
+        self.last_seq.send_if_modified(|cur| {
+            let changed = seq > *cur;
+            *cur = (*cur).max(seq);
+            changed
+        });
+    }
+}

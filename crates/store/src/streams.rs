@@ -1,0 +1,98 @@
+//! Stream registrations, cursors and the block window.
+
+use alloy_primitives::B256;
+use ethgate_core::BlockRef;
+use sqlx::Row;
+
+use crate::{Store, StoreError, now_secs, to_i64};
+
+/// A stream's persisted state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRow {
+    /// Stream name.
+    pub name: String,
+    /// Chain the stream was first recorded from.
+    pub chain_id: u64,
+    /// Last block whose events are all recorded; `None` before the first.
+    pub cursor: Option<u64>,
+    /// Hash of that block as recorded.
+    pub cursor_hash: Option<B256>,
+    /// Live events recorded (retractions subtract).
+    pub events_recorded: u64,
+    /// Reorgs handled so far.
+    pub reorgs: u64,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}
+
+pub(crate) fn parse_hash(s: &str, what: &'static str) -> Result<B256, StoreError> {
+    s.parse().map_err(|e| StoreError::Corrupt { what, detail: format!("{s:?}: {e}") })
+}
+
+fn row_to_stream(r: &sqlx::sqlite::SqliteRow) -> Result<StreamRow, StoreError> {
+    let hash: Option<String> = r.try_get("cursor_hash")?;
+    Ok(StreamRow {
+        name: r.try_get("name")?,
+        chain_id: r.try_get::<i64, _>("chain_id")? as u64,
+        cursor: r.try_get::<Option<i64>, _>("cursor_block")?.map(|v| v as u64),
+        cursor_hash: hash.map(|h| parse_hash(&h, "streams.cursor_hash")).transpose()?,
+        events_recorded: r.try_get::<i64, _>("events_recorded")?.max(0) as u64,
+        reorgs: r.try_get::<i64, _>("reorgs")? as u64,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+macro_rules! stream_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT name, chain_id, cursor_block, cursor_hash, events_recorded, reorgs, updated_at FROM streams ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Registers a stream if new and returns its state.
+    pub async fn ensure_stream(&self, name: &str, chain_id: u64) -> Result<StreamRow, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO streams (name, chain_id, updated_at) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(to_i64(chain_id))
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await?;
+        self.stream(name).await?.ok_or_else(|| StoreError::UnknownStream(name.to_owned()))
+    }
+
+    /// One stream's state.
+    pub async fn stream(&self, name: &str) -> Result<Option<StreamRow>, StoreError> {
+        let row = sqlx::query(stream_select!("WHERE name = ?")).bind(name).fetch_optional(&self.pool).await?;
+        row.as_ref().map(row_to_stream).transpose()
+    }
+
+    /// Every registered stream, by name.
+    pub async fn streams(&self) -> Result<Vec<StreamRow>, StoreError> {
+        let rows = sqlx::query(stream_select!("ORDER BY name")).fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_stream).collect()
+    }
+
+    /// The recorded blocks of a stream, highest first, at most `limit`.
+    pub async fn window(&self, stream: &str, limit: u32) -> Result<Vec<BlockRef>, StoreError> {
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT number, hash, parent_hash, timestamp FROM blocks WHERE stream = ? ORDER BY number DESC LIMIT ?",
+        )
+        .bind(stream)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(n, h, p, t)| {
+                Ok(BlockRef {
+                    number: n as u64,
+                    hash: parse_hash(&h, "blocks.hash")?,
+                    parent_hash: parse_hash(&p, "blocks.parent_hash")?,
+                    timestamp: t as u64,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,130 @@
+//! A real JSON-RPC proxy in front of anvil that injects endpoint faults.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// What the proxy does to the next requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward unchanged.
+    Pass,
+    /// Answer HTTP 500.
+    Http500,
+    /// Answer HTTP 429 Too Many Requests.
+    Http429,
+    /// Wait this long before forwarding (clients time out first).
+    Delay(Duration),
+    /// Refuse `eth_getLogs` spanning more than this many blocks with geth's
+    /// "query returned more than 10000 results".
+    RangeCap(u64),
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    requests: u64,
+    log_spans: Vec<(u64, bool)>,
+}
+
+struct Inner {
+    upstream: String,
+    fault: Mutex<Fault>,
+    seen: Mutex<Seen>,
+    client: reqwest::Client,
+}
+
+/// A running proxy; stops when its runtime does.
+#[derive(Clone)]
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    inner: Arc<Inner>,
+}
+
+fn quantity(v: &Value) -> Option<u64> {
+    v.as_str().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+    let fault = *inner.fault.lock().expect("lock");
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Ok(mut s) = inner.seen.lock() {
+        s.requests += 1;
+    }
+    match fault {
+        Fault::Http500 => return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response(),
+        Fault::Http429 => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
+        Fault::Delay(d) => tokio::time::sleep(d).await,
+        Fault::Pass | Fault::RangeCap(_) => {}
+    }
+    if req["method"] == "eth_getLogs" {
+        let f = &req["params"][0];
+        if let (Some(from), Some(to)) = (quantity(&f["fromBlock"]), quantity(&f["toBlock"])) {
+            let span = to.saturating_sub(from) + 1;
+            let refused = matches!(fault, Fault::RangeCap(cap) if span > cap);
+            if let Ok(mut s) = inner.seen.lock() {
+                s.log_spans.push((span, refused));
+            }
+            if refused {
+                let err = json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32005, "message": "query returned more than 10000 results"}});
+                return axum::Json(err).into_response();
+            }
+        }
+    }
+    let upstream = inner
+        .client
+        .post(&inner.upstream)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    match upstream {
+        Ok(r) => {
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let bytes = r.bytes().await.unwrap_or_default();
+            (status, [("content-type", "application/json")], bytes).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` on a free loopback port.
+    pub async fn start(upstream: &str) -> Proxy {
+        let inner = Arc::new(Inner {
+            upstream: upstream.to_owned(),
+            fault: Mutex::new(Fault::Pass),
+            seen: Mutex::new(Seen::default()),
+            client: reqwest::Client::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = Router::new().route("/", post(handle)).with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Proxy { url, inner }
+    }
+
+    /// Sets what happens to the following requests.
+    pub fn set(&self, fault: Fault) {
+        *self.inner.fault.lock().expect("lock") = fault;
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.inner.seen.lock().expect("lock").requests
+    }
+
+    /// Every `eth_getLogs` span seen, with whether it was refused.
+    pub fn log_spans(&self) -> Vec<(u64, bool)> {
+        self.inner.seen.lock().expect("lock").log_spans.clone()
+    }
+}
