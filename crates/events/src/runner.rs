@@ -99,7 +99,7 @@ impl Syncer {
                     Duration::from_millis(250u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(30))
                 }
             };
-            if !matches!(result, Err(_)) {
+            if result.is_ok() {
                 failures = 0;
             }
             if pause(wait, &mut shutdown).await {

@@ -209,10 +209,10 @@ impl Syncer {
                 _ => return Ok(self.refetch("header missing")),
             }
         }
-        if let Some((c, hash)) = cursor {
-            if canon.get(&c).map(|b| b.hash) != Some(hash) {
-                return self.handle_reorg(c).await;
-            }
+        if let Some((c, hash)) = cursor
+            && canon.get(&c).map(|b| b.hash) != Some(hash)
+        {
+            return self.handle_reorg(c).await;
         }
         let Some(end) = canon.get(&to).copied() else { return Ok(self.refetch("header missing")) };
         if end.hash != pre.hash {

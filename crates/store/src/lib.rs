@@ -85,10 +85,9 @@ impl Store {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::Unsupported(url.split(':').next().unwrap_or("").to_owned()));
         }
-        if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-            }
+        let path = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p));
+        if let Some(dir) = path.and_then(|p| std::path::Path::new(p).parent()).filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         }
         let memory = url.contains(":memory:");
         let opts = SqliteConnectOptions::from_str(url)?

@@ -1,0 +1,77 @@
+//! The HTTP API: a thin layer over the store and the syncers' progress.
+//! It holds no business logic — it validates input, checks the caller's
+//! scope, reads, and maps errors to status codes in one place ([`error`]).
+//!
+//! [`router`] builds the whole app from an [`ApiState`], so tests drive it
+//! with `oneshot` and no socket.
+
+pub mod auth;
+pub mod error;
+mod health;
+mod openapi;
+mod params;
+mod streams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use ethgate_chain::EndpointPool;
+use ethgate_core::StreamSpec;
+use ethgate_events::SyncState;
+use ethgate_store::Store;
+
+pub use auth::{Scope, hash_token, new_token};
+pub use error::ApiError;
+pub use openapi::ROUTES;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A chain as `/readyz` sees it.
+#[derive(Clone)]
+pub struct ChainHealth {
+    /// Chain name.
+    pub name: String,
+    /// Its endpoint pool (for the time of the last successful call).
+    pub pool: Arc<EndpointPool>,
+    /// How old the last success may be before the chain counts as down.
+    pub stale_after: Duration,
+}
+
+/// Renders the Prometheus exposition text.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What every handler can read.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Store,
+    /// Configured streams.
+    pub streams: Arc<Vec<StreamSpec>>,
+    /// Configured chains.
+    pub chains: Arc<Vec<ChainHealth>>,
+    /// Syncers' progress.
+    pub sync: SyncState,
+    /// Metrics renderer; `None` when no recorder is installed.
+    pub metrics: Option<MetricsRender>,
+    /// Longest long-poll wait allowed.
+    pub max_wait: Duration,
+}
+
+/// The whole API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/streams", get(streams::list))
+        .route("/v1/streams/{name}", get(streams::one))
+        .route("/v1/streams/{name}/events", get(streams::events))
+        .fallback(health::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

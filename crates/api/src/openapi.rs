@@ -1,0 +1,121 @@
+//! The OpenAPI 3.1 description of the API, served at `/openapi.json`.
+//! Written by hand next to the routes it describes; a test checks every
+//! route of the router appears here.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// The routes the document describes (method, path); kept beside the
+/// document so the test can compare them with the router.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/v1/streams"),
+    ("get", "/v1/streams/{name}"),
+    ("get", "/v1/streams/{name}/events"),
+];
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn name_param() -> Value {
+    json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+fn query_int(name: &str, description: &str, min: u64, max: u64) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description,
+           "schema": {"type": "integer", "minimum": min, "maximum": max}})
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let secured = json!([{"bearer": []}]);
+    let auth_errors = |ok: Value| -> Value {
+        let mut r = json!({
+            "401": error_response("missing or unknown token"),
+            "403": error_response("token lacks the events:read scope"),
+        });
+        r["200"] = ok;
+        r
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "ethgate", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Ethereum gateway: contract events, reorg-exact, from a durable outbox."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                "description": "Token from `ethgate token create --scope …`; scopes: events:read, tx:write, admin."}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}},
+                "EventEnvelope": {"type": "object", "properties": {
+                    "id": {"type": "string", "description": "chain_id:block_hash:log_index; the same on a retraction"},
+                    "kind": {"const": "event"}, "stream": {"type": "string"}, "chain_id": {"type": "integer"},
+                    "block_number": {"type": "integer"}, "block_hash": {"type": "string"}, "block_timestamp": {"type": "integer"},
+                    "tx_hash": {"type": "string"}, "tx_index": {"type": "integer"}, "log_index": {"type": "integer"},
+                    "address": {"type": "string"}, "event": {"type": ["string", "null"]}, "signature": {"type": ["string", "null"]},
+                    "topic0": {"type": ["string", "null"]},
+                    "args": {"type": ["object", "null"], "description": "by parameter name; integers over 53 bits are decimal strings"},
+                    "topics": {"type": "array", "items": {"type": "string"}}, "data": {"type": "string"},
+                    "removed": {"type": "boolean"}, "seq": {"type": "integer"}}},
+                "StreamStatus": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "chain": {"type": "string"}, "chain_id": {"type": "integer"},
+                    "addresses": {"type": "array", "items": {"type": "string"}}, "events": {"type": "array", "items": {"type": "string"}},
+                    "from_block": {"type": "integer"}, "confirmations": {"type": "string"},
+                    "cursor": {"type": ["integer", "null"]}, "head": {"type": ["integer", "null"]}, "lag": {"type": ["integer", "null"]},
+                    "events_recorded": {"type": "integer"}, "reorgs": {"type": "integer"}, "range_span": {"type": "integer"},
+                    "last_error": {"type": ["string", "null"]}, "last_ok": {"type": ["integer", "null"]}}}
+            }
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "up"}}}},
+            "/readyz": {"get": {"summary": "Readiness: store reachable, every chain answered recently",
+                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/v1/streams": {"get": {"summary": "Every stream with its cursor, head and lag", "security": secured,
+                "responses": auth_errors(json!({"description": "streams", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"streams": {"type": "array", "items": {"$ref": "#/components/schemas/StreamStatus"}}}}}}}))}},
+            "/v1/streams/{name}": {"get": {"summary": "One stream's status", "security": secured, "parameters": [name_param()],
+                "responses": {
+                    "200": {"description": "status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StreamStatus"}}}},
+                    "401": error_response("missing or unknown token"), "403": error_response("token lacks the events:read scope"),
+                    "404": error_response("no such stream")}}},
+            "/v1/streams/{name}/events": {"get": {"summary": "Envelopes with seq > after, in order; long-polls with wait",
+                "security": secured,
+                "parameters": [name_param(),
+                    query_int("after", "return envelopes after this seq", 0, i64::MAX as u64),
+                    query_int("limit", "page size (default 100)", 1, 1000),
+                    query_int("wait", "seconds to hold the request while nothing is new", 0, 300)],
+                "responses": {
+                    "200": {"description": "a page", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "stream": {"type": "string"}, "next": {"type": "integer", "description": "pass as `after` for the next page"},
+                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/EventEnvelope"}}}}}}},
+                    "400": error_response("bad parameter; `field` names it"),
+                    "401": error_response("missing or unknown token"), "403": error_response("token lacks the events:read scope"),
+                    "404": error_response("no such stream")}}}
+        }
+    })
+}
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described() {
+        let doc = spec();
+        for (method, path) in ROUTES {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
+        }
+        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(ROUTES.len()));
+    }
+}

@@ -1,0 +1,126 @@
+//! The short-lived subcommands: `config check`, `token create`, `streams`
+//! and `sync`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use ethgate_api::Scope;
+use ethgate_chain::headers;
+use ethgate_chain::pool::redact;
+use ethgate_events::Syncer;
+use ethgate_store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::serve::pool;
+
+/// Prints what the config means (URLs redacted).
+pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
+    let source = cfg.source.as_ref().map_or("embedded defaults".to_owned(), |p| p.display().to_string());
+    println!("config ok: {source}");
+    println!("  store   {}", cfg.store_url);
+    println!("  api     http://{}", cfg.listen);
+    for c in &cfg.chains {
+        let rpc: Vec<String> = c.rpc.iter().map(|u| redact(u)).collect();
+        println!("  chain   {} (id {}) via {}", c.name, c.chain_id, rpc.join(", "));
+    }
+    for s in &cfg.streams {
+        let events: Vec<String> = s.events.iter().map(|e| e.signature()).collect();
+        println!(
+            "  stream  {} on {}: {} address(es), events {}, from block {}, confirmations {}",
+            s.name,
+            s.chain,
+            s.addresses.len(),
+            events.join(" "),
+            s.from_block,
+            s.confirmations
+        );
+    }
+    Ok(())
+}
+
+/// Creates a token and prints it once, on stdout alone so it can be captured.
+pub async fn token_create(cfg: &Config, scopes: &[String], label: &str) -> anyhow::Result<()> {
+    for s in scopes {
+        if Scope::parse(s).is_none() {
+            let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            anyhow::bail!("--scope: {s:?} is not a scope; use one of {known:?}");
+        }
+    }
+    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    let (id, token) = ethgate_api::new_token();
+    store.insert_token(&id, &ethgate_api::hash_token(&token), scopes, label).await?;
+    eprintln!("created token {id} with scopes {}; it is shown once:", scopes.join(" "));
+    println!("{token}");
+    Ok(())
+}
+
+/// Prints a status table of every configured stream.
+pub async fn streams(cfg: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    println!("{:<20} {:<12} {:>12} {:>12} {:>8} {:>10} {:>7}", "STREAM", "CHAIN", "CURSOR", "HEAD", "LAG", "EVENTS", "REORGS");
+    for s in &cfg.streams {
+        let row = store.stream(&s.name).await?;
+        let head = match cfg.chain(&s.chain) {
+            Some(c) => {
+                let p = pool(c, 1)?;
+                tokio::time::timeout(Duration::from_secs(5), headers::block_number(&p)).await.ok().and_then(Result::ok)
+            }
+            None => None,
+        };
+        let cursor = row.as_ref().and_then(|r| r.cursor);
+        let lag = head.map(|h| h.saturating_sub(cursor.unwrap_or(s.from_block.saturating_sub(1))));
+        let show = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+        println!(
+            "{:<20} {:<12} {:>12} {:>12} {:>8} {:>10} {:>7}",
+            s.name,
+            s.chain,
+            show(cursor),
+            show(head),
+            show(lag),
+            row.as_ref().map_or(0, |r| r.events_recorded),
+            row.as_ref().map_or(0, |r| r.reorgs)
+        );
+    }
+    Ok(())
+}
+
+/// Backfills one stream to `to` with a progress bar.
+pub async fn sync(cfg: &Config, stream: &str, to: u64) -> anyhow::Result<()> {
+    let Some(spec) = cfg.streams.iter().find(|s| s.name == stream) else {
+        let known: Vec<&str> = cfg.streams.iter().map(|s| s.name.as_str()).collect();
+        anyhow::bail!("--stream: no stream named {stream:?}; configured streams: {known:?}");
+    };
+    if to < spec.from_block {
+        anyhow::bail!("--to: {to} is below the stream's from_block {}", spec.from_block);
+    }
+    let chain = cfg.chain(&spec.chain).context("stream's chain")?;
+    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    let pool = std::sync::Arc::new(pool(chain, 5)?);
+    let mut syncer = Syncer::new(spec.clone(), pool, store.clone(), chain.sync.clone()).await?;
+    let total = to - spec.from_block + 1;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:40}] {pos}/{len} blocks  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(spec.name.clone());
+    let started = std::time::Instant::now();
+    let first = store.stream(&spec.name).await?.map_or(0, |r| r.events_recorded);
+    let result = syncer
+        .sync_until(to, |cursor, head, err| {
+            bar.set_position(cursor.map_or(0, |c| (c + 1).saturating_sub(spec.from_block)).min(total));
+            match (err, head) {
+                (Some(e), _) => bar.println(format!("retrying after error: {e}")),
+                (None, Some(h)) if h < to => bar.set_message(format!("{} (head {h})", spec.name)),
+                _ => {}
+            }
+        })
+        .await;
+    bar.finish();
+    let cursor = result?;
+    let recorded = store.stream(&spec.name).await?.map_or(0, |r| r.events_recorded) - first;
+    println!("{}: synced to block {cursor}; {recorded} events recorded in {:.1?}", spec.name, started.elapsed());
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! Raw config → validated [`Config`], collecting every problem.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy_json_abi::{Event, JsonAbi};
+use alloy_primitives::Address;
+use ethgate_core::{Confirmations, StreamSpec};
+use ethgate_events::SyncerConfig;
+
+use super::raw::{RawChain, RawConfig, RawStream};
+use super::{ChainConfig, Config, DEFAULT_LISTEN, DEFAULT_STORE, Issue};
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue { key: key.into(), line: None, var: None, message: message.into() });
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn duration(issues: &mut Issues, key: String, v: Option<&str>, default: Duration) -> Duration {
+    match v {
+        None => default,
+        Some(s) => match humantime::parse_duration(s) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                issues.add(key, "must be longer than zero");
+                default
+            }
+            Err(e) => {
+                issues.add(key, format!("{s:?} is not a duration like \"500ms\" or \"2s\": {e}"));
+                default
+            }
+        },
+    }
+}
+
+fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
+    let k = |f: &str| format!("chains[{i}].{f}");
+    if !valid_name(&c.name) {
+        issues.add(k("name"), format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", c.name));
+    }
+    if c.chain_id == 0 {
+        issues.add(k("chain_id"), "must be a positive EIP-155 chain id");
+    }
+    if c.rpc.is_empty() {
+        issues.add(k("rpc"), "needs at least one JSON-RPC URL");
+    }
+    for (j, url) in c.rpc.iter().enumerate() {
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            // The URL may hold an API key: name the entry, never echo it.
+            _ => issues.add(format!("chains[{i}].rpc[{j}]"), "is not an http(s) URL"),
+        }
+    }
+    let defaults = SyncerConfig::default();
+    let poll = duration(issues, k("poll_interval"), c.poll_interval.as_deref(), defaults.poll_interval);
+    let timeout = duration(issues, k("request_timeout"), c.request_timeout.as_deref(), Duration::from_secs(10));
+    let max = c.max_block_range.unwrap_or(defaults.max_range);
+    let min = c.min_block_range.unwrap_or(defaults.min_range);
+    if max == 0 {
+        issues.add(k("max_block_range"), "must be at least 1");
+    }
+    if min == 0 || min > max {
+        issues.add(k("min_block_range"), format!("must be between 1 and max_block_range ({max})"));
+    }
+    let initial = c.initial_block_range.unwrap_or(defaults.initial_range.min(max));
+    if initial < min || initial > max {
+        issues.add(k("initial_block_range"), format!("must be between min_block_range ({min}) and max_block_range ({max})"));
+    }
+    let keep_window = c.reorg_window.unwrap_or(defaults.keep_window);
+    if keep_window < 16 {
+        issues.add(k("reorg_window"), "must be at least 16 blocks");
+    }
+    ChainConfig {
+        name: c.name,
+        chain_id: c.chain_id,
+        rpc: c.rpc,
+        request_timeout: timeout,
+        sync: SyncerConfig {
+            initial_range: initial,
+            min_range: min,
+            max_range: max,
+            keep_window,
+            poll_interval: poll,
+            ..defaults
+        },
+    }
+}
+
+fn confirmations(issues: &mut Issues, key: String, v: Option<toml::Value>) -> Confirmations {
+    match v {
+        None => Confirmations::Depth(0),
+        Some(toml::Value::Integer(n)) if n >= 0 => Confirmations::Depth(n as u64),
+        Some(toml::Value::String(s)) if s == "safe" => Confirmations::Safe,
+        Some(toml::Value::String(s)) if s == "finalized" => Confirmations::Finalized,
+        Some(other) => {
+            issues.add(key, format!("{other} is not a block count, \"safe\" or \"finalized\""));
+            Confirmations::Depth(0)
+        }
+    }
+}
+
+fn stream(issues: &mut Issues, i: usize, s: RawStream, chains: &[ChainConfig], base: &Path) -> Option<StreamSpec> {
+    let k = |f: &str| format!("streams[{i}].{f}");
+    if !valid_name(&s.name) {
+        issues.add(k("name"), format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name));
+    }
+    let chain = chains.iter().find(|c| c.name == s.chain);
+    if chain.is_none() {
+        let known: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+        issues.add(k("chain"), format!("unknown chain {:?}; configured chains: {known:?}", s.chain));
+    }
+    if s.addresses.is_empty() {
+        issues.add(k("addresses"), "needs at least one contract address");
+    }
+    let mut addresses = Vec::new();
+    for (j, a) in s.addresses.iter().enumerate() {
+        match a.parse::<Address>() {
+            Ok(addr) => addresses.push(addr),
+            Err(_) => issues.add(format!("streams[{i}].addresses[{j}]"), format!("{a:?} is not a 20-byte hex address")),
+        }
+    }
+    let mut events: Vec<Event> = Vec::new();
+    if let Some(path) = &s.abi {
+        let full = base.join(path);
+        match std::fs::read_to_string(&full) {
+            Err(e) => issues.add(k("abi"), format!("cannot read {}: {e}", full.display())),
+            Ok(text) => {
+                // Accept a bare ABI array or a compiler artifact with an `abi` field.
+                let parsed = serde_json::from_str::<JsonAbi>(&text).or_else(|_| {
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .and_then(|v| serde_json::from_value::<JsonAbi>(v["abi"].clone()))
+                });
+                match parsed {
+                    Ok(abi) if abi.events().next().is_some() => events.extend(abi.events().cloned()),
+                    Ok(_) => issues.add(k("abi"), format!("{} declares no events", full.display())),
+                    Err(e) => issues.add(k("abi"), format!("{} is not an ABI JSON: {e}", full.display())),
+                }
+            }
+        }
+    }
+    for (j, sig) in s.events.iter().enumerate() {
+        let text = sig.trim();
+        let text = if text.starts_with("event ") { text.to_owned() } else { format!("event {text}") };
+        match Event::parse(&text) {
+            Ok(e) if e.anonymous => issues.add(format!("streams[{i}].events[{j}]"), "anonymous events have no selector to filter on"),
+            Ok(e) => events.push(e),
+            Err(e) => issues.add(format!("streams[{i}].events[{j}]"), format!("{sig:?} is not an event signature: {e}")),
+        }
+    }
+    if s.abi.is_none() && s.events.is_empty() {
+        issues.add(k("events"), "give `events` signatures and/or an `abi` file");
+    }
+    events.sort_by_key(Event::selector);
+    events.dedup_by_key(|e| e.selector());
+    let confirmations = confirmations(issues, k("confirmations"), s.confirmations);
+    Some(StreamSpec {
+        name: s.name,
+        chain: s.chain,
+        chain_id: chain?.chain_id,
+        addresses,
+        events,
+        from_block: s.from_block.unwrap_or(0),
+        confirmations,
+    })
+}
+
+/// Validates `raw`; ABI paths resolve against `base` (the file's folder).
+pub fn validate(raw: RawConfig, base: &Path, source: Option<PathBuf>) -> Result<Config, Vec<Issue>> {
+    let mut issues = Issues(Vec::new());
+    let store_url = raw.store.url.unwrap_or_else(|| DEFAULT_STORE.to_owned());
+    if !store_url.starts_with("sqlite:") {
+        issues.add("store.url", "must be sqlite://PATH (PostgreSQL support is not built yet)");
+    }
+    let listen_text = raw.api.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.parse().unwrap_or_else(|_| {
+        issues.add("api.listen", format!("{listen_text:?} is not host:port, e.g. \"127.0.0.1:8700\""));
+        ([127, 0, 0, 1], 8700).into()
+    });
+    let max_wait = raw.api.max_wait_secs.unwrap_or(60);
+    if !(1..=300).contains(&max_wait) {
+        issues.add("api.max_wait_secs", "must be between 1 and 300");
+    }
+    let mut chains: Vec<ChainConfig> = Vec::new();
+    for (i, c) in raw.chains.into_iter().enumerate() {
+        let c = chain(&mut issues, i, c);
+        if chains.iter().any(|o| o.name == c.name) {
+            issues.add(format!("chains[{i}].name"), format!("{:?} is configured twice", c.name));
+        }
+        if chains.iter().any(|o| o.chain_id == c.chain_id) {
+            issues.add(format!("chains[{i}].chain_id"), format!("{} is configured twice", c.chain_id));
+        }
+        chains.push(c);
+    }
+    let mut streams = Vec::new();
+    let mut names = HashSet::new();
+    for (i, s) in raw.streams.into_iter().enumerate() {
+        if !names.insert(s.name.clone()) {
+            issues.add(format!("streams[{i}].name"), format!("{:?} is configured twice", s.name));
+        }
+        if let Some(spec) = stream(&mut issues, i, s, &chains, base) {
+            streams.push(spec);
+        }
+    }
+    if !issues.0.is_empty() {
+        return Err(issues.0);
+    }
+    Ok(Config { source, store_url, listen, max_wait: Duration::from_secs(max_wait), chains, streams })
+}

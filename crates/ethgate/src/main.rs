@@ -1,0 +1,139 @@
+//! `ethgate`: the Ethereum gateway's one binary. It reads `ethgate.toml`
+//! (or runs on embedded defaults), then serves, checks its config, manages
+//! API tokens, shows stream status or runs a bounded backfill.
+
+mod bench;
+mod commands;
+mod config;
+mod serve;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ethereum gateway: contract events, reorg-exact, into a durable outbox.
+#[derive(Parser)]
+#[command(name = "ethgate", version, about, long_about = None)]
+struct Cli {
+    /// Config file; default ./ethgate.toml if present, else embedded defaults.
+    #[arg(long, short, global = true, env = "ETHGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: every stream's syncer and the HTTP API.
+    Serve,
+    /// Work with the config file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Show every stream's cursor, head, lag and counts.
+    Streams,
+    /// Backfill one stream up to a block with a progress bar, then exit.
+    Sync {
+        /// Stream name.
+        #[arg(long)]
+        stream: String,
+        /// Last block to record.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Benchmarks that print figures and their ratio to a baseline.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the config; print every problem with its key and line.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is stored.
+    Create {
+        /// Scope to grant (events:read, tx:write, admin); repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A label to recognise the token by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Build an anvil chain with many logs, then compare raw eth_getLogs
+    /// throughput with ethgate's ingest into the outbox.
+    Sync {
+        /// Logs to emit.
+        #[arg(long, default_value_t = 100_000)]
+        logs: u64,
+        /// Logs per transaction.
+        #[arg(long, default_value_t = 500)]
+        per_tx: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if let Command::Bench { command: BenchCommand::Sync { logs, per_tx } } = cli.command {
+        return report(bench::sync(logs, per_tx).await);
+    }
+    let cfg = match config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("error: the configuration has {} problem(s); nothing was started", e.issues.len());
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => serve::serve(cfg).await,
+        Command::Config { command: ConfigCommand::Check } => commands::config_check(&cfg),
+        Command::Token { command: TokenCommand::Create { scopes, label } } => commands::token_create(&cfg, &scopes, &label).await,
+        Command::Streams => commands::streams(&cfg).await,
+        Command::Sync { stream, to } => commands::sync(&cfg, &stream, to).await,
+        Command::Bench { .. } => Ok(()),
+    };
+    report(result)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

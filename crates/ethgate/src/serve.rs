@@ -1,0 +1,118 @@
+//! `ethgate serve`: wires pools, store, syncers and the API, and stops them
+//! in order on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ethgate_api::{ApiState, ChainHealth};
+use ethgate_chain::{EndpointPool, PoolConfig};
+use ethgate_events::{SyncState, Syncer};
+use ethgate_store::Store;
+use tokio::sync::watch;
+
+use crate::config::{ChainConfig, Config};
+use crate::telemetry;
+
+/// Builds one endpoint pool per chain.
+pub fn pools(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<EndpointPool>>> {
+    cfg.chains
+        .iter()
+        .map(|c| Ok((c.name.clone(), Arc::new(pool(c, 5)?))))
+        .collect()
+}
+
+/// One chain's pool with `max_rounds` retry rounds.
+pub fn pool(c: &ChainConfig, max_rounds: u32) -> anyhow::Result<EndpointPool> {
+    EndpointPool::new(PoolConfig {
+        chain: c.name.clone(),
+        urls: c.rpc.clone(),
+        request_timeout: c.request_timeout,
+        max_rounds,
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(30),
+    })
+    .with_context(|| format!("chain {}: building the HTTP client", c.name))
+}
+
+/// Refuses a chain whose node reports another chain id; a node that does
+/// not answer yet is only warned about (the syncers keep retrying).
+async fn check_chain_id(c: &ChainConfig, pool: &EndpointPool) -> anyhow::Result<()> {
+    match pool.call::<alloy_primitives::U64>("eth_chainId", serde_json::json!([])).await {
+        Ok(id) if id.to::<u64>() == c.chain_id => Ok(()),
+        Ok(id) => anyhow::bail!("chains.{}: chain_id is {} but the node reports {}", c.name, c.chain_id, id.to::<u64>()),
+        Err(e) => {
+            tracing::warn!(chain = %c.name, error = %e, "chain not reachable at start; syncers will retry");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Runs until a shutdown signal.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let prometheus = telemetry::metrics()?;
+    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    let pools = pools(&cfg)?;
+    for c in &cfg.chains {
+        check_chain_id(c, &pools[&c.name]).await?;
+    }
+    let (stop, stopped) = watch::channel(false);
+    let sync = SyncState::default();
+    let mut tasks = Vec::new();
+    for spec in &cfg.streams {
+        let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
+        let syncer = Syncer::new(spec.clone(), pools[&spec.chain].clone(), store.clone(), chain.sync.clone())
+            .await
+            .with_context(|| format!("stream {}", spec.name))?;
+        tasks.push(tokio::spawn(syncer.run(sync.clone(), stopped.clone())));
+    }
+    let chains = cfg
+        .chains
+        .iter()
+        .map(|c| ChainHealth {
+            name: c.name.clone(),
+            pool: pools[&c.name].clone(),
+            stale_after: (c.sync.poll_interval * 5).max(Duration::from_secs(30)),
+        })
+        .collect();
+    let state = ApiState {
+        store,
+        streams: Arc::new(cfg.streams.clone()),
+        chains: Arc::new(chains),
+        sync,
+        metrics: Some(Arc::new(move || prometheus.render())),
+        max_wait: cfg.max_wait,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;
+    tracing::info!(listen = %cfg.listen, store = %cfg.store_url, chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
+    axum::serve(listener, ethgate_api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the API")?;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    Ok(())
+}
