@@ -8,9 +8,11 @@
 
 pub mod anvil;
 pub mod proxy;
+pub mod truth;
 
 pub use anvil::{Anvil, EVENT_SOURCE, tool};
 pub use proxy::{Fault, Proxy};
+pub use truth::{apply, assert_equals_truth, outbox};
 
 /// A free TCP port on loopback (bound, then released).
 pub fn free_port() -> u16 {

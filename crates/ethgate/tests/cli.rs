@@ -1,0 +1,146 @@
+//! The `ethgate` binary's command line: help on every command, config
+//! errors that name the key and line and start nothing, and argument
+//! errors that name the flag.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ethgate(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ETHGATE_CONFIG")
+        .output()
+        .expect("ethgate runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["token", "create", "--help"],
+        vec!["streams", "--help"],
+        vec!["sync", "--help"],
+        vec!["bench", "sync", "--help"],
+    ] {
+        let out = ethgate(dir.path(), &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn no_config_means_embedded_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ethgate(dir.path(), &["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("embedded defaults") && text.contains("sqlite://./data/ethgate.db"), "{text}");
+}
+
+const BAD: &str = r#"[store]
+url = "sqlite://./data/x.db"
+
+[[chains]]
+name = "anvil"
+chain_id = 31337
+rpc = ["ftp://secret-key@example"]
+poll_interval = "soon"
+
+[[streams]]
+name = "a"
+chain = "mainnet"
+addresses = ["0x1234"]
+events = ["event Transfer(address indexed from, address to"]
+confirmations = "later"
+"#;
+
+#[test]
+fn config_check_reports_every_error_with_key_and_line_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ethgate.toml"), BAD).expect("write");
+    for cmd in [vec!["config", "check"], vec!["serve"]] {
+        let out = ethgate(dir.path(), &cmd);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        let err = stderr(&out);
+        for expected in [
+            "ethgate.toml:7: chains[0].rpc[0]",
+            "ethgate.toml:8: chains[0].poll_interval",
+            "ethgate.toml:12: streams[0].chain",
+            "ethgate.toml:13: streams[0].addresses[0]",
+            "ethgate.toml:14: streams[0].events[0]",
+            "ethgate.toml:15: streams[0].confirmations",
+        ] {
+            assert!(err.contains(expected), "{cmd:?} missing {expected:?} in:\n{err}");
+        }
+        assert!(!err.contains("secret-key"), "a URL's credentials never reach an error");
+    }
+    assert!(!dir.path().join("data").exists(), "a bad config creates nothing");
+}
+
+#[test]
+fn type_errors_and_unknown_keys_name_the_key_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ethgate.toml"), "[api]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").expect("write");
+    let out = ethgate(dir.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ethgate.toml:3"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
+    std::fs::write(dir.path().join("ethgate.toml"), "[[chains]]\nname = \"a\"\nchain_id = \"one\"\nrpc = []\n").expect("write");
+    let out = ethgate(dir.path(), &["config", "check"]);
+    assert!(stderr(&out).contains("ethgate.toml:3: chains[0].chain_id"), "{}", stderr(&out));
+}
+
+#[test]
+fn environment_overrides_apply_and_are_named_in_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("ETHGATE_API__LISTEN", "0.0.0.0:9999")
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0.0.0.0:9999"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("ETHGATE_API__LISTEN", "nowhere")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ETHGATE_API__LISTEN: api.listen"), "{}", stderr(&out));
+}
+
+#[test]
+fn argument_errors_name_the_flag_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ethgate(dir.path(), &["token", "create", "--scope", "root"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--scope"), "{}", stderr(&out));
+    assert!(!dir.path().join("data").exists(), "no store was created for a refused token");
+    let out = ethgate(dir.path(), &["sync", "--stream", "nope", "--to", "10"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--stream"), "{}", stderr(&out));
+}
+
+#[test]
+fn token_create_prints_the_token_once_and_stores_only_its_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ethgate(dir.path(), &["token", "create", "--scope", "events:read", "--label", "ci"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("egt_"));
+    assert!(!stderr(&out).contains(&token), "the token is on stdout only");
+    let db = std::fs::read(dir.path().join("data/ethgate.db")).expect("store");
+    let wal = std::fs::read(dir.path().join("data/ethgate.db-wal")).unwrap_or_default();
+    let needle = token.as_bytes();
+    let found = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(!found(&db) && !found(&wal), "the token itself is not stored");
+}
