@@ -26,6 +26,7 @@ contract EventSource {
     /// Emits `count` Transfers with values `first`, `first + 1`, ... in one transaction.
     function burst(uint256 count, uint256 first) external {
         for (uint256 i = 0; i < count; i++) {
+            // forge-lint: disable-next-line(unsafe-typecast)
             emit Transfer(msg.sender, address(uint160(i + 1)), first + i);
         }
     }
