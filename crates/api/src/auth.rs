@@ -44,7 +44,10 @@ pub fn new_token() -> (String, String) {
     rand::rng().fill_bytes(&mut secret);
     let mut id = [0u8; 6];
     rand::rng().fill_bytes(&mut id);
-    (format!("tok_{}", hex::encode(id)), format!("egt_{}", hex::encode(secret)))
+    (
+        format!("tok_{}", hex::encode(id)),
+        format!("egt_{}", hex::encode(secret)),
+    )
 }
 
 /// The stored form of a token.
@@ -63,7 +66,11 @@ pub struct Caller {
 impl Caller {
     /// Refuses unless the token has `scope` (or `admin`).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.iter().any(|s| s == scope.as_str() || s == Scope::Admin.as_str()) {
+        if self
+            .scopes
+            .iter()
+            .any(|s| s == scope.as_str() || s == Scope::Admin.as_str())
+        {
             Ok(())
         } else {
             Err(ApiError::forbidden(scope.as_str()))
@@ -74,25 +81,35 @@ impl Caller {
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
         let State(state): State<ApiState> = State(state.clone());
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <token> header")
+            })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("Authorization header must be \"Bearer <token>\""))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authorization header must be \"Bearer <token>\"")
+            })?;
         let row = state
             .store
             .token_by_hash(&hash_token(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-        Ok(Caller { token_id: row.id, scopes: row.scopes })
+        Ok(Caller {
+            token_id: row.id,
+            scopes: row.scopes,
+        })
     }
 }
 
@@ -119,10 +136,22 @@ mod tests {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
         }
         assert_eq!(Scope::parse("root"), None);
-        let admin = Caller { token_id: "t".into(), scopes: vec!["admin".into()] };
+        let admin = Caller {
+            token_id: "t".into(),
+            scopes: vec!["admin".into()],
+        };
         assert!(admin.require(Scope::TxWrite).is_ok());
-        let reader = Caller { token_id: "t".into(), scopes: vec!["events:read".into()] };
+        let reader = Caller {
+            token_id: "t".into(),
+            scopes: vec!["events:read".into()],
+        };
         assert!(reader.require(Scope::EventsRead).is_ok());
-        assert_eq!(reader.require(Scope::Admin).err().map(|e| e.status().as_u16()), Some(403));
+        assert_eq!(
+            reader
+                .require(Scope::Admin)
+                .err()
+                .map(|e| e.status().as_u16()),
+            Some(403)
+        );
     }
 }

@@ -22,17 +22,32 @@ pub struct ApiError {
 impl ApiError {
     /// 400 for a bad request parameter, naming it.
     pub fn bad_param(field: &str, message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "invalid_parameter", message: message.into(), field: Some(field.to_owned()) }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_parameter",
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
     }
 
     /// 404 for an unknown named resource.
     pub fn not_found(field: &str, message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into(), field: Some(field.to_owned()) }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
     }
 
     /// 401: no usable token.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into(), field: Some("Authorization".into()) }
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
+            field: Some("Authorization".into()),
+        }
     }
 
     /// 403: a valid token without the scope.
@@ -48,7 +63,12 @@ impl ApiError {
     /// 500; the cause is logged, not returned.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: "internal error; see the server log".into(), field: None }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "internal error; see the server log".into(),
+            field: None,
+        }
     }
 
     /// The status code, for tests and middleware.
@@ -65,7 +85,8 @@ impl From<ethgate_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
         (self.status, Json(body)).into_response()
     }
 }

@@ -18,7 +18,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// `/readyz`: the store answers and every chain answered recently.
 pub async fn readyz(State(state): State<ApiState>) -> Response {
     let store_ok = state.store.ping().await;
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let chains: Vec<serde_json::Value> = state
         .chains
         .iter()
@@ -29,14 +31,26 @@ pub async fn readyz(State(state): State<ApiState>) -> Response {
         })
         .collect();
     let ready = store_ok && chains.iter().all(|c| c["ok"] == true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": ready, "store": store_ok, "chains": chains}))).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": ready, "store": store_ok, "chains": chains})),
+    )
+        .into_response()
 }
 
 /// `/metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     match &state.metrics {
-        Some(render) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response(),
+        Some(render) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            render(),
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
     }
 }

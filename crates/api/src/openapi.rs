@@ -114,8 +114,14 @@ mod tests {
     fn every_route_is_described() {
         let doc = spec();
         for (method, path) in ROUTES {
-            assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing from the OpenAPI document"
+            );
         }
-        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(ROUTES.len()));
+        assert_eq!(
+            doc["paths"].as_object().map(|p| p.len()),
+            Some(ROUTES.len())
+        );
     }
 }

@@ -11,7 +11,10 @@ pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, Stri
     let mut out = HashMap::new();
     for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
-            return Err(ApiError::bad_param(&k, format!("unknown parameter; expected one of {allowed:?}")));
+            return Err(ApiError::bad_param(
+                &k,
+                format!("unknown parameter; expected one of {allowed:?}"),
+            ));
         }
         if out.insert(k.clone(), v).is_some() {
             return Err(ApiError::bad_param(&k, "given more than once"));
@@ -21,12 +24,21 @@ pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, Stri
 }
 
 /// An optional integer parameter within `[min, max]`.
-pub fn int(params: &HashMap<String, String>, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+pub fn int(
+    params: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
     match params.get(name) {
         None => Ok(default),
         Some(v) => match v.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::bad_param(name, format!("{v:?} must be an integer from {min} to {max}"))),
+            _ => Err(ApiError::bad_param(
+                name,
+                format!("{v:?} must be an integer from {min} to {max}"),
+            )),
         },
     }
 }

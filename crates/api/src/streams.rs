@@ -20,7 +20,9 @@ async fn status(state: &ApiState, spec: &StreamSpec) -> Result<Value, ApiError> 
     let row = state.store.stream(&spec.name).await?;
     let progress = state.sync.get(&spec.name).unwrap_or_default();
     let cursor = row.as_ref().and_then(|r| r.cursor);
-    let lag = progress.head.map(|h| h.saturating_sub(cursor.unwrap_or(spec.from_block.saturating_sub(1))));
+    let lag = progress
+        .head
+        .map(|h| h.saturating_sub(cursor.unwrap_or(spec.from_block.saturating_sub(1))));
     Ok(json!({
         "name": spec.name,
         "chain": spec.chain,
@@ -59,7 +61,11 @@ pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<
 }
 
 /// `GET /v1/streams/{name}`.
-pub async fn one(State(state): State<ApiState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn one(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::EventsRead)?;
     let spec = find(&state, &name)?;
     Ok(Json(status(&state, spec).await?))
@@ -84,16 +90,23 @@ pub async fn events(
     let mut changes = state.store.subscribe();
     let page = loop {
         changes.borrow_and_update();
-        let page = state.store.events_after(&spec.name, after, limit as u32).await?;
+        let page = state
+            .store
+            .events_after(&spec.name, after, limit as u32)
+            .await?;
         if !page.is_empty() || Instant::now() >= deadline {
             break page;
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
             continue;
         }
     };
     let next = page.last().map_or(after, |e| e.seq);
-    let mut body = String::with_capacity(64 + page.iter().map(|e| e.payload.len() + 24).sum::<usize>());
+    let mut body =
+        String::with_capacity(64 + page.iter().map(|e| e.payload.len() + 24).sum::<usize>());
     body.push_str("{\"stream\":");
     body.push_str(&serde_json::to_string(&spec.name).unwrap_or_default());
     body.push_str(",\"events\":[");

@@ -26,21 +26,32 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}/api.db", dir.path().display())).await.expect("store");
+    let store = Store::connect(&format!("sqlite://{}/api.db", dir.path().display()))
+        .await
+        .expect("store");
     store.ensure_stream("demo", 31337).await.expect("stream");
     let spec = StreamSpec {
         name: "demo".into(),
         chain: "anvil".into(),
         chain_id: 31337,
         addresses: vec![Address::repeat_byte(1)],
-        events: vec![Event::parse("event Transfer(address indexed from, address indexed to, uint256 value)").expect("event")],
+        events: vec![
+            Event::parse("event Transfer(address indexed from, address indexed to, uint256 value)")
+                .expect("event"),
+        ],
         from_block: 0,
         confirmations: Confirmations::Depth(0),
     };
     let (id, reader) = new_token();
-    store.insert_token(&id, &hash_token(&reader), &["events:read".into()], "reader").await.expect("token");
+    store
+        .insert_token(&id, &hash_token(&reader), &["events:read".into()], "reader")
+        .await
+        .expect("token");
     let (id, tx) = new_token();
-    store.insert_token(&id, &hash_token(&tx), &["tx:write".into()], "tx").await.expect("token");
+    store
+        .insert_token(&id, &hash_token(&tx), &["tx:write".into()], "tx")
+        .await
+        .expect("token");
     let state = ApiState {
         store: store.clone(),
         streams: Arc::new(vec![spec]),
@@ -49,11 +60,22 @@ async fn fixture() -> Fixture {
         metrics: None,
         max_wait: Duration::from_secs(10),
     };
-    Fixture { _dir: dir, store, state, reader, admin_only_tx: tx }
+    Fixture {
+        _dir: dir,
+        store,
+        state,
+        reader,
+        admin_only_tx: tx,
+    }
 }
 
 async fn record(store: &Store, block: u64, logs: u64) {
-    let b = BlockRef { number: block, hash: B256::repeat_byte(block as u8), parent_hash: B256::ZERO, timestamp: 1 };
+    let b = BlockRef {
+        number: block,
+        hash: B256::repeat_byte(block as u8),
+        parent_hash: B256::ZERO,
+        timestamp: 1,
+    };
     let envelopes = (0..logs)
         .map(|i| {
             let log = RawLog {
@@ -71,9 +93,20 @@ async fn record(store: &Store, block: u64, logs: u64) {
             EventEnvelope::from_log("demo", 31337, &log, 1, None)
         })
         .collect();
-    let cursor = store.stream("demo").await.expect("read").and_then(|r| r.cursor);
+    let cursor = store
+        .stream("demo")
+        .await
+        .expect("read")
+        .and_then(|r| r.cursor);
     store
-        .commit_range(&RangeCommit { stream: "demo".into(), expected_cursor: cursor, envelopes, blocks: vec![b], cursor: b, keep_window: 100 })
+        .commit_range(&RangeCommit {
+            stream: "demo".into(),
+            expected_cursor: cursor,
+            envelopes,
+            blocks: vec![b],
+            cursor: b,
+            keep_window: 100,
+        })
         .await
         .expect("commit");
 }
@@ -83,10 +116,18 @@ async fn get(state: &ApiState, uri: &str, token: Option<&str>) -> (StatusCode, V
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = router(state.clone()).oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
+    let resp = router(state.clone())
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -99,7 +140,11 @@ async fn missing_invalid_or_underscoped_tokens_are_refused() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let (s, body) = get(&f.state, "/v1/streams/demo/events", Some(&f.admin_only_tx)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("events:read")));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("events:read"))
+    );
     let (s, _) = get(&f.state, "/v1/streams", Some(&f.reader)).await;
     assert_eq!(s, StatusCode::OK);
 }
@@ -124,10 +169,17 @@ async fn bad_parameters_name_the_field_and_change_nothing() {
         assert_eq!(body["error"]["field"], field, "{uri}: {body}");
     }
     let (s, body) = get(&f.state, "/v1/streams/nope/events", Some(&f.reader)).await;
-    assert_eq!((s, body["error"]["field"].clone()), (StatusCode::NOT_FOUND, Value::from("name")));
+    assert_eq!(
+        (s, body["error"]["field"].clone()),
+        (StatusCode::NOT_FOUND, Value::from("name"))
+    );
     let (s, _) = get(&f.state, "/v1/streams/nope", Some(&f.reader)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(f.store.stream("demo").await.expect("read"), before, "nothing changed");
+    assert_eq!(
+        f.store.stream("demo").await.expect("read"),
+        before,
+        "nothing changed"
+    );
 }
 
 #[tokio::test]
@@ -137,17 +189,33 @@ async fn pages_follow_seq_in_order() {
     record(&f.store, 2, 4).await;
     let (s, page) = get(&f.state, "/v1/streams/demo/events?limit=4", Some(&f.reader)).await;
     assert_eq!(s, StatusCode::OK);
-    let seqs: Vec<u64> = page["events"].as_array().expect("events").iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let seqs: Vec<u64> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
     assert_eq!(page["next"], 4);
-    let (_, page) = get(&f.state, "/v1/streams/demo/events?after=4&limit=100", Some(&f.reader)).await;
+    let (_, page) = get(
+        &f.state,
+        "/v1/streams/demo/events?after=4&limit=100",
+        Some(&f.reader),
+    )
+    .await;
     let events = page["events"].as_array().expect("events");
     assert_eq!(events.len(), 5);
     assert_eq!(events[0]["block_number"], 1);
     assert_eq!(events[4]["block_number"], 2);
     assert_eq!(page["next"], 9);
     let (_, status) = get(&f.state, "/v1/streams/demo", Some(&f.reader)).await;
-    assert_eq!((status["cursor"].as_u64(), status["events_recorded"].as_u64()), (Some(2), Some(9)));
+    assert_eq!(
+        (
+            status["cursor"].as_u64(),
+            status["events_recorded"].as_u64()
+        ),
+        (Some(2), Some(9))
+    );
 }
 
 #[tokio::test]
@@ -155,16 +223,33 @@ async fn long_poll_returns_as_soon_as_an_event_is_recorded() {
     let f = fixture().await;
     let state = f.state.clone();
     let token = f.reader.clone();
-    let poll = tokio::spawn(async move { get(&state, "/v1/streams/demo/events?wait=10", Some(&token)).await });
+    let poll =
+        tokio::spawn(
+            async move { get(&state, "/v1/streams/demo/events?wait=10", Some(&token)).await },
+        );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!poll.is_finished(), "the request is held while nothing is new");
+    assert!(
+        !poll.is_finished(),
+        "the request is held while nothing is new"
+    );
     record(&f.store, 1, 1).await;
-    let (s, page) = tokio::time::timeout(Duration::from_secs(5), poll).await.expect("returned before the wait ended").expect("task");
+    let (s, page) = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("returned before the wait ended")
+        .expect("task");
     assert_eq!(s, StatusCode::OK);
     assert_eq!(page["events"][0]["seq"], 1);
     // With nothing new, wait=1 returns an empty page after the wait.
-    let (s, page) = get(&f.state, "/v1/streams/demo/events?after=1&wait=1", Some(&f.reader)).await;
-    assert_eq!((s, page["events"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    let (s, page) = get(
+        &f.state,
+        "/v1/streams/demo/events?after=1&wait=1",
+        Some(&f.reader),
+    )
+    .await;
+    assert_eq!(
+        (s, page["events"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
     assert_eq!(page["next"], 1);
 }
 
@@ -174,10 +259,16 @@ async fn every_described_route_exists_and_unknown_ones_are_json_404s() {
     for (_, path) in ROUTES {
         let uri = path.replace("{name}", "demo");
         let (s, body) = get(&f.state, &uri, Some(&f.reader)).await;
-        assert_ne!(body["error"]["field"], "path", "{path} is not routed (status {s})");
+        assert_ne!(
+            body["error"]["field"], "path",
+            "{path} is not routed (status {s})"
+        );
     }
     let (s, body) = get(&f.state, "/v2/nothing", None).await;
-    assert_eq!((s, body["error"]["code"].clone()), (StatusCode::NOT_FOUND, Value::from("not_found")));
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, Value::from("not_found"))
+    );
     let (s, doc) = get(&f.state, "/openapi.json", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");

@@ -63,17 +63,27 @@ pub async fn block_number(pool: &EndpointPool) -> Result<u64, ChainError> {
 
 /// One header, `None` if the node doesn't have that block.
 pub async fn header(pool: &EndpointPool, tag: BlockTag) -> Result<Option<BlockRef>, ChainError> {
-    let h: Option<Header> = pool.call("eth_getBlockByNumber", json!([tag.param(), false])).await?;
+    let h: Option<Header> = pool
+        .call("eth_getBlockByNumber", json!([tag.param(), false]))
+        .await?;
     Ok(h.map(Into::into))
 }
 
 /// Headers of the given heights, in the same order, fetched in batches.
-pub async fn headers(pool: &EndpointPool, numbers: &[u64]) -> Result<Vec<Option<BlockRef>>, ChainError> {
+pub async fn headers(
+    pool: &EndpointPool,
+    numbers: &[u64],
+) -> Result<Vec<Option<BlockRef>>, ChainError> {
     let mut out = Vec::with_capacity(numbers.len());
     for chunk in numbers.chunks(BATCH) {
         let calls: Vec<(&str, serde_json::Value)> = chunk
             .iter()
-            .map(|n| ("eth_getBlockByNumber", json!([BlockTag::Number(*n).param(), false])))
+            .map(|n| {
+                (
+                    "eth_getBlockByNumber",
+                    json!([BlockTag::Number(*n).param(), false]),
+                )
+            })
             .collect();
         for r in pool.batch::<Option<Header>>(&calls).await? {
             out.push(r?.map(Into::into));

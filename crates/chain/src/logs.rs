@@ -37,7 +37,13 @@ impl RangeSizer {
     pub fn new(initial: u64, min: u64, max: u64, grow_after: u32) -> Self {
         let min = min.max(1);
         let max = max.max(min);
-        RangeSizer { span: initial.clamp(min, max), min, max, grow_after: grow_after.max(1), successes: 0 }
+        RangeSizer {
+            span: initial.clamp(min, max),
+            min,
+            max,
+            grow_after: grow_after.max(1),
+            successes: 0,
+        }
     }
 
     /// Blocks per query now.
@@ -47,8 +53,9 @@ impl RangeSizer {
 
     /// Records a successful query that returned `logs` logs. A response far
     /// above `target_logs` shrinks the span in proportion, so memory per
-    /// query stays bounded on busy contracts; small ones grow it back after
-    /// enough successes in a row.
+    /// query stays bounded on busy contracts; a light one (under a quarter
+    /// of the target) doubles it at once, so sparse contracts are read in
+    /// big strides soon; otherwise it grows after enough successes in a row.
     pub fn on_success(&mut self, logs: usize, target_logs: usize) {
         let target = target_logs.max(1) as u64;
         let logs = logs as u64;
@@ -61,6 +68,11 @@ impl RangeSizer {
             self.successes = 0;
             return;
         }
+        if logs.saturating_mul(4) < target {
+            self.span = self.span.saturating_mul(2).min(self.max);
+            self.successes = 0;
+            return;
+        }
         self.successes += 1;
         if self.successes >= self.grow_after && self.span < self.max {
             self.span = self.span.saturating_mul(2).min(self.max);
@@ -70,21 +82,68 @@ impl RangeSizer {
 
     /// Records that `[from, to]` was refused as too large. Returns `false`
     /// when the range cannot shrink further (one block is already too much).
-    pub fn on_too_large(&mut self, from: u64, to: u64, hint_to: Option<u64>, max_span: Option<u64>) -> bool {
+    pub fn on_too_large(
+        &mut self,
+        from: u64,
+        to: u64,
+        hint_to: Option<u64>,
+        max_span: Option<u64>,
+    ) -> bool {
         let tried = to.saturating_sub(from) + 1;
         self.successes = 0;
         if tried <= self.min {
             return false;
         }
-        let hinted = hint_to.filter(|h| *h >= from && *h < to).map(|h| h - from + 1);
+        let hinted = hint_to
+            .filter(|h| *h >= from && *h < to)
+            .map(|h| h - from + 1);
         let stated = max_span.filter(|s| *s < tried);
-        self.span = hinted.or(stated).unwrap_or(tried / 2).clamp(self.min, tried - 1);
+        self.span = hinted
+            .or(stated)
+            .unwrap_or(tried / 2)
+            .clamp(self.min, tried - 1);
         true
     }
 }
 
+/// Fetches the logs of `[from, to]` as up to `parts` concurrent queries
+/// over contiguous sub-ranges, concatenated in block order. A node serves
+/// concurrent queries on several cores, so a backfill is not bound by one
+/// request's latency; any part's error is the whole call's error (a "too
+/// large" from one part shrinks the whole span).
+pub async fn get_logs_split(
+    pool: &EndpointPool,
+    filter: &LogFilter,
+    from: u64,
+    to: u64,
+    parts: u64,
+) -> Result<Vec<RawLog>, ChainError> {
+    let span = to.saturating_sub(from) + 1;
+    let parts = parts.clamp(1, span);
+    if parts == 1 {
+        return get_logs(pool, filter, from, to).await;
+    }
+    let step = span.div_ceil(parts);
+    let ranges: Vec<(u64, u64)> = (0..parts)
+        .map(|i| (from + i * step, to.min(from + (i + 1) * step - 1)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    let results =
+        futures::future::join_all(ranges.iter().map(|(a, b)| get_logs(pool, filter, *a, *b))).await;
+    let mut out = Vec::new();
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
 /// Fetches the logs of `[from, to]` in one query.
-pub async fn get_logs(pool: &EndpointPool, filter: &LogFilter, from: u64, to: u64) -> Result<Vec<RawLog>, ChainError> {
+pub async fn get_logs(
+    pool: &EndpointPool,
+    filter: &LogFilter,
+    from: u64,
+    to: u64,
+) -> Result<Vec<RawLog>, ChainError> {
     let mut f = json!({
         "fromBlock": format!("{from:#x}"),
         "toBlock": format!("{to:#x}"),
@@ -104,19 +163,20 @@ mod tests {
     fn halves_on_refusal_and_grows_back_after_successes() {
         let mut s = RangeSizer::new(1000, 1, 1000, 2);
         assert_eq!(s.span(), 1000);
+        // 40 logs against a target of 100: not light, so growth is counted.
         assert!(s.on_too_large(0, 999, None, None));
         assert_eq!(s.span(), 500);
         assert!(s.on_too_large(0, 499, None, None));
         assert_eq!(s.span(), 250);
-        s.on_success(0, 100);
+        s.on_success(40, 100);
         assert_eq!(s.span(), 250);
-        s.on_success(0, 100);
+        s.on_success(40, 100);
         assert_eq!(s.span(), 500);
-        s.on_success(0, 100);
-        s.on_success(0, 100);
+        s.on_success(40, 100);
+        s.on_success(40, 100);
         assert_eq!(s.span(), 1000);
-        s.on_success(0, 100);
-        s.on_success(0, 100);
+        s.on_success(40, 100);
+        s.on_success(40, 100);
         assert_eq!(s.span(), 1000, "never above max");
     }
 
@@ -143,6 +203,35 @@ mod tests {
         assert_eq!(s.span(), 125, "somewhat above target: hold");
         s.on_success(100, 5_000);
         assert_eq!(s.span(), 250);
+    }
+
+    #[test]
+    fn light_responses_double_the_span_at_once() {
+        let mut s = RangeSizer::new(10, 1, 10_000, 3);
+        for want in [20, 40, 80, 160] {
+            s.on_success(3, 5_000);
+            assert_eq!(s.span(), want);
+        }
+    }
+
+    #[test]
+    fn split_ranges_cover_the_span_contiguously() {
+        // The arithmetic of get_logs_split, checked without a node.
+        for (from, to, parts) in [(0u64, 9u64, 2u64), (5, 5, 4), (10, 20, 3), (0, 99, 7)] {
+            let span = to - from + 1;
+            let parts = parts.clamp(1, span);
+            let step = span.div_ceil(parts);
+            let ranges: Vec<(u64, u64)> = (0..parts)
+                .map(|i| (from + i * step, to.min(from + (i + 1) * step - 1)))
+                .filter(|(a, b)| a <= b)
+                .collect();
+            assert_eq!(ranges.first().map(|r| r.0), Some(from));
+            assert_eq!(ranges.last().map(|r| r.1), Some(to));
+            assert!(
+                ranges.windows(2).all(|w| w[1].0 == w[0].1 + 1),
+                "{ranges:?}"
+            );
+        }
     }
 
     #[test]

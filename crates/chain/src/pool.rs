@@ -154,7 +154,9 @@ pub fn redact(url: &str) -> String {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl EndpointPool {
@@ -167,7 +169,11 @@ impl EndpointPool {
         let endpoints = cfg
             .urls
             .iter()
-            .map(|u| Endpoint { url: u.clone(), label: redact(u), failures: Mutex::new((0, None)) })
+            .map(|u| Endpoint {
+                url: u.clone(),
+                label: redact(u),
+                failures: Mutex::new((0, None)),
+            })
             .collect();
         Ok(EndpointPool {
             cfg,
@@ -198,9 +204,13 @@ impl EndpointPool {
         params: Value,
     ) -> Result<T, ChainError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        self.with_failover(method, &body, |ep, bytes| self.parse_single(ep, method, bytes)).await
+        self.with_failover(method, &body, |ep, bytes| {
+            self.parse_single(ep, method, bytes)
+        })
+        .await
     }
 
     /// Sends several calls in one JSON-RPC batch. The outer `Result` fails
@@ -212,7 +222,9 @@ impl EndpointPool {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
-        let first = self.next_id.fetch_add(calls.len() as u64, Ordering::Relaxed);
+        let first = self
+            .next_id
+            .fetch_add(calls.len() as u64, Ordering::Relaxed);
         let body: Vec<Value> = calls
             .iter()
             .enumerate()
@@ -225,11 +237,18 @@ impl EndpointPool {
         self.with_failover(method, &body, |ep, bytes| {
             let items: Vec<BatchItem> = match serde_json::from_slice(bytes) {
                 Ok(items) => items,
-                Err(e) => return Attempt::Endpoint(format!("{}: bad batch answer: {e}", ep.label), None),
+                Err(e) => {
+                    return Attempt::Endpoint(format!("{}: bad batch answer: {e}", ep.label), None);
+                }
             };
-            let mut out: Vec<Option<Result<T, ChainError>>> = (0..calls.len()).map(|_| None).collect();
+            let mut out: Vec<Option<Result<T, ChainError>>> =
+                (0..calls.len()).map(|_| None).collect();
             for item in items {
-                let Some(slot) = item.id.checked_sub(first).and_then(|i| out.get_mut(i as usize)) else {
+                let Some(slot) = item
+                    .id
+                    .checked_sub(first)
+                    .and_then(|i| out.get_mut(i as usize))
+                else {
                     continue;
                 };
                 let m = calls[(item.id - first) as usize].0;
@@ -242,7 +261,10 @@ impl EndpointPool {
                 });
             }
             if out.iter().any(Option::is_none) {
-                return Attempt::Endpoint(format!("{}: batch answer is missing items", ep.label), None);
+                return Attempt::Endpoint(
+                    format!("{}: batch answer is missing items", ep.label),
+                    None,
+                );
             }
             Attempt::Done(out.into_iter().flatten().collect())
         })
@@ -269,18 +291,27 @@ impl EndpointPool {
         }
     }
 
-    fn parse_single<T: DeserializeOwned>(&self, ep: &Endpoint, method: &str, bytes: &[u8]) -> Attempt<T> {
+    fn parse_single<T: DeserializeOwned>(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        bytes: &[u8],
+    ) -> Attempt<T> {
         let resp: Response<T> = match serde_json::from_slice(bytes) {
             Ok(r) => r,
             Err(e) => {
-                return Attempt::Endpoint(self.malformed(ep, method, e.to_string()).to_string(), None);
+                return Attempt::Endpoint(
+                    self.malformed(ep, method, e.to_string()).to_string(),
+                    None,
+                );
             }
         };
         if let Some(e) = resp.error {
             let err = self.rpc_error(ep, method, e);
             return match err.class() {
                 Some(c) if c.is_endpoint_problem() => {
-                    let backoff = (c == RpcErrorClass::RateLimited).then_some(self.cfg.backoff_base * 4);
+                    let backoff =
+                        (c == RpcErrorClass::RateLimited).then_some(self.cfg.backoff_base * 4);
                     Attempt::Endpoint(err.to_string(), backoff)
                 }
                 _ => Attempt::Fatal(err),
@@ -311,7 +342,9 @@ impl EndpointPool {
             // Endpoints out of cooldown first, keeping preference order.
             order.sort_by_key(|i| self.cooling(*i));
             for idx in order {
-                let Some(ep) = self.endpoints.get(idx) else { break };
+                let Some(ep) = self.endpoints.get(idx) else {
+                    break;
+                };
                 match self.attempt(ep, method, body, &parse).await {
                     Attempt::Done(v) => {
                         self.mark_ok(idx);
@@ -333,7 +366,11 @@ impl EndpointPool {
                 tokio::time::sleep(self.backoff(round + 1)).await;
             }
         }
-        Err(ChainError::Unavailable { chain: self.cfg.chain.clone(), method: method.to_owned(), last })
+        Err(ChainError::Unavailable {
+            chain: self.cfg.chain.clone(),
+            method: method.to_owned(),
+            last,
+        })
     }
 
     async fn attempt<T>(
@@ -362,9 +399,16 @@ impl EndpointPool {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
-                let kind = if e.is_timeout() { "timeout" } else { "transport" };
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "transport"
+                };
                 metrics::counter!(m::RPC_REQUESTS, &labels(kind)).increment(1);
-                return Attempt::Endpoint(format!("{}: {kind}: {}", ep.label, e.without_url()), None);
+                return Attempt::Endpoint(
+                    format!("{}: {kind}: {}", ep.label, e.without_url()),
+                    None,
+                );
             }
         };
         let status = resp.status();
@@ -378,7 +422,10 @@ impl EndpointPool {
             Ok(b) => b,
             Err(e) => {
                 metrics::counter!(m::RPC_REQUESTS, &labels("transport")).increment(1);
-                return Attempt::Endpoint(format!("{}: reading body: {}", ep.label, e.without_url()), None);
+                return Attempt::Endpoint(
+                    format!("{}: reading body: {}", ep.label, e.without_url()),
+                    None,
+                );
             }
         };
         metrics::histogram!(m::RPC_LATENCY, "chain" => self.cfg.chain.clone(), "endpoint" => ep.label.clone(), "method" => method.to_owned())
@@ -431,14 +478,18 @@ impl EndpointPool {
             g.1 = Some(Instant::now() + wait);
         }
         if self.preferred.load(Ordering::Relaxed) == idx && self.endpoints.len() > 1 {
-            self.preferred.store((idx + 1) % self.endpoints.len(), Ordering::Relaxed);
+            self.preferred
+                .store((idx + 1) % self.endpoints.len(), Ordering::Relaxed);
         }
         metrics::gauge!(m::RPC_ENDPOINT_UP, "chain" => self.cfg.chain.clone(), "endpoint" => ep.label.clone()).set(0.0);
     }
 
     /// Exponential backoff with full jitter in [base·2^(k-1) / 2, base·2^(k-1)].
     fn backoff(&self, k: u32) -> Duration {
-        let exp = self.cfg.backoff_base.saturating_mul(1u32 << k.saturating_sub(1).min(16));
+        let exp = self
+            .cfg
+            .backoff_base
+            .saturating_mul(1u32 << k.saturating_sub(1).min(16));
         let cap = exp.min(self.cfg.backoff_max);
         let half = cap / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
@@ -451,8 +502,14 @@ mod tests {
 
     #[test]
     fn labels_never_carry_path_or_credentials() {
-        assert_eq!(redact("https://eth-mainnet.example.com/v2/SECRETKEY"), "https://eth-mainnet.example.com:443");
-        assert_eq!(redact("http://user:pw@127.0.0.1:8545/x?key=abc"), "http://127.0.0.1:8545");
+        assert_eq!(
+            redact("https://eth-mainnet.example.com/v2/SECRETKEY"),
+            "https://eth-mainnet.example.com:443"
+        );
+        assert_eq!(
+            redact("http://user:pw@127.0.0.1:8545/x?key=abc"),
+            "http://127.0.0.1:8545"
+        );
         assert_eq!(redact("not a url"), "<invalid url>");
     }
 }

@@ -110,7 +110,10 @@ pub fn classify(code: i64, message: &str, data: Option<&serde_json::Value>) -> R
     if code == -32005 {
         // "limit exceeded" without a telling message: Infura uses it for
         // both; on a log query it is almost always the result cap.
-        return RpcErrorClass::RangeTooLarge { hint_to: hint_from_data(data), max_span: None };
+        return RpcErrorClass::RangeTooLarge {
+            hint_to: hint_from_data(data),
+            max_span: None,
+        };
     }
     if has(TRANSIENT_PHRASES) || code == -32603 {
         return RpcErrorClass::Transient;
@@ -163,14 +166,24 @@ mod tests {
         let big = |hint_to, max_span| RangeTooLarge { hint_to, max_span };
         let infura_data = serde_json::json!({"from": "0x1", "to": "0x2a"});
         let rows: &[(i64, &str, Option<&serde_json::Value>, RpcErrorClass)] = &[
-            (-32005, "query returned more than 10000 results", None, big(None, None)),
+            (
+                -32005,
+                "query returned more than 10000 results",
+                None,
+                big(None, None),
+            ),
             (
                 -32005,
                 "query returned more than 10000 results. Try with this block range [0x10, 0x1F].",
                 None,
                 big(Some(0x1f), None),
             ),
-            (-32005, "query returned more than 10000 results", Some(&infura_data), big(Some(42), None)),
+            (
+                -32005,
+                "query returned more than 10000 results",
+                Some(&infura_data),
+                big(Some(42), None),
+            ),
             (
                 -32602,
                 "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block \
@@ -183,19 +196,44 @@ mod tests {
             (-32000, "block range is too large", None, big(None, None)),
             (-32000, "Block range too large", None, big(None, None)),
             (-32062, "block range is too wide", None, big(None, None)),
-            (-32000, "exceed maximum block range: 50000", None, big(None, Some(50000))),
-            (-32602, "query exceeds max block range 100000", None, big(None, Some(100000))),
-            (-32602, "query exceeds max results 20000, retry with the range 1-5", None, big(None, None)),
+            (
+                -32000,
+                "exceed maximum block range: 50000",
+                None,
+                big(None, Some(50000)),
+            ),
+            (
+                -32602,
+                "query exceeds max block range 100000",
+                None,
+                big(None, Some(100000)),
+            ),
+            (
+                -32602,
+                "query exceeds max results 20000, retry with the range 1-5",
+                None,
+                big(None, None),
+            ),
             (
                 -32614,
                 "eth_getLogs is limited to a 10,000 range",
                 None,
                 big(None, Some(10000)),
             ),
-            (-32600, "Maximum allowed number of requested blocks is 10000", None, big(None, None)),
+            (
+                -32600,
+                "Maximum allowed number of requested blocks is 10000",
+                None,
+                big(None, None),
+            ),
             (-32005, "limit exceeded", None, big(None, None)),
             (429, "Too Many Requests", None, RateLimited),
-            (-32005, "daily request count exceeded, request rate limited", None, RateLimited),
+            (
+                -32005,
+                "daily request count exceeded, request rate limited",
+                None,
+                RateLimited,
+            ),
             (
                 429,
                 "Your app has exceeded its compute units per second capacity",
@@ -209,11 +247,21 @@ mod tests {
                 None,
                 BlockOutOfRange,
             ),
-            (-32000, "block range extends beyond current head block", None, BlockOutOfRange),
+            (
+                -32000,
+                "block range extends beyond current head block",
+                None,
+                BlockOutOfRange,
+            ),
             (-32000, "header not found", None, Transient),
             (-32603, "something broke", None, Transient),
             (3, "execution reverted: nope", None, Permanent),
-            (-32601, "the method eth_foo does not exist/is not available", None, Permanent),
+            (
+                -32601,
+                "the method eth_foo does not exist/is not available",
+                None,
+                Permanent,
+            ),
         ];
         for (code, msg, data, want) in rows {
             assert_eq!(classify(*code, msg, *data), *want, "code {code}: {msg}");
@@ -226,6 +274,12 @@ mod tests {
         assert!(Transient.is_endpoint_problem());
         assert!(!Permanent.is_endpoint_problem());
         assert!(!BlockOutOfRange.is_endpoint_problem());
-        assert!(!RangeTooLarge { hint_to: None, max_span: None }.is_endpoint_problem());
+        assert!(
+            !RangeTooLarge {
+                hint_to: None,
+                max_span: None
+            }
+            .is_endpoint_problem()
+        );
     }
 }

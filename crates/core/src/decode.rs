@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use alloy_dyn_abi::{DynSolValue, EventExt};
+use alloy_dyn_abi::{DynSolEvent, DynSolValue, Specifier};
 use alloy_json_abi::{Event, Param};
 use alloy_primitives::{B256, I256, U256};
 use serde_json::{Map, Value};
@@ -37,7 +37,17 @@ pub enum DecodeError {
 /// once per stream so decoding a log is one hash-map probe plus the ABI walk.
 #[derive(Debug, Clone)]
 pub struct EventDecoder {
-    by_selector: HashMap<B256, (Event, String)>,
+    by_selector: HashMap<B256, Known>,
+}
+
+/// An event with its types resolved once, so decoding never re-parses types
+/// or re-hashes the signature.
+#[derive(Debug, Clone)]
+struct Known {
+    event: Event,
+    resolved: Option<DynSolEvent>,
+    signature: String,
+    params: Vec<Param>,
 }
 
 /// A decoded log: the event's name, canonical signature and named arguments.
@@ -50,7 +60,25 @@ impl EventDecoder {
         let by_selector = events
             .iter()
             .filter(|e| !e.anonymous)
-            .map(|e| (e.selector(), (e.clone(), e.signature())))
+            .map(|e| {
+                let params = e
+                    .inputs
+                    .iter()
+                    .map(|i| Param {
+                        ty: i.ty.clone(),
+                        name: i.name.clone(),
+                        components: i.components.clone(),
+                        internal_type: None,
+                    })
+                    .collect();
+                let known = Known {
+                    event: e.clone(),
+                    resolved: e.resolve().ok(),
+                    signature: e.signature(),
+                    params,
+                };
+                (e.selector(), known)
+            })
             .collect();
         EventDecoder { by_selector }
     }
@@ -58,25 +86,43 @@ impl EventDecoder {
     /// Decodes one log's topics and data.
     pub fn decode(&self, topics: &[B256], data: &[u8]) -> Result<Decoded, DecodeError> {
         let selector = topics.first().copied();
-        let (event, signature) = selector
+        let known = selector
             .and_then(|s| self.by_selector.get(&s))
             .ok_or(DecodeError::UnknownSelector(selector))?;
-        let decoded = event
-            .decode_log_parts(topics.iter().copied(), data)
-            .map_err(|source| DecodeError::Mismatch { signature: signature.clone(), source })?;
+        let (event, signature) = (&known.event, &known.signature);
+        let mismatch = |source| DecodeError::Mismatch {
+            signature: signature.clone(),
+            source,
+        };
+        let decoded = match &known.resolved {
+            Some(r) => r
+                .decode_log_parts(topics.iter().copied(), data)
+                .map_err(mismatch)?,
+            None => {
+                return Err(mismatch(alloy_dyn_abi::Error::TypeMismatch {
+                    expected: signature.clone(),
+                    actual: "an event the ABI decoder cannot resolve".into(),
+                }));
+            }
+        };
         let mut indexed = decoded.indexed.into_iter();
         let mut body = decoded.body.into_iter();
         let mut args = Map::with_capacity(event.inputs.len());
         for (i, input) in event.inputs.iter().enumerate() {
-            let value = if input.indexed { indexed.next() } else { body.next() };
-            let name = if input.name.is_empty() { format!("arg{i}") } else { input.name.clone() };
-            let param = Param {
-                ty: input.ty.clone(),
-                name: input.name.clone(),
-                components: input.components.clone(),
-                internal_type: None,
+            let value = if input.indexed {
+                indexed.next()
+            } else {
+                body.next()
             };
-            args.insert(name, value.map_or(Value::Null, |v| to_json(&v, Some(&param))));
+            let name = if input.name.is_empty() {
+                format!("arg{i}")
+            } else {
+                input.name.clone()
+            };
+            args.insert(
+                name,
+                value.map_or(Value::Null, |v| to_json(&v, known.params.get(i))),
+            );
         }
         Ok((event.name.clone(), signature.clone(), Value::Object(args)))
     }
@@ -115,7 +161,10 @@ pub fn to_json(value: &DynSolValue, param: Option<&Param>) -> Value {
         DynSolValue::String(s) => Value::String(s.clone()),
         DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
             let elem = param.map(|p| Param {
-                ty: p.ty.rsplit_once('[').map_or(p.ty.clone(), |(t, _)| t.to_owned()),
+                ty: p
+                    .ty
+                    .rsplit_once('[')
+                    .map_or(p.ty.clone(), |(t, _)| t.to_owned()),
                 name: String::new(),
                 components: p.components.clone(),
                 internal_type: None,
@@ -123,7 +172,9 @@ pub fn to_json(value: &DynSolValue, param: Option<&Param>) -> Value {
             Value::Array(items.iter().map(|v| to_json(v, elem.as_ref())).collect())
         }
         DynSolValue::Tuple(items) => {
-            let names: Vec<&Param> = param.map(|p| p.components.iter().collect()).unwrap_or_default();
+            let names: Vec<&Param> = param
+                .map(|p| p.components.iter().collect())
+                .unwrap_or_default();
             if names.len() == items.len() && names.iter().all(|p| !p.name.is_empty()) {
                 let mut obj = Map::with_capacity(items.len());
                 for (p, v) in names.iter().zip(items) {
@@ -208,7 +259,9 @@ mod tests {
             V::Bool(true),
         ])
         .abi_encode_params();
-        let (_, _, args) = dec.decode(&[ev.selector(), key_hash], &data).expect("decodes");
+        let (_, _, args) = dec
+            .decode(&[ev.selector(), key_hash], &data)
+            .expect("decodes");
         assert_eq!(args["key"], format!("{key_hash}"));
         assert_eq!(args["text"], "hello");
         assert_eq!(args["tag"], format!("{}", B256::repeat_byte(1)));
@@ -219,12 +272,17 @@ mod tests {
     fn unknown_selector_and_short_data_are_errors_not_panics() {
         let ev = event("event Transfer(address indexed from, address indexed to, uint256 value)");
         let dec = EventDecoder::new(std::slice::from_ref(&ev));
-        assert!(matches!(dec.decode(&[], &[]), Err(DecodeError::UnknownSelector(None))));
+        assert!(matches!(
+            dec.decode(&[], &[]),
+            Err(DecodeError::UnknownSelector(None))
+        ));
         assert!(matches!(
             dec.decode(&[B256::ZERO], &[]),
             Err(DecodeError::UnknownSelector(Some(_)))
         ));
-        let err = dec.decode(&[ev.selector()], &[1, 2]).expect_err("too few topics and data");
+        let err = dec
+            .decode(&[ev.selector()], &[1, 2])
+            .expect_err("too few topics and data");
         assert!(matches!(err, DecodeError::Mismatch { .. }));
     }
 }

@@ -139,7 +139,86 @@ impl EventEnvelope {
 
     /// The retraction of this envelope: same id and content, `removed: true`.
     pub fn retraction(&self) -> Self {
-        EventEnvelope { removed: true, seq: None, ..self.clone() }
+        EventEnvelope {
+            removed: true,
+            seq: None,
+            ..self.clone()
+        }
+    }
+
+    /// Appends this envelope's JSON — exactly what `serde_json::to_string`
+    /// gives, `seq` included only if set — without serde's per-character
+    /// escape scan of hex strings or intermediate allocations: the outbox
+    /// writes one of these per event, so it is the ingest hot path.
+    pub fn write_json(&self, out: &mut String) {
+        fn quoted(out: &mut String, s: &str) {
+            // Names and ids may in principle hold quotes or controls.
+            match serde_json::to_string(s) {
+                Ok(q) => out.push_str(&q),
+                Err(_) => out.push_str("\"\""),
+            }
+        }
+        fn hash(out: &mut String, h: &B256) {
+            out.push('"');
+            out.push_str(alloy_primitives::hex::Buffer::<32, true>::new().format(&h.0));
+            out.push('"');
+        }
+        fn opt_str(out: &mut String, s: Option<&str>) {
+            match s {
+                Some(s) => quoted(out, s),
+                None => out.push_str("null"),
+            }
+        }
+        use std::fmt::Write;
+        out.push_str("{\"id\":");
+        quoted(out, &self.id);
+        out.push_str(",\"kind\":");
+        quoted(out, &self.kind);
+        out.push_str(",\"stream\":");
+        quoted(out, &self.stream);
+        let _ = write!(
+            out,
+            ",\"chain_id\":{},\"block_number\":{},\"block_hash\":",
+            self.chain_id, self.block_number
+        );
+        hash(out, &self.block_hash);
+        let _ = write!(
+            out,
+            ",\"block_timestamp\":{},\"tx_hash\":",
+            self.block_timestamp
+        );
+        hash(out, &self.tx_hash);
+        let _ = write!(
+            out,
+            ",\"tx_index\":{},\"log_index\":{},\"address\":",
+            self.tx_index, self.log_index
+        );
+        quoted(out, &self.address);
+        out.push_str(",\"event\":");
+        opt_str(out, self.event.as_deref());
+        out.push_str(",\"signature\":");
+        opt_str(out, self.signature.as_deref());
+        out.push_str(",\"topic0\":");
+        match &self.topic0 {
+            Some(t) => hash(out, t),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"args\":");
+        out.push_str(&serde_json::to_string(&self.args).unwrap_or_else(|_| "null".to_owned()));
+        out.push_str(",\"topics\":[");
+        for (i, t) in self.topics.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            hash(out, t);
+        }
+        out.push_str("],\"data\":\"");
+        out.push_str(&alloy_primitives::hex::encode_prefixed(&self.data));
+        let _ = write!(out, "\",\"removed\":{}", self.removed);
+        if let Some(seq) = self.seq {
+            let _ = write!(out, ",\"seq\":{seq}");
+        }
+        out.push('}');
     }
 
     /// The emitting address parsed back, for routing.
@@ -192,6 +271,34 @@ mod tests {
         let r = env.retraction();
         assert_eq!(r.id, env.id);
         assert!(r.removed && !env.removed);
+    }
+
+    #[test]
+    fn write_json_is_byte_identical_to_serde() {
+        let mut env = EventEnvelope::from_log(
+            "s\"tricky\n",
+            1,
+            &log(),
+            1,
+            Some((
+                "Ev".into(),
+                "Ev(string)".into(),
+                serde_json::json!({"text": "a \"quote\"\n", "n": 1}),
+            )),
+        );
+        for seq in [None, Some(7)] {
+            env.seq = seq;
+            let mut fast = String::new();
+            env.write_json(&mut fast);
+            assert_eq!(fast, serde_json::to_string(&env).expect("serializes"));
+        }
+        let mut bare = EventEnvelope::from_log("s", 1, &log(), 1, None);
+        bare.topics.clear();
+        bare.topic0 = None;
+        bare.data = Bytes::new();
+        let mut fast = String::new();
+        bare.write_json(&mut fast);
+        assert_eq!(fast, serde_json::to_string(&bare).expect("serializes"));
     }
 
     #[test]

@@ -17,7 +17,12 @@ fn raw_span(per_tx: u64) -> u64 {
     (5_000 / per_tx.max(1)).max(1)
 }
 
-async fn raw_rate(url: &str, address: &str, head: u64, span: u64) -> anyhow::Result<(u64, Duration)> {
+async fn raw_rate(
+    url: &str,
+    address: &str,
+    head: u64,
+    span: u64,
+) -> anyhow::Result<(u64, Duration)> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut total = 0u64;
@@ -46,7 +51,10 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 
 /// Runs the benchmark and prints its figures.
 pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
-    anyhow::ensure!(per_tx > 0 && per_tx <= 2_000, "--per-tx: must be between 1 and 2000");
+    anyhow::ensure!(
+        per_tx > 0 && per_tx <= 2_000,
+        "--per-tx: must be between 1 and 2000"
+    );
     anyhow::ensure!(logs >= per_tx, "--logs: must be at least --per-tx");
     println!("building an anvil chain with {logs} logs ({per_tx} per transaction)…");
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
@@ -60,13 +68,19 @@ pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
     }
     anvil.mine(10).await;
     let head = anvil.head().await;
-    println!("chain built: {head} blocks, {emitted} logs in {:.1?}", build.elapsed());
+    println!(
+        "chain built: {head} blocks, {emitted} logs in {:.1?}",
+        build.elapsed()
+    );
     let address = format!("{contract:#x}");
 
     let span = raw_span(per_tx);
     raw_rate(&anvil.url, &address, head, span).await?; // warm anvil's caches
     let (raw_logs, raw_time) = raw_rate(&anvil.url, &address, head, span).await?;
-    anyhow::ensure!(raw_logs == emitted, "raw eth_getLogs saw {raw_logs} logs, expected {emitted}");
+    anyhow::ensure!(
+        raw_logs == emitted,
+        "raw eth_getLogs saw {raw_logs} logs, expected {emitted}"
+    );
     let raw = raw_logs as f64 / raw_time.as_secs_f64();
 
     let dir = tempfile::tempdir()?;
@@ -84,7 +98,15 @@ pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(exe)
-        .args(["--config", &config.to_string_lossy(), "sync", "--stream", "bench", "--to", &head.to_string()])
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "sync",
+            "--stream",
+            "bench",
+            "--to",
+            &head.to_string(),
+        ])
         .env("ETHGATE_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -102,15 +124,30 @@ pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
     };
     let ingest_time = started.elapsed();
     anyhow::ensure!(status.success(), "ethgate sync failed: {status}");
-    let store = ethgate_store::Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
-    let recorded = store.stream("bench").await?.map_or(0, |r| r.events_recorded);
-    anyhow::ensure!(recorded == emitted, "ethgate recorded {recorded} events, expected {emitted}");
+    let store =
+        ethgate_store::Store::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
+            .await?;
+    let recorded = store
+        .stream("bench")
+        .await?
+        .map_or(0, |r| r.events_recorded);
+    anyhow::ensure!(
+        recorded == emitted,
+        "ethgate recorded {recorded} events, expected {emitted}"
+    );
     let ingest = recorded as f64 / ingest_time.as_secs_f64();
 
     println!();
-    println!("raw eth_getLogs (reqwest + serde, {span}-block queries): {raw:>10.0} logs/s  ({raw_logs} logs in {raw_time:.2?})");
-    println!("ethgate ingest into the outbox (ethgate sync):          {ingest:>10.0} logs/s  ({recorded} logs in {ingest_time:.2?}, incl. start-up)");
+    println!(
+        "raw eth_getLogs (reqwest + serde, {span}-block queries): {raw:>10.0} logs/s  ({raw_logs} logs in {raw_time:.2?})"
+    );
+    println!(
+        "ethgate ingest into the outbox (ethgate sync):          {ingest:>10.0} logs/s  ({recorded} logs in {ingest_time:.2?}, incl. start-up)"
+    );
     println!("ratio ingest / raw: {:.2}  (target >= 0.80)", ingest / raw);
-    println!("ethgate sync peak RSS: {:.1} MB  (target < 150 MB)", peak_kb as f64 / 1024.0);
+    println!(
+        "ethgate sync peak RSS: {:.1} MB  (target < 150 MB)",
+        peak_kb as f64 / 1024.0
+    );
     Ok(())
 }

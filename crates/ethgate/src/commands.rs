@@ -16,13 +16,21 @@ use crate::serve::pool;
 
 /// Prints what the config means (URLs redacted).
 pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
-    let source = cfg.source.as_ref().map_or("embedded defaults".to_owned(), |p| p.display().to_string());
+    let source = cfg
+        .source
+        .as_ref()
+        .map_or("embedded defaults".to_owned(), |p| p.display().to_string());
     println!("config ok: {source}");
     println!("  store   {}", cfg.store_url);
     println!("  api     http://{}", cfg.listen);
     for c in &cfg.chains {
         let rpc: Vec<String> = c.rpc.iter().map(|u| redact(u)).collect();
-        println!("  chain   {} (id {}) via {}", c.name, c.chain_id, rpc.join(", "));
+        println!(
+            "  chain   {} (id {}) via {}",
+            c.name,
+            c.chain_id,
+            rpc.join(", ")
+        );
     }
     for s in &cfg.streams {
         let events: Vec<String> = s.events.iter().map(|e| e.signature()).collect();
@@ -47,24 +55,39 @@ pub async fn token_create(cfg: &Config, scopes: &[String], label: &str) -> anyho
             anyhow::bail!("--scope: {s:?} is not a scope; use one of {known:?}");
         }
     }
-    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
     let (id, token) = ethgate_api::new_token();
-    store.insert_token(&id, &ethgate_api::hash_token(&token), scopes, label).await?;
-    eprintln!("created token {id} with scopes {}; it is shown once:", scopes.join(" "));
+    store
+        .insert_token(&id, &ethgate_api::hash_token(&token), scopes, label)
+        .await?;
+    eprintln!(
+        "created token {id} with scopes {}; it is shown once:",
+        scopes.join(" ")
+    );
     println!("{token}");
     Ok(())
 }
 
 /// Prints a status table of every configured stream.
 pub async fn streams(cfg: &Config) -> anyhow::Result<()> {
-    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
-    println!("{:<20} {:<12} {:>12} {:>12} {:>8} {:>10} {:>7}", "STREAM", "CHAIN", "CURSOR", "HEAD", "LAG", "EVENTS", "REORGS");
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
+    println!(
+        "{:<20} {:<12} {:>12} {:>12} {:>8} {:>10} {:>7}",
+        "STREAM", "CHAIN", "CURSOR", "HEAD", "LAG", "EVENTS", "REORGS"
+    );
     for s in &cfg.streams {
         let row = store.stream(&s.name).await?;
         let head = match cfg.chain(&s.chain) {
             Some(c) => {
                 let p = pool(c, 1)?;
-                tokio::time::timeout(Duration::from_secs(5), headers::block_number(&p)).await.ok().and_then(Result::ok)
+                tokio::time::timeout(Duration::from_secs(5), headers::block_number(&p))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
             }
             None => None,
         };
@@ -92,25 +115,39 @@ pub async fn sync(cfg: &Config, stream: &str, to: u64) -> anyhow::Result<()> {
         anyhow::bail!("--stream: no stream named {stream:?}; configured streams: {known:?}");
     };
     if to < spec.from_block {
-        anyhow::bail!("--to: {to} is below the stream's from_block {}", spec.from_block);
+        anyhow::bail!(
+            "--to: {to} is below the stream's from_block {}",
+            spec.from_block
+        );
     }
     let chain = cfg.chain(&spec.chain).context("stream's chain")?;
-    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
     let pool = std::sync::Arc::new(pool(chain, 5)?);
     let mut syncer = Syncer::new(spec.clone(), pool, store.clone(), chain.sync.clone()).await?;
     let total = to - spec.from_block + 1;
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg:<24} [{bar:40}] {pos}/{len} blocks  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg:<24} [{bar:40}] {pos}/{len} blocks  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(spec.name.clone());
     let started = std::time::Instant::now();
-    let first = store.stream(&spec.name).await?.map_or(0, |r| r.events_recorded);
+    let first = store
+        .stream(&spec.name)
+        .await?
+        .map_or(0, |r| r.events_recorded);
     let result = syncer
         .sync_until(to, |cursor, head, err| {
-            bar.set_position(cursor.map_or(0, |c| (c + 1).saturating_sub(spec.from_block)).min(total));
+            bar.set_position(
+                cursor
+                    .map_or(0, |c| (c + 1).saturating_sub(spec.from_block))
+                    .min(total),
+            );
             match (err, head) {
                 (Some(e), _) => bar.println(format!("retrying after error: {e}")),
                 (None, Some(h)) if h < to => bar.set_message(format!("{} (head {h})", spec.name)),
@@ -120,7 +157,16 @@ pub async fn sync(cfg: &Config, stream: &str, to: u64) -> anyhow::Result<()> {
         .await;
     bar.finish();
     let cursor = result?;
-    let recorded = store.stream(&spec.name).await?.map_or(0, |r| r.events_recorded) - first;
-    println!("{}: synced to block {cursor}; {recorded} events recorded in {:.1?}", spec.name, started.elapsed());
+    store.checkpoint().await?;
+    let recorded = store
+        .stream(&spec.name)
+        .await?
+        .map_or(0, |r| r.events_recorded)
+        - first;
+    println!(
+        "{}: synced to block {cursor}; {recorded} events recorded in {:.1?}",
+        spec.name,
+        started.elapsed()
+    );
     Ok(())
 }

@@ -39,9 +39,17 @@ pub fn pool(c: &ChainConfig, max_rounds: u32) -> anyhow::Result<EndpointPool> {
 /// Refuses a chain whose node reports another chain id; a node that does
 /// not answer yet is only warned about (the syncers keep retrying).
 async fn check_chain_id(c: &ChainConfig, pool: &EndpointPool) -> anyhow::Result<()> {
-    match pool.call::<alloy_primitives::U64>("eth_chainId", serde_json::json!([])).await {
+    match pool
+        .call::<alloy_primitives::U64>("eth_chainId", serde_json::json!([]))
+        .await
+    {
         Ok(id) if id.to::<u64>() == c.chain_id => Ok(()),
-        Ok(id) => anyhow::bail!("chains.{}: chain_id is {} but the node reports {}", c.name, c.chain_id, id.to::<u64>()),
+        Ok(id) => anyhow::bail!(
+            "chains.{}: chain_id is {} but the node reports {}",
+            c.name,
+            c.chain_id,
+            id.to::<u64>()
+        ),
         Err(e) => {
             tracing::warn!(chain = %c.name, error = %e, "chain not reachable at start; syncers will retry");
             Ok(())
@@ -53,10 +61,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -69,7 +78,9 @@ async fn shutdown_signal() {
 /// Runs until a shutdown signal.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prometheus = telemetry::metrics()?;
-    let store = Store::connect(&cfg.store_url).await.context("opening the store")?;
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
     let pools = pools(&cfg)?;
     for c in &cfg.chains {
         check_chain_id(c, &pools[&c.name]).await?;
@@ -79,9 +90,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for spec in &cfg.streams {
         let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
-        let syncer = Syncer::new(spec.clone(), pools[&spec.chain].clone(), store.clone(), chain.sync.clone())
-            .await
-            .with_context(|| format!("stream {}", spec.name))?;
+        let syncer = Syncer::new(
+            spec.clone(),
+            pools[&spec.chain].clone(),
+            store.clone(),
+            chain.sync.clone(),
+        )
+        .await
+        .with_context(|| format!("stream {}", spec.name))?;
         tasks.push(tokio::spawn(syncer.run(sync.clone(), stopped.clone())));
     }
     let chains = cfg
@@ -94,7 +110,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         })
         .collect();
     let state = ApiState {
-        store,
+        store: store.clone(),
         streams: Arc::new(cfg.streams.clone()),
         chains: Arc::new(chains),
         sync,
@@ -113,6 +129,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+    }
+    if let Err(e) = store.checkpoint().await {
+        tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
     Ok(())
 }

@@ -32,7 +32,10 @@ fn every_command_has_help() {
     ] {
         let out = ethgate(dir.path(), &args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
 }
 
@@ -42,7 +45,10 @@ fn no_config_means_embedded_defaults() {
     let out = ethgate(dir.path(), &["config", "check"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("embedded defaults") && text.contains("sqlite://./data/ethgate.db"), "{text}");
+    assert!(
+        text.contains("embedded defaults") && text.contains("sqlite://./data/ethgate.db"),
+        "{text}"
+    );
 }
 
 const BAD: &str = r#"[store]
@@ -78,24 +84,45 @@ fn config_check_reports_every_error_with_key_and_line_and_starts_nothing() {
             "ethgate.toml:14: streams[0].events[0]",
             "ethgate.toml:15: streams[0].confirmations",
         ] {
-            assert!(err.contains(expected), "{cmd:?} missing {expected:?} in:\n{err}");
+            assert!(
+                err.contains(expected),
+                "{cmd:?} missing {expected:?} in:\n{err}"
+            );
         }
-        assert!(!err.contains("secret-key"), "a URL's credentials never reach an error");
+        assert!(
+            !err.contains("secret-key"),
+            "a URL's credentials never reach an error"
+        );
     }
-    assert!(!dir.path().join("data").exists(), "a bad config creates nothing");
+    assert!(
+        !dir.path().join("data").exists(),
+        "a bad config creates nothing"
+    );
 }
 
 #[test]
 fn type_errors_and_unknown_keys_name_the_key_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("ethgate.toml"), "[api]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").expect("write");
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        "[api]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n",
+    )
+    .expect("write");
     let out = ethgate(dir.path(), &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("ethgate.toml:3"), "{}", stderr(&out));
     assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
-    std::fs::write(dir.path().join("ethgate.toml"), "[[chains]]\nname = \"a\"\nchain_id = \"one\"\nrpc = []\n").expect("write");
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        "[[chains]]\nname = \"a\"\nchain_id = \"one\"\nrpc = []\n",
+    )
+    .expect("write");
     let out = ethgate(dir.path(), &["config", "check"]);
-    assert!(stderr(&out).contains("ethgate.toml:3: chains[0].chain_id"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ethgate.toml:3: chains[0].chain_id"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -115,7 +142,11 @@ fn environment_overrides_apply_and_are_named_in_errors() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("ETHGATE_API__LISTEN: api.listen"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ETHGATE_API__LISTEN: api.listen"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -124,7 +155,10 @@ fn argument_errors_name_the_flag_and_change_nothing() {
     let out = ethgate(dir.path(), &["token", "create", "--scope", "root"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--scope"), "{}", stderr(&out));
-    assert!(!dir.path().join("data").exists(), "no store was created for a refused token");
+    assert!(
+        !dir.path().join("data").exists(),
+        "no store was created for a refused token"
+    );
     let out = ethgate(dir.path(), &["sync", "--stream", "nope", "--to", "10"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--stream"), "{}", stderr(&out));
@@ -133,14 +167,23 @@ fn argument_errors_name_the_flag_and_change_nothing() {
 #[test]
 fn token_create_prints_the_token_once_and_stores_only_its_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ethgate(dir.path(), &["token", "create", "--scope", "events:read", "--label", "ci"]);
+    let out = ethgate(
+        dir.path(),
+        &["token", "create", "--scope", "events:read", "--label", "ci"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(token.starts_with("egt_"));
-    assert!(!stderr(&out).contains(&token), "the token is on stdout only");
+    assert!(
+        !stderr(&out).contains(&token),
+        "the token is on stdout only"
+    );
     let db = std::fs::read(dir.path().join("data/ethgate.db")).expect("store");
     let wal = std::fs::read(dir.path().join("data/ethgate.db-wal")).unwrap_or_default();
     let needle = token.as_bytes();
     let found = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    assert!(!found(&db) && !found(&wal), "the token itself is not stored");
+    assert!(
+        !found(&db) && !found(&wal),
+        "the token itself is not stored"
+    );
 }

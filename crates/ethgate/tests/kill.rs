@@ -24,7 +24,11 @@ fn serve(dir: &Path, config: &Path) -> Child {
 }
 
 async fn cursor(store: &Store) -> Option<u64> {
-    store.stream("source").await.expect("read").and_then(|r| r.cursor)
+    store
+        .stream("source")
+        .await
+        .expect("read")
+        .and_then(|r| r.cursor)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +55,12 @@ async fn sigkill_mid_backfill_loses_nothing_and_duplicates_nothing() {
         ),
     )
     .expect("config");
-    let store = Store::connect(&format!("sqlite://{}/data/ethgate.db", dir.path().display())).await.expect("store");
+    let store = Store::connect(&format!(
+        "sqlite://{}/data/ethgate.db",
+        dir.path().display()
+    ))
+    .await
+    .expect("store");
 
     let mut cursors = Vec::new();
     for kill in 0..6u64 {
@@ -65,10 +74,16 @@ async fn sigkill_mid_backfill_loses_nothing_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(50 + kill * 37 % 150)).await;
         child.kill().await.expect("SIGKILL");
         let c = cursor(&store).await;
-        assert!(c > before, "kill {kill}: the backfill progressed ({before:?} -> {c:?})");
+        assert!(
+            c > before,
+            "kill {kill}: the backfill progressed ({before:?} -> {c:?})"
+        );
         cursors.push(c);
     }
-    assert!(cursors.last().copied().flatten().is_some_and(|c| c < head), "every kill landed mid-backfill: {cursors:?} of {head}");
+    assert!(
+        cursors.last().copied().flatten().is_some_and(|c| c < head),
+        "every kill landed mid-backfill: {cursors:?} of {head}"
+    );
 
     let mut child = serve(dir.path(), &config);
     let deadline = Instant::now() + Duration::from_secs(120);

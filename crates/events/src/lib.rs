@@ -20,7 +20,9 @@
 //! Blocks without logs in the range are not fetched: a block hash commits
 //! to its ancestry, so a canonical last block vouches for all below it.
 
+mod fetch;
 pub mod metrics;
+mod record;
 pub mod reorg;
 pub mod runner;
 pub mod syncer;

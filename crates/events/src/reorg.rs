@@ -20,25 +20,37 @@ impl Syncer {
     /// and rewind the stream there. If none is, the reorg is deeper than the
     /// window and the stream restarts from `from_block` — exact, if slow.
     pub(crate) async fn handle_reorg(&mut self, cursor: u64) -> Result<Step, SyncError> {
-        let window = self.store.window(&self.spec.name, WALK_LIMIT).await?;
+        let window = self
+            .recorder
+            .store
+            .window(&self.spec.name, WALK_LIMIT)
+            .await?;
         let fork = self.find_fork(&window).await?;
         if fork.is_none() {
             tracing::error!(stream = %self.spec.name, cursor, window = window.len(), "reorg deeper than the stored window; re-syncing the stream from its start");
         }
-        let retracted = self.store.rewind(&self.spec.name, Some(cursor), fork).await?;
+        let retracted = self
+            .recorder
+            .store
+            .rewind(&self.spec.name, Some(cursor), fork)
+            .await?;
         let depth = cursor - fork.map_or(self.spec.from_block.saturating_sub(1), |f| f.number);
         tracing::warn!(stream = %self.spec.name, cursor, fork = fork.map(|f| f.number), depth, retracted, "reorg: retracted orphaned events");
         metrics::counter!(m::REORGS, "stream" => self.spec.name.clone()).increment(1);
         metrics::counter!(m::RETRACTIONS, "stream" => self.spec.name.clone()).increment(retracted);
-        metrics::histogram!(m::REORG_DEPTH, "stream" => self.spec.name.clone()).record(depth as f64);
-        Ok(Step::Reorged { fork: fork.map(|f| f.number), retracted })
+        metrics::histogram!(m::REORG_DEPTH, "stream" => self.spec.name.clone())
+            .record(depth as f64);
+        Ok(Step::Reorged {
+            fork: fork.map(|f| f.number),
+            retracted,
+        })
     }
 
     /// The highest stored block whose hash is still canonical.
     async fn find_fork(&self, window: &[BlockRef]) -> Result<Option<BlockRef>, SyncError> {
         for chunk in window.chunks(WALK_BATCH) {
             let numbers: Vec<u64> = chunk.iter().map(|b| b.number).collect();
-            let canon = headers::headers(&self.pool, &numbers).await?;
+            let canon = headers::headers(&self.fetcher.pool, &numbers).await?;
             if let Some(found) = chunk
                 .iter()
                 .zip(canon)

@@ -41,7 +41,9 @@ impl SyncState {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Waits `d`, or less if shutdown is signalled; returns whether to stop.
@@ -54,7 +56,7 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 
 impl Syncer {
     fn note(&self, state: &SyncState, result: &Result<Step, SyncError>) {
-        let head = self.last_head;
+        let head = self.last_head();
         let span = self.range_span();
         state.update(&self.spec.name, |p| {
             p.head = head.or(p.head);
@@ -94,9 +96,11 @@ impl Syncer {
                 Ok(Step::Retry(_)) => Duration::from_millis(100),
                 Err(e) => {
                     failures += 1;
-                    metrics::counter!(m::STEP_ERRORS, "stream" => self.spec.name.clone()).increment(1);
+                    metrics::counter!(m::STEP_ERRORS, "stream" => self.spec.name.clone())
+                        .increment(1);
                     tracing::error!(stream = %self.spec.name, error = %e, failures, "sync step failed");
-                    Duration::from_millis(250u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(30))
+                    Duration::from_millis(250u64.saturating_mul(1 << failures.min(7)))
+                        .min(Duration::from_secs(30))
                 }
             };
             if result.is_ok() {
@@ -118,10 +122,15 @@ impl Syncer {
         mut progress: impl FnMut(Option<u64>, Option<u64>, Option<&SyncError>),
     ) -> Result<u64, SyncError> {
         let mut failures: u32 = 0;
-        self.stop_at = Some(to_block);
+        self.set_stop_at(Some(to_block));
         loop {
-            let cursor = self.store.stream(&self.spec.name).await?.and_then(|r| r.cursor);
-            progress(cursor, self.last_head, None);
+            let cursor = self
+                .recorder
+                .store
+                .stream(&self.spec.name)
+                .await?
+                .and_then(|r| r.cursor);
+            progress(cursor, self.last_head(), None);
             if cursor.is_some_and(|c| c >= to_block) {
                 return Ok(cursor.unwrap_or(to_block));
             }
@@ -131,7 +140,7 @@ impl Syncer {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures += 1;
-                    progress(cursor, self.last_head, Some(&e));
+                    progress(cursor, self.last_head(), Some(&e));
                     if failures >= 10 {
                         return Err(e);
                     }

@@ -22,14 +22,23 @@ async fn failing_endpoints_are_failed_over_with_nothing_lost() {
     let store = store(&dir).await;
     let mut s = Syncer::new(
         spec(contract, Confirmations::Depth(0)),
-        pool(&[&dead, &primary.url, &backup.url], Duration::from_millis(400)),
+        pool(
+            &[&dead, &primary.url, &backup.url],
+            Duration::from_millis(400),
+        ),
         store.clone(),
         config(4, 4),
     )
     .await
     .expect("syncer");
 
-    let faults = [Fault::Pass, Fault::Http500, Fault::Http429, Fault::Delay(Duration::from_secs(2)), Fault::Pass];
+    let faults = [
+        Fault::Pass,
+        Fault::Http500,
+        Fault::Http429,
+        Fault::Delay(Duration::from_secs(2)),
+        Fault::Pass,
+    ];
     let mut value = 0;
     for fault in faults {
         primary.set(fault);
@@ -42,9 +51,15 @@ async fn failing_endpoints_are_failed_over_with_nothing_lost() {
         let served_by_backup = backup.requests() - backup_before;
         match fault {
             Fault::Pass => {}
-            _ => assert!(served_by_backup > 0, "{fault:?}: the backup endpoint took over"),
+            _ => assert!(
+                served_by_backup > 0,
+                "{fault:?}: the backup endpoint took over"
+            ),
         }
-        assert_equals_truth(&outbox(&store).await, &anvil.logs(contract, 0, anvil.head().await).await);
+        assert_equals_truth(
+            &outbox(&store).await,
+            &anvil.logs(contract, 0, anvil.head().await).await,
+        );
     }
     assert!(primary.requests() > 0);
 }

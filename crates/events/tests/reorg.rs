@@ -36,7 +36,12 @@ async fn scenario(reorg: Reorg, confirmations: u64) {
     sync_to_head(&mut s).await;
     let head = anvil.head().await;
     let before = outbox(&store).await;
-    assert!(before.iter().all(|e| e.block_number + confirmations <= head), "nothing recorded shallower than the depth");
+    assert!(
+        before
+            .iter()
+            .all(|e| e.block_number + confirmations <= head),
+        "nothing recorded shallower than the depth"
+    );
     assert!(!before.is_empty());
 
     let depth = match reorg {
@@ -49,9 +54,15 @@ async fn scenario(reorg: Reorg, confirmations: u64) {
             d
         }
     };
-    let orphaned: BTreeSet<String> =
-        before.iter().filter(|e| e.block_number > head - depth).map(|e| e.id.clone()).collect();
-    assert!(!orphaned.is_empty(), "the reorg must orphan recorded events for this test to mean anything");
+    let orphaned: BTreeSet<String> = before
+        .iter()
+        .filter(|e| e.block_number > head - depth)
+        .map(|e| e.id.clone())
+        .collect();
+    assert!(
+        !orphaned.is_empty(),
+        "the reorg must orphan recorded events for this test to mean anything"
+    );
 
     sync_to_head(&mut s).await;
     // New activity on the new branch.
@@ -60,14 +71,27 @@ async fn scenario(reorg: Reorg, confirmations: u64) {
     sync_to_head(&mut s).await;
 
     let all = outbox(&store).await;
-    let retracted: BTreeSet<String> = all.iter().filter(|e| e.removed).map(|e| e.id.clone()).collect();
-    assert_eq!(retracted, orphaned, "exactly the orphaned events are retracted");
-    assert_eq!(all.iter().filter(|e| e.removed).count(), orphaned.len(), "each retracted once");
+    let retracted: BTreeSet<String> = all
+        .iter()
+        .filter(|e| e.removed)
+        .map(|e| e.id.clone())
+        .collect();
+    assert_eq!(
+        retracted, orphaned,
+        "exactly the orphaned events are retracted"
+    );
+    assert_eq!(
+        all.iter().filter(|e| e.removed).count(),
+        orphaned.len(),
+        "each retracted once"
+    );
     let first_retraction = all.iter().position(|e| e.removed).expect("a retraction");
     let last_retraction = all.iter().rposition(|e| e.removed).expect("a retraction");
     assert!(all[..first_retraction].iter().all(|e| !e.removed));
     assert!(
-        all[last_retraction + 1..].iter().all(|e| e.block_number > head - depth),
+        all[last_retraction + 1..]
+            .iter()
+            .all(|e| e.block_number > head - depth),
         "after the retractions come only events of the new branch"
     );
     let live = apply(&all);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use ethgate_core::Confirmations;
-use ethgate_events::{Step, Syncer};
+use ethgate_events::{Step, Syncer, SyncerConfig};
 use ethgate_testkit::{Anvil, Fault, Proxy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,7 +19,9 @@ async fn every_log_over_ten_thousand_blocks_lands_once_in_order() {
         anvil.burst(contract, 1 + round % 9, value).await;
         value += 1 + round % 9;
         if round % 5 == 0 {
-            anvil.note(contract, &format!("round {round}"), -(round as i64)).await;
+            anvil
+                .note(contract, &format!("round {round}"), -(round as i64))
+                .await;
         }
         anvil.mine(240).await;
     }
@@ -28,34 +30,62 @@ async fn every_log_over_ten_thousand_blocks_lands_once_in_order() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
-    let mut s = Syncer::new(spec(contract, Confirmations::Depth(0)), pool(&[&anvil.url], Duration::from_secs(10)), store.clone(), config(100, 2_000))
-        .await
-        .expect("syncer");
+    let mut s = Syncer::new(
+        spec(contract, Confirmations::Depth(0)),
+        pool(&[&anvil.url], Duration::from_secs(10)),
+        store.clone(),
+        config(100, 2_000),
+    )
+    .await
+    .expect("syncer");
     sync_to_head(&mut s).await;
 
     let all = outbox(&store).await;
-    assert!(all.iter().all(|e| !e.removed), "no reorg happened, so no retraction");
+    assert!(
+        all.iter().all(|e| !e.removed),
+        "no reorg happened, so no retraction"
+    );
     let truth = anvil.logs(contract, 0, head).await;
     assert!(truth.len() > 200);
     assert_equals_truth(&all, &truth);
     let seqs: Vec<u64> = all.iter().filter_map(|e| e.seq).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq strictly increasing");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq strictly increasing"
+    );
 
-    let transfer = all.iter().find(|e| e.event.as_deref() == Some("Transfer")).expect("a transfer");
-    assert_eq!(transfer.signature.as_deref(), Some("Transfer(address,address,uint256)"));
+    let transfer = all
+        .iter()
+        .find(|e| e.event.as_deref() == Some("Transfer"))
+        .expect("a transfer");
+    assert_eq!(
+        transfer.signature.as_deref(),
+        Some("Transfer(address,address,uint256)")
+    );
     assert_eq!(transfer.args["value"], 0);
     assert!(transfer.block_timestamp > 1_600_000_000);
-    let note = all.iter().find(|e| e.event.as_deref() == Some("Note")).expect("a note");
+    let note = all
+        .iter()
+        .find(|e| e.event.as_deref() == Some("Note"))
+        .expect("a note");
     assert_eq!(note.args["text"], "round 0");
     assert_eq!(note.args["delta"], 0);
     assert_eq!(note.args["id"], 1);
 
     // A restart resumes at the cursor and records nothing twice.
     drop(s);
-    let mut again = Syncer::new(spec(contract, Confirmations::Depth(0)), pool(&[&anvil.url], Duration::from_secs(10)), store.clone(), config(100, 2_000))
-        .await
-        .expect("syncer");
-    assert!(matches!(again.step().await.expect("step"), Step::Idle { .. }));
+    let mut again = Syncer::new(
+        spec(contract, Confirmations::Depth(0)),
+        pool(&[&anvil.url], Duration::from_secs(10)),
+        store.clone(),
+        config(100, 2_000),
+    )
+    .await
+    .expect("syncer");
+    assert!(matches!(
+        again.step().await.expect("step"),
+        Step::Idle { .. }
+    ));
     anvil.burst(contract, 3, 1_000).await;
     sync_to_head(&mut again).await;
     let after = outbox(&store).await;
@@ -74,21 +104,52 @@ async fn adaptive_range_shrinks_on_too_many_results_and_grows_back() {
     proxy.set(Fault::RangeCap(8));
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
-    let mut s = Syncer::new(spec(contract, Confirmations::Depth(0)), pool(&[&proxy.url], Duration::from_secs(10)), store.clone(), config(64, 64))
-        .await
-        .expect("syncer");
+    let mut s = Syncer::new(
+        spec(contract, Confirmations::Depth(0)),
+        pool(&[&proxy.url], Duration::from_secs(10)),
+        store.clone(),
+        // One query per range, so the proxy sees exactly the sizer's spans.
+        SyncerConfig {
+            parallel_queries: 1,
+            ..config(64, 64)
+        },
+    )
+    .await
+    .expect("syncer");
     // The first half of the chain under the cap.
     let half = anvil.head().await / 2;
     s.sync_until(half, |_, _, _| {}).await.expect("sync");
     let spans = proxy.log_spans();
-    assert!(spans.first().is_some_and(|(span, refused)| *span == 64 && *refused), "{spans:?}");
-    assert!(spans.iter().filter(|(_, r)| !*r).all(|(span, _)| *span <= 8), "accepted spans stay under the cap: {spans:?}");
+    assert!(
+        spans
+            .first()
+            .is_some_and(|(span, refused)| *span == 64 && *refused),
+        "{spans:?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .filter(|(_, r)| !*r)
+            .all(|(span, _)| *span <= 8),
+        "accepted spans stay under the cap: {spans:?}"
+    );
 
     proxy.set(Fault::Pass);
-    s.stop_at = None;
+    s.set_stop_at(None);
     sync_to_head(&mut s).await;
     let spans = proxy.log_spans();
-    let grown = spans.iter().filter(|(_, r)| !*r).map(|(s, _)| *s).max().unwrap_or(0);
-    assert!(grown > 8, "span grew back after the cap was lifted: {spans:?}");
-    assert_equals_truth(&outbox(&store).await, &anvil.logs(contract, 0, anvil.head().await).await);
+    let grown = spans
+        .iter()
+        .filter(|(_, r)| !*r)
+        .map(|(s, _)| *s)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        grown > 8,
+        "span grew back after the cap was lifted: {spans:?}"
+    );
+    assert_equals_truth(
+        &outbox(&store).await,
+        &anvil.logs(contract, 0, anvil.head().await).await,
+    );
 }

@@ -1,10 +1,11 @@
--- Streams and their block cursor: the last block whose events are all
--- recorded. NULL means nothing recorded yet (start at from_block).
+-- Streams, their block cursor (the last block whose events are all
+-- recorded; NULL before the first) and the next outbox sequence number.
 CREATE TABLE streams (
     name            TEXT PRIMARY KEY,
     chain_id        INTEGER NOT NULL,
     cursor_block    INTEGER,
     cursor_hash     TEXT,
+    next_seq        INTEGER NOT NULL DEFAULT 1,
     events_recorded INTEGER NOT NULL DEFAULT 0,
     reorgs          INTEGER NOT NULL DEFAULT 0,
     updated_at      INTEGER NOT NULL
@@ -21,24 +22,25 @@ CREATE TABLE blocks (
     PRIMARY KEY (stream, number)
 ) WITHOUT ROWID;
 
--- The outbox: append-only, ordered by seq. A retraction is a new row with
--- removed = 1; the row it retracts gets retracted = 1 so it is not retracted
--- twice and may be recorded again if its block comes back.
+-- The outbox, append-only, in segments: each row holds up to 1,000
+-- consecutive envelopes of one stream as JSON lines (without seq; the
+-- envelope on line i has seq first_seq + i), all additions or all
+-- retractions. Envelopes of an addition segment are in block order, and a
+-- reorg always retracts every live event above a block, so one watermark per
+-- segment says which of its events are still live: those with
+-- block_number <= live_through (NULL: all).
 CREATE TABLE outbox (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    segment      INTEGER PRIMARY KEY,
     stream       TEXT NOT NULL,
-    kind         TEXT NOT NULL,
-    id           TEXT NOT NULL,
-    block_number INTEGER NOT NULL,
-    log_index    INTEGER NOT NULL,
+    first_seq    INTEGER NOT NULL,
+    last_seq     INTEGER NOT NULL,
     removed      INTEGER NOT NULL,
-    retracted    INTEGER NOT NULL DEFAULT 0,
+    min_block    INTEGER NOT NULL,
+    max_block    INTEGER NOT NULL,
+    live_through INTEGER,
     payload      TEXT NOT NULL
 );
-CREATE INDEX outbox_stream_seq ON outbox (stream, seq);
--- At most one live (recorded, not retracted) copy of an event per stream.
-CREATE UNIQUE INDEX outbox_live ON outbox (stream, block_number, id)
-    WHERE removed = 0 AND retracted = 0;
+CREATE UNIQUE INDEX outbox_stream_seq ON outbox (stream, last_seq);
 
 -- API tokens: only the SHA-256 of a token is stored.
 CREATE TABLE api_tokens (

@@ -1,13 +1,19 @@
 //! The outbox: recording a range atomically, retracting above a fork point,
 //! and reading envelopes after a sequence number.
+//!
+//! Envelopes are stored in segments of up to [`SEGMENT_MAX`] JSON lines
+//! (see the migration), so recording costs one row per segment rather than
+//! one per event, and a retraction moves one watermark per segment.
 
 use ethgate_core::{BlockRef, EventEnvelope};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use serde::Deserialize;
+use sqlx::{Sqlite, Transaction};
 
 use crate::{Store, StoreError, now_secs, to_i64};
 
-/// Rows per multi-row INSERT: SQLite's fast path, well under its bind limit.
-const ROWS_PER_INSERT: usize = 100;
+/// Most envelopes in one outbox segment: large enough that a range costs a
+/// few rows, small enough that reading one page parses little.
+pub const SEGMENT_MAX: usize = 1_000;
 
 /// Everything one synced range changes, written in one transaction.
 #[derive(Debug, Clone)]
@@ -18,7 +24,7 @@ pub struct RangeCommit {
     pub expected_cursor: Option<u64>,
     /// Envelopes of the range, in (block, log index) order.
     pub envelopes: Vec<EventEnvelope>,
-    /// Blocks to remember (those with events, and the cursor block).
+    /// Blocks to remember (those with events).
     pub blocks: Vec<BlockRef>,
     /// The new cursor: the last block of the range.
     pub cursor: BlockRef,
@@ -29,7 +35,7 @@ pub struct RangeCommit {
 /// An envelope as stored: its `seq` and its JSON without `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEnvelope {
-    /// Outbox sequence number.
+    /// Outbox sequence number, per stream, from 1.
     pub seq: u64,
     /// JSON object without `seq`.
     pub payload: String,
@@ -42,47 +48,84 @@ impl StoredEnvelope {
     }
 }
 
+/// One segment to write: `count` JSON lines in `payload`.
+struct Segment {
+    removed: bool,
+    count: u64,
+    min_block: u64,
+    max_block: u64,
+    payload: String,
+}
+
+fn retraction_segments(items: Vec<(u64, String)>) -> Vec<Segment> {
+    items
+        .chunks(SEGMENT_MAX)
+        .map(|chunk| Segment {
+            removed: true,
+            count: chunk.len() as u64,
+            min_block: chunk.iter().map(|(b, _)| *b).min().unwrap_or(0),
+            max_block: chunk.iter().map(|(b, _)| *b).max().unwrap_or(0),
+            payload: chunk
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
+        .collect()
+}
+
+/// Reads the stream's cursor and next seq, refusing a moved cursor.
 async fn check_cursor(
     tx: &mut Transaction<'_, Sqlite>,
     stream: &str,
     expected: Option<u64>,
-) -> Result<(), StoreError> {
-    let found: Option<Option<i64>> = sqlx::query_scalar("SELECT cursor_block FROM streams WHERE name = ?")
-        .bind(stream)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(found) = found else {
+) -> Result<u64, StoreError> {
+    let row: Option<(Option<i64>, i64)> =
+        sqlx::query_as("SELECT cursor_block, next_seq FROM streams WHERE name = ?")
+            .bind(stream)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((found, next_seq)) = row else {
         return Err(StoreError::UnknownStream(stream.to_owned()));
     };
     let found = found.map(|v| v as u64);
     if found != expected {
-        return Err(StoreError::CursorConflict { stream: stream.to_owned(), expected, found });
+        return Err(StoreError::CursorConflict {
+            stream: stream.to_owned(),
+            expected,
+            found,
+        });
     }
-    Ok(())
+    Ok(next_seq as u64)
 }
 
-async fn insert_envelopes(
+/// Appends segments from `next_seq` on; returns the next free seq.
+async fn append(
     tx: &mut Transaction<'_, Sqlite>,
     stream: &str,
-    rows: &[(String, u64, u64, bool, String)],
-) -> Result<Option<u64>, StoreError> {
-    let mut last = None;
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO outbox (stream, kind, id, block_number, log_index, removed, payload) ");
-        qb.push_values(chunk, |mut b, (id, block, log_index, removed, payload)| {
-            b.push_bind(stream)
-                .push_bind("event")
-                .push_bind(id)
-                .push_bind(to_i64(*block))
-                .push_bind(to_i64(*log_index))
-                .push_bind(*removed)
-                .push_bind(payload);
-        });
-        let done = qb.build().execute(&mut **tx).await?;
-        last = Some(done.last_insert_rowid() as u64);
+    mut next_seq: u64,
+    segs: Vec<Segment>,
+) -> Result<u64, StoreError> {
+    for seg in segs {
+        let n = seg.count;
+        if n == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(stream)
+        .bind(to_i64(next_seq))
+        .bind(to_i64(next_seq + n - 1))
+        .bind(seg.removed)
+        .bind(to_i64(seg.min_block))
+        .bind(to_i64(seg.max_block))
+        .bind(seg.payload)
+        .execute(&mut **tx)
+        .await?;
+        next_seq += n;
     }
-    Ok(last)
+    Ok(next_seq)
 }
 
 async fn begin(store: &Store) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -91,21 +134,53 @@ async fn begin(store: &Store) -> Result<Transaction<'static, Sqlite>, StoreError
     Ok(store.pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
+#[derive(Deserialize)]
+struct BlockOnly {
+    block_number: u64,
+}
+
 impl Store {
     /// Records a range: envelopes, blocks and the cursor, atomically.
-    /// Returns the highest `seq` written, if any envelope was.
-    pub async fn commit_range(&self, c: &RangeCommit) -> Result<Option<u64>, StoreError> {
-        let rows: Vec<(String, u64, u64, bool, String)> = c
+    /// Refuses envelopes outside `(expected_cursor, cursor]`: the live set of
+    /// a stream is exactly its events up to its cursor, so that check is what
+    /// keeps an event from being recorded twice.
+    pub async fn commit_range(&self, c: &RangeCommit) -> Result<(), StoreError> {
+        let low = c.expected_cursor.map_or(0, |n| n + 1);
+        if let Some(e) = c
             .envelopes
             .iter()
-            .map(|e| {
-                let payload = serde_json::to_string(e).unwrap_or_default();
-                (e.id.clone(), e.block_number, e.log_index, e.removed, payload)
+            .find(|e| e.block_number < low || e.block_number > c.cursor.number)
+        {
+            return Err(StoreError::OutOfRange {
+                stream: c.stream.clone(),
+                block: e.block_number,
+                cursor: c.expected_cursor,
+            });
+        }
+        let count = c.envelopes.len() as i64;
+        let segs: Vec<Segment> = c
+            .envelopes
+            .chunks(SEGMENT_MAX)
+            .map(|chunk| {
+                let mut payload = String::with_capacity(chunk.len() * 1024);
+                for (i, e) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        payload.push('\n');
+                    }
+                    e.write_json(&mut payload);
+                }
+                Segment {
+                    removed: false,
+                    count: chunk.len() as u64,
+                    min_block: chunk.first().map_or(0, |e| e.block_number),
+                    max_block: chunk.last().map_or(0, |e| e.block_number),
+                    payload,
+                }
             })
             .collect();
         let mut tx = begin(self).await?;
-        check_cursor(&mut tx, &c.stream, c.expected_cursor).await?;
-        let last = insert_envelopes(&mut tx, &c.stream, &rows).await?;
+        let next_seq = check_cursor(&mut tx, &c.stream, c.expected_cursor).await?;
+        let next_seq = append(&mut tx, &c.stream, next_seq, segs).await?;
         for b in c.blocks.iter().chain(std::iter::once(&c.cursor)) {
             sqlx::query(
                 "INSERT OR REPLACE INTO blocks (stream, number, hash, parent_hash, timestamp) VALUES (?, ?, ?, ?, ?)",
@@ -119,26 +194,27 @@ impl Store {
             .await?;
         }
         sqlx::query(
-            "UPDATE streams SET cursor_block = ?, cursor_hash = ?, events_recorded = events_recorded + ?, updated_at = ? WHERE name = ?",
+            "UPDATE streams SET cursor_block = ?, cursor_hash = ?, next_seq = ?, events_recorded = events_recorded + ?, \
+             updated_at = ? WHERE name = ?",
         )
         .bind(to_i64(c.cursor.number))
         .bind(c.cursor.hash.to_string())
-        .bind(rows.len() as i64)
+        .bind(to_i64(next_seq))
+        .bind(count)
         .bind(now_secs())
         .bind(&c.stream)
         .execute(&mut *tx)
         .await?;
-        let floor = c.cursor.number.saturating_sub(c.keep_window);
         sqlx::query("DELETE FROM blocks WHERE stream = ? AND number < ?")
             .bind(&c.stream)
-            .bind(to_i64(floor))
+            .bind(to_i64(c.cursor.number.saturating_sub(c.keep_window)))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        if let Some(seq) = last {
-            self.notify(seq);
+        if count > 0 {
+            self.notify();
         }
-        Ok(last)
+        Ok(())
     }
 
     /// Handles a reorg: every live event of the stream above `fork` gets a
@@ -146,63 +222,105 @@ impl Store {
     /// is forgotten and the cursor moves back to it (`None`: before the
     /// first block, so the stream restarts at its `from_block`). Atomic.
     /// Returns how many events were retracted.
-    pub async fn rewind(&self, stream: &str, expected_cursor: Option<u64>, fork: Option<BlockRef>) -> Result<u64, StoreError> {
+    pub async fn rewind(
+        &self,
+        stream: &str,
+        expected_cursor: Option<u64>,
+        fork: Option<BlockRef>,
+    ) -> Result<u64, StoreError> {
         let above = fork.map_or(-1, |f| to_i64(f.number));
         let mut tx = begin(self).await?;
-        check_cursor(&mut tx, stream, expected_cursor).await?;
-        let live: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT seq, id, block_number, log_index, payload FROM outbox \
-             WHERE stream = ? AND block_number > ? AND removed = 0 AND retracted = 0 ORDER BY seq",
+        let next_seq = check_cursor(&mut tx, stream, expected_cursor).await?;
+        let live: Vec<(i64, i64, Option<i64>, String)> = sqlx::query_as(
+            "SELECT segment, first_seq, live_through, payload FROM outbox WHERE stream = ? AND removed = 0 \
+             AND max_block > ? AND (live_through IS NULL OR live_through > ?) ORDER BY first_seq",
         )
         .bind(stream)
         .bind(above)
+        .bind(above)
         .fetch_all(&mut *tx)
         .await?;
-        sqlx::query("UPDATE outbox SET retracted = 1 WHERE stream = ? AND block_number > ? AND removed = 0 AND retracted = 0")
-            .bind(stream)
-            .bind(above)
-            .execute(&mut *tx)
-            .await?;
-        let mut rows = Vec::with_capacity(live.len());
-        for (seq, id, block, log_index, payload) in live {
-            let mut v: serde_json::Value = serde_json::from_str(&payload)
-                .map_err(|e| StoreError::Corrupt { what: "outbox.payload", detail: format!("seq {seq}: {e}") })?;
-            v["removed"] = serde_json::Value::Bool(true);
-            rows.push((id, block as u64, log_index as u64, true, v.to_string()));
+        let mut retractions: Vec<(u64, String)> = Vec::new();
+        for (segment, first_seq, live_through, payload) in &live {
+            for (i, line) in payload.split('\n').enumerate() {
+                let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                    what: "outbox.payload",
+                    detail: format!("seq {}: {e}", *first_seq as u64 + i as u64),
+                };
+                let block = serde_json::from_str::<BlockOnly>(line)
+                    .map_err(corrupt)?
+                    .block_number as i64;
+                if block > above && live_through.is_none_or(|t| block <= t) {
+                    let mut v: serde_json::Value = serde_json::from_str(line).map_err(corrupt)?;
+                    v["removed"] = serde_json::Value::Bool(true);
+                    retractions.push((block as u64, v.to_string()));
+                }
+            }
+            sqlx::query("UPDATE outbox SET live_through = ? WHERE segment = ?")
+                .bind(above)
+                .bind(segment)
+                .execute(&mut *tx)
+                .await?;
         }
-        let last = insert_envelopes(&mut tx, stream, &rows).await?;
+        let count = retractions.len() as i64;
+        let next_seq = append(&mut tx, stream, next_seq, retraction_segments(retractions)).await?;
         sqlx::query("DELETE FROM blocks WHERE stream = ? AND number > ?")
             .bind(stream)
             .bind(above)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE streams SET cursor_block = ?, cursor_hash = ?, events_recorded = events_recorded - ?, \
+            "UPDATE streams SET cursor_block = ?, cursor_hash = ?, next_seq = ?, events_recorded = events_recorded - ?, \
              reorgs = reorgs + 1, updated_at = ? WHERE name = ?",
         )
         .bind(fork.map(|f| to_i64(f.number)))
         .bind(fork.map(|f| f.hash.to_string()))
-        .bind(rows.len() as i64)
+        .bind(to_i64(next_seq))
+        .bind(count)
         .bind(now_secs())
         .bind(stream)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        if let Some(seq) = last {
-            self.notify(seq);
+        if count > 0 {
+            self.notify();
         }
-        Ok(rows.len() as u64)
+        Ok(count as u64)
     }
 
     /// Up to `limit` envelopes of `stream` with `seq > after`, in order.
-    pub async fn events_after(&self, stream: &str, after: u64, limit: u32) -> Result<Vec<StoredEnvelope>, StoreError> {
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT seq, payload FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?")
-                .bind(stream)
-                .bind(to_i64(after))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.into_iter().map(|(seq, payload)| StoredEnvelope { seq: seq as u64, payload }).collect())
+    pub async fn events_after(
+        &self,
+        stream: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEnvelope>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024) as usize);
+        let mut from = after;
+        while out.len() < limit as usize {
+            let segs: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT first_seq, last_seq, payload FROM outbox WHERE stream = ? AND last_seq > ? ORDER BY last_seq LIMIT 2",
+            )
+            .bind(stream)
+            .bind(to_i64(from))
+            .fetch_all(&self.pool)
+            .await?;
+            if segs.is_empty() {
+                break;
+            }
+            for (first, last, payload) in segs {
+                for (i, line) in payload.split('\n').enumerate() {
+                    let seq = first as u64 + i as u64;
+                    if seq > from && out.len() < limit as usize {
+                        out.push(StoredEnvelope {
+                            seq,
+                            payload: line.to_owned(),
+                        });
+                    }
+                }
+                from = from.max(last as u64);
+            }
+        }
+        Ok(out)
     }
 }

@@ -26,7 +26,10 @@ pub struct StreamRow {
 }
 
 pub(crate) fn parse_hash(s: &str, what: &'static str) -> Result<B256, StoreError> {
-    s.parse().map_err(|e| StoreError::Corrupt { what, detail: format!("{s:?}: {e}") })
+    s.parse().map_err(|e| StoreError::Corrupt {
+        what,
+        detail: format!("{s:?}: {e}"),
+    })
 }
 
 fn row_to_stream(r: &sqlx::sqlite::SqliteRow) -> Result<StreamRow, StoreError> {
@@ -34,8 +37,12 @@ fn row_to_stream(r: &sqlx::sqlite::SqliteRow) -> Result<StreamRow, StoreError> {
     Ok(StreamRow {
         name: r.try_get("name")?,
         chain_id: r.try_get::<i64, _>("chain_id")? as u64,
-        cursor: r.try_get::<Option<i64>, _>("cursor_block")?.map(|v| v as u64),
-        cursor_hash: hash.map(|h| parse_hash(&h, "streams.cursor_hash")).transpose()?,
+        cursor: r
+            .try_get::<Option<i64>, _>("cursor_block")?
+            .map(|v| v as u64),
+        cursor_hash: hash
+            .map(|h| parse_hash(&h, "streams.cursor_hash"))
+            .transpose()?,
         events_recorded: r.try_get::<i64, _>("events_recorded")?.max(0) as u64,
         reorgs: r.try_get::<i64, _>("reorgs")? as u64,
         updated_at: r.try_get("updated_at")?,
@@ -60,18 +67,25 @@ impl Store {
             .bind(now_secs())
             .execute(&self.pool)
             .await?;
-        self.stream(name).await?.ok_or_else(|| StoreError::UnknownStream(name.to_owned()))
+        self.stream(name)
+            .await?
+            .ok_or_else(|| StoreError::UnknownStream(name.to_owned()))
     }
 
     /// One stream's state.
     pub async fn stream(&self, name: &str) -> Result<Option<StreamRow>, StoreError> {
-        let row = sqlx::query(stream_select!("WHERE name = ?")).bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(stream_select!("WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(row_to_stream).transpose()
     }
 
     /// Every registered stream, by name.
     pub async fn streams(&self) -> Result<Vec<StreamRow>, StoreError> {
-        let rows = sqlx::query(stream_select!("ORDER BY name")).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(stream_select!("ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(row_to_stream).collect()
     }
 

@@ -16,15 +16,23 @@ pub struct TokenRow {
 
 impl Store {
     /// Records a token by its hash.
-    pub async fn insert_token(&self, id: &str, hash: &str, scopes: &[String], label: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_tokens (id, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(id)
-            .bind(hash)
-            .bind(scopes.join(" "))
-            .bind(label)
-            .bind(now_secs())
-            .execute(&self.pool)
-            .await?;
+    pub async fn insert_token(
+        &self,
+        id: &str,
+        hash: &str,
+        scopes: &[String],
+        label: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(scopes.join(" "))
+        .bind(label)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

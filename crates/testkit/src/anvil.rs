@@ -24,8 +24,14 @@ pub fn tool(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("ETHGATE_TOOLS") {
         return PathBuf::from(dir).join(name);
     }
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/bin").join(name);
-    if local.exists() { local } else { PathBuf::from(name) }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.tools/bin")
+        .join(name);
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from(name)
+    }
 }
 
 /// A running anvil; killed when dropped.
@@ -48,10 +54,21 @@ impl Anvil {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("anvil could not start ({e}); run scripts/install-tools"));
-        let anvil = Anvil { _child: child, url: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        let anvil = Anvil {
+            _child: child,
+            url: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while anvil.try_rpc::<Value>("eth_chainId", json!([])).await.is_err() {
-            assert!(Instant::now() < deadline, "anvil did not answer within 20 s");
+        while anvil
+            .try_rpc::<Value>("eth_chainId", json!([]))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "anvil did not answer within 20 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anvil
@@ -77,7 +94,9 @@ impl Anvil {
 
     /// Calls a method; panics with the node's error.
     pub async fn rpc<T: DeserializeOwned>(&self, method: &str, params: Value) -> T {
-        self.try_rpc(method, params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.try_rpc(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     /// Current head.
@@ -88,8 +107,13 @@ impl Anvil {
 
     /// Hash of a block by height.
     pub async fn block_hash(&self, n: u64) -> B256 {
-        let b: Value = self.rpc("eth_getBlockByNumber", json!([format!("{n:#x}"), false])).await;
-        b["hash"].as_str().and_then(|h| h.parse().ok()).expect("block hash")
+        let b: Value = self
+            .rpc("eth_getBlockByNumber", json!([format!("{n:#x}"), false]))
+            .await;
+        b["hash"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .expect("block hash")
     }
 
     /// Sends a transaction from the dev account and waits for its receipt.
@@ -116,14 +140,20 @@ impl Anvil {
         let code = artifact["bytecode"].as_str().expect("bytecode");
         let code = alloy_primitives::hex::decode(code).expect("hex bytecode");
         let r = self.send(None, code).await;
-        r["contractAddress"].as_str().and_then(|a| a.parse().ok()).expect("contract address")
+        r["contractAddress"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("contract address")
     }
 
     /// Calls `burst(count, first)`: `count` Transfer logs in one transaction.
     pub async fn burst(&self, contract: Address, count: u64, first: u64) -> Value {
         let f = Function::parse("burst(uint256,uint256)").expect("signature");
         let data = f
-            .abi_encode_input(&[DynSolValue::Uint(U256::from(count), 256), DynSolValue::Uint(U256::from(first), 256)])
+            .abi_encode_input(&[
+                DynSolValue::Uint(U256::from(count), 256),
+                DynSolValue::Uint(U256::from(first), 256),
+            ])
             .expect("encode");
         self.send(Some(contract), data).await
     }

@@ -49,7 +49,8 @@ pub struct Proxy {
 }
 
 fn quantity(v: &Value) -> Option<u64> {
-    v.as_str().and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
@@ -59,7 +60,9 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         s.requests += 1;
     }
     match fault {
-        Fault::Http500 => return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response(),
+        Fault::Http500 => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "upstream exploded").into_response();
+        }
         Fault::Http429 => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
         Fault::Delay(d) => tokio::time::sleep(d).await,
         Fault::Pass | Fault::RangeCap(_) => {}
@@ -87,7 +90,8 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         .await;
     match upstream {
         Ok(r) => {
-            let status = StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let status =
+                StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let bytes = r.bytes().await.unwrap_or_default();
             (status, [("content-type", "application/json")], bytes).into_response()
         }
@@ -104,9 +108,13 @@ impl Proxy {
             seen: Mutex::new(Seen::default()),
             client: reqwest::Client::new(),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = Router::new().route("/", post(handle)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/", post(handle))
+            .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

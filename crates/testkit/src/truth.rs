@@ -13,7 +13,10 @@ pub async fn outbox(store: &Store, stream: &str) -> Vec<EventEnvelope> {
         let page = store.events_after(stream, after, 1000).await.expect("read");
         let Some(last) = page.last() else { return out };
         after = last.seq;
-        out.extend(page.iter().map(|e| serde_json::from_str::<EventEnvelope>(&e.json()).expect("envelope")));
+        out.extend(
+            page.iter()
+                .map(|e| serde_json::from_str::<EventEnvelope>(&e.json()).expect("envelope")),
+        );
     }
 }
 
@@ -24,9 +27,18 @@ pub fn apply(envelopes: &[EventEnvelope]) -> Vec<EventEnvelope> {
         if e.removed {
             let before = live.len();
             live.retain(|l| l.id != e.id);
-            assert_eq!(before - 1, live.len(), "retraction of an event not held: {}", e.id);
+            assert_eq!(
+                before - 1,
+                live.len(),
+                "retraction of an event not held: {}",
+                e.id
+            );
         } else {
-            assert!(live.iter().all(|l| l.id != e.id), "event delivered twice while live: {}", e.id);
+            assert!(
+                live.iter().all(|l| l.id != e.id),
+                "event delivered twice while live: {}",
+                e.id
+            );
             live.push(e.clone());
         }
     }
@@ -35,9 +47,19 @@ pub fn apply(envelopes: &[EventEnvelope]) -> Vec<EventEnvelope> {
 
 /// Asserts the consumer's view equals the canonical logs, in order.
 pub fn assert_equals_truth(live: &[EventEnvelope], truth: &[RawLog]) {
-    let got: Vec<(u64, u64, String)> = live.iter().map(|e| (e.block_number, e.log_index, format!("{}", e.block_hash))).collect();
-    let want: Vec<(u64, u64, String)> = truth.iter().map(|l| (l.block(), l.index(), format!("{}", l.block_hash))).collect();
-    assert_eq!(got.len(), want.len(), "event count differs from eth_getLogs");
+    let got: Vec<(u64, u64, String)> = live
+        .iter()
+        .map(|e| (e.block_number, e.log_index, format!("{}", e.block_hash)))
+        .collect();
+    let want: Vec<(u64, u64, String)> = truth
+        .iter()
+        .map(|l| (l.block(), l.index(), format!("{}", l.block_hash)))
+        .collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "event count differs from eth_getLogs"
+    );
     assert_eq!(got, want, "events differ from eth_getLogs");
     for (e, l) in live.iter().zip(truth) {
         assert_eq!(e.topics, l.topics);

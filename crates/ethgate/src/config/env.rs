@@ -29,7 +29,11 @@ pub fn overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<Override> 
                 .ok()
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or(Value::String(v));
-            Some(Override { var: k, path, value })
+            Some(Override {
+                var: k,
+                path,
+                value,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.var.cmp(&b.var));
@@ -38,17 +42,29 @@ pub fn overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<Override> 
 
 /// Applies an override to the document, creating tables as needed.
 pub fn apply(doc: &mut Table, o: &Override) -> Result<(), String> {
-    let mut cur: &mut Value = doc.entry(o.path[0].clone()).or_insert_with(|| Value::Table(Table::new()));
+    let mut cur: &mut Value = doc
+        .entry(o.path[0].clone())
+        .or_insert_with(|| Value::Table(Table::new()));
     for (i, seg) in o.path.iter().enumerate().skip(1) {
         cur = match cur {
-            Value::Table(t) => t.entry(seg.clone()).or_insert_with(|| Value::Table(Table::new())),
+            Value::Table(t) => t
+                .entry(seg.clone())
+                .or_insert_with(|| Value::Table(Table::new())),
             Value::Array(a) => {
-                let idx: usize = seg.parse().map_err(|_| format!("{}: {seg:?} is not an array index", o.var))?;
+                let idx: usize = seg
+                    .parse()
+                    .map_err(|_| format!("{}: {seg:?} is not an array index", o.var))?;
                 a.get_mut(idx).ok_or_else(|| {
                     format!("{}: {} has no element {idx}", o.var, o.path[..i].join("."))
                 })?
             }
-            _ => return Err(format!("{}: {} is not a table", o.var, o.path[..i].join("."))),
+            _ => {
+                return Err(format!(
+                    "{}: {} is not a table",
+                    o.var,
+                    o.path[..i].join(".")
+                ));
+            }
         };
     }
     *cur = o.value.clone();
@@ -63,13 +79,17 @@ mod tests {
     fn double_underscore_paths_and_toml_values() {
         let vars = vec![
             ("ETHGATE_STORE__URL".to_owned(), "sqlite://x.db".to_owned()),
-            ("ETHGATE_CHAINS__0__RPC".to_owned(), r#"["http://a"]"#.to_owned()),
+            (
+                "ETHGATE_CHAINS__0__RPC".to_owned(),
+                r#"["http://a"]"#.to_owned(),
+            ),
             ("ETHGATE_CONFIG".to_owned(), "ignored.toml".to_owned()),
             ("OTHER".to_owned(), "x".to_owned()),
         ];
         let o = overrides(vars.into_iter());
         assert_eq!(o.len(), 2);
-        let mut doc: Table = toml::from_str("[[chains]]\nname = \"a\"\nrpc = []\nchain_id = 1\n").expect("toml");
+        let mut doc: Table =
+            toml::from_str("[[chains]]\nname = \"a\"\nrpc = []\nchain_id = 1\n").expect("toml");
         for x in &o {
             apply(&mut doc, x).expect("applies");
         }
@@ -79,7 +99,10 @@ mod tests {
 
     #[test]
     fn index_past_the_array_is_an_error_naming_the_variable() {
-        let o = overrides(std::iter::once(("ETHGATE_CHAINS__3__NAME".to_owned(), "x".to_owned())));
+        let o = overrides(std::iter::once((
+            "ETHGATE_CHAINS__3__NAME".to_owned(),
+            "x".to_owned(),
+        )));
         let mut doc: Table = toml::from_str("chains = []").expect("toml");
         let err = apply(&mut doc, &o[0]).expect_err("no element 3");
         assert!(err.contains("ETHGATE_CHAINS__3__NAME"), "{err}");

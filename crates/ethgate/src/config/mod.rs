@@ -94,7 +94,9 @@ impl fmt::Display for ConfigError {
             }
             match (&issue.var, issue.line) {
                 (Some(var), _) => write!(f, "{var}: {}: {}", issue.key, issue.message)?,
-                (None, Some(line)) => write!(f, "{}:{line}: {}: {}", self.file, issue.key, issue.message)?,
+                (None, Some(line)) => {
+                    write!(f, "{}:{line}: {}: {}", self.file, issue.key, issue.message)?
+                }
                 (None, None) => write!(f, "{}: {}: {}", self.file, issue.key, issue.message)?,
             }
         }
@@ -107,38 +109,70 @@ impl std::error::Error for ConfigError {}
 /// Loads the config: `path` if given, else `./ethgate.toml` if present,
 /// else the embedded defaults; then applies `ETHGATE_…` overrides from
 /// `vars` and validates.
-pub fn load(path: Option<&Path>, vars: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+pub fn load(
+    path: Option<&Path>,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
     let chosen = match path {
         Some(p) => Some(p.to_path_buf()),
         None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
     };
-    let file = chosen.as_ref().map_or_else(|| "<defaults>".to_owned(), |p| p.display().to_string());
+    let file = chosen
+        .as_ref()
+        .map_or_else(|| "<defaults>".to_owned(), |p| p.display().to_string());
     let fail = |key: &str, line: Option<usize>, message: String| ConfigError {
         file: file.clone(),
-        issues: vec![Issue { key: key.to_owned(), line, var: None, message }],
+        issues: vec![Issue {
+            key: key.to_owned(),
+            line,
+            var: None,
+            message,
+        }],
     };
     let text = match &chosen {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| fail("(file)", None, format!("cannot read: {e}")))?,
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| fail("(file)", None, format!("cannot read: {e}")))?,
         None => String::new(),
     };
     let overrides = env::overrides(vars);
     let raw: raw::RawConfig = if overrides.is_empty() {
         toml::from_str(&text).map_err(|e| toml_issue(&file, &text, &e))?
     } else {
-        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| toml_issue(&file, &text, &e))?;
+        let mut doc: toml::Table =
+            toml::from_str(&text).map_err(|e| toml_issue(&file, &text, &e))?;
         for o in &overrides {
             env::apply(&mut doc, o).map_err(|m| fail(&o.path.join("."), None, m))?;
         }
-        toml::Value::Table(doc).try_into().map_err(|e: toml::de::Error| {
-            let mut err = fail("(environment)", None, e.message().to_owned());
-            err.issues[0].var = Some(overrides.iter().map(|o| o.var.as_str()).collect::<Vec<_>>().join(", "));
-            err
-        })?
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                let mut err = fail("(environment)", None, e.message().to_owned());
+                err.issues[0].var = Some(
+                    overrides
+                        .iter()
+                        .map(|o| o.var.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                );
+                err
+            })?
     };
-    let base = chosen.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf).unwrap_or_default();
+    let base = chosen
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     validate(raw, &base, chosen.clone()).map_err(|mut issues| {
         for issue in &mut issues {
-            issue.var = overrides.iter().find(|o| spans::key_of(&o.path) == issue.key || issue.key.starts_with(&format!("{}.", spans::key_of(&o.path)))).map(|o| o.var.clone());
+            issue.var = overrides
+                .iter()
+                .find(|o| {
+                    spans::key_of(&o.path) == issue.key
+                        || issue
+                            .key
+                            .starts_with(&format!("{}.", spans::key_of(&o.path)))
+                })
+                .map(|o| o.var.clone());
             if issue.var.is_none() {
                 issue.line = spans::line_of(&text, &issue.key);
             }
@@ -148,10 +182,20 @@ pub fn load(path: Option<&Path>, vars: impl Iterator<Item = (String, String)>) -
 }
 
 fn toml_issue(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
-    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-    let key = e.span().and_then(|s| spans::key_at(text, s.start)).unwrap_or_else(|| "(syntax)".to_owned());
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let key = e
+        .span()
+        .and_then(|s| spans::key_at(text, s.start))
+        .unwrap_or_else(|| "(syntax)".to_owned());
     ConfigError {
         file: file.to_owned(),
-        issues: vec![Issue { key, line, var: None, message: e.message().trim().to_owned() }],
+        issues: vec![Issue {
+            key,
+            line,
+            var: None,
+            message: e.message().trim().to_owned(),
+        }],
     }
 }

@@ -56,7 +56,10 @@ pub fn line_of(text: &str, key: &str) -> Option<usize> {
     let mut value: Option<&DeValue> = None;
     for seg in parse_key(key) {
         let next = match (seg, table, value) {
-            (Seg::Key(k), Some(t), _) => t.iter().find(|(name, _)| name.get_ref().as_ref() == k).map(|(_, v)| v),
+            (Seg::Key(k), Some(t), _) => t
+                .iter()
+                .find(|(name, _)| name.get_ref().as_ref() == k)
+                .map(|(_, v)| v),
             (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(i),
             _ => None,
         };
@@ -77,10 +80,21 @@ pub fn key_at(text: &str, offset: usize) -> Option<String> {
     // Spans of arrays of tables need not cover their members, so descend
     // into every container and keep the leaf (or key) that covers `offset`.
     fn find(v: &DeValue, offset: usize) -> Option<Vec<String>> {
-        type Child<'a, 'i> = (String, &'a toml::Spanned<DeValue<'i>>, Option<std::ops::Range<usize>>);
+        type Child<'a, 'i> = (
+            String,
+            &'a toml::Spanned<DeValue<'i>>,
+            Option<std::ops::Range<usize>>,
+        );
         let children: Vec<Child<'_, '_>> = match v {
-            DeValue::Table(t) => t.iter().map(|(k, val)| (k.get_ref().to_string(), val, Some(k.span()))).collect(),
-            DeValue::Array(a) => a.iter().enumerate().map(|(i, val)| (i.to_string(), val, None)).collect(),
+            DeValue::Table(t) => t
+                .iter()
+                .map(|(k, val)| (k.get_ref().to_string(), val, Some(k.span())))
+                .collect(),
+            DeValue::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, val)| (i.to_string(), val, None))
+                .collect(),
             _ => return None,
         };
         for (name, val, key_span) in children {
@@ -110,13 +124,19 @@ mod tests {
         assert_eq!(line_of(DOC, "store.url"), Some(2));
         assert_eq!(line_of(DOC, "streams[1].name"), Some(8));
         assert_eq!(line_of(DOC, "streams[1].addresses[1]"), Some(11));
-        assert_eq!(line_of(DOC, "streams[1].missing"), Some(7).or(line_of(DOC, "streams[1]")));
+        assert_eq!(
+            line_of(DOC, "streams[1].missing"),
+            Some(7).or(line_of(DOC, "streams[1]"))
+        );
     }
 
     #[test]
     fn finds_key_at_an_offset() {
         let at = DOC.find("\"0x2\"").expect("present") + 1;
         assert_eq!(key_at(DOC, at).as_deref(), Some("streams[1].addresses[1]"));
-        assert_eq!(key_of(&["chains".into(), "0".into(), "rpc".into()]), "chains[0].rpc");
+        assert_eq!(
+            key_of(&["chains".into(), "0".into(), "rpc".into()]),
+            "chains[0].rpc"
+        );
     }
 }

@@ -16,12 +16,20 @@ struct Issues(Vec<Issue>);
 
 impl Issues {
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Issue { key: key.into(), line: None, var: None, message: message.into() });
+        self.0.push(Issue {
+            key: key.into(),
+            line: None,
+            var: None,
+            message: message.into(),
+        });
     }
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn duration(issues: &mut Issues, key: String, v: Option<&str>, default: Duration) -> Duration {
@@ -34,7 +42,10 @@ fn duration(issues: &mut Issues, key: String, v: Option<&str>, default: Duration
                 default
             }
             Err(e) => {
-                issues.add(key, format!("{s:?} is not a duration like \"500ms\" or \"2s\": {e}"));
+                issues.add(
+                    key,
+                    format!("{s:?} is not a duration like \"500ms\" or \"2s\": {e}"),
+                );
                 default
             }
         },
@@ -44,7 +55,10 @@ fn duration(issues: &mut Issues, key: String, v: Option<&str>, default: Duration
 fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
     let k = |f: &str| format!("chains[{i}].{f}");
     if !valid_name(&c.name) {
-        issues.add(k("name"), format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", c.name));
+        issues.add(
+            k("name"),
+            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", c.name),
+        );
     }
     if c.chain_id == 0 {
         issues.add(k("chain_id"), "must be a positive EIP-155 chain id");
@@ -60,19 +74,37 @@ fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
         }
     }
     let defaults = SyncerConfig::default();
-    let poll = duration(issues, k("poll_interval"), c.poll_interval.as_deref(), defaults.poll_interval);
-    let timeout = duration(issues, k("request_timeout"), c.request_timeout.as_deref(), Duration::from_secs(10));
+    let poll = duration(
+        issues,
+        k("poll_interval"),
+        c.poll_interval.as_deref(),
+        defaults.poll_interval,
+    );
+    let timeout = duration(
+        issues,
+        k("request_timeout"),
+        c.request_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
     let max = c.max_block_range.unwrap_or(defaults.max_range);
     let min = c.min_block_range.unwrap_or(defaults.min_range);
     if max == 0 {
         issues.add(k("max_block_range"), "must be at least 1");
     }
     if min == 0 || min > max {
-        issues.add(k("min_block_range"), format!("must be between 1 and max_block_range ({max})"));
+        issues.add(
+            k("min_block_range"),
+            format!("must be between 1 and max_block_range ({max})"),
+        );
     }
-    let initial = c.initial_block_range.unwrap_or(defaults.initial_range.min(max));
+    let initial = c
+        .initial_block_range
+        .unwrap_or(defaults.initial_range.min(max));
     if initial < min || initial > max {
-        issues.add(k("initial_block_range"), format!("must be between min_block_range ({min}) and max_block_range ({max})"));
+        issues.add(
+            k("initial_block_range"),
+            format!("must be between min_block_range ({min}) and max_block_range ({max})"),
+        );
     }
     let keep_window = c.reorg_window.unwrap_or(defaults.keep_window);
     if keep_window < 16 {
@@ -101,21 +133,36 @@ fn confirmations(issues: &mut Issues, key: String, v: Option<toml::Value>) -> Co
         Some(toml::Value::String(s)) if s == "safe" => Confirmations::Safe,
         Some(toml::Value::String(s)) if s == "finalized" => Confirmations::Finalized,
         Some(other) => {
-            issues.add(key, format!("{other} is not a block count, \"safe\" or \"finalized\""));
+            issues.add(
+                key,
+                format!("{other} is not a block count, \"safe\" or \"finalized\""),
+            );
             Confirmations::Depth(0)
         }
     }
 }
 
-fn stream(issues: &mut Issues, i: usize, s: RawStream, chains: &[ChainConfig], base: &Path) -> Option<StreamSpec> {
+fn stream(
+    issues: &mut Issues,
+    i: usize,
+    s: RawStream,
+    chains: &[ChainConfig],
+    base: &Path,
+) -> Option<StreamSpec> {
     let k = |f: &str| format!("streams[{i}].{f}");
     if !valid_name(&s.name) {
-        issues.add(k("name"), format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name));
+        issues.add(
+            k("name"),
+            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
+        );
     }
     let chain = chains.iter().find(|c| c.name == s.chain);
     if chain.is_none() {
         let known: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
-        issues.add(k("chain"), format!("unknown chain {:?}; configured chains: {known:?}", s.chain));
+        issues.add(
+            k("chain"),
+            format!("unknown chain {:?}; configured chains: {known:?}", s.chain),
+        );
     }
     if s.addresses.is_empty() {
         issues.add(k("addresses"), "needs at least one contract address");
@@ -124,7 +171,10 @@ fn stream(issues: &mut Issues, i: usize, s: RawStream, chains: &[ChainConfig], b
     for (j, a) in s.addresses.iter().enumerate() {
         match a.parse::<Address>() {
             Ok(addr) => addresses.push(addr),
-            Err(_) => issues.add(format!("streams[{i}].addresses[{j}]"), format!("{a:?} is not a 20-byte hex address")),
+            Err(_) => issues.add(
+                format!("streams[{i}].addresses[{j}]"),
+                format!("{a:?} is not a 20-byte hex address"),
+            ),
         }
     }
     let mut events: Vec<Event> = Vec::new();
@@ -139,20 +189,35 @@ fn stream(issues: &mut Issues, i: usize, s: RawStream, chains: &[ChainConfig], b
                         .and_then(|v| serde_json::from_value::<JsonAbi>(v["abi"].clone()))
                 });
                 match parsed {
-                    Ok(abi) if abi.events().next().is_some() => events.extend(abi.events().cloned()),
+                    Ok(abi) if abi.events().next().is_some() => {
+                        events.extend(abi.events().cloned())
+                    }
                     Ok(_) => issues.add(k("abi"), format!("{} declares no events", full.display())),
-                    Err(e) => issues.add(k("abi"), format!("{} is not an ABI JSON: {e}", full.display())),
+                    Err(e) => issues.add(
+                        k("abi"),
+                        format!("{} is not an ABI JSON: {e}", full.display()),
+                    ),
                 }
             }
         }
     }
     for (j, sig) in s.events.iter().enumerate() {
         let text = sig.trim();
-        let text = if text.starts_with("event ") { text.to_owned() } else { format!("event {text}") };
+        let text = if text.starts_with("event ") {
+            text.to_owned()
+        } else {
+            format!("event {text}")
+        };
         match Event::parse(&text) {
-            Ok(e) if e.anonymous => issues.add(format!("streams[{i}].events[{j}]"), "anonymous events have no selector to filter on"),
+            Ok(e) if e.anonymous => issues.add(
+                format!("streams[{i}].events[{j}]"),
+                "anonymous events have no selector to filter on",
+            ),
             Ok(e) => events.push(e),
-            Err(e) => issues.add(format!("streams[{i}].events[{j}]"), format!("{sig:?} is not an event signature: {e}")),
+            Err(e) => issues.add(
+                format!("streams[{i}].events[{j}]"),
+                format!("{sig:?} is not an event signature: {e}"),
+            ),
         }
     }
     if s.abi.is_none() && s.events.is_empty() {
@@ -173,15 +238,25 @@ fn stream(issues: &mut Issues, i: usize, s: RawStream, chains: &[ChainConfig], b
 }
 
 /// Validates `raw`; ABI paths resolve against `base` (the file's folder).
-pub fn validate(raw: RawConfig, base: &Path, source: Option<PathBuf>) -> Result<Config, Vec<Issue>> {
+pub fn validate(
+    raw: RawConfig,
+    base: &Path,
+    source: Option<PathBuf>,
+) -> Result<Config, Vec<Issue>> {
     let mut issues = Issues(Vec::new());
     let store_url = raw.store.url.unwrap_or_else(|| DEFAULT_STORE.to_owned());
     if !store_url.starts_with("sqlite:") {
-        issues.add("store.url", "must be sqlite://PATH (PostgreSQL support is not built yet)");
+        issues.add(
+            "store.url",
+            "must be sqlite://PATH (PostgreSQL support is not built yet)",
+        );
     }
     let listen_text = raw.api.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = listen_text.parse().unwrap_or_else(|_| {
-        issues.add("api.listen", format!("{listen_text:?} is not host:port, e.g. \"127.0.0.1:8700\""));
+        issues.add(
+            "api.listen",
+            format!("{listen_text:?} is not host:port, e.g. \"127.0.0.1:8700\""),
+        );
         ([127, 0, 0, 1], 8700).into()
     });
     let max_wait = raw.api.max_wait_secs.unwrap_or(60);
@@ -192,10 +267,16 @@ pub fn validate(raw: RawConfig, base: &Path, source: Option<PathBuf>) -> Result<
     for (i, c) in raw.chains.into_iter().enumerate() {
         let c = chain(&mut issues, i, c);
         if chains.iter().any(|o| o.name == c.name) {
-            issues.add(format!("chains[{i}].name"), format!("{:?} is configured twice", c.name));
+            issues.add(
+                format!("chains[{i}].name"),
+                format!("{:?} is configured twice", c.name),
+            );
         }
         if chains.iter().any(|o| o.chain_id == c.chain_id) {
-            issues.add(format!("chains[{i}].chain_id"), format!("{} is configured twice", c.chain_id));
+            issues.add(
+                format!("chains[{i}].chain_id"),
+                format!("{} is configured twice", c.chain_id),
+            );
         }
         chains.push(c);
     }
@@ -203,7 +284,10 @@ pub fn validate(raw: RawConfig, base: &Path, source: Option<PathBuf>) -> Result<
     let mut names = HashSet::new();
     for (i, s) in raw.streams.into_iter().enumerate() {
         if !names.insert(s.name.clone()) {
-            issues.add(format!("streams[{i}].name"), format!("{:?} is configured twice", s.name));
+            issues.add(
+                format!("streams[{i}].name"),
+                format!("{:?} is configured twice", s.name),
+            );
         }
         if let Some(spec) = stream(&mut issues, i, s, &chains, base) {
             streams.push(spec);
@@ -212,5 +296,12 @@ pub fn validate(raw: RawConfig, base: &Path, source: Option<PathBuf>) -> Result<
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
-    Ok(Config { source, store_url, listen, max_wait: Duration::from_secs(max_wait), chains, streams })
+    Ok(Config {
+        source,
+        store_url,
+        listen,
+        max_wait: Duration::from_secs(max_wait),
+        chains,
+        streams,
+    })
 }

@@ -13,7 +13,8 @@ use ethgate_core::{Confirmations, StreamSpec};
 use ethgate_events::{Step, Syncer, SyncerConfig};
 use ethgate_store::Store;
 
-pub const TRANSFER: &str = "event Transfer(address indexed from, address indexed to, uint256 value)";
+pub const TRANSFER: &str =
+    "event Transfer(address indexed from, address indexed to, uint256 value)";
 pub const NOTE: &str = "event Note(uint256 indexed id, address indexed author, string text, int256 delta, bytes32 tag, bool flag)";
 
 pub fn spec(address: Address, confirmations: Confirmations) -> StreamSpec {
@@ -22,7 +23,10 @@ pub fn spec(address: Address, confirmations: Confirmations) -> StreamSpec {
         chain: "anvil".into(),
         chain_id: 31337,
         addresses: vec![address],
-        events: [TRANSFER, NOTE].iter().map(|s| Event::parse(s).expect("event")).collect(),
+        events: [TRANSFER, NOTE]
+            .iter()
+            .map(|s| Event::parse(s).expect("event"))
+            .collect(),
         from_block: 0,
         confirmations,
     }
@@ -43,11 +47,18 @@ pub fn pool(urls: &[&str], timeout: Duration) -> Arc<EndpointPool> {
 }
 
 pub async fn store(dir: &tempfile::TempDir) -> Store {
-    Store::connect(&format!("sqlite://{}/ethgate.db", dir.path().display())).await.expect("store")
+    Store::connect(&format!("sqlite://{}/ethgate.db", dir.path().display()))
+        .await
+        .expect("store")
 }
 
 pub fn config(initial: u64, max: u64) -> SyncerConfig {
-    SyncerConfig { initial_range: initial, max_range: max, poll_interval: Duration::from_millis(50), ..Default::default() }
+    SyncerConfig {
+        initial_range: initial,
+        max_range: max,
+        poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    }
 }
 
 /// Steps until the syncer is idle at the chain's head.

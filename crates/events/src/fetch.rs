@@ -1,0 +1,191 @@
+//! Fetching one range and verifying it against the canonical chain
+//! (steps 2–4 of the crate docs). Records nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use ethgate_chain::headers::{self, BlockTag};
+use ethgate_chain::logs::get_logs_split;
+use ethgate_chain::{EndpointPool, LogFilter, RangeSizer, RpcErrorClass};
+use ethgate_core::{BlockRef, Confirmations, RawLog, StreamSpec};
+
+use crate::metrics as m;
+use crate::syncer::SyncError;
+
+/// A range whose logs all belong to canonical blocks, and whose last block
+/// was canonical before and after the logs were read.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub from: u64,
+    pub to: u64,
+    pub end: BlockRef,
+    pub logs: Vec<RawLog>,
+    pub canon: BTreeMap<u64, BlockRef>,
+}
+
+/// What fetching found.
+#[derive(Debug)]
+pub(crate) enum Fetch {
+    /// A verified range.
+    Range(Fetched),
+    /// The given cursor block is no longer canonical.
+    Reorg(u64),
+    /// The chain moved during the fetch; nothing is usable.
+    Retry(&'static str),
+}
+
+/// Reads the chain for one stream: owns the pool handle, the filter and the
+/// adaptive range.
+pub(crate) struct Fetcher {
+    pub spec: Arc<StreamSpec>,
+    pub pool: Arc<EndpointPool>,
+    filter: LogFilter,
+    sizer: RangeSizer,
+    target_logs: usize,
+    /// Concurrent sub-queries per range.
+    parallel: u64,
+    /// Never fetch past this block (`ethgate sync --to`).
+    pub stop_at: Option<u64>,
+    /// The last head seen.
+    pub last_head: Option<u64>,
+}
+
+impl Fetcher {
+    pub fn new(
+        spec: Arc<StreamSpec>,
+        pool: Arc<EndpointPool>,
+        sizer: RangeSizer,
+        target_logs: usize,
+        parallel: u64,
+    ) -> Self {
+        let filter = LogFilter {
+            addresses: spec.addresses.clone(),
+            topic0: spec.selectors(),
+        };
+        Fetcher {
+            spec,
+            pool,
+            filter,
+            sizer,
+            target_logs,
+            parallel,
+            stop_at: None,
+            last_head: None,
+        }
+    }
+
+    pub fn span(&self) -> u64 {
+        self.sizer.span()
+    }
+
+    /// The head, and the highest block that may be recorded now.
+    pub async fn head_and_target(&mut self) -> Result<(u64, Option<u64>), SyncError> {
+        let head = headers::block_number(&self.pool).await?;
+        self.last_head = Some(head);
+        metrics::gauge!(m::HEAD, "chain" => self.spec.chain.clone()).set(head as f64);
+        let target = match self.spec.confirmations {
+            Confirmations::Depth(n) => head.checked_sub(n),
+            Confirmations::Safe => headers::header(&self.pool, BlockTag::Safe)
+                .await?
+                .map(|b| b.number),
+            Confirmations::Finalized => headers::header(&self.pool, BlockTag::Finalized)
+                .await?
+                .map(|b| b.number),
+        };
+        Ok((head, target.map(|t| self.stop_at.map_or(t, |s| t.min(s)))))
+    }
+
+    /// Whether the cursor block is still canonical.
+    pub async fn cursor_is_canonical(&self, number: u64, hash: B256) -> Result<bool, SyncError> {
+        Ok(headers::header(&self.pool, BlockTag::Number(number))
+            .await?
+            .is_some_and(|b| b.hash == hash))
+    }
+
+    fn retry(&self, why: &'static str) -> Fetch {
+        tracing::debug!(stream = %self.spec.name, why, "chain moved during fetch; nothing recorded");
+        metrics::counter!(m::REFETCHES, "stream" => self.spec.name.clone()).increment(1);
+        Fetch::Retry(why)
+    }
+
+    /// Fetches and verifies `[next, ≤ target]` after `cursor`.
+    pub async fn fetch(
+        &mut self,
+        cursor: Option<(u64, B256)>,
+        next: u64,
+        target: u64,
+    ) -> Result<Fetch, SyncError> {
+        let started = std::time::Instant::now();
+        let (to, pre, logs) = loop {
+            let to = target.min(next.saturating_add(self.sizer.span() - 1));
+            let Some(pre) = headers::header(&self.pool, BlockTag::Number(to)).await? else {
+                return Ok(self.retry("range end not found"));
+            };
+            match get_logs_split(&self.pool, &self.filter, next, to, self.parallel).await {
+                Ok(logs) => {
+                    self.sizer.on_success(logs.len(), self.target_logs);
+                    break (to, pre, logs);
+                }
+                Err(e) => match e.class() {
+                    Some(RpcErrorClass::RangeTooLarge { hint_to, max_span }) => {
+                        if !self.sizer.on_too_large(next, to, hint_to, max_span) {
+                            return Err(e.into());
+                        }
+                        tracing::info!(stream = %self.spec.name, from = next, to, span = self.sizer.span(), "log range too large; shrinking");
+                    }
+                    Some(RpcErrorClass::BlockOutOfRange) => {
+                        return Ok(self.retry("range past the endpoint's head"));
+                    }
+                    _ => return Err(e.into()),
+                },
+            }
+        };
+        metrics::gauge!(ethgate_chain::metrics::LOG_RANGE_SPAN, "chain" => self.spec.chain.clone())
+            .set(self.sizer.span() as f64);
+        if logs.iter().any(|l| l.block() < next || l.block() > to) {
+            return Ok(self.retry("log outside the requested range"));
+        }
+        let mut wanted: BTreeSet<u64> = logs.iter().map(RawLog::block).collect();
+        wanted.insert(to);
+        if let Some((c, _)) = cursor {
+            wanted.insert(c);
+        }
+        let numbers: Vec<u64> = wanted.into_iter().collect();
+        let fetched = headers::headers(&self.pool, &numbers).await?;
+        let mut canon: BTreeMap<u64, BlockRef> = BTreeMap::new();
+        for (n, h) in numbers.iter().zip(fetched) {
+            match h {
+                Some(h) if h.number == *n => {
+                    canon.insert(*n, h);
+                }
+                _ => return Ok(self.retry("header missing")),
+            }
+        }
+        if let Some((c, hash)) = cursor
+            && canon.get(&c).map(|b| b.hash) != Some(hash)
+        {
+            return Ok(Fetch::Reorg(c));
+        }
+        let Some(end) = canon.get(&to).copied() else {
+            return Ok(self.retry("header missing"));
+        };
+        if end.hash != pre.hash {
+            return Ok(self.retry("range end changed during fetch"));
+        }
+        if logs
+            .iter()
+            .any(|l| canon.get(&l.block()).map(|b| b.hash) != Some(l.block_hash))
+        {
+            return Ok(self.retry("log from a non-canonical block"));
+        }
+        tracing::debug!(stream = %self.spec.name, from = next, to, logs = logs.len(), fetch_ms = started.elapsed().as_millis() as u64, "range fetched");
+        Ok(Fetch::Range(Fetched {
+            from: next,
+            to,
+            end,
+            logs,
+            canon,
+        }))
+    }
+}
