@@ -105,8 +105,7 @@ pub async fn events(
         }
     };
     let next = page.last().map_or(after, |e| e.seq);
-    let mut body =
-        String::with_capacity(64 + page.iter().map(|e| e.payload.len() + 24).sum::<usize>());
+    let mut body = String::with_capacity(64 + page.len() * 1024);
     body.push_str("{\"stream\":");
     body.push_str(&serde_json::to_string(&spec.name).unwrap_or_default());
     body.push_str(",\"events\":[");
@@ -114,7 +113,7 @@ pub async fn events(
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&e.json());
+        e.envelope.write_json(&mut body);
     }
     body.push_str(&format!("],\"next\":{next}}}"));
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())

@@ -10,9 +10,9 @@ use alloy_primitives::{Address, B256, Bytes, U64};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ethgate_api::{ApiState, ROUTES, hash_token, new_token, router};
-use ethgate_core::{BlockRef, Confirmations, EventEnvelope, RawLog, StreamSpec};
+use ethgate_core::{BlockRef, Confirmations, RawLog, StreamSpec};
 use ethgate_events::SyncState;
-use ethgate_store::{RangeCommit, Store};
+use ethgate_store::{NewEvent, RangeCommit, Store};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -76,21 +76,26 @@ async fn record(store: &Store, block: u64, logs: u64) {
         parent_hash: B256::ZERO,
         timestamp: 1,
     };
-    let envelopes = (0..logs)
-        .map(|i| {
-            let log = RawLog {
-                address: Address::repeat_byte(1),
-                topics: vec![B256::repeat_byte(2)],
-                data: Bytes::new(),
-                block_number: U64::from(block),
-                block_hash: b.hash,
-                block_timestamp: Some(U64::from(1)),
-                transaction_hash: B256::repeat_byte(3),
-                transaction_index: U64::ZERO,
-                log_index: U64::from(i),
-                removed: false,
-            };
-            EventEnvelope::from_log("demo", 31337, &log, 1, None)
+    let raw = (0..logs)
+        .map(|i| RawLog {
+            address: Address::repeat_byte(1),
+            topics: vec![B256::repeat_byte(2)],
+            data: Bytes::new(),
+            block_number: U64::from(block),
+            block_hash: b.hash,
+            block_timestamp: Some(U64::from(1)),
+            transaction_hash: B256::repeat_byte(3),
+            transaction_index: U64::ZERO,
+            log_index: U64::from(i),
+            removed: false,
+        })
+        .collect::<Vec<_>>();
+    let events = raw
+        .iter()
+        .map(|log| NewEvent {
+            log,
+            timestamp: 1,
+            decoded: None,
         })
         .collect();
     let cursor = store
@@ -102,7 +107,7 @@ async fn record(store: &Store, block: u64, logs: u64) {
         .commit_range(&RangeCommit {
             stream: "demo".into(),
             expected_cursor: cursor,
-            envelopes,
+            events,
             blocks: vec![b],
             cursor: b,
             keep_window: 100,

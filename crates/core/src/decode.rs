@@ -50,8 +50,18 @@ struct Known {
     params: Vec<Param>,
 }
 
-/// A decoded log: the event's name, canonical signature and named arguments.
-pub type Decoded = (String, String, Value);
+/// A decoded log: the event's name and canonical signature (borrowed from
+/// the decoder, so decoding allocates only the arguments) and its named
+/// arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded<'a> {
+    /// Event name, e.g. `Transfer`.
+    pub name: &'a str,
+    /// Canonical signature, e.g. `Transfer(address,address,uint256)`.
+    pub signature: &'a str,
+    /// Arguments by parameter name.
+    pub args: Value,
+}
 
 impl EventDecoder {
     /// Indexes the given events by selector (anonymous events are skipped:
@@ -84,7 +94,7 @@ impl EventDecoder {
     }
 
     /// Decodes one log's topics and data.
-    pub fn decode(&self, topics: &[B256], data: &[u8]) -> Result<Decoded, DecodeError> {
+    pub fn decode(&self, topics: &[B256], data: &[u8]) -> Result<Decoded<'_>, DecodeError> {
         let selector = topics.first().copied();
         let known = selector
             .and_then(|s| self.by_selector.get(&s))
@@ -124,7 +134,11 @@ impl EventDecoder {
                 value.map_or(Value::Null, |v| to_json(&v, known.params.get(i))),
             );
         }
-        Ok((event.name.clone(), signature.clone(), Value::Object(args)))
+        Ok(Decoded {
+            name: &event.name,
+            signature,
+            args: Value::Object(args),
+        })
     }
 }
 
@@ -219,9 +233,10 @@ mod tests {
         let from = Address::repeat_byte(0xaa);
         let to = Address::repeat_byte(0xbb);
         let data = V::Uint(U256::from(7u64), 256).abi_encode();
-        let (name, sig, args) = dec
+        let d = dec
             .decode(&[ev.selector(), topic_addr(from), topic_addr(to)], &data)
             .expect("decodes");
+        let (name, sig, args) = (d.name, d.signature, d.args);
         assert_eq!(name, "Transfer");
         assert_eq!(sig, "Transfer(address,address,uint256)");
         assert_eq!(args["from"], format!("{from:#x}"));
@@ -241,7 +256,7 @@ mod tests {
             V::Int(I256::MIN, 256),
         ])
         .abi_encode_params();
-        let (_, _, args) = dec.decode(&[ev.selector()], &data).expect("decodes");
+        let args = dec.decode(&[ev.selector()], &data).expect("decodes").args;
         assert_eq!(args["a"], MAX_SAFE_INTEGER);
         assert_eq!(args["b"], "9007199254740992");
         assert_eq!(args["c"], -5);
@@ -259,9 +274,10 @@ mod tests {
             V::Bool(true),
         ])
         .abi_encode_params();
-        let (_, _, args) = dec
+        let args = dec
             .decode(&[ev.selector(), key_hash], &data)
-            .expect("decodes");
+            .expect("decodes")
+            .args;
         assert_eq!(args["key"], format!("{key_hash}"));
         assert_eq!(args["text"], "hello");
         assert_eq!(args["tag"], format!("{}", B256::repeat_byte(1)));

@@ -3,10 +3,12 @@
 //! Its `id` is stable for a log (`chain_id:block_hash:log_index`), so a
 //! consumer can deduplicate; a retraction is the same envelope with
 //! `removed: true`. `seq` is assigned by the outbox when the envelope is
-//! recorded, so it is absent from the stored payload and spliced in on read.
+//! recorded.
 
 use alloy_primitives::{Address, B256, Bytes, U64};
 use serde::{Deserialize, Serialize};
+
+use crate::decode::Decoded;
 
 /// A log as `eth_getLogs` returns it. Quantities stay in their wire types so
 /// deserialization is one pass with no intermediate strings.
@@ -108,10 +110,14 @@ impl EventEnvelope {
         chain_id: u64,
         log: &RawLog,
         block_timestamp: u64,
-        decoded: Option<(String, String, serde_json::Value)>,
+        decoded: Option<Decoded<'_>>,
     ) -> Self {
         let (event, signature, args) = match decoded {
-            Some((n, s, a)) => (Some(n), Some(s), a),
+            Some(d) => (
+                Some(d.name.to_owned()),
+                Some(d.signature.to_owned()),
+                d.args,
+            ),
             None => (None, None, serde_json::Value::Null),
         };
         EventEnvelope {
@@ -227,17 +233,6 @@ impl EventEnvelope {
     }
 }
 
-/// Splices `seq` into a stored payload (a JSON object without `seq`),
-/// avoiding a parse and re-serialization per envelope on the read path.
-pub fn splice_seq(payload: &str, seq: u64) -> String {
-    let trimmed = payload.trim_end();
-    match trimmed.strip_suffix('}') {
-        Some(body) if body.trim_end().ends_with('{') => format!("{body}\"seq\":{seq}}}"),
-        Some(body) => format!("{body},\"seq\":{seq}}}"),
-        None => payload.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,11 +275,11 @@ mod tests {
             1,
             &log(),
             1,
-            Some((
-                "Ev".into(),
-                "Ev(string)".into(),
-                serde_json::json!({"text": "a \"quote\"\n", "n": 1}),
-            )),
+            Some(Decoded {
+                name: "Ev",
+                signature: "Ev(string)",
+                args: serde_json::json!({"text": "a \"quote\"\n", "n": 1}),
+            }),
         );
         for seq in [None, Some(7)] {
             env.seq = seq;
@@ -302,13 +297,17 @@ mod tests {
     }
 
     #[test]
-    fn stored_payload_has_no_seq_and_splice_adds_it() {
-        let env = EventEnvelope::from_log("s", 1, &log(), 1, None);
-        let stored = serde_json::to_string(&env).expect("serializes");
-        assert!(!stored.contains("\"seq\""));
-        let read: EventEnvelope =
-            serde_json::from_str(&splice_seq(&stored, 42)).expect("spliced is valid JSON");
-        assert_eq!(read.seq, Some(42));
-        assert_eq!(splice_seq("{}", 7), "{\"seq\":7}");
+    fn serialized_without_seq_until_assigned() {
+        let mut env = EventEnvelope::from_log("s", 1, &log(), 1, None);
+        assert!(
+            !serde_json::to_string(&env)
+                .expect("serializes")
+                .contains("\"seq\"")
+        );
+        env.seq = Some(42);
+        let back: EventEnvelope =
+            serde_json::from_str(&serde_json::to_string(&env).expect("serializes"))
+                .expect("parses");
+        assert_eq!(back, env);
     }
 }

@@ -12,6 +12,6 @@ pub mod envelope;
 pub mod stream;
 
 pub use block::BlockRef;
-pub use decode::{DecodeError, EventDecoder};
+pub use decode::{DecodeError, Decoded, EventDecoder};
 pub use envelope::{EventEnvelope, RawLog, event_id};
 pub use stream::{Confirmations, StreamSpec};

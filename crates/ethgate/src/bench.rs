@@ -43,6 +43,91 @@ async fn raw_rate(
     Ok((total, started.elapsed()))
 }
 
+/// Runs per measurement; the median is reported.
+const RUNS: usize = 3;
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// One ingest run's figures.
+struct Ingest {
+    wall: Duration,
+    inner: Duration,
+    peak_kb: u64,
+}
+
+/// Runs `ethgate sync` into a fresh outbox and checks it recorded every log.
+async fn ingest_once(url: &str, address: &str, head: u64, emitted: u64) -> anyhow::Result<Ingest> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite://{}/bench.db\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{url}\"]\n\n\
+             [[streams]]\nname = \"bench\"\nchain = \"anvil\"\naddresses = [\"{address}\"]\n\
+             events = [\"event Transfer(address indexed from, address indexed to, uint256 value)\"]\n",
+            dir.path().display(),
+        ),
+    )?;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "sync",
+            "--stream",
+            "bench",
+            "--to",
+            &head.to_string(),
+        ])
+        .env("ETHGATE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting ethgate sync")?;
+    let pid = child.id().context("child pid")?;
+    let mut peak_kb = 0;
+    loop {
+        if let Some(kb) = vm_hwm_kb(pid) {
+            peak_kb = peak_kb.max(kb);
+        }
+        tokio::select! {
+            s = child.wait() => {
+                anyhow::ensure!(s?.success(), "ethgate sync failed");
+                break;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    let wall = started.elapsed();
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        tokio::io::AsyncReadExt::read_to_string(&mut out, &mut stdout).await?;
+    }
+    let inner = stdout
+        .split(" in ")
+        .nth(1)
+        .and_then(|t| humantime::parse_duration(t.trim()).ok())
+        .context("ethgate sync's closing line")?;
+    let store =
+        ethgate_store::Store::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
+            .await?;
+    let recorded = store
+        .stream("bench")
+        .await?
+        .map_or(0, |r| r.events_recorded);
+    anyhow::ensure!(
+        recorded == emitted,
+        "ethgate recorded {recorded} events, expected {emitted}"
+    );
+    Ok(Ingest {
+        wall,
+        inner,
+        peak_kb,
+    })
+}
+
 fn vm_hwm_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -76,75 +161,44 @@ pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
 
     let span = raw_span(per_tx);
     raw_rate(&anvil.url, &address, head, span).await?; // warm anvil's caches
-    let (raw_logs, raw_time) = raw_rate(&anvil.url, &address, head, span).await?;
-    anyhow::ensure!(
-        raw_logs == emitted,
-        "raw eth_getLogs saw {raw_logs} logs, expected {emitted}"
-    );
-    let raw = raw_logs as f64 / raw_time.as_secs_f64();
+    let mut raw_times = Vec::new();
+    for _ in 0..RUNS {
+        let (raw_logs, t) = raw_rate(&anvil.url, &address, head, span).await?;
+        anyhow::ensure!(
+            raw_logs == emitted,
+            "raw eth_getLogs saw {raw_logs} logs, expected {emitted}"
+        );
+        raw_times.push(t);
+    }
+    let raw_time = median(&mut raw_times);
+    let raw = emitted as f64 / raw_time.as_secs_f64();
 
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nurl = \"sqlite://{}/bench.db\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\n\n\
-             [[streams]]\nname = \"bench\"\nchain = \"anvil\"\naddresses = [\"{address}\"]\n\
-             events = [\"event Transfer(address indexed from, address indexed to, uint256 value)\"]\n",
-            dir.path().display(),
-            anvil.url
-        ),
-    )?;
-    let exe = std::env::current_exe()?;
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(exe)
-        .args([
-            "--config",
-            &config.to_string_lossy(),
-            "sync",
-            "--stream",
-            "bench",
-            "--to",
-            &head.to_string(),
-        ])
-        .env("ETHGATE_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("starting ethgate sync")?;
-    let pid = child.id().context("child pid")?;
-    let mut peak_kb = 0;
-    let status = loop {
-        if let Some(kb) = vm_hwm_kb(pid) {
-            peak_kb = peak_kb.max(kb);
-        }
-        tokio::select! {
-            s = child.wait() => break s?,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    };
-    let ingest_time = started.elapsed();
-    anyhow::ensure!(status.success(), "ethgate sync failed: {status}");
-    let store =
-        ethgate_store::Store::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
-            .await?;
-    let recorded = store
-        .stream("bench")
-        .await?
-        .map_or(0, |r| r.events_recorded);
-    anyhow::ensure!(
-        recorded == emitted,
-        "ethgate recorded {recorded} events, expected {emitted}"
-    );
-    let ingest = recorded as f64 / ingest_time.as_secs_f64();
+    let mut runs = Vec::new();
+    for _ in 0..RUNS {
+        runs.push(ingest_once(&anvil.url, &address, head, emitted).await?);
+    }
+    let wall = median(&mut runs.iter().map(|r| r.wall).collect::<Vec<_>>());
+    let inner = median(&mut runs.iter().map(|r| r.inner).collect::<Vec<_>>());
+    let peak_kb = runs.iter().map(|r| r.peak_kb).max().unwrap_or(0);
+    let ingest_wall = emitted as f64 / wall.as_secs_f64();
+    let ingest_inner = emitted as f64 / inner.as_secs_f64();
 
     println!();
+    println!("medians of {RUNS} runs, {emitted} logs:");
     println!(
-        "raw eth_getLogs (reqwest + serde, {span}-block queries): {raw:>10.0} logs/s  ({raw_logs} logs in {raw_time:.2?})"
+        "raw eth_getLogs (reqwest + serde, {span}-block queries, sequential): {raw:>9.0} logs/s  ({raw_time:.2?})"
     );
     println!(
-        "ethgate ingest into the outbox (ethgate sync):          {ingest:>10.0} logs/s  ({recorded} logs in {ingest_time:.2?}, incl. start-up)"
+        "ethgate ingest, in-process (first query to final WAL checkpoint):  {ingest_inner:>9.0} logs/s  ({inner:.2?})"
     );
-    println!("ratio ingest / raw: {:.2}  (target >= 0.80)", ingest / raw);
+    println!(
+        "ethgate ingest, whole `ethgate sync` process incl. start-up:       {ingest_wall:>9.0} logs/s  ({wall:.2?})"
+    );
+    println!(
+        "ratio ingest / raw: {:.2} in-process, {:.2} whole process  (target >= 0.80)",
+        ingest_inner / raw,
+        ingest_wall / raw
+    );
     println!(
         "ethgate sync peak RSS: {:.1} MB  (target < 150 MB)",
         peak_kb as f64 / 1024.0

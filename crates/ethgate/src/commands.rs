@@ -163,10 +163,11 @@ pub async fn sync(cfg: &Config, stream: &str, to: u64) -> anyhow::Result<()> {
         .await?
         .map_or(0, |r| r.events_recorded)
         - first;
+    let took = std::time::Duration::from_millis(started.elapsed().as_millis() as u64);
     println!(
-        "{}: synced to block {cursor}; {recorded} events recorded in {:.1?}",
+        "{}: synced to block {cursor}; {recorded} events recorded in {}",
         spec.name,
-        started.elapsed()
+        humantime::format_duration(took)
     );
     Ok(())
 }

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ethgate_core::{BlockRef, EventDecoder, EventEnvelope, RawLog, StreamSpec};
-use ethgate_store::{RangeCommit, Store};
+use ethgate_core::{BlockRef, EventDecoder, RawLog, StreamSpec};
+use ethgate_store::{NewEvent, RangeCommit, Store};
 
 use crate::fetch::Fetched;
 use crate::metrics as m;
@@ -30,14 +30,14 @@ impl Recorder {
         }
     }
 
-    fn envelopes(&self, f: &Fetched) -> Vec<EventEnvelope> {
+    fn events<'a>(&'a self, f: &'a Fetched) -> Vec<NewEvent<'a>> {
         let mut sorted: Vec<&RawLog> = f.logs.iter().collect();
         sorted.sort_by_key(|l| (l.block(), l.index()));
         sorted.dedup_by_key(|l| (l.block(), l.index()));
         sorted
             .into_iter()
             .map(|log| {
-                let ts = log
+                let timestamp = log
                     .block_timestamp
                     .map(|t| t.to::<u64>())
                     .or_else(|| f.canon.get(&log.block()).map(|b| b.timestamp))
@@ -50,7 +50,7 @@ impl Recorder {
                         None
                     }
                 };
-                EventEnvelope::from_log(&self.spec.name, self.spec.chain_id, log, ts, decoded)
+                NewEvent { log, timestamp, decoded }
             })
             .collect()
     }
@@ -63,7 +63,7 @@ impl Recorder {
         expected_cursor: Option<u64>,
     ) -> Result<usize, SyncError> {
         let started = std::time::Instant::now();
-        let envelopes = self.envelopes(&f);
+        let events = self.events(&f);
         let decoded = started.elapsed();
         let blocks: Vec<BlockRef> = f
             .logs
@@ -73,22 +73,22 @@ impl Recorder {
             .into_iter()
             .filter_map(|n| f.canon.get(&n).copied())
             .collect();
-        let events = envelopes.len();
+        let count = events.len();
         self.store
             .commit_range(&RangeCommit {
                 stream: self.spec.name.clone(),
                 expected_cursor,
-                envelopes,
+                events,
                 blocks,
                 cursor: f.end,
                 keep_window: self.keep_window,
             })
             .await?;
-        tracing::debug!(stream = %self.spec.name, from = f.from, to = f.to, events, decode_ms = decoded.as_millis() as u64,
+        tracing::debug!(stream = %self.spec.name, from = f.from, to = f.to, events = count, decode_ms = decoded.as_millis() as u64,
             commit_ms = (started.elapsed() - decoded).as_millis() as u64, "range recorded");
         metrics::counter!(m::EVENTS_RECORDED, "stream" => self.spec.name.clone())
-            .increment(events as u64);
+            .increment(count as u64);
         metrics::gauge!(m::CURSOR, "stream" => self.spec.name.clone()).set(f.to as f64);
-        Ok(events)
+        Ok(count)
     }
 }

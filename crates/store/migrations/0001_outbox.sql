@@ -23,8 +23,8 @@ CREATE TABLE blocks (
 ) WITHOUT ROWID;
 
 -- The outbox, append-only, in segments: each row holds up to 1,000
--- consecutive envelopes of one stream as JSON lines (without seq; the
--- envelope on line i has seq first_seq + i), all additions or all
+-- consecutive envelopes of one stream as length-prefixed binary records
+-- (see src/codec.rs; record i has seq first_seq + i), all additions or all
 -- retractions. Envelopes of an addition segment are in block order, and a
 -- reorg always retracts every live event above a block, so one watermark per
 -- segment says which of its events are still live: those with
@@ -38,7 +38,7 @@ CREATE TABLE outbox (
     min_block    INTEGER NOT NULL,
     max_block    INTEGER NOT NULL,
     live_through INTEGER,
-    payload      TEXT NOT NULL
+    payload      BLOB NOT NULL
 );
 CREATE UNIQUE INDEX outbox_stream_seq ON outbox (stream, last_seq);
 

@@ -6,9 +6,9 @@
 //! one per event, and a retraction moves one watermark per segment.
 
 use ethgate_core::{BlockRef, EventEnvelope};
-use serde::Deserialize;
 use sqlx::{Sqlite, Transaction};
 
+use crate::codec::{self, NewEvent};
 use crate::{Store, StoreError, now_secs, to_i64};
 
 /// Most envelopes in one outbox segment: large enough that a range costs a
@@ -17,13 +17,13 @@ pub const SEGMENT_MAX: usize = 1_000;
 
 /// Everything one synced range changes, written in one transaction.
 #[derive(Debug, Clone)]
-pub struct RangeCommit {
+pub struct RangeCommit<'a> {
     /// Stream name.
     pub stream: String,
     /// The cursor the writer started from; the commit fails if it moved.
     pub expected_cursor: Option<u64>,
-    /// Envelopes of the range, in (block, log index) order.
-    pub envelopes: Vec<EventEnvelope>,
+    /// Events of the range, in (block, log index) order.
+    pub events: Vec<NewEvent<'a>>,
     /// Blocks to remember (those with events).
     pub blocks: Vec<BlockRef>,
     /// The new cursor: the last block of the range.
@@ -32,46 +32,49 @@ pub struct RangeCommit {
     pub keep_window: u64,
 }
 
-/// An envelope as stored: its `seq` and its JSON without `seq`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An envelope read back from the outbox, with its `seq`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredEnvelope {
     /// Outbox sequence number, per stream, from 1.
     pub seq: u64,
-    /// JSON object without `seq`.
-    pub payload: String,
+    /// The envelope, `seq` set.
+    pub envelope: EventEnvelope,
 }
 
 impl StoredEnvelope {
-    /// The envelope JSON with its `seq`.
+    /// The envelope's wire JSON.
     pub fn json(&self) -> String {
-        ethgate_core::envelope::splice_seq(&self.payload, self.seq)
+        let mut out = String::with_capacity(1024);
+        self.envelope.write_json(&mut out);
+        out
     }
 }
 
-/// One segment to write: `count` JSON lines in `payload`.
+/// One segment to write: `count` records in `payload`.
 struct Segment {
     removed: bool,
     count: u64,
     min_block: u64,
     max_block: u64,
-    payload: String,
+    payload: Vec<u8>,
 }
 
-fn retraction_segments(items: Vec<(u64, String)>) -> Vec<Segment> {
-    items
-        .chunks(SEGMENT_MAX)
-        .map(|chunk| Segment {
-            removed: true,
-            count: chunk.len() as u64,
-            min_block: chunk.iter().map(|(b, _)| *b).min().unwrap_or(0),
-            max_block: chunk.iter().map(|(b, _)| *b).max().unwrap_or(0),
-            payload: chunk
-                .iter()
-                .map(|(_, l)| l.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        })
-        .collect()
+impl Segment {
+    fn new(removed: bool) -> Self {
+        Segment {
+            removed,
+            count: 0,
+            min_block: u64::MAX,
+            max_block: 0,
+            payload: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, block: u64) {
+        self.count += 1;
+        self.min_block = self.min_block.min(block);
+        self.max_block = self.max_block.max(block);
+    }
 }
 
 /// Reads the stream's cursor and next seq, refusing a moved cursor.
@@ -134,48 +137,36 @@ async fn begin(store: &Store) -> Result<Transaction<'static, Sqlite>, StoreError
     Ok(store.pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
-#[derive(Deserialize)]
-struct BlockOnly {
-    block_number: u64,
-}
-
 impl Store {
     /// Records a range: envelopes, blocks and the cursor, atomically.
     /// Refuses envelopes outside `(expected_cursor, cursor]`: the live set of
     /// a stream is exactly its events up to its cursor, so that check is what
     /// keeps an event from being recorded twice.
-    pub async fn commit_range(&self, c: &RangeCommit) -> Result<(), StoreError> {
+    pub async fn commit_range(&self, c: &RangeCommit<'_>) -> Result<(), StoreError> {
         let low = c.expected_cursor.map_or(0, |n| n + 1);
         if let Some(e) = c
-            .envelopes
+            .events
             .iter()
-            .find(|e| e.block_number < low || e.block_number > c.cursor.number)
+            .find(|e| e.log.block() < low || e.log.block() > c.cursor.number)
         {
             return Err(StoreError::OutOfRange {
                 stream: c.stream.clone(),
-                block: e.block_number,
+                block: e.log.block(),
                 cursor: c.expected_cursor,
             });
         }
-        let count = c.envelopes.len() as i64;
+        let count = c.events.len() as i64;
         let segs: Vec<Segment> = c
-            .envelopes
+            .events
             .chunks(SEGMENT_MAX)
             .map(|chunk| {
-                let mut payload = String::with_capacity(chunk.len() * 1024);
-                for (i, e) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        payload.push('\n');
-                    }
-                    e.write_json(&mut payload);
+                let mut seg = Segment::new(false);
+                seg.payload.reserve(chunk.len() * 512);
+                for e in chunk {
+                    codec::encode(e, &mut seg.payload);
+                    seg.note(e.log.block());
                 }
-                Segment {
-                    removed: false,
-                    count: chunk.len() as u64,
-                    min_block: chunk.first().map_or(0, |e| e.block_number),
-                    max_block: chunk.last().map_or(0, |e| e.block_number),
-                    payload,
-                }
+                seg
             })
             .collect();
         let mut tx = begin(self).await?;
@@ -231,7 +222,7 @@ impl Store {
         let above = fork.map_or(-1, |f| to_i64(f.number));
         let mut tx = begin(self).await?;
         let next_seq = check_cursor(&mut tx, stream, expected_cursor).await?;
-        let live: Vec<(i64, i64, Option<i64>, String)> = sqlx::query_as(
+        let live: Vec<(i64, i64, Option<i64>, Vec<u8>)> = sqlx::query_as(
             "SELECT segment, first_seq, live_through, payload FROM outbox WHERE stream = ? AND removed = 0 \
              AND max_block > ? AND (live_through IS NULL OR live_through > ?) ORDER BY first_seq",
         )
@@ -240,20 +231,28 @@ impl Store {
         .bind(above)
         .fetch_all(&mut *tx)
         .await?;
-        let mut retractions: Vec<(u64, String)> = Vec::new();
+        let mut retractions: Vec<Segment> = Vec::new();
+        let mut count = 0i64;
         for (segment, first_seq, live_through, payload) in &live {
-            for (i, line) in payload.split('\n').enumerate() {
-                let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+            for (i, record) in codec::records(payload).enumerate() {
+                let corrupt = |e: codec::CodecError| StoreError::Corrupt {
                     what: "outbox.payload",
                     detail: format!("seq {}: {e}", *first_seq as u64 + i as u64),
                 };
-                let block = serde_json::from_str::<BlockOnly>(line)
-                    .map_err(corrupt)?
-                    .block_number as i64;
-                if block > above && live_through.is_none_or(|t| block <= t) {
-                    let mut v: serde_json::Value = serde_json::from_str(line).map_err(corrupt)?;
-                    v["removed"] = serde_json::Value::Bool(true);
-                    retractions.push((block as u64, v.to_string()));
+                let record = record.map_err(corrupt)?;
+                let block = codec::block_number(record).map_err(corrupt)?;
+                if block as i64 > above && live_through.is_none_or(|t| block as i64 <= t) {
+                    if retractions
+                        .last()
+                        .is_none_or(|s| s.count as usize >= SEGMENT_MAX)
+                    {
+                        retractions.push(Segment::new(true));
+                    }
+                    if let Some(seg) = retractions.last_mut() {
+                        codec::push_retraction(record, &mut seg.payload);
+                        seg.note(block);
+                        count += 1;
+                    }
                 }
             }
             sqlx::query("UPDATE outbox SET live_through = ? WHERE segment = ?")
@@ -262,8 +261,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let count = retractions.len() as i64;
-        let next_seq = append(&mut tx, stream, next_seq, retraction_segments(retractions)).await?;
+        let next_seq = append(&mut tx, stream, next_seq, retractions).await?;
         sqlx::query("DELETE FROM blocks WHERE stream = ? AND number > ?")
             .bind(stream)
             .bind(above)
@@ -296,9 +294,17 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
         let mut out = Vec::with_capacity(limit.min(1024) as usize);
+        let chain_id: Option<i64> =
+            sqlx::query_scalar("SELECT chain_id FROM streams WHERE name = ?")
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(chain_id) = chain_id else {
+            return Ok(out);
+        };
         let mut from = after;
         while out.len() < limit as usize {
-            let segs: Vec<(i64, i64, String)> = sqlx::query_as(
+            let segs: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT first_seq, last_seq, payload FROM outbox WHERE stream = ? AND last_seq > ? ORDER BY last_seq LIMIT 2",
             )
             .bind(stream)
@@ -309,14 +315,19 @@ impl Store {
                 break;
             }
             for (first, last, payload) in segs {
-                for (i, line) in payload.split('\n').enumerate() {
+                for (i, record) in codec::records(&payload).enumerate() {
                     let seq = first as u64 + i as u64;
-                    if seq > from && out.len() < limit as usize {
-                        out.push(StoredEnvelope {
-                            seq,
-                            payload: line.to_owned(),
-                        });
+                    if seq <= from || out.len() >= limit as usize {
+                        continue;
                     }
+                    let corrupt = |e: codec::CodecError| StoreError::Corrupt {
+                        what: "outbox.payload",
+                        detail: format!("seq {seq}: {e}"),
+                    };
+                    let envelope =
+                        codec::decode(record.map_err(corrupt)?, stream, chain_id as u64, seq)
+                            .map_err(corrupt)?;
+                    out.push(StoredEnvelope { seq, envelope });
                 }
                 from = from.max(last as u64);
             }

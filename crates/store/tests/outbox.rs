@@ -3,7 +3,7 @@
 
 use alloy_primitives::{Address, B256, Bytes, U64};
 use ethgate_core::{BlockRef, EventEnvelope, RawLog};
-use ethgate_store::{RangeCommit, Store, StoreError};
+use ethgate_store::{NewEvent, RangeCommit, Store, StoreError};
 
 fn block(n: u64, tag: u8) -> BlockRef {
     BlockRef {
@@ -14,8 +14,8 @@ fn block(n: u64, tag: u8) -> BlockRef {
     }
 }
 
-fn env(b: &BlockRef, log_index: u64) -> EventEnvelope {
-    let log = RawLog {
+fn log(b: &BlockRef, log_index: u64) -> RawLog {
+    RawLog {
         address: Address::repeat_byte(1),
         topics: vec![B256::repeat_byte(9)],
         data: Bytes::new(),
@@ -26,8 +26,7 @@ fn env(b: &BlockRef, log_index: u64) -> EventEnvelope {
         transaction_index: U64::ZERO,
         log_index: U64::from(log_index),
         removed: false,
-    };
-    EventEnvelope::from_log("s", 1, &log, b.timestamp, None)
+    }
 }
 
 async fn store() -> (tempfile::TempDir, Store) {
@@ -38,22 +37,44 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, s)
 }
 
-fn commit(
+/// A range to commit, owning its logs; `range()` borrows them.
+struct Commit {
     expected: Option<u64>,
-    blocks: &[BlockRef],
-    per_block: u64,
+    logs: Vec<RawLog>,
+    blocks: Vec<BlockRef>,
     cursor: BlockRef,
-) -> RangeCommit {
-    RangeCommit {
-        stream: "s".into(),
-        expected_cursor: expected,
-        envelopes: blocks
+}
+
+impl Commit {
+    fn range(&self) -> RangeCommit<'_> {
+        RangeCommit {
+            stream: "s".into(),
+            expected_cursor: self.expected,
+            events: self
+                .logs
+                .iter()
+                .map(|l| NewEvent {
+                    log: l,
+                    timestamp: l.block() * 12,
+                    decoded: None,
+                })
+                .collect(),
+            blocks: self.blocks.clone(),
+            cursor: self.cursor,
+            keep_window: 1000,
+        }
+    }
+}
+
+fn commit(expected: Option<u64>, blocks: &[BlockRef], per_block: u64, cursor: BlockRef) -> Commit {
+    Commit {
+        expected,
+        logs: blocks
             .iter()
-            .flat_map(|b| (0..per_block).map(move |i| env(b, i)))
+            .flat_map(|b| (0..per_block).map(move |i| log(b, i)))
             .collect(),
         blocks: blocks.to_vec(),
         cursor,
-        keep_window: 1000,
     }
 }
 
@@ -62,7 +83,7 @@ async fn range_commit_moves_cursor_and_events_together() {
     let (_d, s) = store().await;
     let b1 = block(1, 1);
     let b2 = block(2, 2);
-    s.commit_range(&commit(None, &[b1, b2], 3, b2))
+    s.commit_range(&commit(None, &[b1, b2], 3, b2).range())
         .await
         .expect("commit");
     let row = s.stream("s").await.expect("read").expect("exists");
@@ -87,12 +108,12 @@ async fn range_commit_moves_cursor_and_events_together() {
 async fn stale_cursor_is_refused_and_changes_nothing() {
     let (_d, s) = store().await;
     let b1 = block(1, 1);
-    s.commit_range(&commit(None, &[b1], 1, b1))
+    s.commit_range(&commit(None, &[b1], 1, b1).range())
         .await
         .expect("commit");
     let b2 = block(2, 2);
     let err = s
-        .commit_range(&commit(None, &[b2], 1, b2))
+        .commit_range(&commit(None, &[b2], 1, b2).range())
         .await
         .expect_err("stale");
     assert!(
@@ -106,14 +127,14 @@ async fn stale_cursor_is_refused_and_changes_nothing() {
 async fn recording_an_event_at_or_below_the_cursor_fails_the_whole_range() {
     let (_d, s) = store().await;
     let b1 = block(1, 1);
-    s.commit_range(&commit(None, &[b1], 2, b1))
+    s.commit_range(&commit(None, &[b1], 2, b1).range())
         .await
         .expect("commit");
     let b2 = block(2, 2);
     let mut c = commit(Some(1), &[b2], 1, b2);
-    c.envelopes.insert(0, env(&b1, 0));
+    c.logs.insert(0, log(&b1, 0));
     let err = s
-        .commit_range(&c)
+        .commit_range(&c.range())
         .await
         .expect_err("a second copy of a live event");
     assert!(
@@ -121,10 +142,10 @@ async fn recording_an_event_at_or_below_the_cursor_fails_the_whole_range() {
         "{err}"
     );
     let mut c = commit(Some(1), &[b2], 1, b2);
-    c.envelopes.push(env(&block(3, 3), 0));
+    c.logs.push(log(&block(3, 3), 0));
     assert!(
         matches!(
-            s.commit_range(&c).await,
+            s.commit_range(&c.range()).await,
             Err(StoreError::OutOfRange { block: 3, .. })
         ),
         "past the new cursor"
@@ -143,7 +164,7 @@ async fn segments_are_read_across_boundaries_and_retracted_by_watermark() {
     let (_d, s) = store().await;
     // 2,500 events over 5 blocks: three segments, each spanning blocks.
     let blocks: Vec<BlockRef> = (1..=5).map(|n| block(n, n as u8)).collect();
-    s.commit_range(&commit(None, &blocks, 500, blocks[4]))
+    s.commit_range(&commit(None, &blocks, 500, blocks[4]).range())
         .await
         .expect("commit");
     let mut seqs = Vec::new();
@@ -195,7 +216,7 @@ async fn segments_are_read_across_boundaries_and_retracted_by_watermark() {
 async fn rewind_retracts_exactly_the_events_above_the_fork() {
     let (_d, s) = store().await;
     let blocks: Vec<BlockRef> = (1..=4).map(|n| block(n, n as u8)).collect();
-    s.commit_range(&commit(None, &blocks, 2, blocks[3]))
+    s.commit_range(&commit(None, &blocks, 2, blocks[3]).range())
         .await
         .expect("commit");
     let retracted = s
@@ -236,7 +257,7 @@ async fn rewind_retracts_exactly_the_events_above_the_fork() {
         0
     );
     // The orphaned block may come back and be recorded again.
-    s.commit_range(&commit(Some(2), &blocks[2..3], 2, blocks[2]))
+    s.commit_range(&commit(Some(2), &blocks[2..3], 2, blocks[2]).range())
         .await
         .expect("re-record");
 }

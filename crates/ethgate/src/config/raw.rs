@@ -61,6 +61,8 @@ pub struct RawChain {
     pub initial_block_range: Option<u64>,
     /// Blocks of history kept to find fork points.
     pub reorg_window: Option<u64>,
+    /// Concurrent `eth_getLogs` sub-queries per range.
+    pub log_query_concurrency: Option<u64>,
 }
 
 /// `[[streams]]`.

@@ -106,6 +106,10 @@ fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
             format!("must be between min_block_range ({min}) and max_block_range ({max})"),
         );
     }
+    let parallel = c.log_query_concurrency.unwrap_or(defaults.parallel_queries);
+    if !(1..=16).contains(&parallel) {
+        issues.add(k("log_query_concurrency"), "must be between 1 and 16");
+    }
     let keep_window = c.reorg_window.unwrap_or(defaults.keep_window);
     if keep_window < 16 {
         issues.add(k("reorg_window"), "must be at least 16 blocks");
@@ -121,6 +125,7 @@ fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
             max_range: max,
             keep_window,
             poll_interval: poll,
+            parallel_queries: parallel,
             ..defaults
         },
     }
