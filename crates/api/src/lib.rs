@@ -22,6 +22,7 @@ use ethgate_chain::EndpointPool;
 use ethgate_core::StreamSpec;
 use ethgate_events::SyncState;
 use ethgate_store::Store;
+use tokio::sync::watch;
 
 pub use auth::{Scope, hash_token, new_token};
 pub use error::ApiError;
@@ -59,6 +60,9 @@ pub struct ApiState {
     pub metrics: Option<MetricsRender>,
     /// Longest long-poll wait allowed.
     pub max_wait: Duration,
+    /// Turns true when the server is stopping, so held long-polls answer at
+    /// once instead of delaying shutdown by up to `max_wait`.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// The whole API.

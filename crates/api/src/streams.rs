@@ -71,6 +71,13 @@ pub async fn one(
     Ok(Json(status(&state, spec).await?))
 }
 
+/// Resolves when `flag` turns true; never, if its sender is gone.
+async fn until_true(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    if flag.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// `GET /v1/streams/{name}/events?after=SEQ&limit=N&wait=SECONDS`: the
 /// envelopes with `seq > after`, in order; with `wait`, holds the request
 /// until at least one exists or the wait ends.
@@ -88,20 +95,20 @@ pub async fn events(
     let wait = params::int(&p, "wait", 0, 0, state.max_wait.as_secs())?;
     let deadline = Instant::now() + Duration::from_secs(wait);
     let mut changes = state.store.subscribe();
+    let mut stopping = state.stopping.clone();
     let page = loop {
         changes.borrow_and_update();
         let page = state
             .store
             .events_after(&spec.name, after, limit as u32)
             .await?;
-        if !page.is_empty() || Instant::now() >= deadline {
+        if !page.is_empty() || Instant::now() >= deadline || *stopping.borrow() {
             break page;
         }
-        if tokio::time::timeout_at(deadline, changes.changed())
-            .await
-            .is_err()
-        {
-            continue;
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = changes.changed() => {}
+            _ = until_true(&mut stopping) => {}
         }
     };
     let next = page.last().map_or(after, |e| e.seq);

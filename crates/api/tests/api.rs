@@ -22,6 +22,7 @@ struct Fixture {
     state: ApiState,
     reader: String,
     admin_only_tx: String,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 async fn fixture() -> Fixture {
@@ -52,6 +53,7 @@ async fn fixture() -> Fixture {
         .insert_token(&id, &hash_token(&tx), &["tx:write".into()], "tx")
         .await
         .expect("token");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let state = ApiState {
         store: store.clone(),
         streams: Arc::new(vec![spec]),
@@ -59,6 +61,7 @@ async fn fixture() -> Fixture {
         sync: SyncState::default(),
         metrics: None,
         max_wait: Duration::from_secs(10),
+        stopping: stop_rx,
     };
     Fixture {
         _dir: dir,
@@ -66,6 +69,7 @@ async fn fixture() -> Fixture {
         state,
         reader,
         admin_only_tx: tx,
+        stop,
     }
 }
 
@@ -256,6 +260,28 @@ async fn long_poll_returns_as_soon_as_an_event_is_recorded() {
         (StatusCode::OK, Some(0))
     );
     assert_eq!(page["next"], 1);
+}
+
+#[tokio::test]
+async fn held_long_polls_answer_at_once_when_the_server_stops() {
+    let f = fixture().await;
+    let state = f.state.clone();
+    let token = f.reader.clone();
+    let poll =
+        tokio::spawn(
+            async move { get(&state, "/v1/streams/demo/events?wait=10", Some(&token)).await },
+        );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!poll.is_finished());
+    f.stop.send(true).expect("receivers alive");
+    let (s, page) = tokio::time::timeout(Duration::from_secs(3), poll)
+        .await
+        .expect("answered promptly")
+        .expect("task");
+    assert_eq!(
+        (s, page["events"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
 }
 
 #[tokio::test]

@@ -86,6 +86,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         check_chain_id(c, &pools[&c.name]).await?;
     }
     let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
     let sync = SyncState::default();
     let mut tasks = Vec::new();
     for spec in &cfg.streams {
@@ -116,13 +117,21 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         sync,
         metrics: Some(Arc::new(move || prometheus.render())),
         max_wait: cfg.max_wait,
+        stopping: stopped.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, store = %cfg.store_url, chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
     axum::serve(listener, ethgate_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            // Tell syncers and held long-polls first, so shutdown is prompt.
+            let stop = stop.clone();
+            async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            }
+        })
         .await
         .context("serving the API")?;
     tracing::info!("shutting down");

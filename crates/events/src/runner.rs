@@ -75,6 +75,7 @@ impl Syncer {
     /// polls when caught up, and backs off (up to 30 s) on errors.
     pub async fn run(mut self, state: SyncState, mut shutdown: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
+        let mut retries: u32 = 0;
         tracing::info!(stream = %self.spec.name, chain = %self.spec.chain, from_block = self.spec.from_block, confirmations = %self.spec.confirmations, "syncer started");
         loop {
             if *shutdown.borrow() {
@@ -88,12 +89,21 @@ impl Syncer {
             let wait = match &result {
                 Ok(Step::Recorded { from, to, events }) => {
                     failures = 0;
+                    retries = 0;
                     tracing::debug!(stream = %self.spec.name, from, to, events, "range recorded");
                     continue;
                 }
                 Ok(Step::Reorged { .. }) => Duration::ZERO,
                 Ok(Step::Idle { .. }) => self.cfg.poll_interval,
-                Ok(Step::Retry(_)) => Duration::from_millis(100),
+                Ok(Step::Retry(why)) => {
+                    // Normal during a reorg; persistent when endpoints
+                    // disagree about the chain (e.g. a lagging replica).
+                    retries += 1;
+                    if retries.is_multiple_of(50) {
+                        tracing::warn!(stream = %self.spec.name, retries, why, "range keeps changing under the fetch; is an endpoint on another fork or lagging?");
+                    }
+                    Duration::from_millis(100)
+                }
                 Err(e) => {
                     failures += 1;
                     metrics::counter!(m::STEP_ERRORS, "stream" => self.spec.name.clone())
@@ -105,6 +115,9 @@ impl Syncer {
             };
             if result.is_ok() {
                 failures = 0;
+            }
+            if !matches!(result, Ok(Step::Retry(_))) {
+                retries = 0;
             }
             if pause(wait, &mut shutdown).await {
                 break;
