@@ -1,6 +1,7 @@
 //! Endpoint failover through real proxies in front of anvil: an endpoint
 //! that is down, answers 500, answers 429 or times out is failed over, and
-//! the stream still equals the chain.
+//! the stream still equals the chain. Logs from a block that is not the
+//! canonical one are fetched again, never recorded.
 
 mod common;
 
@@ -62,4 +63,53 @@ async fn failing_endpoints_are_failed_over_with_nothing_lost() {
         );
     }
     assert!(primary.requests() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_with_a_non_canonical_block_hash_are_refetched_never_recorded() {
+    let anvil = Anvil::start(&[]).await;
+    let contract = anvil.deploy_event_source().await;
+    for i in 0..6 {
+        anvil.burst(contract, 2, i * 2).await;
+    }
+    let proxy = Proxy::start(&anvil.url).await;
+    proxy.set(Fault::ForeignLogHashes(3));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let mut s = Syncer::new(
+        spec(contract, Confirmations::Depth(0)),
+        pool(&[&proxy.url], Duration::from_secs(10)),
+        store.clone(),
+        // One query per range: each tampered answer is one refetch.
+        ethgate_events::SyncerConfig {
+            parallel_queries: 1,
+            ..config(2, 2)
+        },
+    )
+    .await
+    .expect("syncer");
+    let mut retries = 0;
+    loop {
+        match s.step().await.expect("step") {
+            ethgate_events::Step::Idle { .. } => break,
+            ethgate_events::Step::Retry(why) => {
+                assert_eq!(why, "log from a non-canonical block");
+                retries += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(proxy.tampered(), 3);
+    // Inside a backfill pipeline a bad range ends the slice rather than
+    // surfacing as a step of its own, so at least one step saw it.
+    assert!(
+        retries >= 1,
+        "the syncer refetched after the tampered answers"
+    );
+    let all = outbox(&store).await;
+    assert!(
+        all.iter()
+            .all(|e| format!("{}", e.block_hash) != format!("0x{}", "11".repeat(32)))
+    );
+    assert_equals_truth(&all, &anvil.logs(contract, 0, anvil.head().await).await);
 }

@@ -25,12 +25,16 @@ pub enum Fault {
     /// Refuse `eth_getLogs` spanning more than this many blocks with geth's
     /// "query returned more than 10000 results".
     RangeCap(u64),
+    /// Rewrite every log's `blockHash` in the next this-many non-empty
+    /// `eth_getLogs` answers, as a node on another fork would answer.
+    ForeignLogHashes(u64),
 }
 
 #[derive(Debug, Default)]
 struct Seen {
     requests: u64,
     log_spans: Vec<(u64, bool)>,
+    tampered: u64,
 }
 
 struct Inner {
@@ -53,6 +57,22 @@ fn quantity(v: &Value) -> Option<u64> {
         .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
 }
 
+/// Consumes one tampering from a [`Fault::ForeignLogHashes`] budget,
+/// atomically, so concurrent requests never share one.
+fn take_one(inner: &Inner) -> bool {
+    let mut fault = inner.fault.lock().expect("lock");
+    match *fault {
+        Fault::ForeignLogHashes(left) if left > 0 => {
+            *fault = Fault::ForeignLogHashes(left - 1);
+            if let Ok(mut s) = inner.seen.lock() {
+                s.tampered += 1;
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let fault = *inner.fault.lock().expect("lock");
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -65,7 +85,7 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         }
         Fault::Http429 => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
         Fault::Delay(d) => tokio::time::sleep(d).await,
-        Fault::Pass | Fault::RangeCap(_) => {}
+        Fault::Pass | Fault::RangeCap(_) | Fault::ForeignLogHashes(_) => {}
     }
     if req["method"] == "eth_getLogs" {
         let f = &req["params"][0];
@@ -92,7 +112,17 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         Ok(r) => {
             let status =
                 StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let bytes = r.bytes().await.unwrap_or_default();
+            let mut bytes = r.bytes().await.unwrap_or_default();
+            if req["method"] == "eth_getLogs"
+                && let Ok(mut resp) = serde_json::from_slice::<Value>(&bytes)
+                && let Some(logs) = resp["result"].as_array_mut().filter(|l| !l.is_empty())
+                && take_one(&inner)
+            {
+                for log in logs.iter_mut() {
+                    log["blockHash"] = json!(format!("0x{}", "11".repeat(32)));
+                }
+                bytes = serde_json::to_vec(&resp).unwrap_or_default().into();
+            }
             (status, [("content-type", "application/json")], bytes).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
@@ -129,6 +159,11 @@ impl Proxy {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.inner.seen.lock().expect("lock").requests
+    }
+
+    /// `eth_getLogs` answers rewritten by [`Fault::ForeignLogHashes`].
+    pub fn tampered(&self) -> u64 {
+        self.inner.seen.lock().expect("lock").tampered
     }
 
     /// Every `eth_getLogs` span seen, with whether it was refused.
