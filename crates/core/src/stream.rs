@@ -51,6 +51,24 @@ pub struct StreamSpec {
 }
 
 impl StreamSpec {
+    /// A fingerprint of what the stream records: chain, addresses, event
+    /// selectors and start block (not its name or confirmation depth, which
+    /// may change without leaving history unread).
+    pub fn fingerprint(&self) -> String {
+        let mut addresses = self.addresses.clone();
+        addresses.sort();
+        addresses.dedup();
+        let mut text = format!("v1|{}|{}|", self.chain_id, self.from_block);
+        for a in &addresses {
+            text.push_str(&format!("{a:#x},"));
+        }
+        text.push('|');
+        for s in self.selectors() {
+            text.push_str(&format!("{s},"));
+        }
+        format!("{}", alloy_primitives::keccak256(text.as_bytes()))
+    }
+
     /// The topic0 values the `eth_getLogs` filter asks for.
     pub fn selectors(&self) -> Vec<B256> {
         let mut s: Vec<B256> = self.events.iter().map(Event::selector).collect();

@@ -41,6 +41,20 @@ pub enum SyncError {
         /// Chain id in the config.
         configured: u64,
     },
+    /// The stream's addresses, events or `from_block` changed after it began
+    /// recording: the new contracts' or events' history before the cursor
+    /// would silently never be read.
+    #[error(
+        "stream {stream}: its addresses, events or from_block changed after it recorded up to block {cursor}; \
+         history before that block would be missed for what was added. Give the changed stream a new name \
+         (it then backfills from its from_block), or restore the previous configuration"
+    )]
+    SpecChanged {
+        /// Stream name.
+        stream: String,
+        /// Its cursor.
+        cursor: u64,
+    },
     /// The pipeline's writer task ended abnormally.
     #[error("stream writer task failed: {0}")]
     Writer(String),
@@ -134,6 +148,17 @@ impl Syncer {
                 recorded: row.chain_id,
                 configured: spec.chain_id,
             });
+        }
+        let fingerprint = spec.fingerprint();
+        match (row.cursor, row.spec_hash.as_deref()) {
+            (Some(cursor), Some(recorded)) if recorded != fingerprint => {
+                return Err(SyncError::SpecChanged {
+                    stream: spec.name,
+                    cursor,
+                });
+            }
+            (_, Some(recorded)) if recorded == fingerprint => {}
+            _ => store.set_spec_hash(&spec.name, &fingerprint).await?,
         }
         let spec = Arc::new(spec);
         let sizer = RangeSizer::new(cfg.initial_range, cfg.min_range, cfg.max_range, 3);

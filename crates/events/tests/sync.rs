@@ -153,3 +153,47 @@ async fn adaptive_range_shrinks_on_too_many_results_and_grows_back() {
         &anvil.logs(contract, 0, anvil.head().await).await,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_contracts_change_after_recording_is_refused() {
+    let anvil = Anvil::start(&[]).await;
+    let contract = anvil.deploy_event_source().await;
+    anvil.burst(contract, 2, 0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let pool = pool(&[&anvil.url], Duration::from_secs(10));
+    let mut s = Syncer::new(
+        spec(contract, Confirmations::Depth(0)),
+        pool.clone(),
+        store.clone(),
+        config(100, 100),
+    )
+    .await
+    .expect("syncer");
+    sync_to_head(&mut s).await;
+    // A different confirmation depth is fine: no history goes unread.
+    Syncer::new(
+        spec(contract, Confirmations::Depth(3)),
+        pool.clone(),
+        store.clone(),
+        config(100, 100),
+    )
+    .await
+    .expect("same contracts, other depth");
+    let mut more = spec(contract, Confirmations::Depth(0));
+    more.addresses
+        .push(alloy_primitives::Address::repeat_byte(7));
+    let err = Syncer::new(more, pool.clone(), store.clone(), config(100, 100))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("new name"), "{err}");
+    let mut later = spec(contract, Confirmations::Depth(0));
+    later.from_block = 1;
+    assert!(
+        Syncer::new(later, pool, store, config(100, 100))
+            .await
+            .is_err(),
+        "from_block changed"
+    );
+}

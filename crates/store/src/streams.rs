@@ -23,6 +23,8 @@ pub struct StreamRow {
     pub reorgs: u64,
     /// Unix seconds of the last change.
     pub updated_at: i64,
+    /// Fingerprint of what the stream records, as last started.
+    pub spec_hash: Option<String>,
 }
 
 pub(crate) fn parse_hash(s: &str, what: &'static str) -> Result<B256, StoreError> {
@@ -46,13 +48,14 @@ fn row_to_stream(r: &sqlx::sqlite::SqliteRow) -> Result<StreamRow, StoreError> {
         events_recorded: r.try_get::<i64, _>("events_recorded")?.max(0) as u64,
         reorgs: r.try_get::<i64, _>("reorgs")? as u64,
         updated_at: r.try_get("updated_at")?,
+        spec_hash: r.try_get("spec_hash")?,
     })
 }
 
 macro_rules! stream_select {
     ($tail:literal) => {
         concat!(
-            "SELECT name, chain_id, cursor_block, cursor_hash, events_recorded, reorgs, updated_at FROM streams ",
+            "SELECT name, chain_id, cursor_block, cursor_hash, events_recorded, reorgs, updated_at, spec_hash FROM streams ",
             $tail
         )
     };
@@ -70,6 +73,16 @@ impl Store {
         self.stream(name)
             .await?
             .ok_or_else(|| StoreError::UnknownStream(name.to_owned()))
+    }
+
+    /// Records the fingerprint of what the stream records.
+    pub async fn set_spec_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE streams SET spec_hash = ? WHERE name = ?")
+            .bind(hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// One stream's state.
