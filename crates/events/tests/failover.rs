@@ -76,18 +76,17 @@ async fn logs_with_a_non_canonical_block_hash_are_refetched_never_recorded() {
     proxy.set(Fault::ForeignLogHashes(3));
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
-    let mut s = Syncer::new(
-        spec(contract, Confirmations::Depth(0)),
-        pool(&[&proxy.url], Duration::from_secs(10)),
-        store.clone(),
-        // One query per range: each tampered answer is one refetch.
+    let mut s = syncer(
+        contract,
+        0,
+        &[&proxy.url],
+        &store, // One query per range: each tampered answer is one refetch.
         ethgate_events::SyncerConfig {
             parallel_queries: 1,
             ..config(2, 2)
         },
     )
-    .await
-    .expect("syncer");
+    .await;
     let mut retries = 0;
     loop {
         match s.step().await.expect("step") {

@@ -5,11 +5,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use common::*;
-use ethgate_core::Confirmations;
-use ethgate_events::Syncer;
 use ethgate_testkit::Anvil;
 
 enum Reorg {
@@ -25,14 +22,14 @@ async fn scenario(reorg: Reorg, confirmations: u64) {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
-    let mut s = Syncer::new(
-        spec(contract, Confirmations::Depth(confirmations)),
-        pool(&[&anvil.url], Duration::from_secs(10)),
-        store.clone(),
+    let mut s = syncer(
+        contract,
+        confirmations,
+        &[&anvil.url],
+        &store,
         config(100, 1_000),
     )
-    .await
-    .expect("syncer");
+    .await;
     sync_to_head(&mut s).await;
     let head = anvil.head().await;
     let before = outbox(&store).await;

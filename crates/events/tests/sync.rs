@@ -30,14 +30,7 @@ async fn every_log_over_ten_thousand_blocks_lands_once_in_order() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
-    let mut s = Syncer::new(
-        spec(contract, Confirmations::Depth(0)),
-        pool(&[&anvil.url], Duration::from_secs(10)),
-        store.clone(),
-        config(100, 2_000),
-    )
-    .await
-    .expect("syncer");
+    let mut s = syncer(contract, 0, &[&anvil.url], &store, config(100, 2_000)).await;
     sync_to_head(&mut s).await;
 
     let all = outbox(&store).await;
@@ -74,14 +67,7 @@ async fn every_log_over_ten_thousand_blocks_lands_once_in_order() {
 
     // A restart resumes at the cursor and records nothing twice.
     drop(s);
-    let mut again = Syncer::new(
-        spec(contract, Confirmations::Depth(0)),
-        pool(&[&anvil.url], Duration::from_secs(10)),
-        store.clone(),
-        config(100, 2_000),
-    )
-    .await
-    .expect("syncer");
+    let mut again = syncer(contract, 0, &[&anvil.url], &store, config(100, 2_000)).await;
     assert!(matches!(
         again.step().await.expect("step"),
         Step::Idle { .. }
@@ -104,18 +90,17 @@ async fn adaptive_range_shrinks_on_too_many_results_and_grows_back() {
     proxy.set(Fault::RangeCap(8));
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir).await;
-    let mut s = Syncer::new(
-        spec(contract, Confirmations::Depth(0)),
-        pool(&[&proxy.url], Duration::from_secs(10)),
-        store.clone(),
-        // One query per range, so the proxy sees exactly the sizer's spans.
+    let mut s = syncer(
+        contract,
+        0,
+        &[&proxy.url],
+        &store, // One query per range, so the proxy sees exactly the sizer's spans.
         SyncerConfig {
             parallel_queries: 1,
             ..config(64, 64)
         },
     )
-    .await
-    .expect("syncer");
+    .await;
     // The first half of the chain under the cap.
     let half = anvil.head().await / 2;
     s.sync_until(half, |_, _, _| {}).await.expect("sync");

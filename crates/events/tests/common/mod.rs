@@ -61,6 +61,25 @@ pub fn config(initial: u64, max: u64) -> SyncerConfig {
     }
 }
 
+/// A syncer of the EventSource stream at `contract`, `depth` blocks deep,
+/// reading through `urls` (10 s timeout).
+pub async fn syncer(
+    contract: Address,
+    depth: u64,
+    urls: &[&str],
+    store: &Store,
+    cfg: SyncerConfig,
+) -> Syncer {
+    Syncer::new(
+        spec(contract, Confirmations::Depth(depth)),
+        pool(urls, Duration::from_secs(10)),
+        store.clone(),
+        cfg,
+    )
+    .await
+    .expect("syncer")
+}
+
 /// Steps until the syncer is idle at the chain's head.
 pub async fn sync_to_head(s: &mut Syncer) {
     for _ in 0..100_000 {
