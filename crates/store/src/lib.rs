@@ -20,6 +20,7 @@
 
 pub mod codec;
 pub mod outbox;
+mod sinks;
 mod streams;
 mod tokens;
 
@@ -32,6 +33,7 @@ use tokio::sync::watch;
 
 pub use codec::NewEvent;
 pub use outbox::{RangeCommit, StoredEnvelope};
+pub use sinks::SinkCursor;
 pub use streams::StreamRow;
 pub use tokens::TokenRow;
 

@@ -1,0 +1,176 @@
+//! The dispatcher of one (stream, sink) pair.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ethgate_store::Store;
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::metrics as m;
+use crate::sink::Sink;
+
+/// Longest wait between retries of a failing sink.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// First retry wait.
+const BASE_BACKOFF: Duration = Duration::from_millis(200);
+/// How often an idle dispatcher looks for envelopes written by another
+/// process (within one process it is woken at once).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Moves one stream's envelopes to one sink.
+pub struct Dispatcher {
+    stream: String,
+    sink: Arc<dyn Sink>,
+    store: Store,
+}
+
+/// Exponential backoff with full jitter: a random wait in [d/2, d], where d
+/// doubles per consecutive failure up to [`MAX_BACKOFF`].
+pub fn backoff(failures: u32) -> Duration {
+    let d = BASE_BACKOFF
+        .saturating_mul(1 << failures.saturating_sub(1).min(10))
+        .min(MAX_BACKOFF);
+    let half = d / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}
+
+/// Waits `d` or until shutdown; returns whether to stop.
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        r = shutdown.wait_for(|v| *v) => r.is_ok(),
+    };
+    stopped || *shutdown.borrow()
+}
+
+impl Dispatcher {
+    /// A dispatcher of `stream` to `sink`.
+    pub fn new(stream: &str, sink: Arc<dyn Sink>, store: Store) -> Self {
+        Dispatcher {
+            stream: stream.to_owned(),
+            sink,
+            store,
+        }
+    }
+
+    /// Delivers one batch if there is one; returns how many envelopes the
+    /// sink acknowledged (0: nothing to do). The cursor moves only on ack.
+    pub async fn deliver_once(&self) -> Result<usize, crate::SinkError> {
+        let name = self.sink.name().to_owned();
+        let store_err = |e: ethgate_store::StoreError| crate::SinkError {
+            sink: name.clone(),
+            message: e.to_string(),
+            retriable: true,
+        };
+        let cursor = self
+            .store
+            .sink_cursor(&self.stream, self.sink.name())
+            .await
+            .map_err(store_err)?;
+        let batch = self
+            .store
+            .events_after(
+                &self.stream,
+                cursor.seq,
+                self.sink.max_batch().clamp(1, 1_000) as u32,
+            )
+            .await
+            .map_err(store_err)?;
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        self.sink.send(&batch).await?;
+        let moved = self
+            .store
+            .advance_sink(
+                &self.stream,
+                self.sink.name(),
+                cursor.seq,
+                last,
+                batch.len() as u64,
+            )
+            .await
+            .map_err(store_err)?;
+        if !moved {
+            tracing::info!(stream = %self.stream, sink = %self.sink.name(), "cursor moved during delivery (rewind); re-reading");
+        }
+        let labels = [
+            ("stream", self.stream.clone()),
+            ("sink", self.sink.name().to_owned()),
+        ];
+        metrics::counter!(m::DELIVERED, &labels).increment(batch.len() as u64);
+        metrics::gauge!(m::CURSOR, &labels).set(last as f64);
+        Ok(batch.len())
+    }
+
+    /// Delivers until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.store.subscribe();
+        let mut failures: u32 = 0;
+        tracing::info!(stream = %self.stream, sink = %self.sink.name(), "dispatcher started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            changes.borrow_and_update();
+            let wait = match self.deliver_once().await {
+                Ok(0) => {
+                    failures = 0;
+                    tokio::select! {
+                        _ = changes.changed() => Duration::ZERO,
+                        _ = tokio::time::sleep(IDLE_POLL) => Duration::ZERO,
+                        _ = shutdown.wait_for(|v| *v) => break,
+                    }
+                }
+                Ok(_) => {
+                    failures = 0;
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    failures += 1;
+                    let labels = [
+                        ("stream", self.stream.clone()),
+                        ("sink", self.sink.name().to_owned()),
+                    ];
+                    metrics::counter!(m::FAILURES, &labels).increment(1);
+                    if let Err(store) = self
+                        .store
+                        .note_sink_failure(&self.stream, self.sink.name())
+                        .await
+                    {
+                        tracing::warn!(error = %store, "could not count a sink failure");
+                    }
+                    let wait = backoff(failures);
+                    tracing::warn!(stream = %self.stream, sink = %self.sink.name(), error = %e, failures, retry_in = ?wait, "delivery failed; will retry the same batch");
+                    wait
+                }
+            };
+            if !wait.is_zero() && pause(wait, &mut shutdown).await {
+                break;
+            }
+        }
+        tracing::info!(stream = %self.stream, sink = %self.sink.name(), "dispatcher stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_is_capped() {
+        for failures in 1..40 {
+            let d = backoff(failures);
+            let cap = BASE_BACKOFF
+                .saturating_mul(1 << (failures - 1).min(10))
+                .min(MAX_BACKOFF);
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "{failures}: {d:?} outside [{:?}, {cap:?}]",
+                cap / 2
+            );
+        }
+        assert!(backoff(30) <= MAX_BACKOFF);
+    }
+}

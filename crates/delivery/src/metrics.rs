@@ -1,0 +1,8 @@
+//! Metric names of the delivery crate, defined once.
+
+/// Counter: envelopes acknowledged by a sink, per stream and sink.
+pub const DELIVERED: &str = "ethgate_sink_delivered_total";
+/// Counter: failed delivery attempts, per stream and sink.
+pub const FAILURES: &str = "ethgate_sink_failures_total";
+/// Gauge: the sink's cursor (last acknowledged seq), per stream and sink.
+pub const CURSOR: &str = "ethgate_sink_cursor_seq";

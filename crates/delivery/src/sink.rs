@@ -1,0 +1,31 @@
+//! The one trait every sink implements.
+
+use ethgate_store::StoredEnvelope;
+use futures::future::BoxFuture;
+
+/// Why a batch was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("sink {sink}: {message}")]
+pub struct SinkError {
+    /// Sink name.
+    pub sink: String,
+    /// What went wrong (never a secret or a URL's credentials).
+    pub message: String,
+    /// Whether the same batch may succeed later (the dispatcher retries
+    /// either way; the flag decides logging and, later, dead-lettering).
+    pub retriable: bool,
+}
+
+/// A destination for envelopes. `send` resolves `Ok` only once the
+/// destination has durably accepted the whole batch — that is the ack the
+/// dispatcher's cursor waits for.
+pub trait Sink: Send + Sync {
+    /// Name from the config; keys the sink's cursors.
+    fn name(&self) -> &str;
+
+    /// Most envelopes per `send`.
+    fn max_batch(&self) -> usize;
+
+    /// Delivers a batch, in order.
+    fn send<'a>(&'a self, batch: &'a [StoredEnvelope]) -> BoxFuture<'a, Result<(), SinkError>>;
+}
