@@ -115,6 +115,7 @@ fn sink(url: &str, batch_size: usize) -> Arc<WebhookSink> {
             secret: SECRET.into(),
             batch_size,
             timeout: Duration::from_secs(5),
+            allow_private_network: true,
         })
         .expect("sink"),
     )
@@ -237,4 +238,36 @@ async fn a_running_dispatcher_is_woken_by_new_events_and_retries_until_acked() {
         .await
         .expect("stops promptly")
         .expect("task");
+}
+
+#[tokio::test]
+async fn a_receiver_on_a_private_address_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&format!("sqlite://{}/d.db", dir.path().display()))
+        .await
+        .expect("store");
+    store.ensure_stream("s", 1).await.expect("stream");
+    record(&store, None, &[block(1, 1)], 1).await;
+    let (url, r) = receiver().await;
+    let guarded = Arc::new(
+        WebhookSink::new(WebhookConfig {
+            name: "hook".into(),
+            url: url.parse().expect("url"),
+            secret: SECRET.into(),
+            batch_size: 1,
+            timeout: Duration::from_secs(5),
+            allow_private_network: false,
+        })
+        .expect("sink"),
+    );
+    let err = Dispatcher::new("s", guarded, store.clone())
+        .deliver_once()
+        .await
+        .expect_err("refused");
+    assert!(
+        err.message.contains("allow_private_network") && !err.retriable,
+        "{err}"
+    );
+    assert_eq!(r.attempts.load(Ordering::SeqCst), 0, "nothing was sent");
+    assert_eq!(store.sink_cursor("s", "hook").await.expect("cursor").seq, 0);
 }

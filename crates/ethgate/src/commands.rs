@@ -32,6 +32,17 @@ pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
             rpc.join(", ")
         );
     }
+    for w in &cfg.sinks {
+        println!(
+            "  sink    {} (webhook) to {}, batches of {}",
+            w.name,
+            w.url.host_str().unwrap_or("?"),
+            w.batch_size
+        );
+    }
+    for (stream, sink) in &cfg.routes {
+        println!("  route   {stream} -> {sink}");
+    }
     for s in &cfg.streams {
         let events: Vec<String> = s.events.iter().map(|e| e.signature()).collect();
         println!(

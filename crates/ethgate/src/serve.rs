@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use ethgate_api::{ApiState, ChainHealth};
 use ethgate_chain::{EndpointPool, PoolConfig};
+use ethgate_delivery::sinks::webhook::WebhookSink;
+use ethgate_delivery::{Dispatcher, Sink};
 use ethgate_events::{SyncState, Syncer};
 use ethgate_store::Store;
 use tokio::sync::watch;
@@ -100,6 +102,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("stream {}", spec.name))?;
         tasks.push(tokio::spawn(syncer.run(sync.clone(), stopped.clone())));
+    }
+    let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
+    for w in &cfg.sinks {
+        let sink = WebhookSink::new(w.clone())
+            .with_context(|| format!("sink {}: building the HTTP client", w.name))?;
+        sinks.insert(w.name.clone(), Arc::new(sink));
+    }
+    for (stream, sink) in &cfg.routes {
+        let sink = sinks.get(sink).context("routed sink vanished")?.clone();
+        tasks.push(tokio::spawn(
+            Dispatcher::new(stream, sink, store.clone()).run(stopped.clone()),
+        ));
     }
     let chains = cfg
         .chains

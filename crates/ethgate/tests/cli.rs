@@ -101,6 +101,41 @@ fn config_check_reports_every_error_with_key_and_line_and_starts_nothing() {
 }
 
 #[test]
+fn sink_errors_name_the_key_and_never_print_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        "[[sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://hooks.example/x\"\nsecret_env = \"ETHGATE_TEST_UNSET_SECRET\"\n\n\
+         [[sinks]]\nname = \"bus\"\nkind = \"carrier-pigeon\"\n",
+    )
+    .expect("write");
+    let out = ethgate(dir.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("ethgate.toml:5: sinks[0].secret_env"), "{err}");
+    assert!(err.contains("ethgate.toml:9: sinks[1].kind"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("ETHGATE_TEST_UNSET_SECRET", "top-secret-value")
+        .env("ETHGATE_SINKS__1__KIND", "webhook")
+        .env("ETHGATE_SINKS__1__URL", "https://bus.example/in")
+        .env("ETHGATE_SINKS__1__SECRET_ENV", "ETHGATE_TEST_UNSET_SECRET")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        text.contains("sink    hook (webhook) to hooks.example"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("top-secret-value"),
+        "the secret is never printed"
+    );
+}
+
+#[test]
 fn type_errors_and_unknown_keys_name_the_key_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

@@ -32,6 +32,10 @@ pub struct WebhookConfig {
     pub batch_size: usize,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Whether the URL may resolve to private, loopback or link-local
+    /// addresses (off by default: a webhook URL must not reach the
+    /// operator's internal network).
+    pub allow_private_network: bool,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -42,6 +46,7 @@ impl fmt::Debug for WebhookConfig {
             .field("secret", &"<redacted>")
             .field("batch_size", &self.batch_size)
             .field("timeout", &self.timeout)
+            .field("allow_private_network", &self.allow_private_network)
             .finish()
     }
 }
@@ -116,6 +121,35 @@ pub fn verify(
     }
 }
 
+/// Whether an address is outside the public internet: loopback, private,
+/// link-local, shared, unspecified, multicast or unique-local.
+pub fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0
+        }
+        std::net::IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(std::net::IpAddr::V4(v4)))
+        }
+    }
+}
+
 impl WebhookSink {
     /// Builds the sink; fails only if the HTTP client cannot be built.
     pub fn new(cfg: WebhookConfig) -> Result<Self, reqwest::Error> {
@@ -131,7 +165,40 @@ impl WebhookSink {
         }
     }
 
+    /// Refuses a destination that resolves to a private address unless
+    /// allowed. Checked before every POST, since DNS answers change.
+    async fn check_destination(&self) -> Result<(), SinkError> {
+        if self.cfg.allow_private_network {
+            return Ok(());
+        }
+        let host = self
+            .cfg
+            .url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = self.cfg.url.port_or_known_default().unwrap_or(443);
+        let addrs = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| self.fail(format!("resolving {host}: {e}")))?;
+        for a in addrs {
+            if is_private(a.ip()) {
+                return Err(SinkError {
+                    sink: self.cfg.name.clone(),
+                    message: format!(
+                        "refused: {host} resolves to the private address {}; set allow_private_network = true for this sink to allow it",
+                        a.ip()
+                    ),
+                    retriable: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn post(&self, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
+        self.check_destination().await?;
         let mut body = String::with_capacity(batch.len() * 1024 + 2);
         body.push('[');
         for (i, e) in batch.iter().enumerate() {
@@ -208,6 +275,28 @@ mod tests {
     }
 
     #[test]
+    fn private_and_special_addresses_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(private.parse().expect("ip")), "{private}");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+            assert!(!is_private(public.parse().expect("ip")), "{public}");
+        }
+    }
+
+    #[test]
     fn debug_never_shows_the_secret_or_the_url_path() {
         let cfg = WebhookConfig {
             name: "h".into(),
@@ -215,6 +304,7 @@ mod tests {
             secret: "do-not-print".into(),
             batch_size: 1,
             timeout: Duration::from_secs(1),
+            allow_private_network: false,
         };
         let text = format!("{cfg:?}");
         assert!(

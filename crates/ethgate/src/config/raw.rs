@@ -19,6 +19,32 @@ pub struct RawConfig {
     /// `[[streams]]`.
     #[serde(default)]
     pub streams: Vec<RawStream>,
+    /// `[[sinks]]`.
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+}
+
+/// `[[sinks]]`: where a stream's envelopes are delivered besides the pull API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// Unique name streams refer to.
+    pub name: String,
+    /// `"webhook"` (RabbitMQ and NATS come next).
+    pub kind: String,
+    /// Receiver URL.
+    pub url: Option<String>,
+    /// Environment variable holding the signing secret.
+    pub secret_env: Option<String>,
+    /// File holding the signing secret.
+    pub secret_file: Option<String>,
+    /// Envelopes per delivery.
+    pub batch_size: Option<usize>,
+    /// Per-request timeout, e.g. `"10s"`.
+    pub timeout: Option<String>,
+    /// Allow URLs that resolve to private, loopback or link-local addresses.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 /// `[store]`.
@@ -85,4 +111,7 @@ pub struct RawStream {
     pub from_block: Option<u64>,
     /// A depth in blocks, `"safe"` or `"finalized"`.
     pub confirmations: Option<toml::Value>,
+    /// Names of `[[sinks]]` this stream is delivered to.
+    #[serde(default)]
+    pub sinks: Vec<String>,
 }

@@ -9,7 +9,9 @@ use alloy_primitives::Address;
 use ethgate_core::{Confirmations, StreamSpec};
 use ethgate_events::SyncerConfig;
 
-use super::raw::{RawChain, RawConfig, RawStream};
+use ethgate_delivery::sinks::webhook::WebhookConfig;
+
+use super::raw::{RawChain, RawConfig, RawSink, RawStream};
 use super::{ChainConfig, Config, DEFAULT_LISTEN, DEFAULT_STORE, Issue};
 
 struct Issues(Vec<Issue>);
@@ -242,6 +244,92 @@ fn stream(
     })
 }
 
+fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Option<WebhookConfig> {
+    let k = |f: &str| format!("sinks[{i}].{f}");
+    if !valid_name(&s.name) {
+        issues.add(
+            k("name"),
+            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
+        );
+    }
+    if s.kind != "webhook" {
+        issues.add(
+            k("kind"),
+            format!(
+                "{:?} is not a sink kind this build has; use \"webhook\"",
+                s.kind
+            ),
+        );
+        return None;
+    }
+    let url = match s.url.as_deref().map(reqwest::Url::parse) {
+        Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Some(_) => {
+            issues.add(k("url"), "is not an http(s) URL");
+            None
+        }
+        None => {
+            issues.add(k("url"), "a webhook needs a url");
+            None
+        }
+    };
+    // The secret itself never appears in a message, only where it was sought.
+    let secret = match (&s.secret_env, &s.secret_file) {
+        (Some(var), None) => std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                issues.add(
+                    k("secret_env"),
+                    format!("environment variable {var} is not set or empty"),
+                );
+                None
+            }),
+        (None, Some(file)) => {
+            let path = base.join(file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+                Ok(_) => {
+                    issues.add(k("secret_file"), format!("{} is empty", path.display()));
+                    None
+                }
+                Err(e) => {
+                    issues.add(
+                        k("secret_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            issues.add(
+                k("secret_env"),
+                "give exactly one of secret_env or secret_file",
+            );
+            None
+        }
+    };
+    let batch_size = s.batch_size.unwrap_or(1);
+    if !(1..=1000).contains(&batch_size) {
+        issues.add(k("batch_size"), "must be between 1 and 1000");
+    }
+    let timeout = duration(
+        issues,
+        k("timeout"),
+        s.timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    Some(WebhookConfig {
+        name: s.name,
+        url: url?,
+        secret: secret?,
+        batch_size,
+        timeout,
+        allow_private_network: s.allow_private_network,
+    })
+}
+
 /// Validates `raw`; ABI paths resolve against `base` (the file's folder).
 pub fn validate(
     raw: RawConfig,
@@ -285,9 +373,32 @@ pub fn validate(
         }
         chains.push(c);
     }
+    let mut sinks: Vec<WebhookConfig> = Vec::new();
+    for (i, s) in raw.sinks.into_iter().enumerate() {
+        if sinks.iter().any(|o| o.name == s.name) {
+            issues.add(
+                format!("sinks[{i}].name"),
+                format!("{:?} is configured twice", s.name),
+            );
+        }
+        if let Some(w) = sink(&mut issues, i, s, base) {
+            sinks.push(w);
+        }
+    }
+    let mut routes = Vec::new();
     let mut streams = Vec::new();
     let mut names = HashSet::new();
     for (i, s) in raw.streams.into_iter().enumerate() {
+        for (j, name) in s.sinks.iter().enumerate() {
+            if sinks.iter().any(|w| &w.name == name) {
+                routes.push((s.name.clone(), name.clone()));
+            } else {
+                issues.add(
+                    format!("streams[{i}].sinks[{j}]"),
+                    format!("no [[sinks]] entry is named {name:?}"),
+                );
+            }
+        }
         if !names.insert(s.name.clone()) {
             issues.add(
                 format!("streams[{i}].name"),
@@ -308,5 +419,7 @@ pub fn validate(
         max_wait: Duration::from_secs(max_wait),
         chains,
         streams,
+        sinks,
+        routes,
     })
 }
