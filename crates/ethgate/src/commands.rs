@@ -33,12 +33,7 @@ pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
         );
     }
     for w in &cfg.sinks {
-        println!(
-            "  sink    {} (webhook) to {}, batches of {}",
-            w.name,
-            w.url.host_str().unwrap_or("?"),
-            w.batch_size
-        );
+        println!("  sink    {}", w.describe());
     }
     for (stream, sink) in &cfg.routes {
         println!("  route   {stream} -> {sink}");

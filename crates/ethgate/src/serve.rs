@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use ethgate_api::{ApiState, ChainHealth};
 use ethgate_chain::{EndpointPool, PoolConfig};
-use ethgate_delivery::sinks::webhook::WebhookSink;
 use ethgate_delivery::{Dispatcher, Sink};
 use ethgate_events::{SyncState, Syncer};
 use ethgate_store::Store;
@@ -105,9 +104,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     for w in &cfg.sinks {
-        let sink = WebhookSink::new(w.clone())
-            .with_context(|| format!("sink {}: building the HTTP client", w.name))?;
-        sinks.insert(w.name.clone(), Arc::new(sink));
+        sinks.insert(w.name().to_owned(), w.build().map_err(anyhow::Error::msg)?);
     }
     for (stream, sink) in &cfg.routes {
         let sink = sinks.get(sink).context("routed sink vanished")?.clone();

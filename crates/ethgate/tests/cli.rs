@@ -136,6 +136,55 @@ fn sink_errors_name_the_key_and_never_print_secrets() {
 }
 
 #[test]
+fn amqp_sink_urls_come_from_the_environment_and_are_never_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        "[[sinks]]\nname = \"bus\"\nkind = \"amqp\"\nurl_env = \"ETHGATE_TEST_AMQP_URL\"\n",
+    )
+    .expect("write");
+    let out = ethgate(dir.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("ethgate.toml:4: sinks[0].url_env"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("ETHGATE_TEST_AMQP_URL", "http://user:hunter2@broker/")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("sinks[0].url: is not an amqp://"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("hunter2"),
+        "a URL's password never reaches an error"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env(
+            "ETHGATE_TEST_AMQP_URL",
+            "amqp://user:hunter2@broker:5672/%2f",
+        )
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sink    bus (amqp) to exchange ethgate, batches of 100")
+            && !text.contains("hunter2"),
+        "{text}"
+    );
+}
+
+#[test]
 fn type_errors_and_unknown_keys_name_the_key_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

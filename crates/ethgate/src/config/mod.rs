@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ethgate_core::StreamSpec;
-use ethgate_delivery::sinks::webhook::WebhookConfig;
+use ethgate_delivery::sinks::SinkConfig;
 use ethgate_events::SyncerConfig;
 
 pub use validate::validate;
@@ -56,8 +56,8 @@ pub struct Config {
     pub chains: Vec<ChainConfig>,
     /// Streams.
     pub streams: Vec<StreamSpec>,
-    /// Webhook sinks.
-    pub sinks: Vec<WebhookConfig>,
+    /// Sinks.
+    pub sinks: Vec<SinkConfig>,
     /// (stream, sink) pairs to dispatch.
     pub routes: Vec<(String, String)>,
 }

@@ -30,10 +30,14 @@ pub struct RawConfig {
 pub struct RawSink {
     /// Unique name streams refer to.
     pub name: String,
-    /// `"webhook"` (RabbitMQ and NATS come next).
+    /// `"webhook"` or `"amqp"` (NATS comes next).
     pub kind: String,
-    /// Receiver URL.
+    /// Receiver URL (webhook) or broker URL (amqp).
     pub url: Option<String>,
+    /// Environment variable holding the URL, for URLs with credentials.
+    pub url_env: Option<String>,
+    /// AMQP topic exchange; default `ethgate`.
+    pub exchange: Option<String>,
     /// Environment variable holding the signing secret.
     pub secret_env: Option<String>,
     /// File holding the signing secret.

@@ -9,6 +9,8 @@ use alloy_primitives::Address;
 use ethgate_core::{Confirmations, StreamSpec};
 use ethgate_events::SyncerConfig;
 
+use ethgate_delivery::sinks::SinkConfig;
+use ethgate_delivery::sinks::amqp::AmqpConfig;
 use ethgate_delivery::sinks::webhook::WebhookConfig;
 
 use super::raw::{RawChain, RawConfig, RawSink, RawStream};
@@ -244,43 +246,23 @@ fn stream(
     })
 }
 
-fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Option<WebhookConfig> {
-    let k = |f: &str| format!("sinks[{i}].{f}");
-    if !valid_name(&s.name) {
-        issues.add(
-            k("name"),
-            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
-        );
-    }
-    if s.kind != "webhook" {
-        issues.add(
-            k("kind"),
-            format!(
-                "{:?} is not a sink kind this build has; use \"webhook\"",
-                s.kind
-            ),
-        );
-        return None;
-    }
-    let url = match s.url.as_deref().map(reqwest::Url::parse) {
-        Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        Some(_) => {
-            issues.add(k("url"), "is not an http(s) URL");
-            None
-        }
-        None => {
-            issues.add(k("url"), "a webhook needs a url");
-            None
-        }
-    };
-    // The secret itself never appears in a message, only where it was sought.
-    let secret = match (&s.secret_env, &s.secret_file) {
+/// A secret from an environment variable or a file, exactly one of them.
+/// Messages name where it was sought, never what was found.
+fn secret(
+    issues: &mut Issues,
+    key: impl Fn(&str) -> String,
+    env: Option<&str>,
+    file: Option<&str>,
+    what: &str,
+    base: &Path,
+) -> Option<String> {
+    match (env, file) {
         (Some(var), None) => std::env::var(var)
             .ok()
             .filter(|v| !v.is_empty())
             .or_else(|| {
                 issues.add(
-                    k("secret_env"),
+                    key("_env"),
                     format!("environment variable {var} is not set or empty"),
                 );
                 None
@@ -290,44 +272,119 @@ fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Option<Webhoo
             match std::fs::read_to_string(&path) {
                 Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
                 Ok(_) => {
-                    issues.add(k("secret_file"), format!("{} is empty", path.display()));
+                    issues.add(key("_file"), format!("{} is empty", path.display()));
                     None
                 }
                 Err(e) => {
-                    issues.add(
-                        k("secret_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    );
+                    issues.add(key("_file"), format!("cannot read {}: {e}", path.display()));
                     None
                 }
             }
         }
         _ => {
             issues.add(
-                k("secret_env"),
-                "give exactly one of secret_env or secret_file",
+                key("_env"),
+                format!("give exactly one of {what}_env or {what}_file"),
             );
             None
         }
-    };
-    let batch_size = s.batch_size.unwrap_or(1);
+    }
+}
+
+fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Option<SinkConfig> {
+    let k = |f: &str| format!("sinks[{i}].{f}");
+    if !valid_name(&s.name) {
+        issues.add(
+            k("name"),
+            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
+        );
+    }
+    let batch_default = if s.kind == "amqp" { 100 } else { 1 };
+    let batch_size = s.batch_size.unwrap_or(batch_default);
     if !(1..=1000).contains(&batch_size) {
         issues.add(k("batch_size"), "must be between 1 and 1000");
     }
-    let timeout = duration(
-        issues,
-        k("timeout"),
-        s.timeout.as_deref(),
-        Duration::from_secs(10),
-    );
-    Some(WebhookConfig {
-        name: s.name,
-        url: url?,
-        secret: secret?,
-        batch_size,
-        timeout,
-        allow_private_network: s.allow_private_network,
-    })
+    match s.kind.as_str() {
+        "webhook" => {
+            let url = match s.url.as_deref().map(reqwest::Url::parse) {
+                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    Some(u)
+                }
+                Some(_) => {
+                    issues.add(k("url"), "is not an http(s) URL");
+                    None
+                }
+                None => {
+                    issues.add(k("url"), "a webhook needs a url");
+                    None
+                }
+            };
+            let secret = secret(
+                issues,
+                |f| k(&format!("secret{f}")),
+                s.secret_env.as_deref(),
+                s.secret_file.as_deref(),
+                "secret",
+                base,
+            );
+            let timeout = duration(
+                issues,
+                k("timeout"),
+                s.timeout.as_deref(),
+                Duration::from_secs(10),
+            );
+            Some(SinkConfig::Webhook(WebhookConfig {
+                name: s.name,
+                url: url?,
+                secret: secret?,
+                batch_size,
+                timeout,
+                allow_private_network: s.allow_private_network,
+            }))
+        }
+        "amqp" => {
+            let url = match (s.url, s.url_env.as_deref()) {
+                (Some(u), None) => Some(u),
+                (None, Some(_)) => secret(
+                    issues,
+                    |f| k(&format!("url{f}")),
+                    s.url_env.as_deref(),
+                    None,
+                    "url",
+                    base,
+                ),
+                _ => {
+                    issues.add(k("url"), "give exactly one of url or url_env");
+                    None
+                }
+            };
+            // Checked without echoing the URL: it may carry a password.
+            let url = url.filter(|u| {
+                let ok = u.starts_with("amqp://") || u.starts_with("amqps://");
+                if !ok {
+                    issues.add(k("url"), "is not an amqp:// or amqps:// URL");
+                }
+                ok
+            });
+            let exchange = s.exchange.unwrap_or_else(|| "ethgate".to_owned());
+            if exchange.is_empty() || exchange.len() > 255 {
+                issues.add(k("exchange"), "must be 1-255 characters");
+            }
+            Some(SinkConfig::Amqp(AmqpConfig {
+                name: s.name,
+                url: url?,
+                exchange,
+                batch_size,
+            }))
+        }
+        other => {
+            issues.add(
+                k("kind"),
+                format!("{other:?} is not a sink kind this build has; use \"webhook\" or \"amqp\""),
+            );
+            None
+        }
+    }
 }
 
 /// Validates `raw`; ABI paths resolve against `base` (the file's folder).
@@ -373,9 +430,9 @@ pub fn validate(
         }
         chains.push(c);
     }
-    let mut sinks: Vec<WebhookConfig> = Vec::new();
+    let mut sinks: Vec<SinkConfig> = Vec::new();
     for (i, s) in raw.sinks.into_iter().enumerate() {
-        if sinks.iter().any(|o| o.name == s.name) {
+        if sinks.iter().any(|o| o.name() == s.name) {
             issues.add(
                 format!("sinks[{i}].name"),
                 format!("{:?} is configured twice", s.name),
@@ -390,7 +447,7 @@ pub fn validate(
     let mut names = HashSet::new();
     for (i, s) in raw.streams.into_iter().enumerate() {
         for (j, name) in s.sinks.iter().enumerate() {
-            if sinks.iter().any(|w| &w.name == name) {
+            if sinks.iter().any(|w| w.name() == name) {
                 routes.push((s.name.clone(), name.clone()));
             } else {
                 issues.add(

@@ -1,0 +1,181 @@
+//! RabbitMQ: one durable topic exchange, publisher confirms awaited.
+//!
+//! Routing keys are `event.<chain_id>.<address>.<EventName>` (address in
+//! lower-case hex; `unknown` for a log the ABI did not decode), so consumers
+//! bind their own queues by pattern, e.g. `event.*.*.Transfer`. Messages are
+//! persistent, `message_id` is the envelope id, `content_type` is JSON and
+//! the headers carry the stream and topic0. A batch is acknowledged only
+//! when the broker confirmed every message; a nack or a lost connection
+//! fails the batch, and the next attempt reconnects.
+
+use std::fmt;
+
+use ethgate_store::StoredEnvelope;
+use futures::future::BoxFuture;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Mutex;
+
+use crate::sink::{Sink, SinkError};
+
+/// An AMQP sink's settings. The URL holds credentials: `Debug` hides it.
+#[derive(Clone)]
+pub struct AmqpConfig {
+    /// Sink name.
+    pub name: String,
+    /// `amqp://user:password@host:port/vhost`.
+    pub url: String,
+    /// Topic exchange to publish to (declared durable if missing).
+    pub exchange: String,
+    /// Messages per batch (confirms awaited per batch).
+    pub batch_size: usize,
+}
+
+impl fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("name", &self.name)
+            .field("url", &"<redacted>")
+            .field("exchange", &self.exchange)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+/// The routing key of an envelope.
+pub fn routing_key(e: &ethgate_core::EventEnvelope) -> String {
+    format!(
+        "event.{}.{}.{}",
+        e.chain_id,
+        e.address,
+        e.event.as_deref().unwrap_or("unknown")
+    )
+}
+
+/// Publishes to one exchange over one connection, reconnecting on failure.
+pub struct AmqpSink {
+    cfg: AmqpConfig,
+    link: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl AmqpSink {
+    /// A sink that connects on first use.
+    pub fn new(cfg: AmqpConfig) -> Self {
+        AmqpSink {
+            cfg,
+            link: Mutex::new(None),
+        }
+    }
+
+    fn fail(&self, what: &str, e: impl fmt::Display) -> SinkError {
+        SinkError {
+            sink: self.cfg.name.clone(),
+            message: format!("{what}: {e}"),
+            retriable: true,
+        }
+    }
+
+    async fn channel(&self) -> Result<Channel, SinkError> {
+        let mut link = self.link.lock().await;
+        if let Some((_, ch)) = link.as_ref()
+            && ch.status().connected()
+        {
+            return Ok(ch.clone());
+        }
+        *link = None;
+        let conn = Connection::connect(&self.cfg.url, ConnectionProperties::default())
+            .await
+            .map_err(|e| self.fail("connecting to the broker", e))?;
+        let ch = conn
+            .create_channel()
+            .await
+            .map_err(|e| self.fail("opening a channel", e))?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| self.fail("enabling publisher confirms", e))?;
+        ch.exchange_declare(
+            self.cfg.exchange.clone().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| self.fail("declaring the exchange", e))?;
+        tracing::info!(sink = %self.cfg.name, exchange = %self.cfg.exchange, "connected to RabbitMQ");
+        *link = Some((conn, ch.clone()));
+        Ok(ch)
+    }
+
+    async fn publish(&self, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
+        let result = self.publish_on(self.channel().await?, batch).await;
+        if result.is_err() {
+            // Start the next attempt on a fresh connection.
+            *self.link.lock().await = None;
+        }
+        result
+    }
+
+    async fn publish_on(&self, ch: Channel, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
+        let mut confirms = Vec::with_capacity(batch.len());
+        let mut body = String::with_capacity(1024);
+        for e in batch {
+            let env = &e.envelope;
+            body.clear();
+            env.write_json(&mut body);
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "stream".into(),
+                AMQPValue::LongString(env.stream.clone().into()),
+            );
+            if let Some(t) = env.topic0 {
+                headers.insert(
+                    "topic0".into(),
+                    AMQPValue::LongString(format!("{t}").into()),
+                );
+            }
+            let props = BasicProperties::default()
+                .with_message_id(env.id.clone().into())
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2)
+                .with_headers(headers);
+            let confirm = ch
+                .basic_publish(
+                    self.cfg.exchange.clone().into(),
+                    routing_key(env).into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    props,
+                )
+                .await
+                .map_err(|e| self.fail("publishing", e))?;
+            confirms.push(confirm);
+        }
+        for confirm in confirms {
+            let c = confirm
+                .await
+                .map_err(|e| self.fail("awaiting the broker's confirm", e))?;
+            if !c.is_ack() {
+                return Err(self.fail("publishing", "the broker refused a message (nack)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for AmqpSink {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn max_batch(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    fn send<'a>(&'a self, batch: &'a [StoredEnvelope]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.publish(batch))
+    }
+}
