@@ -10,6 +10,7 @@ pub mod error;
 mod health;
 mod openapi;
 mod params;
+mod sinks;
 mod streams;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use ethgate_chain::EndpointPool;
 use ethgate_core::StreamSpec;
 use ethgate_events::SyncState;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub store: Store,
     /// Configured streams.
     pub streams: Arc<Vec<StreamSpec>>,
+    /// Configured (stream, sink) deliveries.
+    pub routes: Arc<Vec<(String, String)>>,
     /// Configured chains.
     pub chains: Arc<Vec<ChainHealth>>,
     /// Syncers' progress.
@@ -75,6 +78,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/streams", get(streams::list))
         .route("/v1/streams/{name}", get(streams::one))
         .route("/v1/streams/{name}/events", get(streams::events))
+        .route(
+            "/v1/streams/{name}/sinks/{sink}/rewind",
+            post(sinks::rewind),
+        )
+        .route("/v1/sinks", get(sinks::list))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

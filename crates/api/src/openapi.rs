@@ -15,6 +15,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/streams"),
     ("get", "/v1/streams/{name}"),
     ("get", "/v1/streams/{name}/events"),
+    ("post", "/v1/streams/{name}/sinks/{sink}/rewind"),
+    ("get", "/v1/sinks"),
 ];
 
 fn error_response(description: &str) -> Value {
@@ -41,7 +43,7 @@ pub fn spec() -> Value {
         r["200"] = ok;
         r
     };
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "ethgate", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Ethereum gateway: contract events, reorg-exact, from a durable outbox."},
@@ -98,7 +100,39 @@ pub fn spec() -> Value {
                     "401": error_response("missing or unknown token"), "403": error_response("token lacks the events:read scope"),
                     "404": error_response("no such stream")}}}
         }
-    })
+    });
+    doc["paths"]["/v1/streams/{name}/sinks/{sink}/rewind"] = rewind_path();
+    doc["paths"]["/v1/sinks"] = sinks_path();
+    doc
+}
+
+fn rewind_path() -> Value {
+    json!({"post": {"summary": "Replay: move a sink's cursor back (scope admin)",
+        "security": [{"bearer": []}],
+        "parameters": [name_param(), {"name": "sink", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+            "description": "exactly one of seq (redeliver everything after it) or block (redeliver from that block on)",
+            "properties": {"seq": {"type": "integer", "minimum": 0}, "block": {"type": "integer", "minimum": 0}}}}}},
+        "responses": {
+            "200": {"description": "the new cursor", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "stream": {"type": "string"}, "sink": {"type": "string"}, "cursor": {"type": "integer"}}}}}},
+            "400": error_response("bad body; `field` names it"),
+            "401": error_response("missing or unknown token"),
+            "403": error_response("token lacks the admin scope"),
+            "404": error_response("no such stream, or the stream is not delivered to that sink")}}})
+}
+
+fn sinks_path() -> Value {
+    let item = json!({"type": "object", "properties": {
+        "sink": {"type": "string"}, "stream": {"type": "string"}, "cursor": {"type": "integer"}, "lag": {"type": "integer"},
+        "delivered": {"type": "integer"}, "failures": {"type": "integer"}, "updated_at": {"type": ["integer", "null"]}}});
+    let body = json!({"type": "object", "properties": {"sinks": {"type": "array", "items": item}}});
+    json!({"get": {"summary": "Every sink's cursor, lag, delivered and failure counts per stream",
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "sinks", "content": {"application/json": {"schema": body}}},
+            "401": error_response("missing or unknown token"),
+            "403": error_response("token lacks the events:read scope")}}})
 }
 
 /// `GET /openapi.json`.

@@ -21,6 +21,7 @@ struct Fixture {
     store: Store,
     state: ApiState,
     reader: String,
+    admin: String,
     admin_only_tx: String,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -48,6 +49,11 @@ async fn fixture() -> Fixture {
         .insert_token(&id, &hash_token(&reader), &["events:read".into()], "reader")
         .await
         .expect("token");
+    let (id, admin) = new_token();
+    store
+        .insert_token(&id, &hash_token(&admin), &["admin".into()], "admin")
+        .await
+        .expect("token");
     let (id, tx) = new_token();
     store
         .insert_token(&id, &hash_token(&tx), &["tx:write".into()], "tx")
@@ -57,6 +63,7 @@ async fn fixture() -> Fixture {
     let state = ApiState {
         store: store.clone(),
         streams: Arc::new(vec![spec]),
+        routes: Arc::new(vec![("demo".to_owned(), "hook".to_owned())]),
         chains: Arc::new(vec![]),
         sync: SyncState::default(),
         metrics: None,
@@ -68,6 +75,7 @@ async fn fixture() -> Fixture {
         store,
         state,
         reader,
+        admin,
         admin_only_tx: tx,
         stop,
     }
@@ -118,6 +126,23 @@ async fn record(store: &Store, block: u64, logs: u64) {
         })
         .await
         .expect("commit");
+}
+
+async fn post(state: &ApiState, uri: &str, token: &str, body: &str) -> (StatusCode, Value) {
+    let req = Request::post(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request");
+    let resp = router(state.clone()).oneshot(req).await.expect("response");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn get(state: &ApiState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -305,4 +330,84 @@ async fn every_described_route_exists_and_unknown_ones_are_json_404s() {
     assert_eq!(doc["openapi"], "3.1.0");
     let (s, _) = get(&f.state, "/healthz", None).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sinks_show_lag_and_rewind_by_seq_or_block_with_admin_scope() {
+    let f = fixture().await;
+    record(&f.store, 1, 3).await;
+    record(&f.store, 2, 2).await;
+    let (s, body) = get(&f.state, "/v1/sinks", Some(&f.reader)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            body["sinks"][0]["sink"].clone(),
+            body["sinks"][0]["lag"].clone()
+        ),
+        (Value::from("hook"), Value::from(5))
+    );
+    f.store.sink_cursor("demo", "hook").await.expect("register");
+    f.store
+        .advance_sink("demo", "hook", 0, 5, 5)
+        .await
+        .expect("advance");
+    let uri = "/v1/streams/demo/sinks/hook/rewind";
+    let (s, _) = post(&f.state, uri, &f.reader, r#"{"seq": 1}"#).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "rewind needs admin");
+    let (s, body) = post(&f.state, uri, &f.admin, r#"{"seq": 1}"#).await;
+    assert_eq!(
+        (s, body["cursor"].clone()),
+        (StatusCode::OK, Value::from(1))
+    );
+    let (s, body) = post(&f.state, uri, &f.admin, r#"{"block": 2}"#).await;
+    assert_eq!(
+        (s, body["cursor"].clone()),
+        (StatusCode::OK, Value::from(3)),
+        "replay from block 2 = after seq 3"
+    );
+    let (_, sinks) = get(&f.state, "/v1/sinks", Some(&f.reader)).await;
+    assert_eq!(
+        (
+            sinks["sinks"][0]["cursor"].clone(),
+            sinks["sinks"][0]["lag"].clone()
+        ),
+        (Value::from(3), Value::from(2))
+    );
+    for (body, field) in [
+        ("not json", "body"),
+        ("[1]", "body"),
+        (r#"{"seq": -1}"#, "seq"),
+        (r#"{"seq": "1"}"#, "seq"),
+        (r#"{"seq": 1, "block": 1}"#, "seq"),
+        (r#"{}"#, "seq"),
+        (r#"{"seq": 99}"#, "seq"),
+        (r#"{"colour": 1}"#, "colour"),
+    ] {
+        let (s, e) = post(&f.state, uri, &f.admin, body).await;
+        assert_eq!(
+            (s, e["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, Value::from(field)),
+            "{body}"
+        );
+    }
+    let (s, e) = post(
+        &f.state,
+        "/v1/streams/demo/sinks/nope/rewind",
+        &f.admin,
+        r#"{"seq": 0}"#,
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::NOT_FOUND, Value::from("sink"))
+    );
+    assert_eq!(
+        f.store
+            .sink_cursor("demo", "hook")
+            .await
+            .expect("cursor")
+            .seq,
+        3,
+        "refused requests changed nothing"
+    );
 }

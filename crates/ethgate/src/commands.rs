@@ -177,3 +177,75 @@ pub async fn sync(cfg: &Config, stream: &str, to: u64) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Prints every routed (stream, sink) with cursor, lag and counts.
+pub async fn sinks(cfg: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
+    let statuses = store.sink_statuses().await?;
+    println!(
+        "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8}",
+        "SINK", "STREAM", "CURSOR", "LAG", "DELIVERED", "FAILURES"
+    );
+    for (stream, sink) in &cfg.routes {
+        let s = statuses
+            .iter()
+            .find(|s| &s.stream == stream && &s.sink == sink);
+        let lag = match s {
+            Some(s) => s.lag,
+            None => store.last_seq(stream).await.unwrap_or(0),
+        };
+        println!(
+            "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8}",
+            sink,
+            stream,
+            s.map_or(0, |s| s.cursor.seq),
+            lag,
+            s.map_or(0, |s| s.cursor.delivered),
+            s.map_or(0, |s| s.cursor.failures)
+        );
+    }
+    Ok(())
+}
+
+/// Moves a sink's cursor back to a seq, or to just before a block.
+pub async fn sinks_rewind(
+    cfg: &Config,
+    stream: &str,
+    sink: &str,
+    seq: Option<u64>,
+    block: Option<u64>,
+) -> anyhow::Result<()> {
+    if !cfg.routes.iter().any(|(st, sk)| st == stream && sk == sink) {
+        let known: Vec<String> = cfg
+            .routes
+            .iter()
+            .map(|(st, sk)| format!("{st} -> {sk}"))
+            .collect();
+        anyhow::bail!(
+            "--stream/--sink: stream {stream:?} is not delivered to sink {sink:?}; configured: {known:?}"
+        );
+    }
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
+    let target = match (seq, block) {
+        (Some(seq), None) => {
+            let last = store.last_seq(stream).await?;
+            anyhow::ensure!(
+                seq <= last,
+                "--seq: {seq} is past the stream's last seq {last}"
+            );
+            seq
+        }
+        (None, Some(block)) => store.seq_before_block(stream, block).await?,
+        _ => anyhow::bail!("--seq/--block: give exactly one"),
+    };
+    store.rewind_sink(stream, sink, target).await?;
+    println!(
+        "{sink} on {stream}: cursor set to seq {target}; a running ethgate redelivers from seq {}",
+        target + 1
+    );
+    Ok(())
+}

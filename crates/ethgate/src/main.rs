@@ -48,6 +48,11 @@ enum Command {
     },
     /// Show every stream's cursor, head, lag and counts.
     Streams,
+    /// Show every sink's cursor, lag and counts; or rewind one.
+    Sinks {
+        #[command(subcommand)]
+        command: Option<SinksCommand>,
+    },
     /// Backfill one stream up to a block with a progress bar, then exit.
     Sync {
         /// Stream name.
@@ -61,6 +66,25 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SinksCommand {
+    /// Move a sink's cursor back so it receives envelopes again.
+    Rewind {
+        /// Stream name.
+        #[arg(long)]
+        stream: String,
+        /// Sink name.
+        #[arg(long)]
+        sink: String,
+        /// Redeliver everything after this seq.
+        #[arg(long, conflicts_with = "block", required_unless_present = "block")]
+        seq: Option<u64>,
+        /// Redeliver from this block on.
+        #[arg(long)]
+        block: Option<u64>,
     },
 }
 
@@ -140,6 +164,16 @@ async fn run(cli: Cli) -> ExitCode {
             command: TokenCommand::Create { scopes, label },
         } => commands::token_create(&cfg, &scopes, &label).await,
         Command::Streams => commands::streams(&cfg).await,
+        Command::Sinks { command: None } => commands::sinks(&cfg).await,
+        Command::Sinks {
+            command:
+                Some(SinksCommand::Rewind {
+                    stream,
+                    sink,
+                    seq,
+                    block,
+                }),
+        } => commands::sinks_rewind(&cfg, &stream, &sink, seq, block).await,
         Command::Sync { stream, to } => commands::sync(&cfg, &stream, to).await,
         Command::Bench { .. } => Ok(()),
     };

@@ -124,6 +124,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let state = ApiState {
         store: store.clone(),
         streams: Arc::new(cfg.streams.clone()),
+        routes: Arc::new(cfg.routes.clone()),
         chains: Arc::new(chains),
         sync,
         metrics: Some(Arc::new(move || prometheus.render())),

@@ -27,6 +27,8 @@ fn every_command_has_help() {
         vec!["config", "check", "--help"],
         vec!["token", "create", "--help"],
         vec!["streams", "--help"],
+        vec!["sinks", "--help"],
+        vec!["sinks", "rewind", "--help"],
         vec!["sync", "--help"],
         vec!["bench", "sync", "--help"],
     ] {

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 pub use codec::NewEvent;
 pub use outbox::{RangeCommit, StoredEnvelope};
-pub use sinks::SinkCursor;
+pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::TokenRow;
 

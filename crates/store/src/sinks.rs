@@ -1,6 +1,6 @@
 //! Per-sink delivery cursors.
 
-use crate::{Store, StoreError, now_secs, to_i64};
+use crate::{Store, StoreError, codec, now_secs, to_i64};
 
 /// A sink's position in one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,7 +13,109 @@ pub struct SinkCursor {
     pub failures: u64,
 }
 
+/// A sink's cursor in a stream with its lag behind the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkStatus {
+    /// Stream name.
+    pub stream: String,
+    /// Sink name.
+    pub sink: String,
+    /// The cursor.
+    pub cursor: SinkCursor,
+    /// Envelopes recorded but not yet acknowledged by the sink.
+    pub lag: u64,
+    /// Unix seconds of the cursor's last change.
+    pub updated_at: i64,
+}
+
 impl Store {
+    /// Every registered (stream, sink) cursor with its lag.
+    pub async fn sink_statuses(&self) -> Result<Vec<SinkStatus>, StoreError> {
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT c.stream, c.sink, c.seq, c.delivered, c.failures, c.updated_at, s.next_seq \
+             FROM sink_cursors c JOIN streams s ON s.name = c.stream ORDER BY c.sink, c.stream",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(stream, sink, seq, delivered, failures, updated_at, next)| SinkStatus {
+                    stream,
+                    sink,
+                    cursor: SinkCursor {
+                        seq: seq as u64,
+                        delivered: delivered as u64,
+                        failures: failures as u64,
+                    },
+                    lag: (next - 1 - seq).max(0) as u64,
+                    updated_at,
+                },
+            )
+            .collect())
+    }
+
+    /// The highest seq of the stream (0 if none).
+    pub async fn last_seq(&self, stream: &str) -> Result<u64, StoreError> {
+        let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
+            .bind(stream)
+            .fetch_optional(&self.pool)
+            .await?;
+        next.map(|n| (n - 1).max(0) as u64)
+            .ok_or_else(|| StoreError::UnknownStream(stream.to_owned()))
+    }
+
+    /// The seq just before the first envelope of `block` or later, so a
+    /// sink rewound there replays from that block on.
+    pub async fn seq_before_block(&self, stream: &str, block: u64) -> Result<u64, StoreError> {
+        let seg: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT first_seq, payload FROM outbox WHERE stream = ? AND max_block >= ? ORDER BY first_seq LIMIT 1",
+        )
+        .bind(stream)
+        .bind(to_i64(block))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((first, payload)) = seg else {
+            return self.last_seq(stream).await;
+        };
+        for (i, record) in codec::records(&payload).enumerate() {
+            let corrupt = |e: codec::CodecError| StoreError::Corrupt {
+                what: "outbox.payload",
+                detail: e.to_string(),
+            };
+            if codec::block_number(record.map_err(corrupt)?).map_err(corrupt)? >= block {
+                return Ok((first as u64 + i as u64).saturating_sub(1));
+            }
+        }
+        Ok(first as u64)
+    }
+
+    /// Moves a sink's cursor to `seq` (the sink receives everything after
+    /// it again), registering the cursor if new. Refuses a seq past the
+    /// stream's last.
+    pub async fn rewind_sink(&self, stream: &str, sink: &str, seq: u64) -> Result<(), StoreError> {
+        let last = self.last_seq(stream).await?;
+        if seq > last {
+            return Err(StoreError::OutOfRange {
+                stream: stream.to_owned(),
+                block: seq,
+                cursor: Some(last),
+            });
+        }
+        self.sink_cursor(stream, sink).await?;
+        sqlx::query(
+            "UPDATE sink_cursors SET seq = ?, updated_at = ? WHERE stream = ? AND sink = ?",
+        )
+        .bind(to_i64(seq))
+        .bind(now_secs())
+        .bind(stream)
+        .bind(sink)
+        .execute(&self.pool)
+        .await?;
+        self.notify();
+        Ok(())
+    }
+
     /// The sink's cursor in `stream`, registering it at 0 if new.
     pub async fn sink_cursor(&self, stream: &str, sink: &str) -> Result<SinkCursor, StoreError> {
         sqlx::query(
