@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::Sink;
 
 pub mod amqp;
+pub mod nats;
 pub mod webhook;
 
 /// A validated sink configuration.
@@ -16,6 +17,8 @@ pub enum SinkConfig {
     Webhook(webhook::WebhookConfig),
     /// RabbitMQ topic exchange.
     Amqp(amqp::AmqpConfig),
+    /// NATS JetStream.
+    Nats(nats::NatsConfig),
 }
 
 impl SinkConfig {
@@ -24,6 +27,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Webhook(w) => &w.name,
             SinkConfig::Amqp(a) => &a.name,
+            SinkConfig::Nats(n) => &n.name,
         }
     }
 
@@ -39,6 +43,10 @@ impl SinkConfig {
             SinkConfig::Amqp(a) => format!(
                 "{} (amqp) to exchange {}, batches of {}",
                 a.name, a.exchange, a.batch_size
+            ),
+            SinkConfig::Nats(n) => format!(
+                "{} (nats) to JetStream stream {} as {}.event.…, batches of {}",
+                n.name, n.stream, n.subject_prefix, n.batch_size
             ),
         }
     }
@@ -56,6 +64,7 @@ impl SinkConfig {
                     )
                 }),
             SinkConfig::Amqp(a) => Ok(Arc::new(amqp::AmqpSink::new(a.clone()))),
+            SinkConfig::Nats(n) => Ok(Arc::new(nats::NatsSink::new(n.clone()))),
         }
     }
 }

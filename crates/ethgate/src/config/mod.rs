@@ -5,6 +5,7 @@
 
 pub mod env;
 pub mod raw;
+mod sinks;
 mod spans;
 mod validate;
 

@@ -30,7 +30,7 @@ pub struct RawConfig {
 pub struct RawSink {
     /// Unique name streams refer to.
     pub name: String,
-    /// `"webhook"` or `"amqp"` (NATS comes next).
+    /// `"webhook"`, `"amqp"` or `"nats"`.
     pub kind: String,
     /// Receiver URL (webhook) or broker URL (amqp).
     pub url: Option<String>,
@@ -38,6 +38,10 @@ pub struct RawSink {
     pub url_env: Option<String>,
     /// AMQP topic exchange; default `ethgate`.
     pub exchange: Option<String>,
+    /// NATS JetStream stream; default `ETHGATE`.
+    pub jetstream_stream: Option<String>,
+    /// NATS subject prefix; default `ethgate`.
+    pub subject_prefix: Option<String>,
     /// Environment variable holding the signing secret.
     pub secret_env: Option<String>,
     /// File holding the signing secret.

@@ -10,16 +10,15 @@ use ethgate_core::{Confirmations, StreamSpec};
 use ethgate_events::SyncerConfig;
 
 use ethgate_delivery::sinks::SinkConfig;
-use ethgate_delivery::sinks::amqp::AmqpConfig;
-use ethgate_delivery::sinks::webhook::WebhookConfig;
 
-use super::raw::{RawChain, RawConfig, RawSink, RawStream};
+use super::raw::{RawChain, RawConfig, RawStream};
+use super::sinks::sink;
 use super::{ChainConfig, Config, DEFAULT_LISTEN, DEFAULT_STORE, Issue};
 
-struct Issues(Vec<Issue>);
+pub(super) struct Issues(pub(super) Vec<Issue>);
 
 impl Issues {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Issue {
             key: key.into(),
             line: None,
@@ -29,14 +28,19 @@ impl Issues {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn duration(issues: &mut Issues, key: String, v: Option<&str>, default: Duration) -> Duration {
+pub(super) fn duration(
+    issues: &mut Issues,
+    key: String,
+    v: Option<&str>,
+    default: Duration,
+) -> Duration {
     match v {
         None => default,
         Some(s) => match humantime::parse_duration(s) {
@@ -244,147 +248,6 @@ fn stream(
         from_block: s.from_block.unwrap_or(0),
         confirmations,
     })
-}
-
-/// A secret from an environment variable or a file, exactly one of them.
-/// Messages name where it was sought, never what was found.
-fn secret(
-    issues: &mut Issues,
-    key: impl Fn(&str) -> String,
-    env: Option<&str>,
-    file: Option<&str>,
-    what: &str,
-    base: &Path,
-) -> Option<String> {
-    match (env, file) {
-        (Some(var), None) => std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| {
-                issues.add(
-                    key("_env"),
-                    format!("environment variable {var} is not set or empty"),
-                );
-                None
-            }),
-        (None, Some(file)) => {
-            let path = base.join(file);
-            match std::fs::read_to_string(&path) {
-                Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
-                Ok(_) => {
-                    issues.add(key("_file"), format!("{} is empty", path.display()));
-                    None
-                }
-                Err(e) => {
-                    issues.add(key("_file"), format!("cannot read {}: {e}", path.display()));
-                    None
-                }
-            }
-        }
-        _ => {
-            issues.add(
-                key("_env"),
-                format!("give exactly one of {what}_env or {what}_file"),
-            );
-            None
-        }
-    }
-}
-
-fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Option<SinkConfig> {
-    let k = |f: &str| format!("sinks[{i}].{f}");
-    if !valid_name(&s.name) {
-        issues.add(
-            k("name"),
-            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
-        );
-    }
-    let batch_default = if s.kind == "amqp" { 100 } else { 1 };
-    let batch_size = s.batch_size.unwrap_or(batch_default);
-    if !(1..=1000).contains(&batch_size) {
-        issues.add(k("batch_size"), "must be between 1 and 1000");
-    }
-    match s.kind.as_str() {
-        "webhook" => {
-            let url = match s.url.as_deref().map(reqwest::Url::parse) {
-                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                    Some(u)
-                }
-                Some(_) => {
-                    issues.add(k("url"), "is not an http(s) URL");
-                    None
-                }
-                None => {
-                    issues.add(k("url"), "a webhook needs a url");
-                    None
-                }
-            };
-            let secret = secret(
-                issues,
-                |f| k(&format!("secret{f}")),
-                s.secret_env.as_deref(),
-                s.secret_file.as_deref(),
-                "secret",
-                base,
-            );
-            let timeout = duration(
-                issues,
-                k("timeout"),
-                s.timeout.as_deref(),
-                Duration::from_secs(10),
-            );
-            Some(SinkConfig::Webhook(WebhookConfig {
-                name: s.name,
-                url: url?,
-                secret: secret?,
-                batch_size,
-                timeout,
-                allow_private_network: s.allow_private_network,
-            }))
-        }
-        "amqp" => {
-            let url = match (s.url, s.url_env.as_deref()) {
-                (Some(u), None) => Some(u),
-                (None, Some(_)) => secret(
-                    issues,
-                    |f| k(&format!("url{f}")),
-                    s.url_env.as_deref(),
-                    None,
-                    "url",
-                    base,
-                ),
-                _ => {
-                    issues.add(k("url"), "give exactly one of url or url_env");
-                    None
-                }
-            };
-            // Checked without echoing the URL: it may carry a password.
-            let url = url.filter(|u| {
-                let ok = u.starts_with("amqp://") || u.starts_with("amqps://");
-                if !ok {
-                    issues.add(k("url"), "is not an amqp:// or amqps:// URL");
-                }
-                ok
-            });
-            let exchange = s.exchange.unwrap_or_else(|| "ethgate".to_owned());
-            if exchange.is_empty() || exchange.len() > 255 {
-                issues.add(k("exchange"), "must be 1-255 characters");
-            }
-            Some(SinkConfig::Amqp(AmqpConfig {
-                name: s.name,
-                url: url?,
-                exchange,
-                batch_size,
-            }))
-        }
-        other => {
-            issues.add(
-                k("kind"),
-                format!("{other:?} is not a sink kind this build has; use \"webhook\" or \"amqp\""),
-            );
-            None
-        }
-    }
 }
 
 /// Validates `raw`; ABI paths resolve against `base` (the file's folder).
