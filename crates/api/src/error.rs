@@ -60,6 +60,16 @@ impl ApiError {
         }
     }
 
+    /// 502: a downstream sink refused; its (secret-free) message is shown.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: "sink_failed",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 500; the cause is logged, not returned.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");

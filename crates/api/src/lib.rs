@@ -13,6 +13,7 @@ mod params;
 mod sinks;
 mod streams;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use ethgate_chain::EndpointPool;
 use ethgate_core::StreamSpec;
+use ethgate_delivery::Sink;
 use ethgate_events::SyncState;
 use ethgate_store::Store;
 use tokio::sync::watch;
@@ -55,6 +57,8 @@ pub struct ApiState {
     pub streams: Arc<Vec<StreamSpec>>,
     /// Configured (stream, sink) deliveries.
     pub routes: Arc<Vec<(String, String)>>,
+    /// Built sinks by name, for redelivering dead letters.
+    pub sinks: Arc<HashMap<String, Arc<dyn Sink>>>,
     /// Configured chains.
     pub chains: Arc<Vec<ChainHealth>>,
     /// Syncers' progress.
@@ -83,6 +87,11 @@ pub fn router(state: ApiState) -> Router {
             post(sinks::rewind),
         )
         .route("/v1/sinks", get(sinks::list))
+        .route("/v1/sinks/{name}/dead-letters", get(sinks::dead_letters))
+        .route(
+            "/v1/sinks/{name}/dead-letters/{id}/redeliver",
+            post(sinks::redeliver),
+        )
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -17,6 +17,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/streams/{name}/events"),
     ("post", "/v1/streams/{name}/sinks/{sink}/rewind"),
     ("get", "/v1/sinks"),
+    ("get", "/v1/sinks/{name}/dead-letters"),
+    ("post", "/v1/sinks/{name}/dead-letters/{id}/redeliver"),
 ];
 
 fn error_response(description: &str) -> Value {
@@ -103,6 +105,8 @@ pub fn spec() -> Value {
     });
     doc["paths"]["/v1/streams/{name}/sinks/{sink}/rewind"] = rewind_path();
     doc["paths"]["/v1/sinks"] = sinks_path();
+    doc["paths"]["/v1/sinks/{name}/dead-letters"] = dead_letters_path();
+    doc["paths"]["/v1/sinks/{name}/dead-letters/{id}/redeliver"] = redeliver_path();
     doc
 }
 
@@ -133,6 +137,35 @@ fn sinks_path() -> Value {
             "200": {"description": "sinks", "content": {"application/json": {"schema": body}}},
             "401": error_response("missing or unknown token"),
             "403": error_response("token lacks the events:read scope")}}})
+}
+
+fn dead_letters_path() -> Value {
+    let item = json!({"type": "object", "properties": {
+        "id": {"type": "integer"}, "stream": {"type": "string"}, "first_seq": {"type": "integer"}, "last_seq": {"type": "integer"},
+        "count": {"type": "integer"}, "error": {"type": "string"}, "created_at": {"type": "integer"},
+        "envelopes": {"type": "array", "items": {"$ref": "#/components/schemas/EventEnvelope"}}}});
+    json!({"get": {"summary": "Batches the sink gave up on (oldest first)", "security": [{"bearer": []}],
+        "parameters": [name_param(), query_int("limit", "most dead letters returned (default 100)", 1, 1000)],
+        "responses": {
+            "200": {"description": "dead letters", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "sink": {"type": "string"}, "dead_letters": {"type": "array", "items": item}}}}}},
+            "400": error_response("bad parameter; `field` names it"),
+            "401": error_response("missing or unknown token"),
+            "403": error_response("token lacks the events:read scope"),
+            "404": error_response("no such sink")}}})
+}
+
+fn redeliver_path() -> Value {
+    json!({"post": {"summary": "Send a dead letter again (scope admin); removed once acknowledged",
+        "security": [{"bearer": []}],
+        "parameters": [name_param(), {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "responses": {
+            "200": {"description": "redelivered"},
+            "400": error_response("bad id"),
+            "401": error_response("missing or unknown token"),
+            "403": error_response("token lacks the admin scope"),
+            "404": error_response("no such sink or dead letter"),
+            "502": error_response("the sink refused again; the dead letter stays")}}})
 }
 
 /// `GET /openapi.json`.

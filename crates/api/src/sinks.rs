@@ -6,8 +6,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
+use axum::extract::RawQuery;
+use ethgate_delivery::dead_letters::{RedeliverError, redeliver as redeliver_one};
+
 use crate::auth::{Caller, Scope};
-use crate::{ApiError, ApiState};
+use crate::{ApiError, ApiState, params};
 
 /// `GET /v1/sinks`: every routed (stream, sink) with cursor, lag and counts.
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -110,4 +113,65 @@ pub async fn rewind(
     state.store.rewind_sink(&stream, &sink, seq).await?;
     tracing::info!(stream = %stream, sink = %sink, seq, token = %caller.token_id, "sink rewound");
     Ok(Json(json!({"stream": stream, "sink": sink, "cursor": seq})))
+}
+
+fn sink<'a>(
+    state: &'a ApiState,
+    name: &str,
+) -> Result<&'a std::sync::Arc<dyn ethgate_delivery::Sink>, ApiError> {
+    state
+        .sinks
+        .get(name)
+        .ok_or_else(|| ApiError::not_found("name", format!("no sink named {name:?}")))
+}
+
+/// `GET /v1/sinks/{name}/dead-letters?limit=N`: the batches the sink gave
+/// up on, oldest first, with their envelopes and last error.
+pub async fn dead_letters(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::EventsRead)?;
+    sink(&state, &name)?;
+    let p = params::parse(query.as_deref(), &["limit"])?;
+    let limit = params::int(&p, "limit", 100, 1, 1_000)?;
+    let rows = state.store.dead_letters(&name, limit as u32).await?;
+    let out: Vec<Value> = rows
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "stream": d.stream, "first_seq": d.first_seq, "last_seq": d.last_seq, "count": d.count,
+                "error": d.error, "created_at": d.created_at,
+                "envelopes": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sink": name, "dead_letters": out })))
+}
+
+/// `POST /v1/sinks/{name}/dead-letters/{id}/redeliver` (scope `admin`):
+/// sends the parked batch again; on success it is removed.
+pub async fn redeliver(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let sink = sink(&state, &name)?.clone();
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_param("id", format!("{id:?} is not a dead-letter id")))?;
+    match redeliver_one(&state.store, sink.as_ref(), id).await {
+        Ok(d) => Ok(Json(
+            json!({"redelivered": d.id, "stream": d.stream, "first_seq": d.first_seq, "last_seq": d.last_seq}),
+        )),
+        Err(RedeliverError::NotFound { .. }) => Err(ApiError::not_found(
+            "id",
+            format!("sink {name:?} has no dead letter {id}"),
+        )),
+        Err(RedeliverError::Sink(e)) => Err(ApiError::bad_gateway(e.to_string())),
+        Err(RedeliverError::Store(e)) => Err(e.into()),
+    }
 }

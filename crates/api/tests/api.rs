@@ -64,6 +64,7 @@ async fn fixture() -> Fixture {
         store: store.clone(),
         streams: Arc::new(vec![spec]),
         routes: Arc::new(vec![("demo".to_owned(), "hook".to_owned())]),
+        sinks: Arc::new(Default::default()),
         chains: Arc::new(vec![]),
         sync: SyncState::default(),
         metrics: None,

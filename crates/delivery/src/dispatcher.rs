@@ -23,6 +23,8 @@ pub struct Dispatcher {
     stream: String,
     sink: Arc<dyn Sink>,
     store: Store,
+    /// The batch now failing (its first seq) and since when.
+    failing: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 /// Exponential backoff with full jitter: a random wait in [d/2, d], where d
@@ -51,6 +53,7 @@ impl Dispatcher {
             stream: stream.to_owned(),
             sink,
             store,
+            failing: std::sync::Mutex::new(None),
         }
     }
 
@@ -80,7 +83,12 @@ impl Dispatcher {
         let Some(last) = batch.last().map(|e| e.seq) else {
             return Ok(0);
         };
-        self.sink.send(&batch).await?;
+        if let Err(e) = self.sink.send(&batch).await {
+            return self.on_failure(cursor.seq, &batch, e).await;
+        }
+        if let Ok(mut f) = self.failing.lock() {
+            *f = None;
+        }
         let moved = self
             .store
             .advance_sink(
@@ -101,6 +109,74 @@ impl Dispatcher {
         ];
         metrics::counter!(m::DELIVERED, &labels).increment(batch.len() as u64);
         metrics::gauge!(m::CURSOR, &labels).set(last as f64);
+        Ok(batch.len())
+    }
+
+    /// A batch failed: park it as a dead letter if it has failed for longer
+    /// than the sink allows, else report the failure for a retry.
+    async fn on_failure(
+        &self,
+        from: u64,
+        batch: &[ethgate_store::StoredEnvelope],
+        e: crate::SinkError,
+    ) -> Result<usize, crate::SinkError> {
+        let first = batch.first().map_or(from + 1, |b| b.seq);
+        let now = std::time::Instant::now();
+        let since = match self.failing.lock() {
+            Ok(mut f) => match *f {
+                Some((seq, since)) if seq == first => since,
+                _ => {
+                    *f = Some((first, now));
+                    now
+                }
+            },
+            Err(_) => now,
+        };
+        let Some(max_age) = self
+            .sink
+            .dead_letter_after()
+            .filter(|max| since.elapsed() >= *max)
+        else {
+            return Err(e);
+        };
+        let mut payload = String::from("[");
+        for (i, b) in batch.iter().enumerate() {
+            if i > 0 {
+                payload.push(',');
+            }
+            b.envelope.write_json(&mut payload);
+        }
+        payload.push(']');
+        let last = batch.last().map_or(first, |b| b.seq);
+        let parked = self
+            .store
+            .dead_letter(
+                &self.stream,
+                self.sink.name(),
+                from,
+                first,
+                last,
+                batch.len() as u64,
+                &e.message,
+                &payload,
+            )
+            .await
+            .map_err(|se| crate::SinkError {
+                sink: self.sink.name().to_owned(),
+                message: se.to_string(),
+                retriable: true,
+            })?;
+        if parked {
+            tracing::error!(stream = %self.stream, sink = %self.sink.name(), first, last, failing_for = ?max_age, error = %e, "batch parked as a dead letter");
+            let labels = [
+                ("stream", self.stream.clone()),
+                ("sink", self.sink.name().to_owned()),
+            ];
+            metrics::counter!(m::DEAD_LETTERS, &labels).increment(1);
+        }
+        if let Ok(mut f) = self.failing.lock() {
+            *f = None;
+        }
         Ok(batch.len())
     }
 

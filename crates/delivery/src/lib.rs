@@ -10,6 +10,7 @@
 //! once; envelopes carry a stable `id` for consumers to deduplicate.
 //! Retractions are envelopes like any other.
 
+pub mod dead_letters;
 pub mod dispatcher;
 pub mod metrics;
 pub mod sink;

@@ -6,3 +6,5 @@ pub const DELIVERED: &str = "ethgate_sink_delivered_total";
 pub const FAILURES: &str = "ethgate_sink_failures_total";
 /// Gauge: the sink's cursor (last acknowledged seq), per stream and sink.
 pub const CURSOR: &str = "ethgate_sink_cursor_seq";
+/// Counter: batches parked as dead letters, per stream and sink.
+pub const DEAD_LETTERS: &str = "ethgate_sink_dead_letters_total";

@@ -28,4 +28,11 @@ pub trait Sink: Send + Sync {
 
     /// Delivers a batch, in order.
     fn send<'a>(&'a self, batch: &'a [StoredEnvelope]) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// How long one batch may keep failing before it is parked as a dead
+    /// letter so the stream moves on; `None` (the default): retry forever,
+    /// right for brokers, whose outages end.
+    fn dead_letter_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

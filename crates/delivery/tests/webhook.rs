@@ -115,6 +115,7 @@ fn sink(url: &str, batch_size: usize) -> Arc<WebhookSink> {
             secret: SECRET.into(),
             batch_size,
             timeout: Duration::from_secs(5),
+            max_age: Duration::from_secs(3600),
             allow_private_network: true,
         })
         .expect("sink"),
@@ -256,6 +257,7 @@ async fn a_receiver_on_a_private_address_is_refused_unless_allowed() {
             secret: SECRET.into(),
             batch_size: 1,
             timeout: Duration::from_secs(5),
+            max_age: Duration::from_secs(3600),
             allow_private_network: false,
         })
         .expect("sink"),
@@ -270,4 +272,82 @@ async fn a_receiver_on_a_private_address_is_refused_unless_allowed() {
     );
     assert_eq!(r.attempts.load(Ordering::SeqCst), 0, "nothing was sent");
     assert_eq!(store.sink_cursor("s", "hook").await.expect("cursor").seq, 0);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_recovers_fills_the_dead_letters_and_redelivery_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&format!("sqlite://{}/d.db", dir.path().display()))
+        .await
+        .expect("store");
+    store.ensure_stream("s", 1).await.expect("stream");
+    record(&store, None, &[block(1, 1)], 4).await;
+    let (url, r) = receiver().await;
+    r.fail_next.store(u32::MAX, Ordering::SeqCst);
+    let hook = Arc::new(
+        WebhookSink::new(WebhookConfig {
+            name: "hook".into(),
+            url: url.parse().expect("url"),
+            secret: SECRET.into(),
+            batch_size: 2,
+            timeout: Duration::from_secs(5),
+            max_age: Duration::from_millis(300),
+            allow_private_network: true,
+        })
+        .expect("sink"),
+    );
+    let d = Dispatcher::new("s", hook.clone(), store.clone());
+    let started = std::time::Instant::now();
+    let mut parked = 0;
+    while parked < 4 {
+        match d.deliver_once().await {
+            Ok(n) => parked += n,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never parked");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "retried for max_age first"
+    );
+    assert_eq!(
+        store.sink_cursor("s", "hook").await.expect("cursor").seq,
+        4,
+        "the stream moved on"
+    );
+    let dead = store.dead_letters("hook", 10).await.expect("list");
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.first_seq, d.last_seq))
+            .collect::<Vec<_>>(),
+        vec![(1, 2), (3, 4)]
+    );
+    assert!(dead[0].error.contains("HTTP 500"), "{}", dead[0].error);
+    assert!(r.accepted.lock().expect("lock").is_empty());
+
+    // Still failing: the dead letter stays.
+    assert!(
+        ethgate_delivery::dead_letters::redeliver(&store, hook.as_ref(), dead[0].id)
+            .await
+            .is_err()
+    );
+    assert_eq!(store.dead_letters("hook", 10).await.expect("list").len(), 2);
+    r.fail_next.store(0, Ordering::SeqCst);
+    for d in &dead {
+        ethgate_delivery::dead_letters::redeliver(&store, hook.as_ref(), d.id)
+            .await
+            .expect("redelivered");
+    }
+    assert!(
+        store
+            .dead_letters("hook", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let seqs: Vec<u64> = delivered(&r)
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4], "redelivered as parked, signed");
 }

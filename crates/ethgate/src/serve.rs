@@ -125,6 +125,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         store: store.clone(),
         streams: Arc::new(cfg.streams.clone()),
         routes: Arc::new(cfg.routes.clone()),
+        sinks: Arc::new(sinks),
         chains: Arc::new(chains),
         sync,
         metrics: Some(Arc::new(move || prometheus.render())),

@@ -19,6 +19,7 @@
 //! PostgreSQL is the next backend; callers only see `Store`.
 
 pub mod codec;
+mod dead_letters;
 pub mod outbox;
 mod sinks;
 mod streams;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::watch;
 
 pub use codec::NewEvent;
+pub use dead_letters::DeadLetter;
 pub use outbox::{RangeCommit, StoredEnvelope};
 pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;

@@ -32,6 +32,8 @@ pub struct WebhookConfig {
     pub batch_size: usize,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// How long a batch may keep failing before it becomes a dead letter.
+    pub max_age: Duration,
     /// Whether the URL may resolve to private, loopback or link-local
     /// addresses (off by default: a webhook URL must not reach the
     /// operator's internal network).
@@ -46,6 +48,7 @@ impl fmt::Debug for WebhookConfig {
             .field("secret", &"<redacted>")
             .field("batch_size", &self.batch_size)
             .field("timeout", &self.timeout)
+            .field("max_age", &self.max_age)
             .field("allow_private_network", &self.allow_private_network)
             .finish()
     }
@@ -243,6 +246,10 @@ impl Sink for WebhookSink {
     fn send<'a>(&'a self, batch: &'a [StoredEnvelope]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.post(batch))
     }
+
+    fn dead_letter_after(&self) -> Option<Duration> {
+        Some(self.cfg.max_age)
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +311,7 @@ mod tests {
             secret: "do-not-print".into(),
             batch_size: 1,
             timeout: Duration::from_secs(1),
+            max_age: Duration::from_secs(60),
             allow_private_network: false,
         };
         let text = format!("{cfg:?}");

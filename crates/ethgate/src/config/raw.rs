@@ -50,6 +50,9 @@ pub struct RawSink {
     pub batch_size: Option<usize>,
     /// Per-request timeout, e.g. `"10s"`.
     pub timeout: Option<String>,
+    /// Webhook: how long a batch may keep failing before it becomes a
+    /// dead letter, e.g. `"1h"`.
+    pub max_age: Option<String>,
     /// Allow URLs that resolve to private, loopback or link-local addresses.
     #[serde(default)]
     pub allow_private_network: bool,

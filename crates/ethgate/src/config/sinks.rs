@@ -100,12 +100,19 @@ pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Op
                 s.timeout.as_deref(),
                 Duration::from_secs(10),
             );
+            let max_age = duration(
+                issues,
+                k("max_age"),
+                s.max_age.as_deref(),
+                Duration::from_secs(3600),
+            );
             Some(SinkConfig::Webhook(WebhookConfig {
                 name: s.name,
                 url: url?,
                 secret: secret?,
                 batch_size,
                 timeout,
+                max_age,
                 allow_private_network: s.allow_private_network,
             }))
         }
