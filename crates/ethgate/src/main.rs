@@ -3,6 +3,7 @@
 //! API tokens, shows stream status or runs a bounded backfill.
 
 mod bench;
+mod bench_delivery;
 mod commands;
 mod config;
 mod serve;
@@ -119,6 +120,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 500)]
         per_tx: u64,
     },
+    /// Deliver the same envelopes with a raw client and with ethgate, to
+    /// the local RabbitMQ and to a local webhook receiver.
+    Delivery {
+        /// Messages to RabbitMQ.
+        #[arg(long, default_value_t = 20_000)]
+        amqp: u64,
+        /// POSTs to the webhook receiver.
+        #[arg(long, default_value_t = 3_000)]
+        webhook: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -138,11 +149,18 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    if let Command::Bench {
-        command: BenchCommand::Sync { logs, per_tx },
-    } = cli.command
-    {
-        return report(bench::sync(logs, per_tx).await);
+    match cli.command {
+        Command::Bench {
+            command: BenchCommand::Sync { logs, per_tx },
+        } => {
+            return report(bench::sync(logs, per_tx).await);
+        }
+        Command::Bench {
+            command: BenchCommand::Delivery { amqp, webhook },
+        } => {
+            return report(bench_delivery::delivery(amqp, webhook).await);
+        }
+        _ => {}
     }
     let cfg = match config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(cfg) => cfg,
