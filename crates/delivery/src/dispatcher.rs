@@ -25,7 +25,19 @@ pub struct Dispatcher {
     store: Store,
     /// The batch now failing (its first seq) and since when.
     failing: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
+    /// Envelopes read ahead of the sink, and the cursor they follow.
+    buffer: tokio::sync::Mutex<ReadAhead>,
 }
+
+/// Envelopes read from the outbox but not yet acknowledged by the sink.
+#[derive(Default)]
+struct ReadAhead {
+    cursor: u64,
+    pending: std::collections::VecDeque<ethgate_store::StoredEnvelope>,
+}
+
+/// Envelopes read from the outbox at once.
+const READ_AHEAD: u32 = 1_000;
 
 /// Exponential backoff with full jitter: a random wait in [d/2, d], where d
 /// doubles per consecutive failure up to [`MAX_BACKOFF`].
@@ -54,6 +66,7 @@ impl Dispatcher {
             sink,
             store,
             failing: std::sync::Mutex::new(None),
+            buffer: tokio::sync::Mutex::new(ReadAhead::default()),
         }
     }
 
@@ -66,25 +79,42 @@ impl Dispatcher {
             message: e.to_string(),
             retriable: true,
         };
-        let cursor = self
-            .store
-            .sink_cursor(&self.stream, self.sink.name())
-            .await
-            .map_err(store_err)?;
-        let batch = self
-            .store
-            .events_after(
-                &self.stream,
-                cursor.seq,
-                self.sink.max_batch().clamp(1, 1_000) as u32,
-            )
-            .await
-            .map_err(store_err)?;
+        // Read ahead: one outbox read serves many sink batches. The cursor
+        // is re-read whenever the buffer runs dry, so a rewind by another
+        // process is seen; one in flight fails the cursor's compare-and-set.
+        let mut buf = self.buffer.lock().await;
+        if buf.pending.is_empty() {
+            let cursor = self
+                .store
+                .sink_cursor(&self.stream, self.sink.name())
+                .await
+                .map_err(store_err)?;
+            buf.cursor = cursor.seq;
+            let page = self
+                .store
+                .events_after(&self.stream, cursor.seq, READ_AHEAD)
+                .await
+                .map_err(store_err)?;
+            buf.pending = page.into();
+        }
+        let from = buf.cursor;
+        let n = self
+            .sink
+            .max_batch()
+            .clamp(1, READ_AHEAD as usize)
+            .min(buf.pending.len());
+        let batch: Vec<ethgate_store::StoredEnvelope> =
+            buf.pending.iter().take(n).cloned().collect();
         let Some(last) = batch.last().map(|e| e.seq) else {
             return Ok(0);
         };
         if let Err(e) = self.sink.send(&batch).await {
-            return self.on_failure(cursor.seq, &batch, e).await;
+            let parked = self.on_failure(from, &batch, e).await;
+            if parked.is_ok() {
+                // Parked (or the cursor moved under us): start again from the store.
+                buf.pending.clear();
+            }
+            return parked;
         }
         if let Ok(mut f) = self.failing.lock() {
             *f = None;
@@ -94,14 +124,18 @@ impl Dispatcher {
             .advance_sink(
                 &self.stream,
                 self.sink.name(),
-                cursor.seq,
+                from,
                 last,
                 batch.len() as u64,
             )
             .await
             .map_err(store_err)?;
-        if !moved {
+        if moved {
+            buf.cursor = last;
+            buf.pending.drain(..n);
+        } else {
             tracing::info!(stream = %self.stream, sink = %self.sink.name(), "cursor moved during delivery (rewind); re-reading");
+            buf.pending.clear();
         }
         let labels = [
             ("stream", self.stream.clone()),
