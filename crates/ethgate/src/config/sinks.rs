@@ -58,6 +58,41 @@ fn secret(
     }
 }
 
+/// A broker URL from `url` or `url_env` (exactly one), with one of
+/// `schemes` (`described` in the error). Checked without echoing it: it may
+/// carry a password.
+fn broker_url(
+    issues: &mut Issues,
+    k: &dyn Fn(&str) -> String,
+    (url, url_env): (Option<String>, Option<&str>),
+    schemes: &[&str],
+    described: &str,
+    base: &Path,
+) -> Option<String> {
+    let url = match (url, url_env) {
+        (Some(u), None) => Some(u),
+        (None, Some(_)) => secret(
+            issues,
+            |f| k(&format!("url{f}")),
+            url_env,
+            None,
+            "url",
+            base,
+        ),
+        _ => {
+            issues.add(k("url"), "give exactly one of url or url_env");
+            None
+        }
+    };
+    url.filter(|u| {
+        let ok = schemes.iter().any(|s| u.starts_with(s));
+        if !ok {
+            issues.add(k("url"), format!("is not {described}"));
+        }
+        ok
+    })
+}
+
 pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Option<SinkConfig> {
     let k = |f: &str| format!("sinks[{i}].{f}");
     if !valid_name(&s.name) {
@@ -117,29 +152,14 @@ pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Op
             }))
         }
         "amqp" => {
-            let url = match (s.url, s.url_env.as_deref()) {
-                (Some(u), None) => Some(u),
-                (None, Some(_)) => secret(
-                    issues,
-                    |f| k(&format!("url{f}")),
-                    s.url_env.as_deref(),
-                    None,
-                    "url",
-                    base,
-                ),
-                _ => {
-                    issues.add(k("url"), "give exactly one of url or url_env");
-                    None
-                }
-            };
-            // Checked without echoing the URL: it may carry a password.
-            let url = url.filter(|u| {
-                let ok = u.starts_with("amqp://") || u.starts_with("amqps://");
-                if !ok {
-                    issues.add(k("url"), "is not an amqp:// or amqps:// URL");
-                }
-                ok
-            });
+            let url = broker_url(
+                issues,
+                &k,
+                (s.url, s.url_env.as_deref()),
+                &["amqp://", "amqps://"],
+                "an amqp:// or amqps:// URL",
+                base,
+            );
             let exchange = s.exchange.unwrap_or_else(|| "ethgate".to_owned());
             if exchange.is_empty() || exchange.len() > 255 {
                 issues.add(k("exchange"), "must be 1-255 characters");
@@ -152,28 +172,14 @@ pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Op
             }))
         }
         "nats" => {
-            let url = match (s.url, s.url_env.as_deref()) {
-                (Some(u), None) => Some(u),
-                (None, Some(_)) => secret(
-                    issues,
-                    |f| k(&format!("url{f}")),
-                    s.url_env.as_deref(),
-                    None,
-                    "url",
-                    base,
-                ),
-                _ => {
-                    issues.add(k("url"), "give exactly one of url or url_env");
-                    None
-                }
-            };
-            let url = url.filter(|u| {
-                let ok = u.starts_with("nats://") || u.starts_with("tls://");
-                if !ok {
-                    issues.add(k("url"), "is not a nats:// or tls:// URL");
-                }
-                ok
-            });
+            let url = broker_url(
+                issues,
+                &k,
+                (s.url, s.url_env.as_deref()),
+                &["nats://", "tls://"],
+                "a nats:// or tls:// URL",
+                base,
+            );
             let token = |v: &str| {
                 !v.is_empty()
                     && v.chars()
