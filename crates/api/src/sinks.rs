@@ -15,26 +15,23 @@ use crate::{ApiError, ApiState, params};
 /// `GET /v1/sinks`: every routed (stream, sink) with cursor, lag and counts.
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::EventsRead)?;
-    let statuses = state.store.sink_statuses().await?;
-    let mut out = Vec::with_capacity(state.routes.len());
-    for (stream, sink) in state.routes.iter() {
-        let s = statuses
-            .iter()
-            .find(|s| &s.stream == stream && &s.sink == sink);
-        let lag = match s {
-            Some(s) => s.lag,
-            None => state.store.last_seq(stream).await.unwrap_or(0),
-        };
-        out.push(json!({
-            "sink": sink,
-            "stream": stream,
-            "cursor": s.map_or(0, |s| s.cursor.seq),
-            "lag": lag,
-            "delivered": s.map_or(0, |s| s.cursor.delivered),
-            "failures": s.map_or(0, |s| s.cursor.failures),
-            "updated_at": s.map(|s| s.updated_at),
-        }));
-    }
+    let out: Vec<Value> = state
+        .store
+        .route_statuses(&state.routes)
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "sink": s.sink,
+                "stream": s.stream,
+                "cursor": s.cursor.seq,
+                "lag": s.lag,
+                "delivered": s.cursor.delivered,
+                "failures": s.cursor.failures,
+                "updated_at": s.updated_at,
+            })
+        })
+        .collect();
     Ok(Json(json!({ "sinks": out })))
 }
 

@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rand::Rng;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -486,13 +485,7 @@ impl EndpointPool {
 
     /// Exponential backoff with full jitter in [base·2^(k-1) / 2, base·2^(k-1)].
     fn backoff(&self, k: u32) -> Duration {
-        let exp = self
-            .cfg
-            .backoff_base
-            .saturating_mul(1u32 << k.saturating_sub(1).min(16));
-        let cap = exp.min(self.cfg.backoff_max);
-        let half = cap / 2;
-        half + rand::rng().random_range(Duration::ZERO..=half)
+        ethgate_core::backoff::jittered(self.cfg.backoff_base, self.cfg.backoff_max, k)
     }
 }
 

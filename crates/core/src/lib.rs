@@ -6,6 +6,7 @@
 //! log is decoded into named arguments — so that those agreements are made
 //! once and tested without any I/O.
 
+pub mod backoff;
 pub mod block;
 pub mod decode;
 pub mod envelope;

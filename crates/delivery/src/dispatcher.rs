@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ethgate_store::Store;
-use rand::Rng;
 use tokio::sync::watch;
 
 use crate::metrics as m;
@@ -42,11 +41,7 @@ const READ_AHEAD: u32 = 1_000;
 /// Exponential backoff with full jitter: a random wait in [d/2, d], where d
 /// doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub fn backoff(failures: u32) -> Duration {
-    let d = BASE_BACKOFF
-        .saturating_mul(1 << failures.saturating_sub(1).min(10))
-        .min(MAX_BACKOFF);
-    let half = d / 2;
-    half + rand::rng().random_range(Duration::ZERO..=half)
+    ethgate_core::backoff::jittered(BASE_BACKOFF, MAX_BACKOFF, failures)
 }
 
 /// Waits `d` or until shutdown; returns whether to stop.
@@ -173,14 +168,7 @@ impl Dispatcher {
         else {
             return Err(e);
         };
-        let mut payload = String::from("[");
-        for (i, b) in batch.iter().enumerate() {
-            if i > 0 {
-                payload.push(',');
-            }
-            b.envelope.write_json(&mut payload);
-        }
-        payload.push(']');
+        let payload = ethgate_store::StoredEnvelope::json_array(batch);
         let last = batch.last().map_or(first, |b| b.seq);
         let parked = self
             .store

@@ -183,27 +183,14 @@ pub async fn sinks(cfg: &Config) -> anyhow::Result<()> {
     let store = Store::connect(&cfg.store_url)
         .await
         .context("opening the store")?;
-    let statuses = store.sink_statuses().await?;
     println!(
         "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8}",
         "SINK", "STREAM", "CURSOR", "LAG", "DELIVERED", "FAILURES"
     );
-    for (stream, sink) in &cfg.routes {
-        let s = statuses
-            .iter()
-            .find(|s| &s.stream == stream && &s.sink == sink);
-        let lag = match s {
-            Some(s) => s.lag,
-            None => store.last_seq(stream).await.unwrap_or(0),
-        };
+    for s in store.route_statuses(&cfg.routes).await? {
         println!(
             "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8}",
-            sink,
-            stream,
-            s.map_or(0, |s| s.cursor.seq),
-            lag,
-            s.map_or(0, |s| s.cursor.delivered),
-            s.map_or(0, |s| s.cursor.failures)
+            s.sink, s.stream, s.cursor.seq, s.lag, s.cursor.delivered, s.cursor.failures
         );
     }
     Ok(())

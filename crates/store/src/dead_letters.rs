@@ -1,5 +1,6 @@
 //! Dead letters: batches a sink gave up on, parked so the stream moves on.
 
+use crate::outbox::begin;
 use crate::{Store, StoreError, now_secs, to_i64};
 
 /// A parked batch.
@@ -57,7 +58,7 @@ impl Store {
         error: &str,
         payload: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = begin(self).await?;
         let moved = sqlx::query("UPDATE sink_cursors SET seq = ?, updated_at = ? WHERE stream = ? AND sink = ? AND seq = ?")
             .bind(to_i64(last_seq))
             .bind(now_secs())

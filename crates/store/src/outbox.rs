@@ -48,6 +48,20 @@ impl StoredEnvelope {
         self.envelope.write_json(&mut out);
         out
     }
+
+    /// A batch as one JSON array: the webhook body and the dead-letter form.
+    pub fn json_array(batch: &[StoredEnvelope]) -> String {
+        let mut out = String::with_capacity(batch.len() * 1024 + 2);
+        out.push('[');
+        for (i, e) in batch.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            e.envelope.write_json(&mut out);
+        }
+        out.push(']');
+        out
+    }
 }
 
 /// One segment to write: `count` records in `payload`.
@@ -131,7 +145,7 @@ async fn append(
     Ok(next_seq)
 }
 
-async fn begin(store: &Store) -> Result<Transaction<'static, Sqlite>, StoreError> {
+pub(crate) async fn begin(store: &Store) -> Result<Transaction<'static, Sqlite>, StoreError> {
     // IMMEDIATE takes the write lock up front, so a read-then-write
     // transaction never fails to upgrade while another stream commits.
     Ok(store.pool.begin_with("BEGIN IMMEDIATE").await?)

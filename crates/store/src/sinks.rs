@@ -24,35 +24,49 @@ pub struct SinkStatus {
     pub cursor: SinkCursor,
     /// Envelopes recorded but not yet acknowledged by the sink.
     pub lag: u64,
-    /// Unix seconds of the cursor's last change.
-    pub updated_at: i64,
+    /// Unix seconds of the cursor's last change; `None` before the first.
+    pub updated_at: Option<i64>,
 }
 
 impl Store {
-    /// Every registered (stream, sink) cursor with its lag.
-    pub async fn sink_statuses(&self) -> Result<Vec<SinkStatus>, StoreError> {
+    /// The status of each (stream, sink) route, in the given order. A sink
+    /// that has not delivered yet has a zero cursor, no `updated_at`, and
+    /// the whole stream as its lag.
+    pub async fn route_statuses(
+        &self,
+        routes: &[(String, String)],
+    ) -> Result<Vec<SinkStatus>, StoreError> {
         let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT c.stream, c.sink, c.seq, c.delivered, c.failures, c.updated_at, s.next_seq \
-             FROM sink_cursors c JOIN streams s ON s.name = c.stream ORDER BY c.sink, c.stream",
+             FROM sink_cursors c JOIN streams s ON s.name = c.stream",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(stream, sink, seq, delivered, failures, updated_at, next)| SinkStatus {
-                    stream,
-                    sink,
+        let mut out = Vec::with_capacity(routes.len());
+        for (stream, sink) in routes {
+            let status = match rows.iter().find(|r| &r.0 == stream && &r.1 == sink) {
+                Some(&(_, _, seq, delivered, failures, updated_at, next)) => SinkStatus {
+                    stream: stream.clone(),
+                    sink: sink.clone(),
                     cursor: SinkCursor {
                         seq: seq as u64,
                         delivered: delivered as u64,
                         failures: failures as u64,
                     },
                     lag: (next - 1 - seq).max(0) as u64,
-                    updated_at,
+                    updated_at: Some(updated_at),
                 },
-            )
-            .collect())
+                None => SinkStatus {
+                    stream: stream.clone(),
+                    sink: sink.clone(),
+                    cursor: SinkCursor::default(),
+                    lag: self.last_seq(stream).await.unwrap_or(0),
+                    updated_at: None,
+                },
+            };
+            out.push(status);
+        }
+        Ok(out)
     }
 
     /// The highest seq of the stream (0 if none).

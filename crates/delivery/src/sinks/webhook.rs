@@ -202,15 +202,7 @@ impl WebhookSink {
 
     async fn post(&self, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
         self.check_destination().await?;
-        let mut body = String::with_capacity(batch.len() * 1024 + 2);
-        body.push('[');
-        for (i, e) in batch.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            e.envelope.write_json(&mut body);
-        }
-        body.push(']');
+        let body = StoredEnvelope::json_array(batch);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
