@@ -123,6 +123,25 @@ async fn webhook_delivery_is_at_least_once_and_ordered_across_sigkill() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The receiver holds a body before it answers, and the cursor moves only
+    // after the answer: wait for the last ack to be recorded before stopping.
+    let store = ethgate_store::Store::connect(&format!(
+        "sqlite://{}/data/ethgate.db",
+        dir.path().display()
+    ))
+    .await
+    .expect("store");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store
+        .sink_cursor("source", "hook")
+        .await
+        .expect("cursor")
+        .seq
+        < 100
+    {
+        assert!(Instant::now() < deadline, "the last ack was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     second.kill().await.expect("stop");
     let all = got.lock().expect("lock").clone();
     let seqs: Vec<u64> = all.iter().filter_map(|e| e["seq"].as_u64()).collect();
