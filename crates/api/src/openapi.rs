@@ -129,9 +129,10 @@ fn rewind_path() -> Value {
 fn sinks_path() -> Value {
     let item = json!({"type": "object", "properties": {
         "sink": {"type": "string"}, "stream": {"type": "string"}, "cursor": {"type": "integer"}, "lag": {"type": "integer"},
-        "delivered": {"type": "integer"}, "failures": {"type": "integer"}, "updated_at": {"type": ["integer", "null"]}}});
+        "delivered": {"type": "integer"}, "failures": {"type": "integer"}, "dead_letters": {"type": "integer"},
+        "updated_at": {"type": ["integer", "null"]}}});
     let body = json!({"type": "object", "properties": {"sinks": {"type": "array", "items": item}}});
-    json!({"get": {"summary": "Every sink's cursor, lag, delivered and failure counts per stream",
+    json!({"get": {"summary": "Every sink's cursor, lag, delivered, failure and dead-letter counts per stream",
         "security": [{"bearer": []}],
         "responses": {
             "200": {"description": "sinks", "content": {"application/json": {"schema": body}}},

@@ -28,6 +28,7 @@ pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<
                 "lag": s.lag,
                 "delivered": s.cursor.delivered,
                 "failures": s.cursor.failures,
+                "dead_letters": s.dead_letters,
                 "updated_at": s.updated_at,
             })
         })

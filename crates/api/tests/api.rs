@@ -347,6 +347,7 @@ async fn sinks_show_lag_and_rewind_by_seq_or_block_with_admin_scope() {
         ),
         (Value::from("hook"), Value::from(5))
     );
+    assert_eq!(body["sinks"][0]["dead_letters"], 0, "nothing parked");
     f.store.sink_cursor("demo", "hook").await.expect("register");
     f.store
         .advance_sink("demo", "hook", 0, 5, 5)

@@ -102,6 +102,17 @@ pub struct EventEnvelope {
 }
 
 impl EventEnvelope {
+    /// The identity of this outbox entry, for transports that deduplicate
+    /// (AMQP `message_id`, JetStream `Nats-Msg-Id`): `<id>/<stream>/<seq>`.
+    /// A redelivery after a crash or rewind repeats it, so it is dropped;
+    /// the retraction of an event, and the event's return when a reorg
+    /// flips back, are new entries with their own `seq`, so they are not.
+    /// The envelope `id` alone would make JetStream (or any consumer that
+    /// deduplicates on the message id) drop every retraction.
+    pub fn delivery_id(&self) -> String {
+        format!("{}/{}/{}", self.id, self.stream, self.seq.unwrap_or(0))
+    }
+
     /// Builds the envelope for a canonical log. `decoded` is the event name,
     /// signature and named arguments, or `None` when the log did not match
     /// the stream's ABI (it is still recorded: nothing is dropped).

@@ -1,5 +1,5 @@
 //! The RabbitMQ sink against the real broker on 127.0.0.1:5672: in-order,
-//! persistent, confirmed delivery with `message_id` = envelope id; the
+//! persistent, confirmed delivery with `message_id` = delivery id; the
 //! cursor advances only on confirms; retractions are delivered; and queues
 //! bound by pattern (one event name, one address) receive exactly what their
 //! binding selects. Under `CI` a missing broker fails the test.
@@ -217,8 +217,13 @@ async fn confirmed_in_order_delivery_routed_by_event_and_address() {
     for (key, id, e) in &got {
         assert_eq!(
             id,
-            e["id"].as_str().expect("id"),
-            "message_id is the envelope id"
+            &format!(
+                "{}/{}/{}",
+                e["id"].as_str().expect("id"),
+                e["stream"].as_str().expect("stream"),
+                e["seq"]
+            ),
+            "message_id is the delivery id"
         );
         assert_eq!(
             key,

@@ -129,7 +129,7 @@ async fn raw_amqp(
     .await?;
     let bodies: Vec<(String, String, String)> = envelopes
         .iter()
-        .map(|e| (routing_key(&e.envelope), e.envelope.id.clone(), e.json()))
+        .map(|e| (routing_key(&e.envelope), e.envelope.delivery_id(), e.json()))
         .collect();
     let started = Instant::now();
     for chunk in bodies.chunks(window) {

@@ -184,13 +184,19 @@ pub async fn sinks(cfg: &Config) -> anyhow::Result<()> {
         .await
         .context("opening the store")?;
     println!(
-        "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8}",
-        "SINK", "STREAM", "CURSOR", "LAG", "DELIVERED", "FAILURES"
+        "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8} {:>12}",
+        "SINK", "STREAM", "CURSOR", "LAG", "DELIVERED", "FAILURES", "DEAD LETTERS"
     );
     for s in store.route_statuses(&cfg.routes).await? {
         println!(
-            "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8}",
-            s.sink, s.stream, s.cursor.seq, s.lag, s.cursor.delivered, s.cursor.failures
+            "{:<16} {:<20} {:>10} {:>8} {:>10} {:>8} {:>12}",
+            s.sink,
+            s.stream,
+            s.cursor.seq,
+            s.lag,
+            s.cursor.delivered,
+            s.cursor.failures,
+            s.dead_letters
         );
     }
     Ok(())

@@ -26,6 +26,9 @@ pub struct SinkStatus {
     pub lag: u64,
     /// Unix seconds of the cursor's last change; `None` before the first.
     pub updated_at: Option<i64>,
+    /// Batches parked as dead letters and not yet redelivered: envelopes
+    /// the cursor passed without the sink acknowledging them.
+    pub dead_letters: u64,
 }
 
 impl Store {
@@ -42,8 +45,16 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        let parked: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT stream, sink, COUNT(*) FROM dead_letters GROUP BY stream, sink")
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(routes.len());
         for (stream, sink) in routes {
+            let dead_letters = parked
+                .iter()
+                .find(|r| &r.0 == stream && &r.1 == sink)
+                .map_or(0, |r| r.2.max(0) as u64);
             let status = match rows.iter().find(|r| &r.0 == stream && &r.1 == sink) {
                 Some(&(_, _, seq, delivered, failures, updated_at, next)) => SinkStatus {
                     stream: stream.clone(),
@@ -55,6 +66,7 @@ impl Store {
                     },
                     lag: (next - 1 - seq).max(0) as u64,
                     updated_at: Some(updated_at),
+                    dead_letters,
                 },
                 None => SinkStatus {
                     stream: stream.clone(),
@@ -62,6 +74,7 @@ impl Store {
                     cursor: SinkCursor::default(),
                     lag: self.last_seq(stream).await.unwrap_or(0),
                     updated_at: None,
+                    dead_letters,
                 },
             };
             out.push(status);

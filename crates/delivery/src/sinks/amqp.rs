@@ -3,7 +3,8 @@
 //! Routing keys are `event.<chain_id>.<address>.<EventName>` (address in
 //! lower-case hex; `unknown` for a log the ABI did not decode), so consumers
 //! bind their own queues by pattern, e.g. `event.*.*.Transfer`. Messages are
-//! persistent, `message_id` is the envelope id, `content_type` is JSON and
+//! persistent, `message_id` is the entry's delivery id (`<id>/<stream>/<seq>`,
+//! see `EventEnvelope::delivery_id`), `content_type` is JSON and
 //! the headers carry the stream and topic0. A batch is acknowledged only
 //! when the broker confirmed every message; a nack or a lost connection
 //! fails the batch, and the next attempt reconnects.
@@ -138,7 +139,7 @@ impl AmqpSink {
                 );
             }
             let props = BasicProperties::default()
-                .with_message_id(env.id.clone().into())
+                .with_message_id(env.delivery_id().into())
                 .with_content_type("application/json".into())
                 .with_delivery_mode(2)
                 .with_headers(headers);

@@ -1,5 +1,6 @@
 //! NATS JetStream: one subject per (chain, address, event), publish acks
-//! awaited, `Nats-Msg-Id` = envelope id so JetStream drops the duplicates
+//! awaited, `Nats-Msg-Id` = the entry's delivery id (`<id>/<stream>/<seq>`)
+//! so JetStream drops the duplicates
 //! that at-least-once redelivery produces (within the stream's duplicate
 //! window).
 //!
@@ -113,7 +114,10 @@ impl NatsSink {
             let mut body = String::with_capacity(1024);
             env.write_json(&mut body);
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, env.id.as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                env.delivery_id().as_str(),
+            );
             headers.insert("Ethgate-Stream", env.stream.as_str());
             let ack = ctx
                 .publish_with_headers(

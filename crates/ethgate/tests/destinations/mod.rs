@@ -1,0 +1,414 @@
+//! The real destinations the compliance test runs against, behind one
+//! trait: each can refuse everything past its first `gate` envelopes — the
+//! way each refuses in production (HTTP 500, a broker nack, a JetStream
+//! limit) — and report what it holds with the dedupe id it received.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use ethgate_delivery::sinks::webhook::{SIGNATURE_HEADER, verify};
+use lapin::options::{
+    BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::Value;
+
+/// One envelope as the destination received it.
+#[derive(Clone)]
+pub struct Delivery {
+    /// The id the destination can deduplicate by: `message_id` in AMQP,
+    /// `Nats-Msg-Id` in NATS, made of the body's fields for a webhook.
+    pub dedupe_id: Option<String>,
+    /// The envelope as JSON.
+    pub envelope: Value,
+}
+
+/// A destination a sink delivers to.
+pub trait Destination {
+    /// The `[[sinks]]` entry's keys after its name.
+    fn sink_toml(&self) -> String;
+    /// Environment `ethgate serve` needs (secrets, broker URLs).
+    fn env(&self) -> Vec<(&'static str, String)>;
+    /// Everything received so far, in arrival order (duplicates included).
+    async fn received(&self) -> Vec<Delivery>;
+    /// Stops refusing.
+    async fn open_gate(&self);
+    /// Removes what the destination created on a shared server.
+    async fn cleanup(&self);
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+const SECRET: &str = "compliance-hook-secret";
+
+#[derive(Default)]
+struct Hook {
+    got: Vec<Delivery>,
+    accepted: u64,
+    gate: Option<u64>,
+}
+
+/// A local HTTP receiver that verifies signatures and answers 500 while
+/// its gate is closed and full.
+pub struct Webhook {
+    url: String,
+    state: Arc<Mutex<Hook>>,
+}
+
+async fn hook(
+    State(state): State<Arc<Mutex<Hook>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let sig = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if verify(SECRET, sig, &body, now, Duration::from_secs(300)).is_err() {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let Ok(batch) = serde_json::from_slice::<Vec<Value>>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let Ok(mut h) = state.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    };
+    if h.gate.is_some_and(|g| h.accepted + batch.len() as u64 > g) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    h.accepted += batch.len() as u64;
+    // A webhook body carries the parts of the dedupe id (the envelope's id,
+    // stream and seq); it has no per-message header to put it in.
+    h.got.extend(batch.into_iter().map(|envelope| Delivery {
+        dedupe_id: match (
+            envelope["id"].as_str(),
+            envelope["stream"].as_str(),
+            envelope["seq"].as_u64(),
+        ) {
+            (Some(id), Some(stream), Some(seq)) => Some(format!("{id}/{stream}/{seq}")),
+            _ => None,
+        },
+        envelope,
+    }));
+    StatusCode::OK
+}
+
+impl Webhook {
+    /// Starts the receiver on a free loopback port.
+    pub async fn start(gate: u64) -> Webhook {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(Hook {
+            gate: Some(gate),
+            ..Hook::default()
+        }));
+        let app = Router::new()
+            .route("/hook", post(hook))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Webhook { url, state }
+    }
+}
+
+impl Destination for Webhook {
+    fn sink_toml(&self) -> String {
+        format!(
+            "kind = \"webhook\"\nurl = \"{}\"\nsecret_env = \"HOOK_SECRET\"\nallow_private_network = true\nbatch_size = 10",
+            self.url
+        )
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("HOOK_SECRET", SECRET.to_owned())]
+    }
+
+    async fn received(&self) -> Vec<Delivery> {
+        let h = self.state.lock().expect("lock");
+        h.got.clone()
+    }
+
+    async fn open_gate(&self) {
+        self.state.lock().expect("lock").gate = None;
+    }
+
+    async fn cleanup(&self) {}
+}
+
+/// The broker every AMQP test uses.
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Connects to RabbitMQ; `None` (skip) only off CI when it is not running.
+pub async fn rabbitmq() -> Option<(Connection, Channel)> {
+    match Connection::connect(AMQP_URL, ConnectionProperties::default()).await {
+        Ok(conn) => {
+            let ch = conn.create_channel().await.expect("channel");
+            Some((conn, ch))
+        }
+        Err(e) if std::env::var_os("CI").is_some() || !e.to_string().contains("refused") => {
+            panic!("RabbitMQ is required (and on CI always) but unreachable at {AMQP_URL}: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: RabbitMQ unreachable ({e}); scripts/services starts it");
+            None
+        }
+    }
+}
+
+/// Declares a fresh durable topic exchange, as the sink would.
+pub async fn exchange(ch: &Channel, name: &str) {
+    ch.exchange_declare(
+        name.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange");
+}
+
+/// Declares a queue (`args` as given) bound to `exchange` by `pattern`.
+pub async fn bound_queue(
+    ch: &Channel,
+    name: &str,
+    exchange: &str,
+    pattern: &str,
+    args: FieldTable,
+) {
+    ch.queue_declare(
+        name.into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        },
+        args,
+    )
+    .await
+    .expect("queue");
+    ch.queue_bind(
+        name.into(),
+        exchange.into(),
+        pattern.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+}
+
+/// Takes every message waiting in `queue`: (routing key, delivery).
+pub async fn drain(ch: &Channel, queue: &str) -> Vec<(String, Delivery)> {
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")
+    {
+        let d = m.delivery;
+        out.push((
+            d.routing_key.to_string(),
+            Delivery {
+                dedupe_id: d.properties.message_id().as_ref().map(|s| s.to_string()),
+                envelope: serde_json::from_slice(&d.data).expect("a JSON body"),
+            },
+        ));
+    }
+    out
+}
+
+/// RabbitMQ with a consumer queue bound to every event, and a gate queue
+/// (`x-max-length`, `reject-publish`) that makes the broker nack every
+/// message past its first `gate`.
+pub struct Amqp {
+    _conn: Connection,
+    ch: Channel,
+    exchange: String,
+    queue: String,
+    gate: String,
+    got: tokio::sync::Mutex<Vec<Delivery>>,
+}
+
+impl Amqp {
+    /// Declares the exchange and both queues; `None` off CI without a broker.
+    pub async fn start(gate: u64) -> Option<Amqp> {
+        let (conn, ch) = rabbitmq().await?;
+        let exchange_name = unique("ethgate-compliance-");
+        exchange(&ch, &exchange_name).await;
+        let queue = format!("{exchange_name}-all");
+        bound_queue(
+            &ch,
+            &queue,
+            &exchange_name,
+            "event.#",
+            FieldTable::default(),
+        )
+        .await;
+        let gate_queue = format!("{exchange_name}-gate");
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(gate as i64));
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+        bound_queue(&ch, &gate_queue, &exchange_name, "#", args).await;
+        Some(Amqp {
+            _conn: conn,
+            ch,
+            exchange: exchange_name,
+            queue,
+            gate: gate_queue,
+            got: tokio::sync::Mutex::default(),
+        })
+    }
+}
+
+impl Destination for Amqp {
+    fn sink_toml(&self) -> String {
+        format!(
+            "kind = \"amqp\"\nurl_env = \"AMQP_URL\"\nexchange = \"{}\"\nbatch_size = 50",
+            self.exchange
+        )
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("AMQP_URL", AMQP_URL.to_owned())]
+    }
+
+    async fn received(&self) -> Vec<Delivery> {
+        let mut got = self.got.lock().await;
+        got.extend(
+            drain(&self.ch, &self.queue)
+                .await
+                .into_iter()
+                .map(|(_, d)| d),
+        );
+        got.clone()
+    }
+
+    async fn open_gate(&self) {
+        self.ch
+            .queue_delete(self.gate.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .expect("delete the gate queue");
+    }
+
+    async fn cleanup(&self) {
+        self.ch
+            .exchange_delete(
+                self.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
+            .await
+            .expect("delete the exchange");
+    }
+}
+
+/// The NATS server every NATS test uses.
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// A JetStream stream created before ethgate starts, with `max_messages` =
+/// gate and the `new` discard policy, so JetStream refuses (a failed publish
+/// ack) every message past the first `gate`.
+pub struct Nats {
+    js: jetstream::Context,
+    config: jetstream::stream::Config,
+    prefix: String,
+    got: tokio::sync::Mutex<Vec<Delivery>>,
+}
+
+impl Nats {
+    /// Creates the limited stream; `None` off CI without a server.
+    pub async fn start(gate: u64) -> Option<Nats> {
+        let client = match async_nats::connect(NATS_URL).await {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("NATS is required on CI and unreachable at {NATS_URL}: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: NATS unreachable ({e}); scripts/services starts it");
+                return None;
+            }
+        };
+        let js = jetstream::new(client);
+        let prefix = unique("egc");
+        let config = jetstream::stream::Config {
+            name: prefix.to_uppercase(),
+            subjects: vec![format!("{prefix}.>")],
+            max_messages: gate as i64,
+            discard: jetstream::stream::DiscardPolicy::New,
+            ..Default::default()
+        };
+        js.create_stream(config.clone()).await.expect("stream");
+        Some(Nats {
+            js,
+            config,
+            prefix,
+            got: tokio::sync::Mutex::default(),
+        })
+    }
+}
+
+impl Destination for Nats {
+    fn sink_toml(&self) -> String {
+        format!(
+            "kind = \"nats\"\nurl = \"{NATS_URL}\"\njetstream_stream = \"{}\"\nsubject_prefix = \"{}\"\nbatch_size = 50",
+            self.config.name, self.prefix
+        )
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    async fn received(&self) -> Vec<Delivery> {
+        let mut got = self.got.lock().await;
+        let mut stream = self.js.get_stream(&self.config.name).await.expect("stream");
+        let last = stream.info().await.expect("info").state.last_sequence;
+        for seq in got.len() as u64 + 1..=last {
+            let m = stream.get_raw_message(seq).await.expect("message");
+            got.push(Delivery {
+                dedupe_id: m
+                    .headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .map(|v| v.as_str().to_owned()),
+                envelope: serde_json::from_slice(&m.payload).expect("a JSON payload"),
+            });
+        }
+        got.clone()
+    }
+
+    async fn open_gate(&self) {
+        let mut open = self.config.clone();
+        open.max_messages = -1;
+        self.js.update_stream(open).await.expect("lift the limit");
+    }
+
+    async fn cleanup(&self) {
+        self.js
+            .delete_stream(&self.config.name)
+            .await
+            .expect("delete the stream");
+    }
+}
