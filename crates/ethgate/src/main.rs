@@ -124,7 +124,7 @@ enum BenchCommand {
     /// the local RabbitMQ and to a local webhook receiver.
     Delivery {
         /// Messages to RabbitMQ.
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 30_000)]
         amqp: u64,
         /// POSTs to the webhook receiver.
         #[arg(long, default_value_t = 3_000)]

@@ -9,51 +9,18 @@
 //!
 //! Under `CI` a missing broker fails the test instead of skipping it.
 
-mod destinations;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use destinations::{Amqp, Delivery, Destination, Nats, Webhook};
+use common::{Amqp, Delivery, Destination, Nats, Webhook, serve, until};
 use ethgate_core::EventEnvelope;
 use ethgate_store::Store;
 use ethgate_testkit::{Anvil, apply, assert_equals_truth, free_port};
-use tokio::process::{Child, Command};
 
 /// Envelopes the destination accepts before it starts refusing.
 const GATE: u64 = 120;
-
-fn serve(dir: &Path, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethgate"));
-    cmd.arg("serve")
-        .current_dir(dir)
-        .env("ETHGATE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("ethgate serve starts")
-}
-
-/// Polls `check` every 5 ms until it returns `Some`, failing after `secs`.
-async fn until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 fn unique_seqs(got: &[Delivery]) -> BTreeSet<u64> {
     got.iter()
@@ -69,6 +36,7 @@ async fn compliance<D: Destination>(dest: D) {
         anvil.burst(contract, 10, i * 10).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
+    let _log = common::ShowLog(dir.path().to_owned());
     std::fs::write(
         dir.path().join("ethgate.toml"),
         format!(

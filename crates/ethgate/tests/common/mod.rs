@@ -1,10 +1,16 @@
-//! The real destinations the compliance test runs against, behind one
+//! What the end-to-end tests of `ethgate serve` share: starting it, polling
+//! for a condition, and the real destinations they deliver to, behind one
 //! trait: each can refuse everything past its first `gate` envelopes — the
 //! way each refuses in production (HTTP 500, a broker nack, a JetStream
 //! limit) — and report what it holds with the dedupe id it received.
 
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream;
 use axum::Router;
@@ -20,6 +26,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde_json::Value;
+use tokio::process::{Child, Command};
 
 /// One envelope as the destination received it.
 #[derive(Clone)]
@@ -43,6 +50,60 @@ pub trait Destination {
     async fn open_gate(&self);
     /// Removes what the destination created on a shared server.
     async fn cleanup(&self);
+}
+
+/// Starts `ethgate serve` in `dir`; its log (warnings and errors) is
+/// appended to `dir/ethgate.log`, which [`ShowLog`] prints if the test fails.
+pub fn serve(dir: &Path, env: &[(&str, String)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("ethgate.log"))
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ethgate"));
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env("ETHGATE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("ethgate serve starts")
+}
+
+/// Prints `ethgate.log` of a directory when dropped during a panic, so a
+/// failed end-to-end test shows what ethgate said.
+pub struct ShowLog(pub std::path::PathBuf);
+
+impl Drop for ShowLog {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.0.join("ethgate.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of ethgate.log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Polls `check` every 5 ms until it returns `Some`, failing after `secs`.
+pub async fn until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A name no other test run uses.
