@@ -111,6 +111,13 @@ impl Dispatcher {
                 .await
                 .map_err(store_err)?;
             buf.pending = page.into();
+            if let Ok(last) = self.store.last_seq(&self.stream).await {
+                let labels = [
+                    ("stream", self.stream.clone()),
+                    ("sink", self.sink.name().to_owned()),
+                ];
+                metrics::gauge!(m::LAG, &labels).set(last.saturating_sub(cursor.seq) as f64);
+            }
         }
         let from = buf.cursor;
         let n = self

@@ -8,3 +8,7 @@ pub const FAILURES: &str = "ethgate_sink_failures_total";
 pub const CURSOR: &str = "ethgate_sink_cursor_seq";
 /// Counter: batches parked as dead letters, per stream and sink.
 pub const DEAD_LETTERS: &str = "ethgate_sink_dead_letters_total";
+/// Gauge: envelopes recorded but not yet acknowledged, per stream and
+/// sink; refreshed each time the dispatcher reads the outbox (at least
+/// every 1,000 envelopes, and when it idles).
+pub const LAG: &str = "ethgate_sink_lag";
