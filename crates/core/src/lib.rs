@@ -3,7 +3,8 @@
 //! This crate is pure: no network, no database, no clock. It holds what the
 //! other crates must agree on — how a block is referred to, what an event
 //! envelope looks like on the wire, how a stream is specified and how a raw
-//! log is decoded into named arguments — so that those agreements are made
+//! log is decoded into named arguments, and how a transaction request moves
+//! through its states — so that those agreements are made
 //! once and tested without any I/O.
 
 pub mod backoff;
@@ -11,8 +12,10 @@ pub mod block;
 pub mod decode;
 pub mod envelope;
 pub mod stream;
+pub mod tx;
 
 pub use block::BlockRef;
 pub use decode::{DecodeError, Decoded, EventDecoder};
 pub use envelope::{EventEnvelope, RawLog, event_id};
 pub use stream::{Confirmations, StreamSpec};
+pub use tx::{Effect, TxEvent, TxState};

@@ -1,0 +1,304 @@
+//! The life of a transaction request, as one pure transition function.
+//!
+//! `step(state, event, policy, now)` returns the next state and the effects
+//! the sender must carry out (simulate, take a nonce, broadcast, bump,
+//! replace with a no-op, emit a status envelope). It does no I/O and reads
+//! no clock, so every rule — when to re-broadcast, when to bump, when a
+//! reorg sends a mined transaction back to `pending`, when `confirmed` is
+//! reached — is unit- and property-tested without a chain. The sender task
+//! observes the world (receipts, head, time) and feeds it in as events.
+//!
+//! States follow DESIGN.md: `queued → pending → mined → confirmed`, and the
+//! end states `failed`, `rejected`, `cancelled`, `expired`. A nonce is held
+//! from `pending` on; `rejected` never has one. Cancelling or expiring a
+//! transaction that already holds a nonce replaces it with a 0-value
+//! self-send at that nonce, so the nonce is used and nothing is left gapped.
+
+use alloy_primitives::B256;
+use serde::{Deserialize, Serialize};
+
+/// Why a transaction holding a nonce is being replaced with a no-op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// An operator cancelled it.
+    Cancel,
+    /// Its `valid_until` passed.
+    Expire,
+}
+
+/// A transaction that holds a nonce and is not yet in a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The account nonce it holds.
+    pub nonce: u64,
+    /// Signed attempts so far (each a replacement of the one before).
+    pub attempts: u32,
+    /// Unix seconds of the last broadcast.
+    pub sent_at: u64,
+    /// Unix seconds of the last new attempt (first signing or a bump).
+    pub bumped_at: u64,
+    /// The last bump was refused by a fee cap: it keeps being re-broadcast
+    /// and an alert is raised until an operator bumps past the cap or
+    /// cancels.
+    pub capped: bool,
+    /// Set once a no-op replacement was asked for.
+    pub ending: Option<Ending>,
+}
+
+/// Where an attempt of a transaction was included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inclusion {
+    /// The nonce.
+    pub nonce: u64,
+    /// Block height.
+    pub block_number: u64,
+    /// Block hash, checked against the canonical chain before confirming.
+    pub block_hash: B256,
+    /// Hash of the attempt that was included.
+    pub hash: B256,
+    /// Receipt status: `false` = reverted.
+    pub success: bool,
+    /// The included attempt was the no-op replacement (cancel or expiry).
+    pub noop: Option<Ending>,
+}
+
+/// The state of a transaction request; each variant carries exactly the
+/// data valid in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxState {
+    /// Accepted; waiting for its simulation and a nonce.
+    Queued,
+    /// Signed at a nonce and broadcast; not yet in a block.
+    Pending(Pending),
+    /// In a block, not yet deep enough.
+    Mined(Inclusion),
+    /// Mined successfully and `confirmations` deep on the canonical chain.
+    /// Still watched: a reorg within the finality depth reopens it.
+    Confirmed(Inclusion),
+    /// Mined but reverted, and `confirmations` deep.
+    Failed(Inclusion),
+    /// Refused before a nonce was taken (simulation revert, policy).
+    Rejected {
+        /// Decoded revert reason or policy message.
+        reason: String,
+    },
+    /// Cancelled: before a nonce, or by a mined no-op replacement.
+    Cancelled {
+        /// The nonce the no-op used, if one was held.
+        nonce: Option<u64>,
+    },
+    /// `valid_until` passed: before a nonce, or by a mined no-op.
+    Expired {
+        /// The nonce the no-op used, if one was held.
+        nonce: Option<u64>,
+    },
+}
+
+impl TxState {
+    /// The status word of DESIGN.md, as the API and envelopes show it.
+    pub fn status(&self) -> &'static str {
+        match self {
+            TxState::Queued => "queued",
+            TxState::Pending(_) => "pending",
+            TxState::Mined(_) => "mined",
+            TxState::Confirmed(_) => "confirmed",
+            TxState::Failed(_) => "failed",
+            TxState::Rejected { .. } => "rejected",
+            TxState::Cancelled { .. } => "cancelled",
+            TxState::Expired { .. } => "expired",
+        }
+    }
+
+    /// The nonce the request holds or used, if any.
+    pub fn nonce(&self) -> Option<u64> {
+        match self {
+            TxState::Queued | TxState::Rejected { .. } => None,
+            TxState::Pending(p) => Some(p.nonce),
+            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.nonce),
+            TxState::Cancelled { nonce } | TxState::Expired { nonce } => *nonce,
+        }
+    }
+
+    /// No event changes it any more. `confirmed` and `failed` are not
+    /// final: a reorg within the finality depth reopens them.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TxState::Rejected { .. } | TxState::Cancelled { .. } | TxState::Expired { .. }
+        )
+    }
+}
+
+/// What the sender observed or was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxEvent {
+    /// Time passed; the sender checks on the request.
+    Tick,
+    /// The simulation's verdict: `Err` carries the decoded revert reason.
+    Simulated(Result<(), String>),
+    /// A nonce was taken and the first attempt signed and recorded.
+    Signed {
+        /// The nonce taken.
+        nonce: u64,
+    },
+    /// The sender could not raise fees past a cap; it keeps re-broadcasting.
+    BumpCapped,
+    /// An attempt of this nonce is in a block.
+    Included(Inclusion),
+    /// The block holding the included attempt left the canonical chain.
+    Reorged,
+    /// The mined block is this deep on the canonical chain now.
+    Depth(u64),
+    /// The nonce was used by a transaction that is none of our attempts.
+    NonceTakenElsewhere,
+    /// An operator asked to cancel.
+    Cancel,
+}
+
+/// What the sender must do after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Simulate the call (`eth_estimateGas`) before any nonce is taken.
+    Simulate,
+    /// Take the account's next nonce and sign and record the first attempt,
+    /// in one database transaction; then report [`TxEvent::Signed`].
+    AssignNonce,
+    /// Send the latest attempt's raw bytes again, to every endpoint.
+    Rebroadcast,
+    /// Sign, record and broadcast a replacement with higher fees.
+    Bump,
+    /// Sign, record and broadcast a 0-value self-send at the nonce with
+    /// higher fees, so the nonce is used and the request ends.
+    ReplaceWithNoop,
+    /// The status changed: write a status envelope.
+    Emit,
+    /// Raise the "stuck at a fee cap" alert.
+    AlertCapped,
+}
+
+/// The timing rules a request follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Re-broadcast a pending attempt not mined after this many seconds.
+    pub resubmit_after: u64,
+    /// Replace with higher fees after this many seconds without inclusion.
+    pub bump_after: u64,
+    /// Depth at which a mined transaction is `confirmed`.
+    pub confirmations: u64,
+    /// Unix seconds after which the request is cancelled as `expired`.
+    pub valid_until: Option<u64>,
+}
+
+fn expired(policy: &Policy, now: u64) -> bool {
+    policy.valid_until.is_some_and(|t| now > t)
+}
+
+/// The transition function. Unknown combinations (an event that does not
+/// apply to the state) leave the state unchanged with no effects.
+pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
+    use Effect::*;
+    use TxState as S;
+    let same = || (state.clone(), Vec::new());
+    match (state, event) {
+        (S::Queued, TxEvent::Tick) if expired(policy, now) => {
+            (S::Expired { nonce: None }, vec![Emit])
+        }
+        (S::Queued, TxEvent::Tick) => (S::Queued, vec![Simulate]),
+        (S::Queued, TxEvent::Simulated(Ok(()))) => (S::Queued, vec![AssignNonce]),
+        (S::Queued, TxEvent::Simulated(Err(reason))) => (
+            S::Rejected {
+                reason: reason.clone(),
+            },
+            vec![Emit],
+        ),
+        (S::Queued, TxEvent::Signed { nonce }) => (
+            S::Pending(Pending {
+                nonce: *nonce,
+                attempts: 1,
+                sent_at: now,
+                bumped_at: now,
+                capped: false,
+                ending: None,
+            }),
+            vec![Rebroadcast, Emit],
+        ),
+        (S::Queued, TxEvent::Cancel) => (S::Cancelled { nonce: None }, vec![Emit]),
+
+        (S::Pending(p), TxEvent::Tick) => pending_tick(p, policy, now),
+        (S::Pending(p), TxEvent::BumpCapped) => {
+            let mut p = p.clone();
+            p.capped = true;
+            p.sent_at = now;
+            (S::Pending(p), vec![Rebroadcast, AlertCapped])
+        }
+        (S::Pending(p), TxEvent::Cancel) if p.ending.is_none() => {
+            let mut p = p.clone();
+            p.ending = Some(Ending::Cancel);
+            p.attempts += 1;
+            p.bumped_at = now;
+            p.sent_at = now;
+            (S::Pending(p), vec![ReplaceWithNoop])
+        }
+        (S::Pending(p), TxEvent::Included(i)) if i.nonce == p.nonce => {
+            (S::Mined(i.clone()), vec![Emit])
+        }
+        (S::Pending(_), TxEvent::NonceTakenElsewhere) => (S::Queued, vec![Emit]),
+
+        (S::Mined(i), TxEvent::Depth(d)) if *d >= policy.confirmations.max(1) => {
+            let next = match (i.noop, i.success) {
+                (Some(Ending::Cancel), _) => S::Cancelled {
+                    nonce: Some(i.nonce),
+                },
+                (Some(Ending::Expire), _) => S::Expired {
+                    nonce: Some(i.nonce),
+                },
+                (None, true) => S::Confirmed(i.clone()),
+                (None, false) => S::Failed(i.clone()),
+            };
+            (next, vec![Emit])
+        }
+        (S::Mined(i) | S::Confirmed(i) | S::Failed(i), TxEvent::Reorged) => (
+            S::Pending(Pending {
+                nonce: i.nonce,
+                attempts: 1,
+                sent_at: now,
+                bumped_at: now,
+                capped: false,
+                ending: i.noop,
+            }),
+            vec![Rebroadcast, Emit],
+        ),
+        _ => same(),
+    }
+}
+
+fn pending_tick(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
+    let mut next = p.clone();
+    if p.ending.is_none() && expired(policy, now) {
+        next.ending = Some(Ending::Expire);
+        next.attempts += 1;
+        next.bumped_at = now;
+        next.sent_at = now;
+        return (TxState::Pending(next), vec![Effect::ReplaceWithNoop]);
+    }
+    if !p.capped && now.saturating_sub(p.bumped_at) >= policy.bump_after {
+        next.attempts += 1;
+        next.bumped_at = now;
+        next.sent_at = now;
+        return (TxState::Pending(next), vec![Effect::Bump]);
+    }
+    if now.saturating_sub(p.sent_at) >= policy.resubmit_after {
+        next.sent_at = now;
+        let mut effects = vec![Effect::Rebroadcast];
+        if p.capped {
+            effects.push(Effect::AlertCapped);
+        }
+        return (TxState::Pending(next), effects);
+    }
+    (TxState::Pending(next), Vec::new())
+}
+
+#[cfg(test)]
+mod tests;

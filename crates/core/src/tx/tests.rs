@@ -1,0 +1,274 @@
+//! `step` as a specification: named scenarios, then properties over random
+//! event sequences.
+
+use super::*;
+use proptest::prelude::*;
+
+const POLICY: Policy = Policy {
+    resubmit_after: 10,
+    bump_after: 60,
+    confirmations: 3,
+    valid_until: None,
+};
+
+fn inclusion(nonce: u64, success: bool, noop: Option<Ending>) -> Inclusion {
+    Inclusion {
+        nonce,
+        block_number: 100,
+        block_hash: B256::repeat_byte(1),
+        hash: B256::repeat_byte(2),
+        success,
+        noop,
+    }
+}
+
+/// Runs events from `Queued`, one second apart; returns the final state
+/// and every effect in order.
+fn run(events: &[TxEvent], policy: &Policy) -> (TxState, Vec<Effect>) {
+    let mut state = TxState::Queued;
+    let mut all = Vec::new();
+    for (t, e) in events.iter().enumerate() {
+        let (next, effects) = step(&state, e, policy, t as u64);
+        state = next;
+        all.extend(effects);
+    }
+    (state, all)
+}
+
+#[test]
+fn a_request_is_simulated_before_a_nonce_is_taken_then_broadcast() {
+    let (s, e) = step(&TxState::Queued, &TxEvent::Tick, &POLICY, 0);
+    assert_eq!((s.clone(), e), (TxState::Queued, vec![Effect::Simulate]));
+    let (s, e) = step(&s, &TxEvent::Simulated(Ok(())), &POLICY, 0);
+    assert_eq!((s.clone(), e), (TxState::Queued, vec![Effect::AssignNonce]));
+    let (s, e) = step(&s, &TxEvent::Signed { nonce: 7 }, &POLICY, 0);
+    assert_eq!(s.status(), "pending");
+    assert_eq!(s.nonce(), Some(7));
+    assert_eq!(e, vec![Effect::Rebroadcast, Effect::Emit]);
+}
+
+#[test]
+fn a_simulation_revert_rejects_without_a_nonce() {
+    let (s, e) = step(
+        &TxState::Queued,
+        &TxEvent::Simulated(Err("Error(\"too early\")".into())),
+        &POLICY,
+        0,
+    );
+    assert_eq!(s.status(), "rejected");
+    assert_eq!(s.nonce(), None);
+    assert_eq!(e, vec![Effect::Emit]);
+    assert!(!e.contains(&Effect::AssignNonce));
+}
+
+#[test]
+fn pending_is_rebroadcast_then_bumped_then_mined_then_confirmed_at_depth() {
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 0 },
+        ],
+        &POLICY,
+    );
+    let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 5);
+    assert!(e.is_empty(), "nothing to do before resubmit_after");
+    let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 12);
+    assert_eq!(e, vec![Effect::Rebroadcast]);
+    let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 70);
+    assert_eq!(e, vec![Effect::Bump]);
+    let TxState::Pending(p) = &s else {
+        panic!("pending")
+    };
+    assert_eq!(p.attempts, 2);
+    let (s, e) = step(
+        &s,
+        &TxEvent::Included(inclusion(0, true, None)),
+        &POLICY,
+        71,
+    );
+    assert_eq!((s.status(), e), ("mined", vec![Effect::Emit]));
+    let (s, e) = step(&s, &TxEvent::Depth(2), &POLICY, 72);
+    assert_eq!((s.status(), e.len()), ("mined", 0), "not deep enough");
+    let (s, e) = step(&s, &TxEvent::Depth(3), &POLICY, 73);
+    assert_eq!((s.status(), e), ("confirmed", vec![Effect::Emit]));
+}
+
+#[test]
+fn a_reverted_inclusion_ends_failed() {
+    let s = TxState::Mined(inclusion(4, false, None));
+    let (s, _) = step(&s, &TxEvent::Depth(3), &POLICY, 0);
+    assert_eq!(s.status(), "failed");
+}
+
+#[test]
+fn a_reorg_after_mined_or_confirmed_goes_back_to_pending_and_rebroadcasts() {
+    for s in [
+        TxState::Mined(inclusion(4, true, None)),
+        TxState::Confirmed(inclusion(4, true, None)),
+    ] {
+        let (next, e) = step(&s, &TxEvent::Reorged, &POLICY, 9);
+        assert_eq!(next.status(), "pending");
+        assert_eq!(next.nonce(), Some(4), "the nonce stays");
+        assert_eq!(e, vec![Effect::Rebroadcast, Effect::Emit]);
+    }
+}
+
+#[test]
+fn cancel_before_a_nonce_ends_at_once_and_after_one_replaces_with_a_noop() {
+    let (s, e) = step(&TxState::Queued, &TxEvent::Cancel, &POLICY, 0);
+    assert_eq!(
+        (s, e),
+        (TxState::Cancelled { nonce: None }, vec![Effect::Emit])
+    );
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 3 },
+        ],
+        &POLICY,
+    );
+    let (s, e) = step(&s, &TxEvent::Cancel, &POLICY, 5);
+    assert_eq!(e, vec![Effect::ReplaceWithNoop]);
+    let (_, e) = step(&s, &TxEvent::Cancel, &POLICY, 6);
+    assert!(e.is_empty(), "a second cancel does nothing more");
+    let (s, _) = step(
+        &s,
+        &TxEvent::Included(inclusion(3, true, Some(Ending::Cancel))),
+        &POLICY,
+        7,
+    );
+    let (s, _) = step(&s, &TxEvent::Depth(3), &POLICY, 8);
+    assert_eq!(s, TxState::Cancelled { nonce: Some(3) });
+}
+
+#[test]
+fn past_valid_until_a_queued_request_expires_and_a_pending_one_is_replaced() {
+    let policy = Policy {
+        valid_until: Some(100),
+        ..POLICY
+    };
+    let (s, _) = step(&TxState::Queued, &TxEvent::Tick, &policy, 101);
+    assert_eq!(s, TxState::Expired { nonce: None });
+    let pending = TxState::Pending(Pending {
+        nonce: 1,
+        attempts: 1,
+        sent_at: 95,
+        bumped_at: 95,
+        capped: false,
+        ending: None,
+    });
+    let (s, e) = step(&pending, &TxEvent::Tick, &policy, 101);
+    assert_eq!(e, vec![Effect::ReplaceWithNoop]);
+    let (s, _) = step(
+        &s,
+        &TxEvent::Included(inclusion(1, true, Some(Ending::Expire))),
+        &policy,
+        102,
+    );
+    let (s, _) = step(&s, &TxEvent::Depth(5), &policy, 103);
+    assert_eq!(s, TxState::Expired { nonce: Some(1) });
+}
+
+#[test]
+fn a_capped_transaction_is_never_left_wedged_it_keeps_being_rebroadcast_with_an_alert() {
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 0 },
+        ],
+        &POLICY,
+    );
+    let (s, e) = step(&s, &TxEvent::BumpCapped, &POLICY, 61);
+    assert_eq!(e, vec![Effect::Rebroadcast, Effect::AlertCapped]);
+    let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 200);
+    assert_eq!(
+        e,
+        vec![Effect::Rebroadcast, Effect::AlertCapped],
+        "no more automatic bumps past the cap; still re-broadcast"
+    );
+    let (_, e) = step(&s, &TxEvent::Cancel, &POLICY, 201);
+    assert_eq!(
+        e,
+        vec![Effect::ReplaceWithNoop],
+        "an operator can still cancel"
+    );
+}
+
+#[test]
+fn a_nonce_used_elsewhere_requeues_the_request() {
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 5 },
+        ],
+        &POLICY,
+    );
+    let (s, e) = step(&s, &TxEvent::NonceTakenElsewhere, &POLICY, 9);
+    assert_eq!((s, e), (TxState::Queued, vec![Effect::Emit]));
+}
+
+fn event() -> impl Strategy<Value = TxEvent> {
+    prop_oneof![
+        4 => Just(TxEvent::Tick),
+        1 => any::<bool>().prop_map(|ok| TxEvent::Simulated(if ok { Ok(()) } else { Err("revert".into()) })),
+        2 => (0u64..4).prop_map(|nonce| TxEvent::Signed { nonce }),
+        1 => Just(TxEvent::BumpCapped),
+        2 => (0u64..4, any::<bool>(), prop::option::of(prop_oneof![Just(Ending::Cancel), Just(Ending::Expire)]))
+            .prop_map(|(n, ok, noop)| TxEvent::Included(inclusion(n, ok, noop))),
+        1 => Just(TxEvent::Reorged),
+        2 => (0u64..6).prop_map(TxEvent::Depth),
+        1 => Just(TxEvent::NonceTakenElsewhere),
+        1 => Just(TxEvent::Cancel),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn invariants_hold_over_any_event_sequence(
+        events in prop::collection::vec((event(), 0u64..100), 0..60),
+        valid_until in prop::option::of(0u64..3_000),
+    ) {
+        let policy = Policy { valid_until, ..POLICY };
+        let mut state = TxState::Queued;
+        let mut now = 0;
+        let mut held: Option<u64> = None;
+        for (event, dt) in events {
+            now += dt;
+            let (next, effects) = step(&state, &event, &policy, now);
+            // A status envelope is written exactly when the status changes.
+            prop_assert_eq!(effects.contains(&Effect::Emit), next.status() != state.status());
+            // A nonce is taken only from `queued`, and only after simulation.
+            if effects.contains(&Effect::AssignNonce) {
+                prop_assert_eq!(&state, &TxState::Queued);
+                prop_assert_eq!(&event, &TxEvent::Simulated(Ok(())));
+            }
+            // Sending happens only for a transaction that holds a nonce.
+            if effects.iter().any(|e| matches!(e, Effect::Rebroadcast | Effect::Bump | Effect::ReplaceWithNoop)) {
+                prop_assert_eq!(next.status(), "pending");
+            }
+            // The held nonce never changes except by a requeue.
+            match (held, next.nonce()) {
+                (Some(h), Some(n)) => prop_assert_eq!(h, n),
+                (Some(_), None) => prop_assert!(matches!(next, TxState::Queued)),
+                _ => {}
+            }
+            held = next.nonce();
+            // Rejected never holds a nonce; final states absorb every event.
+            if let TxState::Rejected { .. } = next { prop_assert_eq!(next.nonce(), None); }
+            if state.is_final() { prop_assert_eq!(&next, &state); }
+            // Confirmed only from mined, at the configured depth.
+            if matches!(next, TxState::Confirmed(_)) && !matches!(state, TxState::Confirmed(_)) {
+                prop_assert!(matches!(state, TxState::Mined(_)));
+                prop_assert!(matches!(event, TxEvent::Depth(d) if d >= policy.confirmations));
+            }
+            if let TxState::Pending(p) = &next {
+                prop_assert!(p.sent_at <= now && p.bumped_at <= now);
+            }
+            state = next;
+        }
+    }
+}
