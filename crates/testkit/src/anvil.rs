@@ -123,10 +123,16 @@ impl Anvil {
             tx["to"] = json!(to);
         }
         let hash: B256 = self.rpc("eth_sendTransaction", json!([tx])).await;
+        let r = self.receipt(hash).await;
+        assert_eq!(r["status"], "0x1", "transaction reverted: {r}");
+        r
+    }
+
+    /// Waits up to 10 s for a transaction's receipt.
+    pub async fn receipt(&self, hash: B256) -> Value {
         for _ in 0..400 {
             let r: Value = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
             if !r.is_null() {
-                assert_eq!(r["status"], "0x1", "transaction reverted: {r}");
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,0 +1,127 @@
+//! Signers: the only part of ethgate that touches private keys.
+//!
+//! Every backend implements one small [`Signer`] trait — an address, and
+//! "sign this transaction" returning the raw bytes and hash — so the
+//! transaction manager never sees a key. This crate has the encrypted
+//! keystore (Web3 Secret Storage v3, the files `cast wallet new` and `cast
+//! wallet import` write) and, for anvil only, a raw key that the config
+//! accepts only behind an explicit dev flag. Remote and KMS signers come
+//! later behind the same trait.
+//!
+//! No error, log line or `Debug` output of this crate contains a key or a
+//! password: errors name the file and what went wrong, never the secret.
+
+pub mod keystore;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_network::TxSignerSync;
+use alloy_primitives::{Address, B256};
+use alloy_signer_local::PrivateKeySigner;
+use futures::future::BoxFuture;
+
+/// Why a key could not be loaded or used. Never carries secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A keystore file could not be read, decrypted or written.
+    #[error("keystore {path}: {reason}")]
+    Keystore {
+        /// The file or directory.
+        path: String,
+        /// What went wrong (e.g. "wrong password or corrupt file").
+        reason: String,
+    },
+    /// A raw key is not 32 bytes of hex.
+    #[error("{0}: not a 32-byte hex private key")]
+    BadKey(String),
+    /// The signer refused.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// A transaction to sign; the chain id is inside.
+#[derive(Debug, Clone)]
+pub enum UnsignedTx {
+    /// EIP-1559 (type 2).
+    Eip1559(TxEip1559),
+    /// Legacy (EIP-155), for chains without EIP-1559.
+    Legacy(TxLegacy),
+}
+
+/// A signed transaction, ready to broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTx {
+    /// The transaction hash.
+    pub hash: B256,
+    /// EIP-2718 encoded bytes for `eth_sendRawTransaction`.
+    pub raw: Vec<u8>,
+}
+
+/// A source of signatures for one account.
+pub trait Signer: Send + Sync {
+    /// The account's address.
+    fn address(&self) -> Address;
+    /// Signs `tx` (its chain id included).
+    fn sign(&self, tx: UnsignedTx) -> BoxFuture<'_, Result<SignedTx, KeyError>>;
+}
+
+/// A key held in memory: decrypted from a keystore, or a dev key.
+pub struct LocalKey {
+    inner: PrivateKeySigner,
+}
+
+impl std::fmt::Debug for LocalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKey")
+            .field("address", &self.inner.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalKey {
+    /// A raw hex key (with or without `0x`). Only the config's explicit
+    /// dev flag leads here: raw keys are for anvil's well-known accounts.
+    /// `what` names the key's source in the error (never the key).
+    pub fn dev(hex_key: &str, what: &str) -> Result<Self, KeyError> {
+        let inner: PrivateKeySigner = hex_key
+            .trim()
+            .parse()
+            .map_err(|_| KeyError::BadKey(what.to_owned()))?;
+        Ok(LocalKey { inner })
+    }
+
+    /// Signs synchronously (local keys need no I/O).
+    pub fn sign_sync(&self, tx: UnsignedTx) -> Result<SignedTx, KeyError> {
+        let envelope: TxEnvelope = match tx {
+            UnsignedTx::Eip1559(mut t) => {
+                let sig = self
+                    .inner
+                    .sign_transaction_sync(&mut t)
+                    .map_err(|e| KeyError::Sign(e.to_string()))?;
+                t.into_signed(sig).into()
+            }
+            UnsignedTx::Legacy(mut t) => {
+                let sig = self
+                    .inner
+                    .sign_transaction_sync(&mut t)
+                    .map_err(|e| KeyError::Sign(e.to_string()))?;
+                t.into_signed(sig).into()
+            }
+        };
+        Ok(SignedTx {
+            hash: *envelope.tx_hash(),
+            raw: envelope.encoded_2718(),
+        })
+    }
+}
+
+impl Signer for LocalKey {
+    fn address(&self) -> Address {
+        self.inner.address()
+    }
+
+    fn sign(&self, tx: UnsignedTx) -> BoxFuture<'_, Result<SignedTx, KeyError>> {
+        let signed = self.sign_sync(tx);
+        Box::pin(async move { signed })
+    }
+}
