@@ -10,6 +10,8 @@ contract EventSource {
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Note(uint256 indexed id, address indexed author, string text, int256 delta, bytes32 tag, bool flag);
 
+    event Keyed(address indexed sender, string key);
+
     uint256 public notes;
 
     /// Emits one Transfer from the caller.
@@ -29,5 +31,18 @@ contract EventSource {
             // forge-lint: disable-next-line(unsafe-typecast)
             emit Transfer(msg.sender, address(uint160(i + 1)), first + i);
         }
+    }
+
+    /// Emits `Keyed(sender, key)`: a transaction that carries a request's
+    /// idempotency key on chain, so a test can count how often each request
+    /// was mined.
+    function keyed(string calldata key) external {
+        emit Keyed(msg.sender, key);
+    }
+
+    /// Always reverts with `reason`: the gateway must refuse such a call in
+    /// simulation, before it takes a nonce.
+    function fail(string calldata reason) external pure {
+        revert(reason);
     }
 }

@@ -270,6 +270,38 @@ impl EndpointPool {
         .await
     }
 
+    /// Sends one call to every endpoint at once and returns each answer,
+    /// in endpoint order — for `eth_sendRawTransaction`, where reaching
+    /// more nodes gets a transaction mined sooner and one node dropping it
+    /// does not lose it.
+    pub async fn call_all<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Vec<Result<T, ChainError>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let parse = |ep: &Endpoint, bytes: &[u8]| self.parse_single(ep, method, bytes);
+        let calls = self.endpoints.iter().map(|ep| {
+            let body = &body;
+            let parse = &parse;
+            async move {
+                match self.attempt(ep, method, body, parse).await {
+                    Attempt::Done(v) => Ok(v),
+                    Attempt::Fatal(e) => Err(e),
+                    Attempt::Endpoint(why, _) => Err(ChainError::Unavailable {
+                        chain: self.cfg.chain.clone(),
+                        method: method.to_owned(),
+                        last: why,
+                    }),
+                }
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
     fn rpc_error(&self, ep: &Endpoint, method: &str, e: ErrorObject) -> ChainError {
         ChainError::Rpc {
             chain: self.cfg.chain.clone(),

@@ -156,6 +156,67 @@ fn stated_span(m: &str) -> Option<u64> {
         .find(|n| *n >= 2)
 }
 
+/// What a node's refusal of `eth_sendRawTransaction` means for the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendErrorClass {
+    /// The node already has this exact transaction: as good as sent.
+    AlreadyKnown,
+    /// The nonce is already used on chain: by one of our attempts (look
+    /// for its receipt) or by someone else.
+    NonceTooLow,
+    /// A transaction at this nonce with higher fees is in the pool.
+    ReplacementUnderpriced,
+    /// The account cannot pay gas × price + value.
+    InsufficientFunds,
+    /// The fee is below what the node accepts now (base fee, minimum tip).
+    FeeTooLow,
+    /// Anything else: the request itself is wrong.
+    Other,
+}
+
+const SEND_PHRASES: &[(&str, SendErrorClass)] = &[
+    ("already known", SendErrorClass::AlreadyKnown),
+    ("alreadyknown", SendErrorClass::AlreadyKnown),
+    ("already imported", SendErrorClass::AlreadyKnown),
+    ("known transaction", SendErrorClass::AlreadyKnown),
+    ("already exists", SendErrorClass::AlreadyKnown),
+    ("nonce too low", SendErrorClass::NonceTooLow),
+    ("oldnonce", SendErrorClass::NonceTooLow),
+    ("nonce has already been used", SendErrorClass::NonceTooLow),
+    (
+        "replacement transaction underpriced",
+        SendErrorClass::ReplacementUnderpriced,
+    ),
+    (
+        "replacement underpriced",
+        SendErrorClass::ReplacementUnderpriced,
+    ),
+    (
+        "replacementnotallowed",
+        SendErrorClass::ReplacementUnderpriced,
+    ),
+    ("insufficient funds", SendErrorClass::InsufficientFunds),
+    ("insufficientfunds", SendErrorClass::InsufficientFunds),
+    ("insufficient balance", SendErrorClass::InsufficientFunds),
+    ("less than block base fee", SendErrorClass::FeeTooLow),
+    (
+        "fee cap less than block base fee",
+        SendErrorClass::FeeTooLow,
+    ),
+    ("transaction underpriced", SendErrorClass::FeeTooLow),
+    ("max fee per gas less than", SendErrorClass::FeeTooLow),
+    ("feetoolow", SendErrorClass::FeeTooLow),
+];
+
+/// Classifies a node's answer to `eth_sendRawTransaction`.
+pub fn classify_send(message: &str) -> SendErrorClass {
+    let m = message.to_ascii_lowercase();
+    SEND_PHRASES
+        .iter()
+        .find(|(p, _)| m.contains(p))
+        .map_or(SendErrorClass::Other, |(_, c)| *c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::RpcErrorClass::*;
@@ -281,5 +342,45 @@ mod tests {
             }
             .is_endpoint_problem()
         );
+    }
+
+    #[test]
+    fn send_refusals_of_every_node_we_know() {
+        use super::{SendErrorClass as C, classify_send};
+        for (message, want) in [
+            ("already known", C::AlreadyKnown),                // geth
+            ("AlreadyKnown", C::AlreadyKnown),                 // nethermind
+            ("transaction already imported", C::AlreadyKnown), // anvil
+            ("nonce too low: next nonce 5, tx nonce 3", C::NonceTooLow), // geth
+            (
+                "OldNonce, Current nonce: 5, nonce of rejected tx: 3",
+                C::NonceTooLow,
+            ), // nethermind
+            (
+                "replacement transaction underpriced",
+                C::ReplacementUnderpriced,
+            ), // geth, anvil
+            ("ReplacementNotAllowed", C::ReplacementUnderpriced), // nethermind
+            (
+                "insufficient funds for gas * price + value: have 1 want 2",
+                C::InsufficientFunds,
+            ),
+            (
+                "Insufficient funds for gas * price + value",
+                C::InsufficientFunds,
+            ),
+            (
+                "max fee per gas less than block base fee: address 0x.., maxFeePerGas: 1 baseFee: 7",
+                C::FeeTooLow,
+            ),
+            (
+                "transaction underpriced: tip needed 1, tip permitted 0",
+                C::FeeTooLow,
+            ),
+            ("FeeTooLow", C::FeeTooLow),
+            ("invalid sender", C::Other),
+        ] {
+            assert_eq!(classify_send(message), want, "{message}");
+        }
     }
 }

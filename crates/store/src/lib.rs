@@ -24,6 +24,7 @@ pub mod outbox;
 mod sinks;
 mod streams;
 mod tokens;
+pub mod tx;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +39,7 @@ pub use outbox::{RangeCommit, StoredEnvelope};
 pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::TokenRow;
+pub use tx::{AttemptRow, Inserted, NewAttempt, NewTx, TakeNonce, TxRow};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

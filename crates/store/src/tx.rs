@@ -1,0 +1,459 @@
+//! Transaction requests, attempts and nonces.
+//!
+//! The store keeps no transaction rules (those are `core::tx::step`); it
+//! guarantees the two writes the rules depend on: a request is accepted
+//! once per idempotency key, and a nonce is taken in the same database
+//! transaction that records the first signed attempt at it, with a
+//! compare-and-set on the account's next nonce.
+
+use sqlx::Row;
+
+use crate::outbox::begin;
+use crate::{Store, StoreError, now_secs, to_i64};
+
+/// A request to record.
+#[derive(Debug, Clone)]
+pub struct NewTx<'a> {
+    /// Generated id.
+    pub id: &'a str,
+    /// The caller's idempotency key.
+    pub idempotency_key: &'a str,
+    /// Hash of the request body, to tell a retry from a different request.
+    pub body_hash: &'a str,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sending account, lower-case hex.
+    pub sender: &'a str,
+    /// The validated request, as JSON.
+    pub request: &'a str,
+    /// Initial state as JSON, and its status word.
+    pub state: &'a str,
+    /// Status word of `state`.
+    pub status: &'a str,
+}
+
+/// What [`Store::insert_tx`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new request.
+    Created,
+    /// The key was seen before with the same body: this is its id.
+    Existing(String),
+    /// The key was seen before with a different body.
+    Conflict(String),
+}
+
+/// A stored request.
+#[derive(Debug, Clone)]
+pub struct TxRow {
+    /// Id.
+    pub id: String,
+    /// The caller's idempotency key.
+    pub idempotency_key: String,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sending account, lower-case hex.
+    pub sender: String,
+    /// The validated request as JSON.
+    pub request: String,
+    /// `core::tx::TxState` as JSON.
+    pub state: String,
+    /// Its status word.
+    pub status: String,
+    /// The nonce held, if any.
+    pub nonce: Option<u64>,
+    /// The block the transaction was mined in, if any.
+    pub block_number: Option<u64>,
+    /// Last error worth showing (a broadcast refusal, a cap).
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// A signed attempt to record (before it is broadcast).
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    /// Nonce signed at.
+    pub nonce: u64,
+    /// Transaction hash, `0x…`.
+    pub hash: String,
+    /// Raw signed bytes.
+    pub raw: Vec<u8>,
+    /// A 0-value self-send replacing the request (cancel, expiry).
+    pub noop: bool,
+    /// Gas limit signed.
+    pub gas_limit: u64,
+    /// Max fee per gas (wei).
+    pub max_fee: u128,
+    /// Max priority fee per gas (wei).
+    pub max_priority_fee: u128,
+}
+
+/// The first signed attempt of a request, recorded with the nonce it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct TakeNonce<'a> {
+    /// The request.
+    pub tx_id: &'a str,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Account, lower-case hex.
+    pub address: &'a str,
+    /// The account's next nonce as read before signing.
+    pub expected: u64,
+    /// The attempt signed at `expected`.
+    pub attempt: &'a NewAttempt,
+    /// The request's new state (JSON).
+    pub state: &'a str,
+    /// Its status word.
+    pub status: &'a str,
+}
+
+/// A stored attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    /// 1, 2, … in signing order.
+    pub n: u32,
+    /// Nonce signed at.
+    pub nonce: u64,
+    /// Transaction hash.
+    pub hash: String,
+    /// Raw signed bytes.
+    pub raw: Vec<u8>,
+    /// A no-op replacement.
+    pub noop: bool,
+    /// Gas limit.
+    pub gas_limit: u64,
+    /// Max fee per gas (wei).
+    pub max_fee: u128,
+    /// Max priority fee per gas (wei).
+    pub max_priority_fee: u128,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+macro_rules! tx_columns {
+    () => {
+        "id, idempotency_key, chain_id, sender, request, state, status, nonce, block_number, error, created_at, updated_at"
+    };
+}
+
+fn tx_row(r: &sqlx::sqlite::SqliteRow) -> Result<TxRow, StoreError> {
+    Ok(TxRow {
+        id: r.try_get("id")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        chain_id: r.try_get::<i64, _>("chain_id")? as u64,
+        sender: r.try_get("sender")?,
+        request: r.try_get("request")?,
+        state: r.try_get("state")?,
+        status: r.try_get("status")?,
+        nonce: r.try_get::<Option<i64>, _>("nonce")?.map(|n| n as u64),
+        block_number: r
+            .try_get::<Option<i64>, _>("block_number")?
+            .map(|n| n as u64),
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn wei(s: &str) -> Result<u128, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt {
+        what: "tx_attempts fee",
+        detail: s.to_owned(),
+    })
+}
+
+impl Store {
+    /// Records a new request, or finds the one with the same idempotency
+    /// key.
+    pub async fn insert_tx(&self, t: &NewTx<'_>) -> Result<Inserted, StoreError> {
+        let now = now_secs();
+        let done = sqlx::query(
+            "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(t.id)
+        .bind(t.idempotency_key)
+        .bind(t.body_hash)
+        .bind(to_i64(t.chain_id))
+        .bind(t.sender)
+        .bind(t.request)
+        .bind(t.state)
+        .bind(t.status)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(Inserted::Created);
+        }
+        let (id, hash): (String, String) =
+            sqlx::query_as("SELECT id, body_hash FROM tx_requests WHERE idempotency_key = ?")
+                .bind(t.idempotency_key)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(if hash == t.body_hash {
+            Inserted::Existing(id)
+        } else {
+            Inserted::Conflict(id)
+        })
+    }
+
+    /// One request by id.
+    pub async fn tx(&self, id: &str) -> Result<Option<TxRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tx_columns!(),
+            " FROM tx_requests WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tx_row).transpose()
+    }
+
+    /// Requests, newest first, optionally by status and sender.
+    pub async fn txs(
+        &self,
+        status: Option<&str>,
+        sender: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TxRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            tx_columns!(),
+            " FROM tx_requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR sender = ?2) \
+             ORDER BY created_at DESC, id DESC LIMIT ?3"
+        ))
+        .bind(status)
+        .bind(sender)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tx_row).collect()
+    }
+
+    /// The requests an account's sender still works on: queued, pending and
+    /// mined ones, and confirmed or failed ones mined at or after
+    /// `watch_from` (still within the finality depth), oldest first.
+    pub async fn open_txs(
+        &self,
+        chain_id: u64,
+        sender: &str,
+        watch_from: u64,
+    ) -> Result<Vec<TxRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            tx_columns!(),
+            " FROM tx_requests WHERE chain_id = ? AND sender = ? AND \
+             (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= ?)) \
+             ORDER BY created_at, id"
+        ))
+            .bind(to_i64(chain_id))
+            .bind(sender)
+            .bind(to_i64(watch_from))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tx_row).collect()
+    }
+
+    /// A request's attempts, in signing order.
+    pub async fn attempts(&self, tx_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at FROM tx_attempts WHERE tx_id = ? ORDER BY n",
+        )
+        .bind(tx_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRow {
+                    n: r.try_get::<i64, _>("n")? as u32,
+                    nonce: r.try_get::<i64, _>("nonce")? as u64,
+                    hash: r.try_get("hash")?,
+                    raw: r.try_get("raw")?,
+                    noop: r.try_get::<i64, _>("noop")? != 0,
+                    gas_limit: r.try_get::<i64, _>("gas_limit")? as u64,
+                    max_fee: wei(&r.try_get::<String, _>("max_fee")?)?,
+                    max_priority_fee: wei(&r.try_get::<String, _>("max_priority_fee")?)?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The account's next nonce as ethgate knows it (`None`: never used).
+    pub async fn next_nonce(
+        &self,
+        chain_id: u64,
+        address: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT next_nonce FROM tx_accounts WHERE chain_id = ? AND address = ?",
+        )
+        .bind(to_i64(chain_id))
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(n.map(|n| n as u64))
+    }
+
+    /// Raises the account's next nonce to at least `at_least` (the chain's
+    /// count when others used the account); never lowers it.
+    pub async fn raise_next_nonce(
+        &self,
+        chain_id: u64,
+        address: &str,
+        at_least: u64,
+    ) -> Result<u64, StoreError> {
+        sqlx::query(
+            "INSERT INTO tx_accounts (chain_id, address, next_nonce) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (chain_id, address) DO UPDATE SET next_nonce = MAX(next_nonce, ?3)",
+        )
+        .bind(to_i64(chain_id))
+        .bind(address)
+        .bind(to_i64(at_least))
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .next_nonce(chain_id, address)
+            .await?
+            .unwrap_or(at_least))
+    }
+
+    /// Takes the account's next nonce for a request: records the signed
+    /// attempt at `expected` and the request's new state, and moves the
+    /// account's next nonce to `expected + 1` — all in one transaction, and
+    /// only if the next nonce is still `expected` (else `false`, nothing
+    /// written).
+    pub async fn take_nonce(&self, t: &TakeNonce<'_>) -> Result<bool, StoreError> {
+        let TakeNonce {
+            tx_id,
+            chain_id,
+            address,
+            expected,
+            attempt,
+            state,
+            status,
+        } = *t;
+        let mut db = begin(self).await?;
+        let moved = sqlx::query(
+            "UPDATE tx_accounts SET next_nonce = next_nonce + 1 WHERE chain_id = ? AND address = ? AND next_nonce = ?",
+        )
+        .bind(to_i64(chain_id))
+        .bind(address)
+        .bind(to_i64(expected))
+        .execute(&mut *db)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_attempt(&mut db, tx_id, attempt).await?;
+        update_state(&mut db, tx_id, state, status, Some(expected), None, None).await?;
+        db.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a replacement attempt (a bump or a no-op) and the request's
+    /// new state, before the attempt is broadcast.
+    pub async fn add_attempt(
+        &self,
+        tx_id: &str,
+        attempt: &NewAttempt,
+        state: &str,
+        status: &str,
+    ) -> Result<(), StoreError> {
+        let mut db = begin(self).await?;
+        insert_attempt(&mut db, tx_id, attempt).await?;
+        update_state(
+            &mut db,
+            tx_id,
+            state,
+            status,
+            Some(attempt.nonce),
+            None,
+            None,
+        )
+        .await?;
+        db.commit().await?;
+        Ok(())
+    }
+
+    /// Records the last error worth showing on a request (a broadcast
+    /// refusal), without changing its state.
+    pub async fn set_tx_error(&self, tx_id: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tx_requests SET error = ?, updated_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(now_secs())
+            .bind(tx_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Saves a request's new state. `nonce` is what it holds afterwards
+    /// (`None` releases it: a requeue after the nonce was used elsewhere).
+    pub async fn set_tx_state(
+        &self,
+        tx_id: &str,
+        state: &str,
+        status: &str,
+        nonce: Option<u64>,
+        block_number: Option<u64>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut db = begin(self).await?;
+        update_state(&mut db, tx_id, state, status, nonce, block_number, error).await?;
+        db.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_attempt(
+    db: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx_id: &str,
+    a: &NewAttempt,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tx_attempts (tx_id, n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at) \
+         VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM tx_attempts WHERE tx_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .bind(tx_id)
+    .bind(to_i64(a.nonce))
+    .bind(&a.hash)
+    .bind(&a.raw)
+    .bind(i64::from(a.noop))
+    .bind(to_i64(a.gas_limit))
+    .bind(a.max_fee.to_string())
+    .bind(a.max_priority_fee.to_string())
+    .bind(now_secs())
+    .execute(&mut **db)
+    .await?;
+    Ok(())
+}
+
+async fn update_state(
+    db: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx_id: &str,
+    state: &str,
+    status: &str,
+    nonce: Option<u64>,
+    block_number: Option<u64>,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tx_requests SET state = ?, status = ?, nonce = ?, block_number = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
+    )
+    .bind(state)
+    .bind(status)
+    .bind(nonce.map(to_i64))
+    .bind(block_number.map(to_i64))
+    .bind(error)
+    .bind(now_secs())
+    .bind(tx_id)
+    .execute(&mut **db)
+    .await?;
+    Ok(())
+}

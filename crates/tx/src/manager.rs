@@ -1,0 +1,286 @@
+//! The manager: intake, lookups and cancels for the API, and one sender
+//! task per configured account.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use alloy_primitives::Address;
+use ethgate_store::{Inserted, NewTx, Store, StoreError, TxRow};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::request::{self, FieldError, Resolve, TxRequest};
+use crate::sender::{Account, Sender, Shared};
+use crate::{Settings, metrics as m};
+
+/// Why a request was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A field is invalid; nothing was stored.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The idempotency key was used before with a different body.
+    #[error("idempotency_key: already used by transaction {0} with a different body")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// Its id.
+    pub id: String,
+    /// It had been accepted before under the same key and body.
+    pub existing: bool,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// No such request.
+    NotFound,
+    /// The request has already ended; nothing to do.
+    AlreadyEnded,
+    /// The sender will cancel it (or replace it with a no-op) next tick.
+    Requested,
+}
+
+struct Entry {
+    account: Option<Account>,
+    shared: Arc<Shared>,
+}
+
+/// Intake and the account senders.
+pub struct TxManager {
+    store: Store,
+    settings: Settings,
+    /// Chain name → chain id.
+    chain_ids: HashMap<String, u64>,
+    /// (chain, address) → account.
+    accounts: std::sync::Mutex<HashMap<(String, Address), Entry>>,
+    /// Pool name → its accounts' addresses, per chain.
+    pools: HashMap<String, Vec<Address>>,
+}
+
+struct Resolver<'a>(&'a TxManager);
+
+impl Resolve for Resolver<'_> {
+    fn has_chain(&self, chain: &str) -> bool {
+        self.0.chain_ids.contains_key(chain)
+    }
+
+    fn account(&self, chain: &str, from: &str) -> Result<Address, String> {
+        let accounts = self.0.accounts.lock().map_err(|_| "internal error")?;
+        if let Ok(a) = from.parse::<Address>() {
+            return if accounts.contains_key(&(chain.to_owned(), a)) {
+                Ok(a)
+            } else {
+                Err(format!("{a:#x} is not a configured account on {chain}"))
+            };
+        }
+        let members = self
+            .0
+            .pools
+            .get(from)
+            .ok_or_else(|| format!("{from:?} is neither an account address nor a pool name"))?;
+        members
+            .iter()
+            .filter_map(|a| {
+                accounts
+                    .get(&(chain.to_owned(), *a))
+                    .map(|e| (e.shared.open.load(Ordering::Relaxed), *a))
+            })
+            .min()
+            .map(|(_, a)| {
+                // Count the pick at once: the sender only refreshes the
+                // figure at its next tick, and a burst would all go to one.
+                if let Some(e) = accounts.get(&(chain.to_owned(), a)) {
+                    e.shared.open.fetch_add(1, Ordering::Relaxed);
+                }
+                a
+            })
+            .ok_or_else(|| format!("pool {from:?} has no account on {chain}"))
+    }
+}
+
+fn new_id() -> String {
+    let bytes: [u8; 12] = rand::random();
+    format!("tx_{}", hex::encode(bytes))
+}
+
+impl TxManager {
+    /// A manager over `accounts`; `pools` names sets of their addresses.
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        chain_ids: HashMap<String, u64>,
+        accounts: Vec<Account>,
+        pools: HashMap<String, Vec<Address>>,
+    ) -> Self {
+        let accounts = accounts
+            .into_iter()
+            .map(|a| {
+                (
+                    (a.chain.clone(), a.signer.address()),
+                    Entry {
+                        account: Some(a),
+                        shared: Arc::default(),
+                    },
+                )
+            })
+            .collect();
+        TxManager {
+            store,
+            settings,
+            chain_ids,
+            accounts: std::sync::Mutex::new(accounts),
+            pools,
+        }
+    }
+
+    /// Starts one sender per account (once); they stop on `shutdown`.
+    pub fn spawn(&self, shutdown: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let Ok(mut accounts) = self.accounts.lock() else {
+            return Vec::new();
+        };
+        accounts
+            .values_mut()
+            .filter_map(|e| {
+                let account = e.account.take()?;
+                let sender =
+                    Sender::new(account, self.store.clone(), self.settings, e.shared.clone());
+                Some(tokio::spawn(sender.run(shutdown.clone())))
+            })
+            .collect()
+    }
+
+    /// Validates and records a request (`queued`), or finds the one already
+    /// accepted under its idempotency key.
+    pub async fn submit(&self, body: &Value) -> Result<Submitted, SubmitError> {
+        let req = request::parse(body, &Resolver(self), self.settings.default_confirmations)?;
+        let id = new_id();
+        let chain_id = self.chain_id(&req);
+        let request_json = serde_json::to_string(&req).unwrap_or_default();
+        let state = serde_json::to_string(&ethgate_core::TxState::Queued).unwrap_or_default();
+        let sender = format!("{:#x}", req.from);
+        let inserted = self
+            .store
+            .insert_tx(&NewTx {
+                id: &id,
+                idempotency_key: &req.idempotency_key,
+                body_hash: &request::body_hash(body),
+                chain_id,
+                sender: &sender,
+                request: &request_json,
+                state: &state,
+                status: "queued",
+            })
+            .await?;
+        match inserted {
+            Inserted::Created => {
+                metrics::counter!(m::ACCEPTED, "chain" => req.chain.clone()).increment(1);
+                self.wake(&req.chain, req.from);
+                Ok(Submitted {
+                    id,
+                    existing: false,
+                })
+            }
+            Inserted::Existing(id) => Ok(Submitted { id, existing: true }),
+            Inserted::Conflict(id) => Err(SubmitError::Conflict(id)),
+        }
+    }
+
+    fn chain_id(&self, req: &TxRequest) -> u64 {
+        self.chain_ids.get(&req.chain).copied().unwrap_or_default()
+    }
+
+    fn wake(&self, chain: &str, address: Address) {
+        if let Ok(accounts) = self.accounts.lock()
+            && let Some(e) = accounts.get(&(chain.to_owned(), address))
+        {
+            e.shared.wake.notify_one();
+        }
+    }
+
+    /// A request with its attempts, as the API shows it.
+    pub async fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        let Some(row) = self.store.tx(id).await? else {
+            return Ok(None);
+        };
+        let attempts = self.store.attempts(id).await?;
+        Ok(Some(view(&row, &attempts)))
+    }
+
+    /// Requests, newest first.
+    pub async fn list(
+        &self,
+        status: Option<&str>,
+        from: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Value>, StoreError> {
+        let from = from.map(str::to_ascii_lowercase);
+        let rows = self.store.txs(status, from.as_deref(), limit).await?;
+        Ok(rows.iter().map(|r| view(r, &[])).collect())
+    }
+
+    /// Asks the request's sender to cancel it.
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, StoreError> {
+        let Some(row) = self.store.tx(id).await? else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if !matches!(row.status.as_str(), "queued" | "pending") {
+            return Ok(CancelOutcome::AlreadyEnded);
+        }
+        let req: Option<TxRequest> = serde_json::from_str(&row.request).ok();
+        if let (Some(req), Ok(accounts)) = (req, self.accounts.lock())
+            && let Some(e) = accounts.get(&(req.chain.clone(), req.from))
+        {
+            if let Ok(mut c) = e.shared.cancels.lock() {
+                c.push(row.id.clone());
+            }
+            e.shared.wake.notify_one();
+        }
+        Ok(CancelOutcome::Requested)
+    }
+}
+
+/// The API's view of a request.
+pub fn view(row: &TxRow, attempts: &[ethgate_store::AttemptRow]) -> Value {
+    let state: Value = serde_json::from_str(&row.state).unwrap_or(Value::Null);
+    let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
+    let included = |k: &str| state.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": row.id,
+        "idempotency_key": row.idempotency_key,
+        "status": row.status,
+        "chain": request["chain"],
+        "chain_id": row.chain_id,
+        "from": row.sender,
+        "to": request["to"],
+        "value": request["value"],
+        "data": request["data"],
+        "nonce": row.nonce,
+        "hash": included("hash"),
+        "block_number": row.block_number,
+        "block_hash": included("block_hash"),
+        "confirmations": request["confirmations"],
+        "valid_until": request["valid_until"],
+        "error": row.error,
+        "metadata": request["metadata"],
+        "attempts": attempts.iter().map(|a| json!({
+            "n": a.n,
+            "nonce": a.nonce,
+            "hash": a.hash,
+            "noop": a.noop,
+            "gas_limit": a.gas_limit,
+            "max_fee_per_gas": a.max_fee.to_string(),
+            "max_priority_fee_per_gas": a.max_priority_fee.to_string(),
+            "created_at": a.created_at,
+        })).collect::<Vec<_>>(),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    })
+}

@@ -1,0 +1,648 @@
+//! One sender task per account: it observes the chain (head, nonce counts,
+//! receipts, the clock), feeds what it saw to `core::tx::step`, and carries
+//! out the effects step returns — simulate, take a nonce, sign, record,
+//! broadcast, bump, replace with a no-op.
+//!
+//! Write-ahead: every attempt is signed and stored (with the request's new
+//! state, and for the first attempt with the nonce taken) before it is
+//! broadcast, so a crash at any instant leaves either no attempt or one
+//! that the next start re-broadcasts. Only this task takes the account's
+//! nonces, and only through the store's compare-and-set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use ethgate_chain::rpc_error::{SendErrorClass, classify_send};
+use ethgate_chain::{ChainError, EndpointPool, RpcErrorClass};
+use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState, step};
+use ethgate_core::{Effect, tx::Pending};
+use ethgate_keys::{Signer, UnsignedTx};
+use ethgate_store::{AttemptRow, NewAttempt, Store, StoreError, TakeNonce, TxRow};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::fees::{self, Caps, Fees};
+use crate::request::TxRequest;
+use crate::{Settings, metrics as m};
+
+/// Why a tick stopped early; the next tick starts over.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    /// The chain did not answer.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value did not parse.
+    #[error("stored transaction {0}: {1}")]
+    Corrupt(String, String),
+    /// The signer refused.
+    #[error(transparent)]
+    Key(#[from] ethgate_keys::KeyError),
+}
+
+/// An account the gateway sends from.
+pub struct Account {
+    /// Chain name.
+    pub chain: String,
+    /// Chain id signed into every transaction.
+    pub chain_id: u64,
+    /// Its signer (the address is the signer's).
+    pub signer: Arc<dyn Signer>,
+    /// The chain's endpoints.
+    pub pool: Arc<EndpointPool>,
+    /// The account's fee caps.
+    pub caps: Caps,
+}
+
+/// What the API shares with an account's sender.
+#[derive(Default)]
+pub struct Shared {
+    /// Wakes the sender (a new request, a cancel).
+    pub wake: Notify,
+    /// Requests to cancel, applied by the sender at its next tick so a
+    /// cancel never races a nonce being taken.
+    pub cancels: std::sync::Mutex<Vec<String>>,
+    /// Open requests at the last tick (pools pick the least loaded).
+    pub open: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Receipt {
+    block_number: alloy_primitives::U64,
+    block_hash: B256,
+    status: Option<alloy_primitives::U64>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The sender of one account.
+pub struct Sender {
+    account: Account,
+    address: Address,
+    addr: String,
+    store: Store,
+    settings: Settings,
+    shared: Arc<Shared>,
+    /// Attempts per request, loaded once and extended as this task signs.
+    attempts: HashMap<String, Vec<AttemptRow>>,
+    /// The last tick's view of the chain.
+    head: u64,
+    latest_count: u64,
+}
+
+impl Sender {
+    /// A sender for `account`.
+    pub fn new(account: Account, store: Store, settings: Settings, shared: Arc<Shared>) -> Self {
+        let address = account.signer.address();
+        Sender {
+            addr: format!("{address:#x}"),
+            address,
+            account,
+            store,
+            settings,
+            shared,
+            attempts: HashMap::new(),
+            head: 0,
+            latest_count: 0,
+        }
+    }
+
+    /// Ticks until `shutdown`, waking early when asked.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(chain = %self.account.chain, account = %self.addr, "sender started");
+        let shared = self.shared.clone();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!(chain = %self.account.chain, account = %self.addr, error = %e, "sender tick failed; retrying");
+            }
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll) => {}
+                _ = shutdown.wait_for(|v| *v) => break,
+            }
+        }
+        tracing::info!(chain = %self.account.chain, account = %self.addr, "sender stopped");
+    }
+
+    async fn count(&self, tag: &str) -> Result<u64, ChainError> {
+        let n: alloy_primitives::U64 = self
+            .account
+            .pool
+            .call("eth_getTransactionCount", json!([self.address, tag]))
+            .await?;
+        Ok(n.to::<u64>())
+    }
+
+    /// One pass over the account's open requests.
+    pub async fn tick(&mut self) -> Result<(), TickError> {
+        let pool = self.account.pool.clone();
+        self.head = ethgate_chain::headers::block_number(&pool).await?;
+        self.latest_count = self.count("latest").await?;
+        let pending_count = self.count("pending").await?;
+        // Nonces used by others (or by attempts this store never saw) are
+        // skipped; ethgate's own next nonce is never lowered.
+        self.store
+            .raise_next_nonce(self.account.chain_id, &self.addr, pending_count)
+            .await?;
+        let cancels: Vec<String> = self
+            .shared
+            .cancels
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        let watch_from = self.head.saturating_sub(self.settings.finality_depth);
+        let rows = self
+            .store
+            .open_txs(self.account.chain_id, &self.addr, watch_from)
+            .await?;
+        self.shared
+            .open
+            .store(rows.len(), std::sync::atomic::Ordering::Relaxed);
+        let mut in_flight = rows
+            .iter()
+            .filter(|r| r.status == "pending" || r.status == "mined")
+            .count();
+        let receipts = self.receipts(&rows).await?;
+        for row in &rows {
+            let state: TxState = serde_json::from_str(&row.state)
+                .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
+            let req: TxRequest = serde_json::from_str(&row.request)
+                .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
+            let policy = Policy {
+                resubmit_after: self.settings.resubmit_after,
+                bump_after: self.settings.bump_after,
+                confirmations: req.confirmations,
+                valid_until: req.valid_until,
+            };
+            if cancels.contains(&row.id) {
+                self.apply(row, &req, &state, &TxEvent::Cancel, &policy)
+                    .await?;
+                continue;
+            }
+            match &state {
+                TxState::Queued if in_flight < self.settings.max_in_flight => {
+                    let started = self.queued(row, &req, &policy).await?;
+                    in_flight += usize::from(started);
+                }
+                TxState::Pending(p) => {
+                    let event = self.pending_event(row, p, &receipts);
+                    self.apply(row, &req, &state, &event, &policy).await?;
+                }
+                TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
+                    let event = match receipts.get(&format!("{}", i.hash)) {
+                        Some(Some(r)) if r.block_hash == i.block_hash => {
+                            TxEvent::Depth((self.head + 1).saturating_sub(i.block_number))
+                        }
+                        _ => TxEvent::Reorged,
+                    };
+                    self.apply(row, &req, &state, &event, &policy).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Receipts of every attempt of pending requests and of the included
+    /// attempt of mined ones, in one batch.
+    async fn receipts(
+        &mut self,
+        rows: &[TxRow],
+    ) -> Result<HashMap<String, Option<Receipt>>, TickError> {
+        let mut hashes = Vec::new();
+        for row in rows {
+            match row.status.as_str() {
+                "pending" => {
+                    for a in self.attempts_of(&row.id).await? {
+                        hashes.push(a.hash.clone());
+                    }
+                }
+                "mined" | "confirmed" | "failed" => {
+                    if let Ok(TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i)) =
+                        serde_json::from_str::<TxState>(&row.state)
+                    {
+                        hashes.push(format!("{}", i.hash));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = HashMap::new();
+        for chunk in hashes.chunks(100) {
+            let calls: Vec<(&str, serde_json::Value)> = chunk
+                .iter()
+                .map(|h| ("eth_getTransactionReceipt", json!([h])))
+                .collect();
+            let answers = self.account.pool.batch::<Option<Receipt>>(&calls).await?;
+            for (h, a) in chunk.iter().zip(answers) {
+                out.insert(h.clone(), a?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn attempts_of(&mut self, id: &str) -> Result<&Vec<AttemptRow>, StoreError> {
+        if !self.attempts.contains_key(id) {
+            let list = self.store.attempts(id).await?;
+            self.attempts.insert(id.to_owned(), list);
+        }
+        Ok(self.attempts.entry(id.to_owned()).or_default())
+    }
+
+    /// What happened to a pending request since the last tick.
+    fn pending_event(
+        &self,
+        row: &TxRow,
+        p: &Pending,
+        receipts: &HashMap<String, Option<Receipt>>,
+    ) -> TxEvent {
+        let attempts = self.attempts.get(&row.id).map_or(&[][..], Vec::as_slice);
+        for a in attempts.iter().filter(|a| a.nonce == p.nonce) {
+            if let Some(Some(r)) = receipts.get(&a.hash) {
+                return TxEvent::Included(Inclusion {
+                    nonce: p.nonce,
+                    block_number: r.block_number.to::<u64>(),
+                    block_hash: r.block_hash,
+                    hash: a.hash.parse().unwrap_or_default(),
+                    success: r.status.is_none_or(|s| s.to::<u64>() == 1),
+                    noop: a.noop.then(|| p.ending.unwrap_or(Ending::Cancel)),
+                });
+            }
+        }
+        if self.latest_count > p.nonce {
+            // The nonce is used on chain and none of our attempts is the
+            // one that used it (their receipts were read after the count).
+            return TxEvent::NonceTakenElsewhere;
+        }
+        TxEvent::Tick
+    }
+
+    /// A queued request: expire it, or simulate it and take a nonce.
+    /// Returns whether it is now in flight.
+    async fn queued(
+        &mut self,
+        row: &TxRow,
+        req: &TxRequest,
+        policy: &Policy,
+    ) -> Result<bool, TickError> {
+        let (next, effects) = step(&TxState::Queued, &TxEvent::Tick, policy, now());
+        if next != TxState::Queued {
+            self.save(row, &next, None).await?;
+            self.emit(row, &next);
+            return Ok(false);
+        }
+        if !effects.contains(&Effect::Simulate) {
+            return Ok(false);
+        }
+        let market = fees::market(&self.account.pool, req.speed, self.settings.min_tip).await?;
+        let caps = self.caps(req);
+        let fees = caps.clamp(market);
+        let gas = match self.simulate(req, fees).await {
+            Ok(gas) => gas,
+            Err(Simulation::Reverted(reason)) => {
+                let (next, _) = step(
+                    &TxState::Queued,
+                    &TxEvent::Simulated(Err(reason.clone())),
+                    policy,
+                    now(),
+                );
+                self.save(row, &next, Some(&reason)).await?;
+                self.emit(row, &next);
+                return Ok(false);
+            }
+            Err(Simulation::Unavailable(e)) => return Err(e.into()),
+        };
+        let (_, effects) = step(&TxState::Queued, &TxEvent::Simulated(Ok(())), policy, now());
+        if !effects.contains(&Effect::AssignNonce) {
+            return Ok(false);
+        }
+        let Some(nonce) = self
+            .store
+            .next_nonce(self.account.chain_id, &self.addr)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let gas_limit = req
+            .gas_limit
+            .unwrap_or_else(|| gas.saturating_mul(self.settings.gas_margin_percent) / 100);
+        let attempt = self
+            .sign(
+                nonce,
+                req.to,
+                req.value,
+                req.data.clone(),
+                gas_limit,
+                fees,
+                false,
+            )
+            .await?;
+        let (next, effects) = step(&TxState::Queued, &TxEvent::Signed { nonce }, policy, now());
+        let state = serde_json::to_string(&next).unwrap_or_default();
+        let taken = self
+            .store
+            .take_nonce(&TakeNonce {
+                tx_id: &row.id,
+                chain_id: self.account.chain_id,
+                address: &self.addr,
+                expected: nonce,
+                attempt: &attempt,
+                state: &state,
+                status: next.status(),
+            })
+            .await?;
+        if !taken {
+            return Ok(false);
+        }
+        self.remember(&row.id, &attempt);
+        metrics::counter!(m::NONCES, "chain" => self.account.chain.clone()).increment(1);
+        self.execute(row, req, &next, &effects).await?;
+        Ok(true)
+    }
+
+    fn caps(&self, req: &TxRequest) -> Caps {
+        self.account.caps.tighter(Caps {
+            max_fee: req.max_fee_per_gas,
+            max_priority_fee: req.max_priority_fee_per_gas,
+        })
+    }
+
+    /// `eth_estimateGas` with the fees the transaction will pay, so a call
+    /// that reverts or an account that cannot pay is refused before a
+    /// nonce is taken.
+    async fn simulate(&self, req: &TxRequest, fees: Fees) -> Result<u64, Simulation> {
+        let call = json!({
+            "from": self.address,
+            "to": req.to,
+            "data": req.data,
+            "value": req.value,
+            "maxFeePerGas": U256::from(fees.max_fee),
+            "maxPriorityFeePerGas": U256::from(fees.max_priority_fee),
+        });
+        match self
+            .account
+            .pool
+            .call::<alloy_primitives::U64>("eth_estimateGas", json!([call]))
+            .await
+        {
+            Ok(g) => Ok(g.to::<u64>()),
+            Err(ChainError::Rpc {
+                message,
+                class: RpcErrorClass::Permanent,
+                ..
+            }) => Err(Simulation::Reverted(message)),
+            Err(e) => Err(Simulation::Unavailable(e)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sign(
+        &self,
+        nonce: u64,
+        to: Address,
+        value: U256,
+        data: Bytes,
+        gas_limit: u64,
+        fees: Fees,
+        noop: bool,
+    ) -> Result<NewAttempt, TickError> {
+        let signed = self
+            .account
+            .signer
+            .sign(UnsignedTx::Eip1559(TxEip1559 {
+                chain_id: self.account.chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas: fees.max_fee,
+                max_priority_fee_per_gas: fees.max_priority_fee,
+                to: TxKind::Call(to),
+                value,
+                access_list: Default::default(),
+                input: data,
+            }))
+            .await?;
+        Ok(NewAttempt {
+            nonce,
+            hash: format!("{}", signed.hash),
+            raw: signed.raw,
+            noop,
+            gas_limit,
+            max_fee: fees.max_fee,
+            max_priority_fee: fees.max_priority_fee,
+        })
+    }
+
+    fn remember(&mut self, id: &str, a: &NewAttempt) {
+        let list = self.attempts.entry(id.to_owned()).or_default();
+        list.push(AttemptRow {
+            n: list.len() as u32 + 1,
+            nonce: a.nonce,
+            hash: a.hash.clone(),
+            raw: a.raw.clone(),
+            noop: a.noop,
+            gas_limit: a.gas_limit,
+            max_fee: a.max_fee,
+            max_priority_fee: a.max_priority_fee,
+            created_at: now() as i64,
+        });
+    }
+
+    /// Steps a request with an event and carries out the effects.
+    async fn apply(
+        &mut self,
+        row: &TxRow,
+        req: &TxRequest,
+        state: &TxState,
+        event: &TxEvent,
+        policy: &Policy,
+    ) -> Result<(), TickError> {
+        let (next, effects) = step(state, event, policy, now());
+        if next == *state && effects.is_empty() {
+            return Ok(());
+        }
+        let replaces = effects
+            .iter()
+            .any(|e| matches!(e, Effect::Bump | Effect::ReplaceWithNoop));
+        if replaces {
+            return self.replace(row, req, state, &next, &effects, policy).await;
+        }
+        if matches!(next, TxState::Queued) {
+            self.attempts.remove(&row.id);
+        }
+        self.save(row, &next, None).await?;
+        self.execute(row, req, &next, &effects).await
+    }
+
+    /// A bump or a no-op: sign the replacement, record it with the new
+    /// state, then broadcast. A bump the caps forbid becomes `BumpCapped`.
+    async fn replace(
+        &mut self,
+        row: &TxRow,
+        req: &TxRequest,
+        state: &TxState,
+        next: &TxState,
+        effects: &[Effect],
+        policy: &Policy,
+    ) -> Result<(), TickError> {
+        let TxState::Pending(p) = next else {
+            return Ok(());
+        };
+        let Some(last) = self.attempts.get(&row.id).and_then(|a| a.last()).cloned() else {
+            return Ok(());
+        };
+        let market = fees::market(&self.account.pool, req.speed, self.settings.min_tip).await?;
+        let old = Fees {
+            max_fee: last.max_fee,
+            max_priority_fee: last.max_priority_fee,
+        };
+        let wanted = fees::bumped(old, market);
+        let noop = effects.contains(&Effect::ReplaceWithNoop);
+        // A cancel or expiry is never held back by a cap: it ends the request.
+        let fees = if noop {
+            Some(wanted)
+        } else {
+            self.caps(req).allow(wanted)
+        };
+        let Some(fees) = fees else {
+            let (capped, effects) = step(state, &TxEvent::BumpCapped, policy, now());
+            self.save(
+                row,
+                &capped,
+                Some("fee cap reached: re-broadcasting at the cap"),
+            )
+            .await?;
+            return self.execute(row, req, &capped, &effects).await;
+        };
+        let attempt = if noop {
+            self.sign(
+                p.nonce,
+                self.address,
+                U256::ZERO,
+                Bytes::new(),
+                21_000,
+                fees,
+                true,
+            )
+            .await?
+        } else {
+            self.sign(
+                p.nonce,
+                req.to,
+                req.value,
+                req.data.clone(),
+                last.gas_limit,
+                fees,
+                false,
+            )
+            .await?
+        };
+        let json = serde_json::to_string(next).unwrap_or_default();
+        self.store
+            .add_attempt(&row.id, &attempt, &json, next.status())
+            .await?;
+        self.remember(&row.id, &attempt);
+        metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
+        self.broadcast(row, &attempt.raw).await
+    }
+
+    async fn save(
+        &self,
+        row: &TxRow,
+        next: &TxState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let block = match next {
+            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
+            _ => None,
+        };
+        let json = serde_json::to_string(next).unwrap_or_default();
+        self.store
+            .set_tx_state(&row.id, &json, next.status(), next.nonce(), block, error)
+            .await
+    }
+
+    async fn execute(
+        &mut self,
+        row: &TxRow,
+        _req: &TxRequest,
+        next: &TxState,
+        effects: &[Effect],
+    ) -> Result<(), TickError> {
+        for effect in effects {
+            match effect {
+                Effect::Rebroadcast => {
+                    let latest = self.attempts_of(&row.id).await?.last();
+                    if let Some(raw) = latest.map(|a| a.raw.clone()) {
+                        self.broadcast(row, &raw).await?;
+                    }
+                }
+                Effect::Emit => self.emit(row, next),
+                Effect::AlertCapped => {
+                    metrics::counter!(m::CAPPED, "chain" => self.account.chain.clone())
+                        .increment(1);
+                    tracing::warn!(tx = %row.id, account = %self.addr, "transaction held at its fee cap; bump past the cap or cancel it");
+                }
+                Effect::Simulate | Effect::AssignNonce | Effect::Bump | Effect::ReplaceWithNoop => {
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends raw bytes to every endpoint. Refusals that mean "already
+    /// there" are success; others are recorded on the request for the API.
+    async fn broadcast(&self, row: &TxRow, raw: &[u8]) -> Result<(), TickError> {
+        let hex = format!("0x{}", hex::encode(raw));
+        let answers = self
+            .account
+            .pool
+            .call_all::<B256>("eth_sendRawTransaction", json!([hex]))
+            .await;
+        metrics::counter!(m::BROADCASTS, "chain" => self.account.chain.clone()).increment(1);
+        let mut refusal = None;
+        for a in answers {
+            match a {
+                Ok(_) => return Ok(()),
+                Err(ChainError::Rpc { message, .. }) => match classify_send(&message) {
+                    SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => return Ok(()),
+                    _ => refusal = Some(message),
+                },
+                Err(e) => refusal = Some(e.to_string()),
+            }
+        }
+        if let Some(why) = refusal {
+            tracing::warn!(tx = %row.id, account = %self.addr, error = %why, "broadcast refused; will retry");
+            self.store
+                .set_tx_error(&row.id, &format!("broadcast refused: {why}"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn emit(&self, row: &TxRow, next: &TxState) {
+        metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
+        tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
+    }
+}
+
+/// The outcome of a simulation that did not succeed.
+enum Simulation {
+    /// The call reverts (or the account cannot pay): reject the request.
+    Reverted(String),
+    /// No endpoint answered: try again next tick.
+    Unavailable(ChainError),
+}

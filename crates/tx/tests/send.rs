@@ -1,0 +1,336 @@
+//! The transaction manager against a real anvil: many concurrent requests
+//! over several accounts all confirmed with contiguous nonces; a reverting
+//! call rejected with its reason before any nonce is taken; dropped
+//! transactions re-broadcast; a base-fee spike answered with a bump; a
+//! reorg after `mined` re-tracked; a nonce used behind ethgate's back
+//! detected and the request mined anyway.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, U64};
+use ethgate_chain::{EndpointPool, PoolConfig};
+use ethgate_keys::{LocalKey, Signer};
+use ethgate_store::Store;
+use ethgate_testkit::Anvil;
+use ethgate_tx::fees::Caps;
+use ethgate_tx::{Account, Settings, TxManager};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// anvil's well-known dev keys (accounts 1-4; account 0 deploys).
+const KEYS: [&str; 4] = [
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+];
+
+struct Fixture {
+    anvil: Anvil,
+    contract: Address,
+    manager: Arc<TxManager>,
+    store: Store,
+    accounts: Vec<Address>,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+/// How anvil mines once the contract is deployed.
+#[derive(Clone, Copy)]
+enum Mining {
+    Auto,
+    EverySecond,
+    Off,
+}
+
+async fn fixture(mining: Mining, accounts: usize, settings: Settings) -> Fixture {
+    let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
+    let contract = anvil.deploy_event_source().await;
+    match mining {
+        Mining::Auto => {}
+        Mining::EverySecond => {
+            let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
+            let _: Value = anvil.rpc("evm_setIntervalMining", json!([1])).await;
+        }
+        Mining::Off => {
+            let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::connect(&format!("sqlite://{}/tx.db", dir.path().display()))
+        .await
+        .expect("store");
+    let pool = Arc::new(
+        EndpointPool::new(PoolConfig {
+            chain: "anvil".into(),
+            urls: vec![anvil.url.clone()],
+            request_timeout: Duration::from_secs(10),
+            max_rounds: 3,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+        })
+        .expect("pool"),
+    );
+    let mut list = Vec::new();
+    let mut addresses = Vec::new();
+    for key in KEYS.iter().take(accounts) {
+        let signer = Arc::new(LocalKey::dev(key, "test key").expect("key"));
+        addresses.push(signer.address());
+        list.push(Account {
+            chain: "anvil".into(),
+            chain_id: 31337,
+            signer,
+            pool: pool.clone(),
+            caps: Caps::default(),
+        });
+    }
+    let manager = Arc::new(TxManager::new(
+        store.clone(),
+        settings,
+        HashMap::from([("anvil".to_owned(), 31337)]),
+        list,
+        HashMap::from([("ops".to_owned(), addresses.clone())]),
+    ));
+    let (stop, rx) = watch::channel(false);
+    manager.spawn(&rx);
+    Fixture {
+        anvil,
+        contract,
+        manager,
+        store,
+        accounts: addresses,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+fn fast() -> Settings {
+    Settings {
+        resubmit_after: 1,
+        bump_after: 3,
+        poll: Duration::from_millis(100),
+        ..Settings::default()
+    }
+}
+
+fn keyed(f: &Fixture, from: &str, key: &str) -> Value {
+    json!({
+        "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
+        "function": "keyed(string)", "args": [key], "idempotency_key": key,
+    })
+}
+
+/// Waits until every id has `status`; returns their views.
+async fn until_status(f: &Fixture, ids: &[String], status: &str, secs: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut views = Vec::new();
+        for id in ids {
+            views.push(f.manager.get(id).await.expect("get").expect("exists"));
+        }
+        if views.iter().all(|v| v["status"] == status) {
+            return views;
+        }
+        if Instant::now() > deadline {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for v in &views {
+                *counts
+                    .entry(v["status"].as_str().unwrap_or("?").to_owned())
+                    .or_default() += 1;
+            }
+            let odd = views.iter().find(|v| v["status"] != status);
+            panic!("not all {status} after {secs} s: {counts:?}; e.g. {odd:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn nonce_count(anvil: &Anvil, a: Address) -> u64 {
+    let n: U64 = anvil
+        .rpc("eth_getTransactionCount", json!([a, "latest"]))
+        .await;
+    n.to::<u64>()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_over_four_accounts_all_confirm_with_contiguous_nonces() {
+    let f = fixture(Mining::EverySecond, 4, fast()).await;
+    let total = 1_000;
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let m = f.manager.clone();
+        let body = keyed(&f, "ops", &format!("load-{i}"));
+        tasks.push(tokio::spawn(async move { m.submit(&body).await }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.expect("task").expect("accepted").id);
+    }
+    let views = until_status(&f, &ids, "confirmed", 240).await;
+    let mut nonces: HashMap<String, Vec<u64>> = HashMap::new();
+    for v in &views {
+        nonces
+            .entry(v["from"].as_str().expect("from").to_owned())
+            .or_default()
+            .push(v["nonce"].as_u64().expect("nonce"));
+    }
+    assert_eq!(
+        nonces.len(),
+        4,
+        "the pool spread the load over every account"
+    );
+    for (account, mut list) in nonces {
+        list.sort_unstable();
+        let n = list.len() as u64;
+        assert_eq!(
+            list,
+            (0..n).collect::<Vec<u64>>(),
+            "{account}: contiguous from 0"
+        );
+        let a: Address = account.parse().expect("address");
+        assert_eq!(nonce_count(&f.anvil, a).await, n, "{account}: chain agrees");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reverting_call_is_rejected_with_its_reason_and_takes_no_nonce() {
+    let f = fixture(Mining::Auto, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let bad = json!({
+        "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
+        "function": "fail(string)", "args": ["not due yet"], "idempotency_key": "bad",
+    });
+    let bad = f.manager.submit(&bad).await.expect("accepted").id;
+    let v = &until_status(&f, std::slice::from_ref(&bad), "rejected", 30).await[0];
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not due yet")),
+        "decoded reason: {v}"
+    );
+    assert_eq!(v["nonce"], Value::Null);
+    let good = f
+        .manager
+        .submit(&keyed(&f, &from, "good"))
+        .await
+        .expect("accepted")
+        .id;
+    let v = &until_status(&f, &[good], "confirmed", 30).await[0];
+    assert_eq!(v["nonce"], 0, "the rejected request took no nonce");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_idempotency_key_returns_the_same_transaction_and_a_different_body_conflicts() {
+    let f = fixture(Mining::Auto, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let body = keyed(&f, &from, "once");
+    let a = f.manager.submit(&body).await.expect("accepted");
+    let b = f.manager.submit(&body).await.expect("accepted again");
+    assert_eq!(
+        (a.id.clone(), a.existing, b.existing),
+        (b.id.clone(), false, true)
+    );
+    let mut other = body.clone();
+    other["args"] = json!(["something else"]);
+    assert!(matches!(
+        f.manager.submit(&other).await,
+        Err(ethgate_tx::SubmitError::Conflict(id)) if id == a.id
+    ));
+    for (patch, field) in [
+        (json!({"to": "0x12"}), "to"),
+        (json!({"chain": "mainnet"}), "chain"),
+        (json!({"from": "nobody"}), "from"),
+        (json!({"speed": "ludicrous"}), "speed"),
+        (json!({"args": [1, 2]}), "args"),
+        (json!({"gas_limit": 5}), "gas_limit"),
+        (json!({"colour": "red"}), "colour"),
+    ] {
+        let mut b = body.clone();
+        b["idempotency_key"] = json!(format!("bad-{field}"));
+        for (k, v) in patch.as_object().expect("object") {
+            b[k] = v.clone();
+        }
+        match f.manager.submit(&b).await {
+            Err(ethgate_tx::SubmitError::Invalid(e)) => assert_eq!(e.field, field, "{e}"),
+            other => panic!("{field}: expected a field error, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        f.store.txs(None, None, 100).await.expect("list").len(),
+        1,
+        "refused requests stored nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_transactions_are_rebroadcast_and_mined() {
+    let f = fixture(Mining::Off, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            f.manager
+                .submit(&keyed(&f, &from, &format!("drop-{i}")))
+                .await
+                .expect("ok")
+                .id,
+        );
+    }
+    until_status(&f, &ids, "pending", 30).await;
+    let _: Value = f.anvil.rpc("anvil_dropAllTransactions", json!([])).await;
+    let pool: Value = f.anvil.rpc("txpool_content", json!([])).await;
+    assert_eq!(pool["pending"], json!({}), "anvil dropped them");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
+    let views = until_status(&f, &ids, "confirmed", 60).await;
+    let mut nonces: Vec<u64> = views.iter().filter_map(|v| v["nonce"].as_u64()).collect();
+    nonces.sort_unstable();
+    assert_eq!(nonces, vec![0, 1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_fee_spike_is_answered_with_a_fee_bump() {
+    let f = fixture(Mining::Off, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let id = f
+        .manager
+        .submit(&keyed(&f, &from, "spike"))
+        .await
+        .expect("ok")
+        .id;
+    let first = &until_status(&f, std::slice::from_ref(&id), "pending", 30).await[0];
+    let first_fee: u128 = first["attempts"][0]["max_fee_per_gas"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("fee");
+    // The next blocks cost far more than the first attempt offers.
+    let spike = first_fee * 20;
+    let _: Value = f
+        .anvil
+        .rpc(
+            "anvil_setNextBlockBaseFeePerGas",
+            json!([format!("{spike:#x}")]),
+        )
+        .await;
+    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
+    let v = &until_status(&f, &[id], "confirmed", 90).await[0];
+    let attempts = v["attempts"].as_array().expect("attempts");
+    assert!(attempts.len() >= 2, "bumped: {v}");
+    let last_fee: u128 = attempts
+        .last()
+        .and_then(|a| a["max_fee_per_gas"].as_str())
+        .and_then(|s| s.parse().ok())
+        .expect("fee");
+    assert!(
+        last_fee >= spike,
+        "the bump met the market ({last_fee} < {spike})"
+    );
+    assert_eq!(
+        v["hash"],
+        attempts.last().expect("last")["hash"],
+        "the bump was mined"
+    );
+}
