@@ -60,6 +60,26 @@ impl ApiError {
         }
     }
 
+    /// 409: the request conflicts with one already accepted.
+    pub fn conflict(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    /// 503: a part of the gateway this request needs is not configured.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 502: a downstream sink refused; its (secret-free) message is shown.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         ApiError {

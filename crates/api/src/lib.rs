@@ -9,9 +9,11 @@ pub mod auth;
 pub mod error;
 mod health;
 mod openapi;
+mod openapi_tx;
 mod params;
 mod sinks;
 mod streams;
+mod transactions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ pub struct ApiState {
     pub metrics: Option<MetricsRender>,
     /// Longest long-poll wait allowed.
     pub max_wait: Duration,
+    /// The transaction manager; `None` when no accounts are configured.
+    pub tx: Option<Arc<ethgate_tx::TxManager>>,
     /// Turns true when the server is stopping, so held long-polls answer at
     /// once instead of delaying shutdown by up to `max_wait`.
     pub stopping: watch::Receiver<bool>,
@@ -92,6 +96,12 @@ pub fn router(state: ApiState) -> Router {
             "/v1/sinks/{name}/dead-letters/{id}/redeliver",
             post(sinks::redeliver),
         )
+        .route(
+            "/v1/transactions",
+            post(transactions::submit).get(transactions::list),
+        )
+        .route("/v1/transactions/{id}", get(transactions::one))
+        .route("/v1/transactions/{id}/cancel", post(transactions::cancel))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -19,6 +19,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/sinks"),
     ("get", "/v1/sinks/{name}/dead-letters"),
     ("post", "/v1/sinks/{name}/dead-letters/{id}/redeliver"),
+    ("post", "/v1/transactions"),
+    ("get", "/v1/transactions"),
+    ("get", "/v1/transactions/{id}"),
+    ("post", "/v1/transactions/{id}/cancel"),
 ];
 
 fn error_response(description: &str) -> Value {
@@ -107,6 +111,9 @@ pub fn spec() -> Value {
     doc["paths"]["/v1/sinks"] = sinks_path();
     doc["paths"]["/v1/sinks/{name}/dead-letters"] = dead_letters_path();
     doc["paths"]["/v1/sinks/{name}/dead-letters/{id}/redeliver"] = redeliver_path();
+    for (path, item) in crate::openapi_tx::paths() {
+        doc["paths"][path] = item;
+    }
     doc
 }
 

@@ -69,6 +69,7 @@ async fn fixture() -> Fixture {
         sync: SyncState::default(),
         metrics: None,
         max_wait: Duration::from_secs(10),
+        tx: None,
         stopping: stop_rx,
     };
     Fixture {

@@ -1,9 +1,11 @@
 //! `ethgate`: the Ethereum gateway's one binary. It reads `ethgate.toml`
 //! (or runs on embedded defaults), then serves, checks its config, manages
-//! API tokens, shows stream status or runs a bounded backfill.
+//! API tokens and keystores, shows stream status, sends transactions
+//! through the API or runs a bounded backfill.
 
 mod bench;
 mod bench_delivery;
+mod cli_keys_tx;
 mod commands;
 mod config;
 mod serve;
@@ -62,6 +64,20 @@ enum Command {
         /// Last block to record.
         #[arg(long)]
         to: u64,
+    },
+    /// Keystore files: create, import, list (no config needed).
+    Keys {
+        #[command(subcommand)]
+        command: cli_keys_tx::KeysCommand,
+    },
+    /// Transactions through the running gateway's API (token from
+    /// ETHGATE_TOKEN).
+    Tx {
+        /// API base URL; default http://<api.listen>.
+        #[arg(long)]
+        api: Option<String>,
+        #[command(subcommand)]
+        command: cli_keys_tx::TxCommand,
     },
     /// Benchmarks that print figures and their ratio to a baseline.
     Bench {
@@ -160,6 +176,7 @@ async fn run(cli: Cli) -> ExitCode {
         } => {
             return report(bench_delivery::delivery(amqp, webhook).await);
         }
+        Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         _ => {}
     }
     let cfg = match config::load(cli.config.as_deref(), std::env::vars()) {
@@ -193,7 +210,8 @@ async fn run(cli: Cli) -> ExitCode {
                 }),
         } => commands::sinks_rewind(&cfg, &stream, &sink, seq, block).await,
         Command::Sync { stream, to } => commands::sync(&cfg, &stream, to).await,
-        Command::Bench { .. } => Ok(()),
+        Command::Tx { api, command } => cli_keys_tx::tx(&cfg, api.as_deref(), command).await,
+        Command::Bench { .. } | Command::Keys { .. } => Ok(()),
     };
     report(result)
 }

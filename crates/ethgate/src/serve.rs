@@ -76,6 +76,44 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The transaction manager over the configured accounts; `None` when
+/// there are none (the API then answers 503 on `/v1/transactions`).
+fn transaction_manager(
+    cfg: &Config,
+    store: &Store,
+    pools: &HashMap<String, Arc<EndpointPool>>,
+) -> Option<Arc<ethgate_tx::TxManager>> {
+    if cfg.tx.accounts.is_empty() {
+        return None;
+    }
+    let chain_ids = cfg
+        .chains
+        .iter()
+        .map(|c| (c.name.clone(), c.chain_id))
+        .collect();
+    let accounts = cfg
+        .tx
+        .accounts
+        .iter()
+        .filter_map(|a| {
+            Some(ethgate_tx::Account {
+                chain: a.chain.clone(),
+                chain_id: cfg.chain(&a.chain)?.chain_id,
+                signer: a.signer.clone(),
+                pool: pools.get(&a.chain)?.clone(),
+                caps: a.caps,
+            })
+        })
+        .collect();
+    Some(Arc::new(ethgate_tx::TxManager::new(
+        store.clone(),
+        cfg.tx.settings,
+        chain_ids,
+        accounts,
+        cfg.tx.pools.clone(),
+    )))
+}
+
 /// Runs until a shutdown signal.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prometheus = telemetry::metrics()?;
@@ -112,6 +150,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             Dispatcher::new(stream, sink, store.clone()).run(stopped.clone()),
         ));
     }
+    let tx = transaction_manager(&cfg, &store, &pools);
+    if let Some(m) = &tx {
+        tasks.extend(m.spawn(&stopped));
+    }
     let chains = cfg
         .chains
         .iter()
@@ -130,6 +172,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         sync,
         metrics: Some(Arc::new(move || prometheus.render())),
         max_wait: cfg.max_wait,
+        tx,
         stopping: stopped.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -3,6 +3,7 @@
 //! reading ABI files the config names) and reports every problem it finds,
 //! each with its key, and its line when it comes from the file.
 
+pub mod accounts;
 pub mod env;
 pub mod raw;
 mod sinks;
@@ -61,6 +62,8 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     /// (stream, sink) pairs to dispatch.
     pub routes: Vec<(String, String)>,
+    /// The transaction manager's settings and accounts.
+    pub tx: accounts::TxConfig,
 }
 
 impl Config {

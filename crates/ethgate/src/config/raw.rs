@@ -22,6 +22,70 @@ pub struct RawConfig {
     /// `[[sinks]]`.
     #[serde(default)]
     pub sinks: Vec<RawSink>,
+    /// `[tx]`.
+    #[serde(default)]
+    pub tx: RawTx,
+    /// `[[accounts]]`.
+    #[serde(default)]
+    pub accounts: Vec<RawAccount>,
+    /// `[[pools]]`.
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+}
+
+/// `[tx]`: how the transaction manager sends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTx {
+    /// Re-broadcast an unmined attempt after this long, e.g. `"12s"`.
+    pub resubmit_after: Option<String>,
+    /// Replace with higher fees after this long unmined, e.g. `"60s"`.
+    pub bump_after: Option<String>,
+    /// Most nonces in flight per account.
+    pub max_in_flight: Option<usize>,
+    /// Gas limit = estimate × this, e.g. `1.2`.
+    pub gas_margin: Option<f64>,
+    /// Lowest priority fee, e.g. `"1 gwei"`.
+    pub min_priority_fee: Option<String>,
+    /// Blocks a confirmed transaction is watched for reorgs.
+    pub finality_depth: Option<u64>,
+    /// Confirmations when a request gives none.
+    pub confirmations: Option<u64>,
+    /// How often each account's sender looks at its requests, e.g. `"500ms"`.
+    pub poll_interval: Option<String>,
+    /// Accept `dev_key_env` accounts (raw keys: for anvil only).
+    #[serde(default)]
+    pub allow_dev_keys: bool,
+}
+
+/// `[[accounts]]`: an operational account ethgate sends from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    /// A `[[chains]]` name.
+    pub chain: String,
+    /// Keystore file (relative to the config file).
+    pub keystore: Option<String>,
+    /// Environment variable holding the keystore password.
+    pub password_env: Option<String>,
+    /// File holding the keystore password.
+    pub password_file: Option<String>,
+    /// Environment variable holding a raw key (needs `tx.allow_dev_keys`).
+    pub dev_key_env: Option<String>,
+    /// Fee cap, e.g. `"200 gwei"`.
+    pub max_fee_per_gas: Option<String>,
+    /// Priority-fee cap, e.g. `"5 gwei"`.
+    pub max_priority_fee_per_gas: Option<String>,
+}
+
+/// `[[pools]]`: a name requests can send `from`, spread over accounts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    /// The name.
+    pub name: String,
+    /// Member account addresses.
+    pub accounts: Vec<String>,
 }
 
 /// `[[sinks]]`: where a stream's envelopes are delivered besides the pull API.

@@ -15,7 +15,7 @@ use super::validate::{Issues, duration, valid_name};
 
 /// A secret from an environment variable or a file, exactly one of them.
 /// Messages name where it was sought, never what was found.
-fn secret(
+pub(super) fn secret(
     issues: &mut Issues,
     key: impl Fn(&str) -> String,
     env: Option<&str>,

@@ -329,10 +329,13 @@ pub fn validate(
             streams.push(spec);
         }
     }
+    let tx =
+        super::accounts::tx_config(&mut issues, raw.tx, raw.accounts, raw.pools, &chains, base);
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
     Ok(Config {
+        tx,
         source,
         store_url,
         listen,

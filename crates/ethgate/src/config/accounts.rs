@@ -1,0 +1,284 @@
+//! `[tx]`, `[[accounts]]` and `[[pools]]`: the transaction manager's
+//! settings and the accounts it sends from. Keystores are opened here, so
+//! `ethgate config check` reports a wrong password by the key that named
+//! it — never the password or the key itself.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use ethgate_keys::{LocalKey, Signer, keystore};
+use ethgate_tx::Settings;
+use ethgate_tx::fees::Caps;
+
+use super::ChainConfig;
+use super::raw::{RawAccount, RawPool, RawTx};
+use super::sinks::secret;
+use super::validate::{Issues, duration, valid_name};
+
+/// An account ethgate sends from, its key loaded.
+#[derive(Clone)]
+pub struct AccountConfig {
+    /// Chain name.
+    pub chain: String,
+    /// The signer (Debug shows the address only).
+    pub signer: Arc<LocalKey>,
+    /// Fee caps.
+    pub caps: Caps,
+}
+
+impl std::fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("chain", &self.chain)
+            .field("address", &self.signer.address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The transaction manager's part of the config.
+#[derive(Debug, Clone, Default)]
+pub struct TxConfig {
+    /// Sender settings.
+    pub settings: Settings,
+    /// Accounts.
+    pub accounts: Vec<AccountConfig>,
+    /// Pools: name → member addresses.
+    pub pools: HashMap<String, Vec<Address>>,
+}
+
+/// Wei from `"200 gwei"`, `"3 wei"`, `"0.5 gwei"` or a bare integer (wei).
+pub(super) fn wei(text: &str) -> Result<u128, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let (num, unit) = match t.split_once(' ') {
+        Some((n, u)) => (n.trim(), u.trim()),
+        None => (t.as_str(), "wei"),
+    };
+    let scale: u128 = match unit {
+        "wei" => 1,
+        "gwei" => 1_000_000_000,
+        "ether" | "eth" => 1_000_000_000_000_000_000,
+        other => return Err(format!("unknown unit {other:?}; use wei, gwei or ether")),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let bad = || format!("{text:?} is not an amount like \"200 gwei\"");
+    let int: u128 = int.parse().map_err(|_| bad())?;
+    let mut value = int.checked_mul(scale).ok_or_else(bad)?;
+    if !frac.is_empty() {
+        let digits = frac.len() as u32;
+        let f: u128 = frac.parse().map_err(|_| bad())?;
+        let div = 10u128.checked_pow(digits).ok_or_else(bad)?;
+        value += f.checked_mul(scale).ok_or_else(bad)? / div;
+    }
+    Ok(value)
+}
+
+fn fee(issues: &mut Issues, key: String, v: Option<&str>) -> Option<u128> {
+    let v = v?;
+    match wei(v) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            issues.add(key, e);
+            None
+        }
+    }
+}
+
+fn settings(issues: &mut Issues, t: &RawTx) -> Settings {
+    let d = Settings::default();
+    let secs = |issues: &mut Issues, k: &str, v: Option<&str>, def: u64| {
+        duration(issues, format!("tx.{k}"), v, Duration::from_secs(def))
+            .as_secs()
+            .max(1)
+    };
+    let max_in_flight = t.max_in_flight.unwrap_or(d.max_in_flight);
+    if !(1..=1_000).contains(&max_in_flight) {
+        issues.add("tx.max_in_flight", "must be between 1 and 1000");
+    }
+    let margin = t.gas_margin.unwrap_or(1.2);
+    if !(1.0..=5.0).contains(&margin) {
+        issues.add("tx.gas_margin", "must be between 1.0 and 5.0");
+    }
+    Settings {
+        resubmit_after: secs(
+            issues,
+            "resubmit_after",
+            t.resubmit_after.as_deref(),
+            d.resubmit_after,
+        ),
+        bump_after: secs(issues, "bump_after", t.bump_after.as_deref(), d.bump_after),
+        max_in_flight: max_in_flight.clamp(1, 1_000),
+        gas_margin_percent: (margin * 100.0).round() as u64,
+        min_tip: fee(
+            issues,
+            "tx.min_priority_fee".into(),
+            t.min_priority_fee.as_deref(),
+        )
+        .unwrap_or(d.min_tip),
+        poll: duration(
+            issues,
+            "tx.poll_interval".into(),
+            t.poll_interval.as_deref(),
+            d.poll,
+        ),
+        finality_depth: t.finality_depth.unwrap_or(d.finality_depth),
+        default_confirmations: t.confirmations.unwrap_or(d.default_confirmations),
+    }
+}
+
+fn account(
+    issues: &mut Issues,
+    i: usize,
+    a: RawAccount,
+    allow_dev: bool,
+    chains: &[ChainConfig],
+    base: &Path,
+) -> Option<AccountConfig> {
+    let k = |f: &str| format!("accounts[{i}].{f}");
+    if !chains.iter().any(|c| c.name == a.chain) {
+        issues.add(
+            k("chain"),
+            format!("no [[chains]] entry is named {:?}", a.chain),
+        );
+    }
+    let caps = Caps {
+        max_fee: fee(issues, k("max_fee_per_gas"), a.max_fee_per_gas.as_deref()),
+        max_priority_fee: fee(
+            issues,
+            k("max_priority_fee_per_gas"),
+            a.max_priority_fee_per_gas.as_deref(),
+        ),
+    };
+    let signer = match (&a.keystore, &a.dev_key_env) {
+        (Some(file), None) => {
+            let password = secret(
+                issues,
+                |f| k(&format!("password{f}")),
+                a.password_env.as_deref(),
+                a.password_file.as_deref(),
+                "password",
+                base,
+            )?;
+            match keystore::open(&base.join(file), &password) {
+                Ok(key) => key,
+                Err(e) => {
+                    issues.add(k("keystore"), e.to_string());
+                    return None;
+                }
+            }
+        }
+        (None, Some(var)) => {
+            if !allow_dev {
+                issues.add(
+                    k("dev_key_env"),
+                    "raw keys are for anvil only: set tx.allow_dev_keys = true to use one",
+                );
+                return None;
+            }
+            let Some(hex) = std::env::var(var).ok().filter(|v| !v.is_empty()) else {
+                issues.add(
+                    k("dev_key_env"),
+                    format!("environment variable {var} is not set or empty"),
+                );
+                return None;
+            };
+            match LocalKey::dev(&hex, var) {
+                Ok(key) => key,
+                Err(e) => {
+                    issues.add(k("dev_key_env"), e.to_string());
+                    return None;
+                }
+            }
+        }
+        _ => {
+            issues.add(k("keystore"), "give exactly one of keystore or dev_key_env");
+            return None;
+        }
+    };
+    Some(AccountConfig {
+        chain: a.chain,
+        signer: Arc::new(signer),
+        caps,
+    })
+}
+
+/// Validates the transaction manager's sections.
+pub(super) fn tx_config(
+    issues: &mut Issues,
+    t: RawTx,
+    raw_accounts: Vec<RawAccount>,
+    raw_pools: Vec<RawPool>,
+    chains: &[ChainConfig],
+    base: &Path,
+) -> TxConfig {
+    let settings = settings(issues, &t);
+    let mut accounts: Vec<AccountConfig> = Vec::new();
+    for (i, a) in raw_accounts.into_iter().enumerate() {
+        if let Some(a) = account(issues, i, a, t.allow_dev_keys, chains, base) {
+            let address = a.signer.address();
+            if accounts
+                .iter()
+                .any(|o| o.chain == a.chain && o.signer.address() == address)
+            {
+                issues.add(
+                    format!("accounts[{i}]"),
+                    format!("{address:#x} is configured twice on {}", a.chain),
+                );
+            }
+            accounts.push(a);
+        }
+    }
+    let mut pools = HashMap::new();
+    for (i, p) in raw_pools.into_iter().enumerate() {
+        if !valid_name(&p.name) || p.name.starts_with("0x") {
+            issues.add(
+                format!("pools[{i}].name"),
+                format!(
+                    "{:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with 0x",
+                    p.name
+                ),
+            );
+        }
+        let mut members = Vec::new();
+        for (j, a) in p.accounts.iter().enumerate() {
+            match a.parse::<Address>() {
+                Ok(addr) if accounts.iter().any(|c| c.signer.address() == addr) => {
+                    members.push(addr)
+                }
+                Ok(addr) => issues.add(
+                    format!("pools[{i}].accounts[{j}]"),
+                    format!("{addr:#x} is not in [[accounts]]"),
+                ),
+                Err(_) => issues.add(format!("pools[{i}].accounts[{j}]"), "is not an address"),
+            }
+        }
+        if pools.insert(p.name.clone(), members).is_some() {
+            issues.add(
+                format!("pools[{i}].name"),
+                format!("{:?} is configured twice", p.name),
+            );
+        }
+    }
+    TxConfig {
+        settings,
+        accounts,
+        pools,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wei;
+
+    #[test]
+    fn amounts_with_units() {
+        assert_eq!(wei("200 gwei"), Ok(200_000_000_000));
+        assert_eq!(wei("0.5 gwei"), Ok(500_000_000));
+        assert_eq!(wei("7"), Ok(7));
+        assert_eq!(wei("1 ether"), Ok(1_000_000_000_000_000_000));
+        assert!(wei("12 furlongs").is_err());
+        assert!(wei("abc gwei").is_err());
+    }
+}
