@@ -334,3 +334,106 @@ async fn a_base_fee_spike_is_answered_with_a_fee_bump() {
         "the bump was mined"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_after_mined_is_retracked_and_confirmed_again() {
+    let f = fixture(Mining::Auto, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let mut body = keyed(&f, &from, "reorged");
+    body["confirmations"] = json!(3);
+    let id = f.manager.submit(&body).await.expect("ok").id;
+    let first = &until_status(&f, std::slice::from_ref(&id), "mined", 30).await[0];
+    let first_block = first["block_hash"].clone();
+    // The block holding it is replaced by an empty one.
+    f.anvil.reorg(1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        if v["status"] == "mined" && v["block_hash"] != first_block {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never re-mined after the reorg: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f.anvil.mine(3).await;
+    let v = &until_status(&f, &[id], "confirmed", 30).await[0];
+    assert_ne!(v["block_hash"], first_block, "confirmed in the new block");
+    let on_chain: Value = f
+        .anvil
+        .rpc("eth_getTransactionReceipt", json!([v["hash"]]))
+        .await;
+    assert_eq!(on_chain["blockHash"], v["block_hash"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_used_behind_ethgates_back_is_detected_and_the_request_still_mined() {
+    let f = fixture(Mining::Off, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let id = f
+        .manager
+        .submit(&keyed(&f, &from, "contested"))
+        .await
+        .expect("ok")
+        .id;
+    let v = &until_status(&f, std::slice::from_ref(&id), "pending", 30).await[0];
+    assert_eq!(v["nonce"], 0);
+    // Someone with the same key sends at nonce 0 with higher fees.
+    let out = std::process::Command::new(ethgate_testkit::tool("cast"))
+        .args([
+            "send",
+            "--async",
+            "--rpc-url",
+            &f.anvil.url,
+            "--private-key",
+            KEYS[0],
+        ])
+        .args([
+            "--nonce",
+            "0",
+            "--gas-price",
+            "100gwei",
+            "--priority-gas-price",
+            "50gwei",
+        ])
+        .arg(format!("{:#x}", Address::repeat_byte(9)))
+        .output()
+        .expect("cast send");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
+    let v = &until_status(&f, &[id], "confirmed", 60).await[0];
+    assert_eq!(v["nonce"], 1, "requeued onto the next free nonce");
+    assert_eq!(nonce_count(&f.anvil, f.accounts[0]).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_funds_is_a_clear_state_and_wedges_nothing_else() {
+    let f = fixture(Mining::Auto, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let mut broke = keyed(&f, &from, "too-expensive");
+    broke["value"] = json!("1000000000000000000000000000");
+    let broke = f.manager.submit(&broke).await.expect("ok").id;
+    let fine = f
+        .manager
+        .submit(&keyed(&f, &from, "affordable"))
+        .await
+        .expect("ok")
+        .id;
+    let v = &until_status(&f, std::slice::from_ref(&broke), "rejected", 30).await[0];
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.to_lowercase().contains("insufficient funds")),
+        "says why: {v}"
+    );
+    assert_eq!(v["nonce"], Value::Null, "no nonce taken");
+    let v = &until_status(&f, &[fine], "confirmed", 30).await[0];
+    assert_eq!(v["nonce"], 0);
+}
