@@ -47,6 +47,7 @@ pub async fn submit(
             format!("already used by transaction {id} with a different body"),
         )),
         Err(SubmitError::Store(e)) => Err(e.into()),
+        Err(SubmitError::Intake(e)) => Err(ApiError::internal(&e)),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_delivery;
+mod bench_tx;
 mod cli_keys_tx;
 mod commands;
 mod config;
@@ -146,6 +147,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3_000)]
         webhook: u64,
     },
+    /// Send the same contract calls with a raw signer and through
+    /// ethgate's API, over 1 and 8 accounts, on anvil.
+    Tx {
+        /// Transactions per run.
+        #[arg(long, default_value_t = 2_000)]
+        txs: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -175,6 +183,11 @@ async fn run(cli: Cli) -> ExitCode {
             command: BenchCommand::Delivery { amqp, webhook },
         } => {
             return report(bench_delivery::delivery(amqp, webhook).await);
+        }
+        Command::Bench {
+            command: BenchCommand::Tx { txs },
+        } => {
+            return report(bench_tx::tx(txs).await);
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         _ => {}

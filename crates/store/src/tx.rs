@@ -96,18 +96,29 @@ pub struct NewAttempt {
 pub struct TakeNonce<'a> {
     /// The request.
     pub tx_id: &'a str,
-    /// Chain id.
-    pub chain_id: u64,
-    /// Account, lower-case hex.
-    pub address: &'a str,
-    /// The account's next nonce as read before signing.
-    pub expected: u64,
-    /// The attempt signed at `expected`.
+    /// The attempt, signed at the nonce this item takes.
     pub attempt: &'a NewAttempt,
     /// The request's new state (JSON).
     pub state: &'a str,
     /// Its status word.
     pub status: &'a str,
+}
+
+/// A request's new state, for [`Store::set_tx_states`].
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    /// The request.
+    pub tx_id: String,
+    /// `core::tx::TxState` as JSON.
+    pub state: String,
+    /// Its status word.
+    pub status: String,
+    /// The nonce held afterwards (`None` releases it).
+    pub nonce: Option<u64>,
+    /// The block it is mined in, if it is.
+    pub block_number: Option<u64>,
+    /// An error worth showing, if any.
+    pub error: Option<String>,
 }
 
 /// A stored attempt.
@@ -169,36 +180,53 @@ impl Store {
     /// Records a new request, or finds the one with the same idempotency
     /// key.
     pub async fn insert_tx(&self, t: &NewTx<'_>) -> Result<Inserted, StoreError> {
-        let now = now_secs();
-        let done = sqlx::query(
-            "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(t.id)
-        .bind(t.idempotency_key)
-        .bind(t.body_hash)
-        .bind(to_i64(t.chain_id))
-        .bind(t.sender)
-        .bind(t.request)
-        .bind(t.state)
-        .bind(t.status)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(Inserted::Created);
-        }
-        let (id, hash): (String, String) =
-            sqlx::query_as("SELECT id, body_hash FROM tx_requests WHERE idempotency_key = ?")
-                .bind(t.idempotency_key)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(if hash == t.body_hash {
-            Inserted::Existing(id)
-        } else {
-            Inserted::Conflict(id)
+        let mut out = self.insert_txs(std::slice::from_ref(t)).await?;
+        out.pop().ok_or(StoreError::Corrupt {
+            what: "insert_tx",
+            detail: "no answer".into(),
         })
+    }
+
+    /// Records many requests in one transaction (the API's group commit),
+    /// answering for each as [`insert_tx`](Self::insert_tx) would.
+    pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
+        let now = now_secs();
+        let mut db = begin(self).await?;
+        let mut out = Vec::with_capacity(txs.len());
+        for t in txs {
+            let done = sqlx::query(
+                "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(t.id)
+            .bind(t.idempotency_key)
+            .bind(t.body_hash)
+            .bind(to_i64(t.chain_id))
+            .bind(t.sender)
+            .bind(t.request)
+            .bind(t.state)
+            .bind(t.status)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *db)
+            .await?;
+            if done.rows_affected() == 1 {
+                out.push(Inserted::Created);
+                continue;
+            }
+            let (id, hash): (String, String) =
+                sqlx::query_as("SELECT id, body_hash FROM tx_requests WHERE idempotency_key = ?")
+                    .bind(t.idempotency_key)
+                    .fetch_one(&mut *db)
+                    .await?;
+            out.push(if hash == t.body_hash {
+                Inserted::Existing(id)
+            } else {
+                Inserted::Conflict(id)
+            });
+        }
+        db.commit().await?;
+        Ok(out)
     }
 
     /// One request by id.
@@ -323,35 +351,42 @@ impl Store {
             .unwrap_or(at_least))
     }
 
-    /// Takes the account's next nonce for a request: records the signed
-    /// attempt at `expected` and the request's new state, and moves the
-    /// account's next nonce to `expected + 1` — all in one transaction, and
-    /// only if the next nonce is still `expected` (else `false`, nothing
-    /// written).
-    pub async fn take_nonce(&self, t: &TakeNonce<'_>) -> Result<bool, StoreError> {
-        let TakeNonce {
-            tx_id,
-            chain_id,
-            address,
-            expected,
-            attempt,
-            state,
-            status,
-        } = *t;
+    /// Takes consecutive nonces from `first` for a batch of requests: records
+    /// each signed attempt (item k signed at `first + k`) and the request's
+    /// new state, and moves the account's next nonce past them — all in one
+    /// transaction, and only if the next nonce is still `first` (else
+    /// `false`, nothing written).
+    pub async fn take_nonces(
+        &self,
+        chain_id: u64,
+        address: &str,
+        first: u64,
+        items: &[TakeNonce<'_>],
+    ) -> Result<bool, StoreError> {
         let mut db = begin(self).await?;
         let moved = sqlx::query(
-            "UPDATE tx_accounts SET next_nonce = next_nonce + 1 WHERE chain_id = ? AND address = ? AND next_nonce = ?",
+            "UPDATE tx_accounts SET next_nonce = next_nonce + ? WHERE chain_id = ? AND address = ? AND next_nonce = ?",
         )
+        .bind(items.len() as i64)
         .bind(to_i64(chain_id))
         .bind(address)
-        .bind(to_i64(expected))
+        .bind(to_i64(first))
         .execute(&mut *db)
         .await?;
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
-        insert_attempt(&mut db, tx_id, attempt).await?;
-        update_state(&mut db, tx_id, state, status, Some(expected), None, None).await?;
+        for (k, t) in items.iter().enumerate() {
+            let nonce = first + k as u64;
+            if t.attempt.nonce != nonce {
+                return Err(StoreError::Corrupt {
+                    what: "take_nonces",
+                    detail: format!("attempt {k} signed at {} not {nonce}", t.attempt.nonce),
+                });
+            }
+            insert_attempt(&mut db, t.tx_id, t.attempt).await?;
+            update_state(&mut db, t.tx_id, t.state, t.status, Some(nonce), None, None).await?;
+        }
         db.commit().await?;
         Ok(true)
     }
@@ -390,6 +425,29 @@ impl Store {
             .bind(tx_id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Saves many requests' new states in one transaction (a sender's
+    /// tick's worth).
+    pub async fn set_tx_states(&self, updates: &[StateUpdate]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut db = begin(self).await?;
+        for u in updates {
+            update_state(
+                &mut db,
+                &u.tx_id,
+                &u.state,
+                &u.status,
+                u.nonce,
+                u.block_number,
+                u.error.as_deref(),
+            )
+            .await?;
+        }
+        db.commit().await?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 //! (pre-EIP-1559) chains, and an operator bump past a fee cap.
 
 pub mod fees;
+mod intake;
 mod manager;
 pub mod metrics;
 pub mod request;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use alloy_primitives::Address;
-use ethgate_store::{Inserted, NewTx, Store, StoreError, TxRow};
+use ethgate_store::{Inserted, Store, StoreError, TxRow};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -26,6 +26,9 @@ pub enum SubmitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Recording the request failed (the store's message).
+    #[error("recording the request failed: {0}")]
+    Intake(String),
 }
 
 /// An accepted request.
@@ -63,6 +66,8 @@ pub struct TxManager {
     accounts: std::sync::Mutex<HashMap<(String, Address), Entry>>,
     /// Pool name → its accounts' addresses, per chain.
     pools: HashMap<String, Vec<Address>>,
+    /// The group-commit recorder of accepted requests.
+    intake: tokio::sync::mpsc::Sender<crate::intake::Job>,
 }
 
 struct Resolver<'a>(&'a TxManager);
@@ -113,6 +118,7 @@ fn new_id() -> String {
 
 impl TxManager {
     /// A manager over `accounts`; `pools` names sets of their addresses.
+    /// Call within a tokio runtime (it starts the request recorder).
     pub fn new(
         store: Store,
         settings: Settings,
@@ -133,6 +139,7 @@ impl TxManager {
             })
             .collect();
         TxManager {
+            intake: crate::intake::spawn(store.clone()),
             store,
             settings,
             chain_ids,
@@ -166,19 +173,22 @@ impl TxManager {
         let request_json = serde_json::to_string(&req).unwrap_or_default();
         let state = serde_json::to_string(&ethgate_core::TxState::Queued).unwrap_or_default();
         let sender = format!("{:#x}", req.from);
-        let inserted = self
-            .store
-            .insert_tx(&NewTx {
-                id: &id,
-                idempotency_key: &req.idempotency_key,
-                body_hash: &request::body_hash(body),
-                chain_id,
-                sender: &sender,
-                request: &request_json,
-                state: &state,
-                status: "queued",
-            })
-            .await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = crate::intake::Owned {
+            id: id.clone(),
+            idempotency_key: req.idempotency_key.clone(),
+            body_hash: request::body_hash(body),
+            chain_id,
+            sender,
+            request: request_json,
+            state,
+        };
+        let lost = || SubmitError::Intake("the request recorder stopped".into());
+        self.intake.send((job, reply)).await.map_err(|_| lost())?;
+        let inserted = answer
+            .await
+            .map_err(|_| lost())?
+            .map_err(SubmitError::Intake)?;
         match inserted {
             Inserted::Created => {
                 metrics::counter!(m::ACCEPTED, "chain" => req.chain.clone()).increment(1);

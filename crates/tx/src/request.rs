@@ -28,7 +28,7 @@ pub(crate) fn bad(field: &str, message: impl Into<String>) -> FieldError {
 
 /// How urgently a transaction should be mined: the priority-fee percentile
 /// of recent blocks it pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Speed {
     /// 10th percentile tip.

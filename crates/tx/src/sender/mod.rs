@@ -20,10 +20,12 @@ use ethgate_chain::{ChainError, EndpointPool, RpcErrorClass};
 use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState, step};
 use ethgate_core::{Effect, tx::Pending};
 use ethgate_keys::{Signer, UnsignedTx};
-use ethgate_store::{AttemptRow, NewAttempt, Store, StoreError, TakeNonce, TxRow};
+use ethgate_store::{AttemptRow, NewAttempt, Store, StoreError, TxRow};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
+
+mod queued;
 
 use crate::fees::{self, Caps, Fees};
 use crate::request::TxRequest;
@@ -80,10 +82,18 @@ struct Receipt {
     status: Option<alloy_primitives::U64>,
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// One tick's reading of the chain.
+struct Observed {
+    /// Receipts by attempt hash (`None`: not mined).
+    receipts: HashMap<String, Option<Receipt>>,
+    /// Canonical block hash by height, for heights holding mined requests.
+    canonical: HashMap<u64, B256>,
 }
 
 /// The sender of one account.
@@ -96,6 +106,14 @@ pub struct Sender {
     shared: Arc<Shared>,
     /// Attempts per request, loaded once and extended as this task signs.
     attempts: HashMap<String, Vec<AttemptRow>>,
+    /// State changes of this tick, written together at its end.
+    saves: Vec<ethgate_store::StateUpdate>,
+    /// Market fees by speed, read once per tick.
+    market: HashMap<crate::Speed, Fees>,
+    /// The head hash whose receipts were last read.
+    seen_head: Option<B256>,
+    /// A first attempt was signed after the last receipts were read.
+    signed_since: bool,
     /// The last tick's view of the chain.
     head: u64,
     latest_count: u64,
@@ -113,6 +131,10 @@ impl Sender {
             settings,
             shared,
             attempts: HashMap::new(),
+            market: HashMap::new(),
+            saves: Vec::new(),
+            seen_head: None,
+            signed_since: false,
             head: 0,
             latest_count: 0,
         }
@@ -147,11 +169,34 @@ impl Sender {
         Ok(n.to::<u64>())
     }
 
-    /// One pass over the account's open requests.
+    /// One pass over the account's open requests. The state changes it
+    /// decided are written even if it stops early: each was decided on
+    /// what the chain said.
     pub async fn tick(&mut self) -> Result<(), TickError> {
+        let result = self.tick_inner().await;
+        let saves = std::mem::take(&mut self.saves);
+        self.store.set_tx_states(&saves).await?;
+        result
+    }
+
+    async fn tick_inner(&mut self) -> Result<(), TickError> {
         let pool = self.account.pool.clone();
-        self.head = ethgate_chain::headers::block_number(&pool).await?;
+        self.market.clear();
+        // The count first: a block mined between the two reads then shows
+        // as a new head, never as a count without its receipts.
         self.latest_count = self.count("latest").await?;
+        let head = ethgate_chain::headers::header(&pool, ethgate_chain::BlockTag::Latest)
+            .await?
+            .ok_or_else(|| {
+                TickError::Corrupt("head".into(), "the node has no latest block".into())
+            })?;
+        self.head = head.number;
+        // Receipts change only with the chain: read them when the head
+        // moved (by number or, after a same-height reorg, by hash) or when
+        // a request was signed since.
+        let chain_moved = self.seen_head != Some(head.hash) || self.signed_since;
+        self.seen_head = Some(head.hash);
+        self.signed_since = false;
         let pending_count = self.count("pending").await?;
         // Nonces used by others (or by attempts this store never saw) are
         // skipped; ethgate's own next nonce is never lowered.
@@ -172,11 +217,16 @@ impl Sender {
         self.shared
             .open
             .store(rows.len(), std::sync::atomic::Ordering::Relaxed);
-        let mut in_flight = rows
+        let in_flight = rows
             .iter()
             .filter(|r| r.status == "pending" || r.status == "mined")
             .count();
-        let receipts = self.receipts(&rows).await?;
+        let observed = if chain_moved {
+            Some(self.observe(&rows).await?)
+        } else {
+            None
+        };
+        let mut queued = Vec::new();
         for row in &rows {
             let state: TxState = serde_json::from_str(&row.state)
                 .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
@@ -194,54 +244,56 @@ impl Sender {
                 continue;
             }
             match &state {
-                TxState::Queued if in_flight < self.settings.max_in_flight => {
-                    let started = self.queued(row, &req, &policy).await?;
-                    in_flight += usize::from(started);
+                TxState::Queued if queued.len() + in_flight < self.settings.max_in_flight => {
+                    queued.push((row, req, policy));
                 }
                 TxState::Pending(p) => {
-                    let event = self.pending_event(row, p, &receipts);
+                    let event = match &observed {
+                        Some(o) => self.pending_event(row, p, &o.receipts),
+                        None => TxEvent::Tick,
+                    };
                     self.apply(row, &req, &state, &event, &policy).await?;
                 }
                 TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
-                    let event = match receipts.get(&format!("{}", i.hash)) {
-                        Some(Some(r)) if r.block_hash == i.block_hash => {
-                            TxEvent::Depth((self.head + 1).saturating_sub(i.block_number))
-                        }
-                        _ => TxEvent::Reorged,
+                    let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
+                    let event = match &observed {
+                        // The chain has not moved since it was last read.
+                        None => depth,
+                        Some(o) => match o.canonical.get(&i.block_number) {
+                            Some(h) if *h == i.block_hash => depth,
+                            _ => TxEvent::Reorged,
+                        },
                     };
                     self.apply(row, &req, &state, &event, &policy).await?;
                 }
                 _ => {}
             }
         }
-        Ok(())
+        self.start(queued).await
     }
 
-    /// Receipts of every attempt of pending requests and of the included
-    /// attempt of mined ones, in one batch.
-    async fn receipts(
-        &mut self,
-        rows: &[TxRow],
-    ) -> Result<HashMap<String, Option<Receipt>>, TickError> {
+    /// What the chain says about in-flight requests: receipts of the
+    /// attempts of pending requests whose nonce the chain has used (a
+    /// nonce the chain has not reached has nothing to find), and the
+    /// canonical hash at each height holding a mined request — one header
+    /// per block instead of one receipt per transaction.
+    async fn observe(&mut self, rows: &[TxRow]) -> Result<Observed, TickError> {
         let mut hashes = Vec::new();
+        let mut heights = std::collections::BTreeSet::new();
         for row in rows {
             match row.status.as_str() {
-                "pending" => {
+                "pending" if row.nonce.is_some_and(|n| n < self.latest_count) => {
                     for a in self.attempts_of(&row.id).await? {
                         hashes.push(a.hash.clone());
                     }
                 }
                 "mined" | "confirmed" | "failed" => {
-                    if let Ok(TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i)) =
-                        serde_json::from_str::<TxState>(&row.state)
-                    {
-                        hashes.push(format!("{}", i.hash));
-                    }
+                    heights.extend(row.block_number);
                 }
                 _ => {}
             }
         }
-        let mut out = HashMap::new();
+        let mut receipts = HashMap::new();
         for chunk in hashes.chunks(100) {
             let calls: Vec<(&str, serde_json::Value)> = chunk
                 .iter()
@@ -249,10 +301,20 @@ impl Sender {
                 .collect();
             let answers = self.account.pool.batch::<Option<Receipt>>(&calls).await?;
             for (h, a) in chunk.iter().zip(answers) {
-                out.insert(h.clone(), a?);
+                receipts.insert(h.clone(), a?);
             }
         }
-        Ok(out)
+        let heights: Vec<u64> = heights.into_iter().collect();
+        let headers = ethgate_chain::headers::headers(&self.account.pool, &heights).await?;
+        let canonical = heights
+            .iter()
+            .zip(headers)
+            .filter_map(|(n, h)| Some((*n, h?.hash)))
+            .collect();
+        Ok(Observed {
+            receipts,
+            canonical,
+        })
     }
 
     async fn attempts_of(&mut self, id: &str) -> Result<&Vec<AttemptRow>, StoreError> {
@@ -291,87 +353,14 @@ impl Sender {
         TxEvent::Tick
     }
 
-    /// A queued request: expire it, or simulate it and take a nonce.
-    /// Returns whether it is now in flight.
-    async fn queued(
-        &mut self,
-        row: &TxRow,
-        req: &TxRequest,
-        policy: &Policy,
-    ) -> Result<bool, TickError> {
-        let (next, effects) = step(&TxState::Queued, &TxEvent::Tick, policy, now());
-        if next != TxState::Queued {
-            self.save(row, &next, None).await?;
-            self.emit(row, &next);
-            return Ok(false);
+    /// The market for `speed`, read once per tick.
+    async fn market(&mut self, speed: crate::Speed) -> Result<Fees, ChainError> {
+        if let Some(f) = self.market.get(&speed) {
+            return Ok(*f);
         }
-        if !effects.contains(&Effect::Simulate) {
-            return Ok(false);
-        }
-        let market = fees::market(&self.account.pool, req.speed, self.settings.min_tip).await?;
-        let caps = self.caps(req);
-        let fees = caps.clamp(market);
-        let gas = match self.simulate(req, fees).await {
-            Ok(gas) => gas,
-            Err(Simulation::Reverted(reason)) => {
-                let (next, _) = step(
-                    &TxState::Queued,
-                    &TxEvent::Simulated(Err(reason.clone())),
-                    policy,
-                    now(),
-                );
-                self.save(row, &next, Some(&reason)).await?;
-                self.emit(row, &next);
-                return Ok(false);
-            }
-            Err(Simulation::Unavailable(e)) => return Err(e.into()),
-        };
-        let (_, effects) = step(&TxState::Queued, &TxEvent::Simulated(Ok(())), policy, now());
-        if !effects.contains(&Effect::AssignNonce) {
-            return Ok(false);
-        }
-        let Some(nonce) = self
-            .store
-            .next_nonce(self.account.chain_id, &self.addr)
-            .await?
-        else {
-            return Ok(false);
-        };
-        let gas_limit = req
-            .gas_limit
-            .unwrap_or_else(|| gas.saturating_mul(self.settings.gas_margin_percent) / 100);
-        let attempt = self
-            .sign(
-                nonce,
-                req.to,
-                req.value,
-                req.data.clone(),
-                gas_limit,
-                fees,
-                false,
-            )
-            .await?;
-        let (next, effects) = step(&TxState::Queued, &TxEvent::Signed { nonce }, policy, now());
-        let state = serde_json::to_string(&next).unwrap_or_default();
-        let taken = self
-            .store
-            .take_nonce(&TakeNonce {
-                tx_id: &row.id,
-                chain_id: self.account.chain_id,
-                address: &self.addr,
-                expected: nonce,
-                attempt: &attempt,
-                state: &state,
-                status: next.status(),
-            })
-            .await?;
-        if !taken {
-            return Ok(false);
-        }
-        self.remember(&row.id, &attempt);
-        metrics::counter!(m::NONCES, "chain" => self.account.chain.clone()).increment(1);
-        self.execute(row, req, &next, &effects).await?;
-        Ok(true)
+        let f = fees::market(&self.account.pool, speed, self.settings.min_tip).await?;
+        self.market.insert(speed, f);
+        Ok(f)
     }
 
     fn caps(&self, req: &TxRequest) -> Caps {
@@ -393,13 +382,27 @@ impl Sender {
             "maxFeePerGas": U256::from(fees.max_fee),
             "maxPriorityFeePerGas": U256::from(fees.max_priority_fee),
         });
-        match self
-            .account
-            .pool
-            .call::<alloy_primitives::U64>("eth_estimateGas", json!([call]))
-            .await
-        {
-            Ok(g) => Ok(g.to::<u64>()),
+        // With a fixed gas limit one execution (eth_call) is enough; else
+        // the estimate is the simulation.
+        let outcome = match req.gas_limit {
+            Some(limit) => {
+                let mut call = call;
+                call["gas"] = json!(alloy_primitives::U64::from(limit));
+                self.account
+                    .pool
+                    .call::<Bytes>("eth_call", json!([call, "latest"]))
+                    .await
+                    .map(|_| limit)
+            }
+            None => self
+                .account
+                .pool
+                .call::<alloy_primitives::U64>("eth_estimateGas", json!([call]))
+                .await
+                .map(|g| g.to::<u64>()),
+        };
+        match outcome {
+            Ok(g) => Ok(g),
             Err(ChainError::Rpc {
                 message,
                 class: RpcErrorClass::Permanent,
@@ -470,7 +473,16 @@ impl Sender {
         event: &TxEvent,
         policy: &Policy,
     ) -> Result<(), TickError> {
-        let (next, effects) = step(state, event, policy, now());
+        let (mut next, mut effects) = step(state, event, policy, now());
+        if let (TxEvent::Included(_), TxState::Mined(i)) = (event, &next) {
+            // Already deep enough (one confirmation): no need to wait a tick.
+            let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
+            let (deeper, more) = step(&next, &depth, policy, now());
+            if deeper != next {
+                next = deeper;
+                effects.extend(more.into_iter().filter(|e| *e != Effect::Emit));
+            }
+        }
         if next == *state && effects.is_empty() {
             return Ok(());
         }
@@ -501,10 +513,10 @@ impl Sender {
         let TxState::Pending(p) = next else {
             return Ok(());
         };
-        let Some(last) = self.attempts.get(&row.id).and_then(|a| a.last()).cloned() else {
+        let Some(last) = self.attempts_of(&row.id).await?.last().cloned() else {
             return Ok(());
         };
-        let market = fees::market(&self.account.pool, req.speed, self.settings.min_tip).await?;
+        let market = self.market(req.speed).await?;
         let old = Fees {
             max_fee: last.max_fee,
             max_priority_fee: last.max_priority_fee,
@@ -559,8 +571,12 @@ impl Sender {
         self.broadcast(row, &attempt.raw).await
     }
 
+    /// Queues a request's new state; the tick writes all of them in one
+    /// transaction at its end. Only states the next tick could recompute
+    /// from the chain go this way: attempts, and the nonces they take, are
+    /// written before their broadcast.
     async fn save(
-        &self,
+        &mut self,
         row: &TxRow,
         next: &TxState,
         error: Option<&str>,
@@ -569,10 +585,15 @@ impl Sender {
             TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
             _ => None,
         };
-        let json = serde_json::to_string(next).unwrap_or_default();
-        self.store
-            .set_tx_state(&row.id, &json, next.status(), next.nonce(), block, error)
-            .await
+        self.saves.push(ethgate_store::StateUpdate {
+            tx_id: row.id.clone(),
+            state: serde_json::to_string(next).unwrap_or_default(),
+            status: next.status().to_owned(),
+            nonce: next.nonce(),
+            block_number: block,
+            error: error.map(str::to_owned),
+        });
+        Ok(())
     }
 
     async fn execute(
@@ -640,7 +661,7 @@ impl Sender {
 }
 
 /// The outcome of a simulation that did not succeed.
-enum Simulation {
+pub(super) enum Simulation {
     /// The call reverts (or the account cannot pay): reject the request.
     Reverted(String),
     /// No endpoint answered: try again next tick.

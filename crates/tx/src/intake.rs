@@ -1,0 +1,70 @@
+//! Group commit for accepted requests: concurrent API calls hand their
+//! validated request to one task, which records whatever has queued up in
+//! one database transaction. One commit per burst instead of one per
+//! request is what keeps the API's latency flat under load.
+
+use ethgate_store::{Inserted, NewTx, Store};
+use tokio::sync::{mpsc, oneshot};
+
+/// A validated request, owned, on its way to the store.
+pub(crate) struct Owned {
+    pub id: String,
+    pub idempotency_key: String,
+    pub body_hash: String,
+    pub chain_id: u64,
+    pub sender: String,
+    pub request: String,
+    pub state: String,
+}
+
+pub(crate) type Job = (Owned, oneshot::Sender<Result<Inserted, String>>);
+
+/// Requests recorded per transaction, at most.
+const BATCH: usize = 256;
+
+/// Starts the recording task; it ends when every sender is dropped.
+pub(crate) fn spawn(store: Store) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(4 * BATCH);
+    tokio::spawn(run(store, rx));
+    tx
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let news: Vec<NewTx<'_>> = jobs
+            .iter()
+            .map(|(o, _)| NewTx {
+                id: &o.id,
+                idempotency_key: &o.idempotency_key,
+                body_hash: &o.body_hash,
+                chain_id: o.chain_id,
+                sender: &o.sender,
+                request: &o.request,
+                state: &o.state,
+                status: "queued",
+            })
+            .collect();
+        let result = store.insert_txs(&news).await;
+        drop(news);
+        match result {
+            Ok(answers) => {
+                for ((_, reply), a) in jobs.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(a));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = jobs.len(), "recording requests failed");
+                for (_, reply) in jobs {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

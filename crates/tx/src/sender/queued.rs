@@ -1,0 +1,141 @@
+//! Queued requests, a tick's worth at a time: expire the expired, simulate
+//! the rest concurrently, sign in order at consecutive nonces, take all
+//! those nonces in one database transaction with the signed attempts, then
+//! broadcast them concurrently. Batching keeps the per-request cost near
+//! that of a raw sender while every write still precedes its broadcast.
+
+use ethgate_core::Effect;
+use ethgate_core::tx::{Policy, TxEvent, TxState, step};
+use ethgate_store::{NewAttempt, TakeNonce, TxRow};
+
+use super::{Sender, Simulation, TickError, now};
+use crate::request::TxRequest;
+
+/// Simulations in flight at once.
+const SIMULATIONS: usize = 32;
+
+impl Sender {
+    /// Starts queued requests (in creation order) up to the in-flight limit.
+    pub(super) async fn start(
+        &mut self,
+        queued: Vec<(&TxRow, TxRequest, Policy)>,
+    ) -> Result<(), TickError> {
+        let mut ready = Vec::new();
+        for (row, req, policy) in queued {
+            let (next, effects) = step(&TxState::Queued, &TxEvent::Tick, &policy, now());
+            if next != TxState::Queued {
+                self.save(row, &next, None).await?;
+                self.emit(row, &next);
+            } else if effects.contains(&Effect::Simulate) {
+                ready.push((row, req, policy));
+            }
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let mut fees = Vec::with_capacity(ready.len());
+        for (_, req, _) in &ready {
+            let market = self.market(req.speed).await?;
+            fees.push(self.caps(req).clamp(market));
+        }
+        let mut verdicts = Vec::with_capacity(ready.len());
+        for chunk in ready
+            .iter()
+            .zip(&fees)
+            .collect::<Vec<_>>()
+            .chunks(SIMULATIONS)
+        {
+            let sims = chunk.iter().map(|((_, req, _), f)| self.simulate(req, **f));
+            verdicts.extend(futures::future::join_all(sims).await);
+        }
+        // Sign in order; stop at the first request whose simulation could
+        // not run, so nonces follow creation order.
+        let Some(first) = self
+            .store
+            .next_nonce(self.account.chain_id, &self.addr)
+            .await?
+        else {
+            return Ok(());
+        };
+        let mut signed: Vec<(&TxRow, TxState, NewAttempt)> = Vec::new();
+        for (((row, req, policy), f), verdict) in ready.iter().zip(&fees).zip(verdicts) {
+            let gas = match verdict {
+                Ok(gas) => gas,
+                Err(Simulation::Reverted(reason)) => {
+                    let (next, _) = step(
+                        &TxState::Queued,
+                        &TxEvent::Simulated(Err(reason.clone())),
+                        policy,
+                        now(),
+                    );
+                    self.save(row, &next, Some(&reason)).await?;
+                    self.emit(row, &next);
+                    continue;
+                }
+                Err(Simulation::Unavailable(e)) => {
+                    tracing::warn!(tx = %row.id, error = %e, "simulation unavailable; retrying next tick");
+                    break;
+                }
+            };
+            let (_, effects) = step(&TxState::Queued, &TxEvent::Simulated(Ok(())), policy, now());
+            if !effects.contains(&Effect::AssignNonce) {
+                continue;
+            }
+            let nonce = first + signed.len() as u64;
+            let gas_limit = req
+                .gas_limit
+                .unwrap_or_else(|| gas.saturating_mul(self.settings.gas_margin_percent) / 100);
+            let attempt = self
+                .sign(
+                    nonce,
+                    req.to,
+                    req.value,
+                    req.data.clone(),
+                    gas_limit,
+                    *f,
+                    false,
+                )
+                .await?;
+            let (next, _) = step(&TxState::Queued, &TxEvent::Signed { nonce }, policy, now());
+            signed.push((row, next, attempt));
+        }
+        if signed.is_empty() {
+            return Ok(());
+        }
+        let states: Vec<String> = signed
+            .iter()
+            .map(|(_, next, _)| serde_json::to_string(next).unwrap_or_default())
+            .collect();
+        let items: Vec<TakeNonce<'_>> = signed
+            .iter()
+            .zip(&states)
+            .map(|((row, next, attempt), state)| TakeNonce {
+                tx_id: &row.id,
+                attempt,
+                state,
+                status: next.status(),
+            })
+            .collect();
+        let taken = self
+            .store
+            .take_nonces(self.account.chain_id, &self.addr, first, &items)
+            .await?;
+        if !taken {
+            return Ok(());
+        }
+        metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
+            .increment(signed.len() as u64);
+        for (row, next, attempt) in &signed {
+            self.remember(&row.id, attempt);
+            self.emit(row, next);
+        }
+        self.signed_since = true;
+        for chunk in signed.chunks(SIMULATIONS * 2) {
+            let sends = chunk.iter().map(|(row, _, a)| self.broadcast(row, &a.raw));
+            for r in futures::future::join_all(sends).await {
+                r?;
+            }
+        }
+        Ok(())
+    }
+}
