@@ -88,7 +88,20 @@ pub async fn events(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::EventsRead)?;
-    let spec = find(&state, &name)?;
+    // A configured stream, or a chain's transaction status stream
+    // (`tx.<chain>`) once its senders have registered it.
+    let stream = match find(&state, &name) {
+        Ok(spec) => spec.name.clone(),
+        Err(e) => {
+            let is_status = name.starts_with("tx.")
+                && state.tx.is_some()
+                && state.store.stream(&name).await?.is_some();
+            if !is_status {
+                return Err(e);
+            }
+            name.clone()
+        }
+    };
     let p = params::parse(query.as_deref(), &["after", "limit", "wait"])?;
     let after = params::int(&p, "after", 0, 0, i64::MAX as u64)?;
     let limit = params::int(&p, "limit", 100, 1, MAX_LIMIT)?;
@@ -100,7 +113,7 @@ pub async fn events(
         changes.borrow_and_update();
         let page = state
             .store
-            .events_after(&spec.name, after, limit as u32)
+            .events_after(&stream, after, limit as u32)
             .await?;
         if !page.is_empty() || Instant::now() >= deadline || *stopping.borrow() {
             break page;
@@ -114,7 +127,7 @@ pub async fn events(
     let next = page.last().map_or(after, |e| e.seq);
     let mut body = String::with_capacity(64 + page.len() * 1024);
     body.push_str("{\"stream\":");
-    body.push_str(&serde_json::to_string(&spec.name).unwrap_or_default());
+    body.push_str(&serde_json::to_string(&stream).unwrap_or_default());
     body.push_str(",\"events\":[");
     for (i, e) in page.iter().enumerate() {
         if i > 0 {

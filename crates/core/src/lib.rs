@@ -13,9 +13,11 @@ pub mod decode;
 pub mod envelope;
 pub mod stream;
 pub mod tx;
+pub mod tx_envelope;
 
 pub use block::BlockRef;
 pub use decode::{DecodeError, Decoded, EventDecoder};
 pub use envelope::{EventEnvelope, RawLog, event_id};
 pub use stream::{Confirmations, StreamSpec};
 pub use tx::{Effect, TxEvent, TxState};
+pub use tx_envelope::{Envelope, TxEnvelope};

@@ -1,7 +1,7 @@
 //! Redelivering a dead letter: the parked batch is sent to its sink again,
 //! as it was, and forgotten once acknowledged.
 
-use ethgate_core::EventEnvelope;
+use ethgate_core::{Envelope, EventEnvelope, TxEnvelope};
 use ethgate_store::{DeadLetter, Store, StoreError, StoredEnvelope};
 
 use crate::{Sink, SinkError};
@@ -38,19 +38,27 @@ pub async fn redeliver(
             sink: sink.name().to_owned(),
             id,
         })?;
-    let envelopes: Vec<EventEnvelope> =
-        serde_json::from_str(&dl.payload).map_err(|e| StoreError::Corrupt {
-            what: "dead_letters.payload",
-            detail: e.to_string(),
-        })?;
-    let batch: Vec<StoredEnvelope> = envelopes
-        .into_iter()
-        .enumerate()
-        .map(|(i, envelope)| StoredEnvelope {
-            seq: envelope.seq.unwrap_or(dl.first_seq + i as u64),
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        what: "dead_letters.payload",
+        detail: e.to_string(),
+    };
+    let values: Vec<serde_json::Value> = serde_json::from_str(&dl.payload).map_err(corrupt)?;
+    let mut batch: Vec<StoredEnvelope> = Vec::with_capacity(values.len());
+    for (i, v) in values.into_iter().enumerate() {
+        let envelope = if v["kind"] == "tx" {
+            Envelope::Tx(serde_json::from_value::<TxEnvelope>(v).map_err(corrupt)?)
+        } else {
+            Envelope::Event(serde_json::from_value::<EventEnvelope>(v).map_err(corrupt)?)
+        };
+        let seq = match &envelope {
+            Envelope::Event(e) => e.seq,
+            Envelope::Tx(t) => t.seq,
+        };
+        batch.push(StoredEnvelope {
+            seq: seq.unwrap_or(dl.first_seq + i as u64),
             envelope,
-        })
-        .collect();
+        });
+    }
     sink.send(&batch).await?;
     store.delete_dead_letter(dl.id).await?;
     tracing::info!(sink = %sink.name(), id, first = dl.first_seq, last = dl.last_seq, "dead letter redelivered");

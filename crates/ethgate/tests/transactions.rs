@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U64, keccak256};
-use common::{ShowLog, serve};
+use common::{Destination, ShowLog, serve};
 use ethgate_testkit::{Anvil, free_port};
 use serde_json::{Value, json};
 
@@ -74,16 +74,19 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         )
         .await;
 
+    let hook = common::Webhook::start(u64::MAX).await;
     let port = free_port();
     std::fs::write(
         dir.path().join("ethgate.toml"),
         format!(
             "[api]\nlisten = \"127.0.0.1:{port}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\n\n\
-             [tx]\nallow_dev_keys = true\nresubmit_after = \"2s\"\nbump_after = \"20s\"\npoll_interval = \"200ms\"\n\n\
+             [[sinks]]\nname = \"hook\"\n{}\n\n\
+             [tx]\nallow_dev_keys = true\nresubmit_after = \"2s\"\nbump_after = \"20s\"\npoll_interval = \"200ms\"\nsinks = [\"hook\"]\n\n\
              [[accounts]]\nchain = \"anvil\"\nkeystore = \"{}\"\npassword_env = \"OPS_PASSWORD\"\n\n\
              [[accounts]]\nchain = \"anvil\"\ndev_key_env = \"DEV_KEY\"\n\n\
              [[pools]]\nname = \"ops\"\naccounts = [\"{keystore_account:#x}\", \"0x70997970c51812dc3a010c7d01b50e0d17dc79c8\"]\n",
             anvil.url,
+            hook.sink_toml(),
             file.display()
         ),
     )
@@ -92,6 +95,7 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         ("OPS_PASSWORD", PASSWORD.to_owned()),
         ("DEV_KEY", DEV_KEY.to_owned()),
         ("ETHGATE_LOG", "debug".to_owned()),
+        ("HOOK_SECRET", hook.env()[0].1.clone()),
     ];
     let out = std::process::Command::new(bin)
         .args(["token", "create", "--scope", "tx:write"])
@@ -201,6 +205,62 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         assert!(Instant::now() < deadline, "only {n} of 300 confirmed");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Status envelopes reached the webhook: every request's `confirmed`,
+    // after its `pending`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = hook.received().await;
+        let mut confirmed = std::collections::HashSet::new();
+        let mut pending = std::collections::HashSet::new();
+        for d in &got {
+            let e = &d.envelope;
+            assert_eq!(e["kind"], "tx", "only status envelopes on this sink");
+            let id = e["tx_id"].as_str().unwrap_or_default().to_owned();
+            match e["status"].as_str() {
+                Some("pending") => {
+                    pending.insert(id);
+                }
+                Some("confirmed") => {
+                    assert!(pending.contains(&id), "{id}: confirmed before pending");
+                    confirmed.insert(id);
+                }
+                _ => {}
+            }
+        }
+        if ids.values().all(|id| confirmed.contains(id)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status envelopes of {} of 300 confirmations delivered",
+            confirmed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same status stream through the pull API.
+    let out = std::process::Command::new(bin)
+        .args(["token", "create", "--scope", "events:read"])
+        .current_dir(dir.path())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("token create");
+    let reader = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let page: Value = http
+        .get(format!("{base}/v1/streams/tx.anvil/events?after=0&limit=5"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .expect("pull")
+        .json()
+        .await
+        .expect("json");
+    let events = page["events"].as_array().expect("events");
+    assert_eq!(events.len(), 5, "{page}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["kind"] == "tx" && e["seq"].is_u64())
+    );
     ethgate.kill().await.expect("stop");
 
     // On chain: each key exactly once; nonces contiguous per account.

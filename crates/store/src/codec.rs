@@ -15,7 +15,7 @@
 //! means null.
 
 use alloy_primitives::{Address, B256, Bytes};
-use ethgate_core::{Decoded, EventEnvelope, RawLog, event_id};
+use ethgate_core::{Decoded, Envelope, EventEnvelope, RawLog, TxEnvelope, event_id};
 
 const VERSION: u8 = 1;
 const NULL: u16 = u16::MAX;
@@ -173,18 +173,51 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Flag of a transaction status record: the rest after the (zero) block
+/// number is the status envelope's JSON.
+const TX_RECORD: u8 = 2;
+
+/// Appends a transaction status envelope (its JSON) as a length-prefixed
+/// record. Status records have block number 0 and are never retracted.
+pub fn encode_tx(json: &str, out: &mut Vec<u8>) {
+    let len = (2 + 8 + json.len()) as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(VERSION);
+    out.push(TX_RECORD);
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+}
+
 /// Rebuilds the envelope of a record of `stream` on `chain_id`.
 pub fn decode(
     record: &[u8],
     stream: &str,
     chain_id: u64,
     seq: u64,
-) -> Result<EventEnvelope, CodecError> {
+) -> Result<Envelope, CodecError> {
     let mut r = Reader(record);
     if r.u8()? != VERSION {
         return Err(CodecError("unknown version"));
     }
-    let removed = r.u8()? & 1 == 1;
+    let flags = r.u8()?;
+    if flags & TX_RECORD != 0 {
+        let _block = r.u64()?;
+        let mut t: TxEnvelope =
+            serde_json::from_slice(r.0).map_err(|_| CodecError("status envelope JSON"))?;
+        t.seq = Some(seq);
+        return Ok(Envelope::Tx(t));
+    }
+    decode_event(r, flags, stream, chain_id, seq).map(Envelope::Event)
+}
+
+fn decode_event(
+    mut r: Reader<'_>,
+    flags: u8,
+    stream: &str,
+    chain_id: u64,
+    seq: u64,
+) -> Result<EventEnvelope, CodecError> {
+    let removed = flags & 1 == 1;
     let block_number = r.u64()?;
     let block_timestamp = r.u64()?;
     let tx_index = u64::from(r.u32()?);
@@ -270,14 +303,49 @@ mod tests {
             assert_eq!(block_number(recs[0]).expect("block"), 77);
             let mut want = EventEnvelope::from_log("s", 10, &log, 1_700_000_000, d);
             want.seq = Some(4);
-            assert_eq!(decode(recs[1], "s", 10, 4).expect("decodes"), want);
+            assert_eq!(
+                decode(recs[1], "s", 10, 4).expect("decodes"),
+                Envelope::Event(want.clone())
+            );
             let mut r = Vec::new();
             push_retraction(recs[0], &mut r);
             let back =
                 decode(records(&r).next().expect("one").expect("ok"), "s", 10, 4).expect("decodes");
+            let Envelope::Event(back) = back else {
+                panic!("an event")
+            };
             assert!(back.removed);
             assert_eq!(back.id, want.id);
         }
+    }
+
+    #[test]
+    fn a_status_record_round_trips_and_reads_block_zero() {
+        let t = TxEnvelope {
+            id: "tx_1:confirmed".into(),
+            kind: "tx".into(),
+            tx_id: "tx_1".into(),
+            idempotency_key: "k".into(),
+            chain_id: 5,
+            from: "0xab".into(),
+            nonce: Some(3),
+            status: "confirmed".into(),
+            hash: Some("0x01".into()),
+            block_number: Some(9),
+            error: None,
+            metadata: serde_json::json!({"order": 7}),
+            seq: None,
+        };
+        let mut buf = Vec::new();
+        encode_tx(&serde_json::to_string(&t).expect("json"), &mut buf);
+        let rec = records(&buf).next().expect("one").expect("ok");
+        assert_eq!(block_number(rec).expect("block"), 0);
+        let mut want = t.clone();
+        want.seq = Some(12);
+        assert_eq!(
+            decode(rec, "tx.x", 5, 12).expect("decodes"),
+            Envelope::Tx(want)
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub use outbox::{RangeCommit, StoredEnvelope};
 pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::TokenRow;
-pub use tx::{AttemptRow, Inserted, NewAttempt, NewTx, StateUpdate, TakeNonce, TxRow};
+pub use tx::{
+    AttemptRow, Inserted, NewAttempt, NewTx, StateUpdate, StatusEnvelopes, TakeNonce, TxRow,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

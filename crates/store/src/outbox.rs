@@ -5,7 +5,7 @@
 //! (see the migration), so recording costs one row per segment rather than
 //! one per event, and a retraction moves one watermark per segment.
 
-use ethgate_core::{BlockRef, EventEnvelope};
+use ethgate_core::{BlockRef, Envelope};
 use sqlx::{Sqlite, Transaction};
 
 use crate::codec::{self, NewEvent};
@@ -37,8 +37,8 @@ pub struct RangeCommit<'a> {
 pub struct StoredEnvelope {
     /// Outbox sequence number, per stream, from 1.
     pub seq: u64,
-    /// The envelope, `seq` set.
-    pub envelope: EventEnvelope,
+    /// The envelope (an event or a transaction status), `seq` set.
+    pub envelope: Envelope,
 }
 
 impl StoredEnvelope {

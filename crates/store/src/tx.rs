@@ -362,6 +362,7 @@ impl Store {
         address: &str,
         first: u64,
         items: &[TakeNonce<'_>],
+        status: StatusEnvelopes<'_>,
     ) -> Result<bool, StoreError> {
         let mut db = begin(self).await?;
         let moved = sqlx::query(
@@ -387,7 +388,11 @@ impl Store {
             insert_attempt(&mut db, t.tx_id, t.attempt).await?;
             update_state(&mut db, t.tx_id, t.state, t.status, Some(nonce), None, None).await?;
         }
+        let appended = append_status(&mut db, status).await?;
         db.commit().await?;
+        if appended {
+            self.notify();
+        }
         Ok(true)
     }
 
@@ -430,11 +435,16 @@ impl Store {
 
     /// Saves many requests' new states in one transaction (a sender's
     /// tick's worth).
-    pub async fn set_tx_states(&self, updates: &[StateUpdate]) -> Result<(), StoreError> {
-        if updates.is_empty() {
+    pub async fn set_tx_states(
+        &self,
+        updates: &[StateUpdate],
+        status: StatusEnvelopes<'_>,
+    ) -> Result<(), StoreError> {
+        if updates.is_empty() && status.json.is_empty() {
             return Ok(());
         }
         let mut db = begin(self).await?;
+        let appended = append_status(&mut db, status).await?;
         for u in updates {
             update_state(
                 &mut db,
@@ -448,6 +458,9 @@ impl Store {
             .await?;
         }
         db.commit().await?;
+        if appended {
+            self.notify();
+        }
         Ok(())
     }
 
@@ -467,6 +480,55 @@ impl Store {
         db.commit().await?;
         Ok(())
     }
+}
+
+/// Status envelopes to append to a stream's outbox in the same
+/// transaction as the state changes they report.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusEnvelopes<'a> {
+    /// The outbox stream (registered with `ensure_stream`).
+    pub stream: &'a str,
+    /// Each envelope's JSON.
+    pub json: &'a [String],
+}
+
+/// Appends status records as one outbox segment; whether any were.
+async fn append_status(
+    db: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    status: StatusEnvelopes<'_>,
+) -> Result<bool, StoreError> {
+    if status.json.is_empty() {
+        return Ok(false);
+    }
+    let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
+        .bind(status.stream)
+        .fetch_optional(&mut **db)
+        .await?;
+    let next = next.ok_or_else(|| StoreError::UnknownStream(status.stream.to_owned()))?;
+    let mut payload = Vec::new();
+    for j in status.json {
+        crate::codec::encode_tx(j, &mut payload);
+    }
+    let n = status.json.len() as i64;
+    sqlx::query(
+        "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES (?, ?, ?, 0, 0, 0, ?)",
+    )
+    .bind(status.stream)
+    .bind(next)
+    .bind(next + n - 1)
+    .bind(payload)
+    .execute(&mut **db)
+    .await?;
+    sqlx::query(
+        "UPDATE streams SET next_seq = next_seq + ?, events_recorded = events_recorded + ?, updated_at = ? WHERE name = ?",
+    )
+    .bind(n)
+    .bind(n)
+    .bind(now_secs())
+    .bind(status.stream)
+    .execute(&mut **db)
+    .await?;
+    Ok(true)
 }
 
 async fn insert_attempt(

@@ -192,6 +192,40 @@ async fn concurrent_requests_over_four_accounts_all_confirm_with_contiguous_nonc
         let a: Address = account.parse().expect("address");
         assert_eq!(nonce_count(&f.anvil, a).await, n, "{account}: chain agrees");
     }
+    // Every state change is on the outbox, in order, as a status envelope.
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = f
+            .store
+            .events_after("tx.anvil", after, 1000)
+            .await
+            .expect("outbox");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            let ethgate_core::Envelope::Tx(t) = &e.envelope else {
+                panic!("only status envelopes on tx.anvil")
+            };
+            assert_eq!(t.kind, "tx");
+            seen.entry(t.tx_id.clone())
+                .or_default()
+                .push(t.status.clone());
+        }
+    }
+    for id in &ids {
+        assert_eq!(
+            seen.get(id).map(Vec::as_slice),
+            Some(
+                &[
+                    "pending".to_owned(),
+                    "mined".to_owned(),
+                    "confirmed".to_owned()
+                ][..]
+            ),
+            "{id}: pending, mined, confirmed — each once, in order"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

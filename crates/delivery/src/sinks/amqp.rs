@@ -44,14 +44,18 @@ impl fmt::Debug for AmqpConfig {
     }
 }
 
-/// The routing key of an envelope.
-pub fn routing_key(e: &ethgate_core::EventEnvelope) -> String {
-    format!(
-        "event.{}.{}.{}",
-        e.chain_id,
-        e.address,
-        e.event.as_deref().unwrap_or("unknown")
-    )
+/// The routing key of an envelope: `event.<chain_id>.<address>.<Event>`,
+/// or `tx.<chain_id>.<status>` for a transaction status.
+pub fn routing_key(e: &ethgate_core::Envelope) -> String {
+    match e {
+        ethgate_core::Envelope::Event(e) => format!(
+            "event.{}.{}.{}",
+            e.chain_id,
+            e.address,
+            e.event.as_deref().unwrap_or("unknown")
+        ),
+        ethgate_core::Envelope::Tx(t) => format!("tx.{}.{}", t.chain_id, t.status),
+    }
 }
 
 /// Publishes to one exchange over one connection, reconnecting on failure.
@@ -128,15 +132,17 @@ impl AmqpSink {
             body.clear();
             env.write_json(&mut body);
             let mut headers = FieldTable::default();
-            headers.insert(
-                "stream".into(),
-                AMQPValue::LongString(env.stream.clone().into()),
-            );
-            if let Some(t) = env.topic0 {
+            if let Some(ev) = env.as_event() {
                 headers.insert(
-                    "topic0".into(),
-                    AMQPValue::LongString(format!("{t}").into()),
+                    "stream".into(),
+                    AMQPValue::LongString(ev.stream.clone().into()),
                 );
+                if let Some(t) = ev.topic0 {
+                    headers.insert(
+                        "topic0".into(),
+                        AMQPValue::LongString(format!("{t}").into()),
+                    );
+                }
             }
             let props = BasicProperties::default()
                 .with_message_id(env.delivery_id().into())

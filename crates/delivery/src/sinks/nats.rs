@@ -44,14 +44,18 @@ impl fmt::Debug for NatsConfig {
     }
 }
 
-/// The subject of an envelope.
-pub fn subject(prefix: &str, e: &ethgate_core::EventEnvelope) -> String {
-    format!(
-        "{prefix}.event.{}.{}.{}",
-        e.chain_id,
-        e.address,
-        e.event.as_deref().unwrap_or("unknown")
-    )
+/// The subject of an envelope: `<prefix>.event.<chain_id>.<address>.<Event>`,
+/// or `<prefix>.tx.<chain_id>.<status>` for a transaction status.
+pub fn subject(prefix: &str, e: &ethgate_core::Envelope) -> String {
+    match e {
+        ethgate_core::Envelope::Event(e) => format!(
+            "{prefix}.event.{}.{}.{}",
+            e.chain_id,
+            e.address,
+            e.event.as_deref().unwrap_or("unknown")
+        ),
+        ethgate_core::Envelope::Tx(t) => format!("{prefix}.tx.{}.{}", t.chain_id, t.status),
+    }
 }
 
 /// Publishes to JetStream, reconnecting after a failure.
@@ -118,7 +122,9 @@ impl NatsSink {
                 async_nats::header::NATS_MESSAGE_ID,
                 env.delivery_id().as_str(),
             );
-            headers.insert("Ethgate-Stream", env.stream.as_str());
+            if let Some(ev) = env.as_event() {
+                headers.insert("Ethgate-Stream", ev.stream.as_str());
+            }
             let ack = ctx
                 .publish_with_headers(
                     subject(&self.cfg.subject_prefix, env),

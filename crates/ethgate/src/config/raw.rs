@@ -56,6 +56,9 @@ pub struct RawTx {
     /// Accept `dev_key_env` accounts (raw keys: for anvil only).
     #[serde(default)]
     pub allow_dev_keys: bool,
+    /// `[[sinks]]` that receive transaction status envelopes.
+    #[serde(default)]
+    pub sinks: Vec<String>,
 }
 
 /// `[[accounts]]`: an operational account ethgate sends from.

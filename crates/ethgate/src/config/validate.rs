@@ -329,8 +329,28 @@ pub fn validate(
             streams.push(spec);
         }
     }
+    let tx_sinks = raw.tx.sinks.clone();
     let tx =
         super::accounts::tx_config(&mut issues, raw.tx, raw.accounts, raw.pools, &chains, base);
+    // Status envelopes: one outbox stream per chain with accounts.
+    for (j, name) in tx_sinks.iter().enumerate() {
+        if !sinks.iter().any(|w| w.name() == name) {
+            issues.add(
+                format!("tx.sinks[{j}]"),
+                format!("no [[sinks]] entry is named {name:?}"),
+            );
+            continue;
+        }
+        let mut chains_used: Vec<&str> = tx.accounts.iter().map(|a| a.chain.as_str()).collect();
+        chains_used.sort_unstable();
+        chains_used.dedup();
+        for chain in chains_used {
+            let route = (format!("tx.{chain}"), name.clone());
+            if !routes.contains(&route) {
+                routes.push(route);
+            }
+        }
+    }
     if !issues.0.is_empty() {
         return Err(issues.0);
     }

@@ -20,7 +20,7 @@ use ethgate_chain::{ChainError, EndpointPool, RpcErrorClass};
 use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState, step};
 use ethgate_core::{Effect, tx::Pending};
 use ethgate_keys::{Signer, UnsignedTx};
-use ethgate_store::{AttemptRow, NewAttempt, Store, StoreError, TxRow};
+use ethgate_store::{AttemptRow, NewAttempt, StatusEnvelopes, Store, StoreError, TxRow};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
@@ -108,6 +108,10 @@ pub struct Sender {
     attempts: HashMap<String, Vec<AttemptRow>>,
     /// State changes of this tick, written together at its end.
     saves: Vec<ethgate_store::StateUpdate>,
+    /// Status envelopes of this tick's state changes, written with them.
+    envelopes: Vec<String>,
+    /// The outbox stream of this chain's status envelopes: `tx.<chain>`.
+    stream: String,
     /// Market fees by speed, read once per tick.
     market: HashMap<crate::Speed, Fees>,
     /// The head hash whose receipts were last read.
@@ -123,6 +127,7 @@ impl Sender {
     /// A sender for `account`.
     pub fn new(account: Account, store: Store, settings: Settings, shared: Arc<Shared>) -> Self {
         let address = account.signer.address();
+        let stream = format!("tx.{}", account.chain);
         Sender {
             addr: format!("{address:#x}"),
             address,
@@ -133,6 +138,8 @@ impl Sender {
             attempts: HashMap::new(),
             market: HashMap::new(),
             saves: Vec::new(),
+            envelopes: Vec::new(),
+            stream,
             seen_head: None,
             signed_since: false,
             head: 0,
@@ -144,6 +151,17 @@ impl Sender {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(chain = %self.account.chain, account = %self.addr, "sender started");
         let shared = self.shared.clone();
+        while let Err(e) = self
+            .store
+            .ensure_stream(&self.stream, self.account.chain_id)
+            .await
+        {
+            tracing::warn!(stream = %self.stream, error = %e, "cannot register the status stream; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.poll) => {}
+                _ = shutdown.wait_for(|v| *v) => return,
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 break;
@@ -175,7 +193,16 @@ impl Sender {
     pub async fn tick(&mut self) -> Result<(), TickError> {
         let result = self.tick_inner().await;
         let saves = std::mem::take(&mut self.saves);
-        self.store.set_tx_states(&saves).await?;
+        let envelopes = std::mem::take(&mut self.envelopes);
+        self.store
+            .set_tx_states(
+                &saves,
+                StatusEnvelopes {
+                    stream: &self.stream,
+                    json: &envelopes,
+                },
+            )
+            .await?;
         result
     }
 
@@ -479,6 +506,9 @@ impl Sender {
             let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
             let (deeper, more) = step(&next, &depth, policy, now());
             if deeper != next {
+                // Both changes are reported: mined, then confirmed.
+                self.save(row, &next, None).await?;
+                self.emit(row, &next);
                 next = deeper;
                 effects.extend(more.into_iter().filter(|e| *e != Effect::Emit));
             }
@@ -654,9 +684,50 @@ impl Sender {
         Ok(())
     }
 
-    fn emit(&self, row: &TxRow, next: &TxState) {
+    /// Queues the status envelope of a state change; the tick writes it
+    /// with the state change, in one transaction.
+    fn emit(&mut self, row: &TxRow, next: &TxState) {
         metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
         tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
+        let json = self.status_envelope(row, next);
+        self.envelopes.push(json);
+    }
+
+    /// The status envelope (JSON) of `row` entering `next`.
+    pub(super) fn status_envelope(&self, row: &TxRow, next: &TxState) -> String {
+        let request: serde_json::Value =
+            serde_json::from_str(&row.request).unwrap_or(serde_json::Value::Null);
+        let latest = self
+            .attempts
+            .get(&row.id)
+            .and_then(|a| a.last())
+            .map(|a| a.hash.clone());
+        let (hash, block_number) = match next {
+            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
+                (Some(format!("{}", i.hash)), Some(i.block_number))
+            }
+            _ => (latest, None),
+        };
+        let error = match next {
+            TxState::Rejected { reason } => Some(reason.clone()),
+            _ => row.error.clone(),
+        };
+        let envelope = ethgate_core::TxEnvelope {
+            id: format!("{}:{}", row.id, next.status()),
+            kind: "tx".to_owned(),
+            tx_id: row.id.clone(),
+            idempotency_key: row.idempotency_key.clone(),
+            chain_id: self.account.chain_id,
+            from: self.addr.clone(),
+            nonce: next.nonce(),
+            status: next.status().to_owned(),
+            hash,
+            block_number,
+            error,
+            metadata: request["metadata"].clone(),
+            seq: None,
+        };
+        serde_json::to_string(&envelope).unwrap_or_default()
     }
 }
 

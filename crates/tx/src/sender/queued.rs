@@ -6,7 +6,7 @@
 
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
-use ethgate_store::{NewAttempt, TakeNonce, TxRow};
+use ethgate_store::{NewAttempt, StatusEnvelopes, TakeNonce, TxRow};
 
 use super::{Sender, Simulation, TickError, now};
 use crate::request::TxRequest;
@@ -116,18 +116,39 @@ impl Sender {
                 status: next.status(),
             })
             .collect();
+        for (row, _, attempt) in &signed {
+            self.remember(&row.id, attempt);
+        }
+        // The `pending` status envelopes go in the same transaction as the
+        // nonces and attempts they report.
+        let envelopes: Vec<String> = signed
+            .iter()
+            .map(|(row, next, _)| self.status_envelope(row, next))
+            .collect();
         let taken = self
             .store
-            .take_nonces(self.account.chain_id, &self.addr, first, &items)
+            .take_nonces(
+                self.account.chain_id,
+                &self.addr,
+                first,
+                &items,
+                StatusEnvelopes {
+                    stream: &self.stream,
+                    json: &envelopes,
+                },
+            )
             .await?;
         if !taken {
+            for (row, _, _) in &signed {
+                self.attempts.remove(&row.id);
+            }
             return Ok(());
         }
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
-        for (row, next, attempt) in &signed {
-            self.remember(&row.id, attempt);
-            self.emit(row, next);
+        for (row, next, _) in &signed {
+            metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
+            tracing::info!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
         self.signed_since = true;
         for chunk in signed.chunks(SIMULATIONS * 2) {

@@ -1,0 +1,80 @@
+//! The transaction status envelope, and the union of what the outbox
+//! carries. A status envelope is written (in the same database transaction
+//! as the state change) every time a transaction request changes state, so
+//! every sink that delivers events also tells services when their
+//! transactions are pending, mined, confirmed, reorged back or ended.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::EventEnvelope;
+
+/// `{ "id", "kind": "tx", "tx_id", "idempotency_key", "chain_id", "from",
+/// "nonce", "status", "hash", "block_number", "error", "metadata", "seq" }`
+/// (DESIGN.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxEnvelope {
+    /// `<tx_id>:<status>`; with `seq` it identifies the outbox entry.
+    pub id: String,
+    /// Always `"tx"`.
+    pub kind: String,
+    /// The request's id.
+    pub tx_id: String,
+    /// The caller's idempotency key.
+    pub idempotency_key: String,
+    /// Chain id.
+    pub chain_id: u64,
+    /// Sending account, lower-case hex.
+    pub from: String,
+    /// Nonce held or used, if any.
+    pub nonce: Option<u64>,
+    /// The new status.
+    pub status: String,
+    /// Hash of the included (or latest) attempt.
+    pub hash: Option<String>,
+    /// Block of the included attempt.
+    pub block_number: Option<u64>,
+    /// Revert reason, refusal or other error worth showing.
+    pub error: Option<String>,
+    /// The caller's metadata, echoed.
+    pub metadata: Value,
+    /// Outbox position, set when read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// What an outbox entry holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Envelope {
+    /// A contract event (or its retraction).
+    Event(EventEnvelope),
+    /// A transaction status change.
+    Tx(TxEnvelope),
+}
+
+impl Envelope {
+    /// Appends the wire JSON.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Envelope::Event(e) => e.write_json(out),
+            Envelope::Tx(t) => out.push_str(&serde_json::to_string(t).unwrap_or_default()),
+        }
+    }
+
+    /// The identity of this outbox entry for deduplicating transports; see
+    /// [`EventEnvelope::delivery_id`].
+    pub fn delivery_id(&self) -> String {
+        match self {
+            Envelope::Event(e) => e.delivery_id(),
+            Envelope::Tx(t) => format!("{}/{}", t.id, t.seq.unwrap_or(0)),
+        }
+    }
+
+    /// The event, if this is one.
+    pub fn as_event(&self) -> Option<&EventEnvelope> {
+        match self {
+            Envelope::Event(e) => Some(e),
+            Envelope::Tx(_) => None,
+        }
+    }
+}
