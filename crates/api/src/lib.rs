@@ -102,6 +102,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/transactions/{id}", get(transactions::one))
         .route("/v1/transactions/{id}/cancel", post(transactions::cancel))
+        .route("/v1/transactions/{id}/bump", post(transactions::bump))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

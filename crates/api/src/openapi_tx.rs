@@ -97,5 +97,14 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                     "404": error_response("no such transaction"),
                     "409": error_response("already mined or ended")}))}}),
         ),
+        (
+            "/v1/transactions/{id}/bump",
+            json!({
+            "post": {"summary": "Replace a pending transaction with higher fees, past its fee caps if need be (scope tx:write)",
+                "security": secured, "parameters": [id_param()],
+                "responses": common(json!({"202": {"description": "bump requested"},
+                    "404": error_response("no such transaction"),
+                    "409": error_response("not pending")}))}}),
+        ),
     ]
 }

@@ -128,3 +128,24 @@ pub async fn cancel(
         )),
     }
 }
+
+/// `POST /v1/transactions/{id}/bump`: a pending transaction is replaced
+/// with higher fees, past its fee caps if need be.
+pub async fn bump(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Scope::TxWrite)?;
+    match manager(&state)?.bump(&id).await? {
+        CancelOutcome::NotFound => Err(ApiError::not_found("id", format!("no transaction {id:?}"))),
+        CancelOutcome::AlreadyEnded => Err(ApiError::conflict(
+            "id",
+            "only a pending transaction can be bumped",
+        )),
+        CancelOutcome::Requested => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "bump": "requested"})),
+        )),
+    }
+}

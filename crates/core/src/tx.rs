@@ -155,6 +155,9 @@ pub enum TxEvent {
     NonceTakenElsewhere,
     /// An operator asked to cancel.
     Cancel,
+    /// An operator asked for a replacement with higher fees, past the fee
+    /// caps if need be (the way out of `capped`).
+    BumpPastCap,
 }
 
 /// What the sender must do after a step.
@@ -169,6 +172,8 @@ pub enum Effect {
     Rebroadcast,
     /// Sign, record and broadcast a replacement with higher fees.
     Bump,
+    /// The same, ignoring the fee caps (an operator asked).
+    BumpPastCap,
     /// Sign, record and broadcast a 0-value self-send at the nonce with
     /// higher fees, so the nonce is used and the request ends.
     ReplaceWithNoop,
@@ -240,6 +245,14 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
             p.bumped_at = now;
             p.sent_at = now;
             (S::Pending(p), vec![ReplaceWithNoop])
+        }
+        (S::Pending(p), TxEvent::BumpPastCap) if p.ending.is_none() => {
+            let mut p = p.clone();
+            p.capped = false;
+            p.attempts += 1;
+            p.bumped_at = now;
+            p.sent_at = now;
+            (S::Pending(p), vec![BumpPastCap])
         }
         (S::Pending(p), TxEvent::Included(i)) if i.nonce == p.nonce => {
             (S::Mined(i.clone()), vec![Emit])

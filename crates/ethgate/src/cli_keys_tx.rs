@@ -114,6 +114,11 @@ pub enum TxCommand {
         /// Transaction id.
         id: String,
     },
+    /// Replace a pending transaction with higher fees, past its caps.
+    Bump {
+        /// Transaction id.
+        id: String,
+    },
 }
 
 /// Runs a tx command against the gateway at `api` (default: the config's
@@ -154,6 +159,7 @@ pub async fn tx(cfg: &Config, api: Option<&str>, cmd: TxCommand) -> anyhow::Resu
             http.get(url)
         }
         TxCommand::Cancel { id } => http.post(format!("{base}/v1/transactions/{id}/cancel")),
+        TxCommand::Bump { id } => http.post(format!("{base}/v1/transactions/{id}/bump")),
     };
     let resp = req.bearer_auth(token).send().await.with_context(|| {
         format!("cannot reach the gateway at {base} (is `ethgate serve` running?)")

@@ -238,17 +238,32 @@ impl TxManager {
 
     /// Asks the request's sender to cancel it.
     pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, StoreError> {
+        self.ask(id, &["queued", "pending"], |s| &s.cancels).await
+    }
+
+    /// Asks the request's sender to replace it with higher fees, past its
+    /// fee caps if need be — the way out for a transaction held at a cap.
+    pub async fn bump(&self, id: &str) -> Result<CancelOutcome, StoreError> {
+        self.ask(id, &["pending"], |s| &s.bumps).await
+    }
+
+    async fn ask(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        list: impl Fn(&Shared) -> &std::sync::Mutex<Vec<String>>,
+    ) -> Result<CancelOutcome, StoreError> {
         let Some(row) = self.store.tx(id).await? else {
             return Ok(CancelOutcome::NotFound);
         };
-        if !matches!(row.status.as_str(), "queued" | "pending") {
+        if !statuses.contains(&row.status.as_str()) {
             return Ok(CancelOutcome::AlreadyEnded);
         }
         let req: Option<TxRequest> = serde_json::from_str(&row.request).ok();
         if let (Some(req), Ok(accounts)) = (req, self.accounts.lock())
             && let Some(e) = accounts.get(&(req.chain.clone(), req.from))
         {
-            if let Ok(mut c) = e.shared.cancels.lock() {
+            if let Ok(mut c) = list(&e.shared).lock() {
                 c.push(row.id.clone());
             }
             e.shared.wake.notify_one();

@@ -46,6 +46,15 @@ enum Mining {
 }
 
 async fn fixture(mining: Mining, accounts: usize, settings: Settings) -> Fixture {
+    fixture_capped(mining, accounts, settings, Caps::default()).await
+}
+
+async fn fixture_capped(
+    mining: Mining,
+    accounts: usize,
+    settings: Settings,
+    caps: Caps,
+) -> Fixture {
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
     match mining {
@@ -83,7 +92,7 @@ async fn fixture(mining: Mining, accounts: usize, settings: Settings) -> Fixture
             chain_id: 31337,
             signer,
             pool: pool.clone(),
-            caps: Caps::default(),
+            caps,
         });
     }
     let manager = Arc::new(TxManager::new(
@@ -470,4 +479,65 @@ async fn insufficient_funds_is_a_clear_state_and_wedges_nothing_else() {
     assert_eq!(v["nonce"], Value::Null, "no nonce taken");
     let v = &until_status(&f, &[fine], "confirmed", 30).await[0];
     assert_eq!(v["nonce"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_gets_it_mined() {
+    let caps = Caps {
+        max_fee: Some(20_000_000_000),
+        max_priority_fee: None,
+    };
+    let f = fixture_capped(Mining::Off, 1, fast(), caps).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let id = f
+        .manager
+        .submit(&keyed(&f, &from, "capped"))
+        .await
+        .expect("ok")
+        .id;
+    until_status(&f, std::slice::from_ref(&id), "pending", 30).await;
+    // The market moves past the account's cap.
+    let spike = 60_000_000_000u128;
+    let _: Value = f
+        .anvil
+        .rpc(
+            "anvil_setNextBlockBaseFeePerGas",
+            json!([format!("{spike:#x}")]),
+        )
+        .await;
+    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        if v["error"].as_str().is_some_and(|e| e.contains("fee cap")) {
+            assert_eq!(v["status"], "pending", "held, not dropped: {v}");
+            let attempts = v["attempts"].as_array().expect("attempts");
+            assert!(
+                attempts.iter().all(|a| a["max_fee_per_gas"]
+                    .as_str()
+                    .and_then(|s| s.parse::<u128>().ok())
+                    .is_some_and(|fee| fee <= 20_000_000_000)),
+                "never past the cap on its own: {v}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reported the cap: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        f.manager.bump(&id).await.expect("bump"),
+        ethgate_tx::CancelOutcome::Requested
+    );
+    let v = &until_status(&f, &[id], "confirmed", 60).await[0];
+    let last: u128 = v["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|a| a["max_fee_per_gas"].as_str())
+        .and_then(|s| s.parse().ok())
+        .expect("fee");
+    assert!(
+        last > 20_000_000_000,
+        "the operator's bump went past the cap"
+    );
 }

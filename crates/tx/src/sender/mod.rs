@@ -70,6 +70,8 @@ pub struct Shared {
     /// Requests to cancel, applied by the sender at its next tick so a
     /// cancel never races a nonce being taken.
     pub cancels: std::sync::Mutex<Vec<String>>,
+    /// Requests to bump past their fee caps, applied likewise.
+    pub bumps: std::sync::Mutex<Vec<String>>,
     /// Open requests at the last tick (pools pick the least loaded).
     pub open: std::sync::atomic::AtomicUsize,
 }
@@ -236,6 +238,12 @@ impl Sender {
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default();
+        let bumps: Vec<String> = self
+            .shared
+            .bumps
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
         let watch_from = self.head.saturating_sub(self.settings.finality_depth);
         let rows = self
             .store
@@ -267,6 +275,11 @@ impl Sender {
             };
             if cancels.contains(&row.id) {
                 self.apply(row, &req, &state, &TxEvent::Cancel, &policy)
+                    .await?;
+                continue;
+            }
+            if bumps.contains(&row.id) {
+                self.apply(row, &req, &state, &TxEvent::BumpPastCap, &policy)
                     .await?;
                 continue;
             }
@@ -516,9 +529,12 @@ impl Sender {
         if next == *state && effects.is_empty() {
             return Ok(());
         }
-        let replaces = effects
-            .iter()
-            .any(|e| matches!(e, Effect::Bump | Effect::ReplaceWithNoop));
+        let replaces = effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Bump | Effect::BumpPastCap | Effect::ReplaceWithNoop
+            )
+        });
         if replaces {
             return self.replace(row, req, state, &next, &effects, policy).await;
         }
@@ -553,8 +569,9 @@ impl Sender {
         };
         let wanted = fees::bumped(old, market);
         let noop = effects.contains(&Effect::ReplaceWithNoop);
-        // A cancel or expiry is never held back by a cap: it ends the request.
-        let fees = if noop {
+        // A cancel or expiry is never held back by a cap: it ends the
+        // request; nor is a bump an operator asked for.
+        let fees = if noop || effects.contains(&Effect::BumpPastCap) {
             Some(wanted)
         } else {
             self.caps(req).allow(wanted)
@@ -647,8 +664,11 @@ impl Sender {
                         .increment(1);
                     tracing::warn!(tx = %row.id, account = %self.addr, "transaction held at its fee cap; bump past the cap or cancel it");
                 }
-                Effect::Simulate | Effect::AssignNonce | Effect::Bump | Effect::ReplaceWithNoop => {
-                }
+                Effect::Simulate
+                | Effect::AssignNonce
+                | Effect::Bump
+                | Effect::BumpPastCap
+                | Effect::ReplaceWithNoop => {}
             }
         }
         Ok(())
