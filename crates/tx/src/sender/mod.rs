@@ -15,21 +15,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
-use ethgate_chain::rpc_error::{SendErrorClass, classify_send};
 use ethgate_chain::{ChainError, EndpointPool, RpcErrorClass};
-use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState, step};
-use ethgate_core::{Effect, tx::Pending};
+use ethgate_core::tx::Pending;
+use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState};
 use ethgate_keys::{Signer, UnsignedTx};
 use ethgate_store::{AttemptRow, NewAttempt, StatusEnvelopes, Store, StoreError, TxRow};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
+mod effects;
 mod queued;
 
+use crate::Settings;
 use crate::fees::{self, Caps, Fees};
 use crate::request::TxRequest;
-use crate::{Settings, metrics as m};
 
 /// Why a tick stopped early; the next tick starts over.
 #[derive(Debug, thiserror::Error)]
@@ -502,252 +502,6 @@ impl Sender {
             max_priority_fee: a.max_priority_fee,
             created_at: now() as i64,
         });
-    }
-
-    /// Steps a request with an event and carries out the effects.
-    async fn apply(
-        &mut self,
-        row: &TxRow,
-        req: &TxRequest,
-        state: &TxState,
-        event: &TxEvent,
-        policy: &Policy,
-    ) -> Result<(), TickError> {
-        let (mut next, mut effects) = step(state, event, policy, now());
-        if let (TxEvent::Included(_), TxState::Mined(i)) = (event, &next) {
-            // Already deep enough (one confirmation): no need to wait a tick.
-            let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
-            let (deeper, more) = step(&next, &depth, policy, now());
-            if deeper != next {
-                // Both changes are reported: mined, then confirmed.
-                self.save(row, &next, None).await?;
-                self.emit(row, &next);
-                next = deeper;
-                effects.extend(more.into_iter().filter(|e| *e != Effect::Emit));
-            }
-        }
-        if next == *state && effects.is_empty() {
-            return Ok(());
-        }
-        let replaces = effects.iter().any(|e| {
-            matches!(
-                e,
-                Effect::Bump | Effect::BumpPastCap | Effect::ReplaceWithNoop
-            )
-        });
-        if replaces {
-            return self.replace(row, req, state, &next, &effects, policy).await;
-        }
-        if matches!(next, TxState::Queued) {
-            self.attempts.remove(&row.id);
-        }
-        self.save(row, &next, None).await?;
-        self.execute(row, req, &next, &effects).await
-    }
-
-    /// A bump or a no-op: sign the replacement, record it with the new
-    /// state, then broadcast. A bump the caps forbid becomes `BumpCapped`.
-    async fn replace(
-        &mut self,
-        row: &TxRow,
-        req: &TxRequest,
-        state: &TxState,
-        next: &TxState,
-        effects: &[Effect],
-        policy: &Policy,
-    ) -> Result<(), TickError> {
-        let TxState::Pending(p) = next else {
-            return Ok(());
-        };
-        let Some(last) = self.attempts_of(&row.id).await?.last().cloned() else {
-            return Ok(());
-        };
-        let market = self.market(req.speed).await?;
-        let old = Fees {
-            max_fee: last.max_fee,
-            max_priority_fee: last.max_priority_fee,
-        };
-        let wanted = fees::bumped(old, market);
-        let noop = effects.contains(&Effect::ReplaceWithNoop);
-        // A cancel or expiry is never held back by a cap: it ends the
-        // request; nor is a bump an operator asked for.
-        let fees = if noop || effects.contains(&Effect::BumpPastCap) {
-            Some(wanted)
-        } else {
-            self.caps(req).allow(wanted)
-        };
-        let Some(fees) = fees else {
-            let (capped, effects) = step(state, &TxEvent::BumpCapped, policy, now());
-            self.save(
-                row,
-                &capped,
-                Some("fee cap reached: re-broadcasting at the cap"),
-            )
-            .await?;
-            return self.execute(row, req, &capped, &effects).await;
-        };
-        let attempt = if noop {
-            self.sign(
-                p.nonce,
-                self.address,
-                U256::ZERO,
-                Bytes::new(),
-                21_000,
-                fees,
-                true,
-            )
-            .await?
-        } else {
-            self.sign(
-                p.nonce,
-                req.to,
-                req.value,
-                req.data.clone(),
-                last.gas_limit,
-                fees,
-                false,
-            )
-            .await?
-        };
-        let json = serde_json::to_string(next).unwrap_or_default();
-        self.store
-            .add_attempt(&row.id, &attempt, &json, next.status())
-            .await?;
-        self.remember(&row.id, &attempt);
-        metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
-        self.broadcast(row, &attempt.raw).await
-    }
-
-    /// Queues a request's new state; the tick writes all of them in one
-    /// transaction at its end. Only states the next tick could recompute
-    /// from the chain go this way: attempts, and the nonces they take, are
-    /// written before their broadcast.
-    async fn save(
-        &mut self,
-        row: &TxRow,
-        next: &TxState,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let block = match next {
-            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
-            _ => None,
-        };
-        self.saves.push(ethgate_store::StateUpdate {
-            tx_id: row.id.clone(),
-            state: serde_json::to_string(next).unwrap_or_default(),
-            status: next.status().to_owned(),
-            nonce: next.nonce(),
-            block_number: block,
-            error: error.map(str::to_owned),
-        });
-        Ok(())
-    }
-
-    async fn execute(
-        &mut self,
-        row: &TxRow,
-        _req: &TxRequest,
-        next: &TxState,
-        effects: &[Effect],
-    ) -> Result<(), TickError> {
-        for effect in effects {
-            match effect {
-                Effect::Rebroadcast => {
-                    let latest = self.attempts_of(&row.id).await?.last();
-                    if let Some(raw) = latest.map(|a| a.raw.clone()) {
-                        self.broadcast(row, &raw).await?;
-                    }
-                }
-                Effect::Emit => self.emit(row, next),
-                Effect::AlertCapped => {
-                    metrics::counter!(m::CAPPED, "chain" => self.account.chain.clone())
-                        .increment(1);
-                    tracing::warn!(tx = %row.id, account = %self.addr, "transaction held at its fee cap; bump past the cap or cancel it");
-                }
-                Effect::Simulate
-                | Effect::AssignNonce
-                | Effect::Bump
-                | Effect::BumpPastCap
-                | Effect::ReplaceWithNoop => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends raw bytes to every endpoint. Refusals that mean "already
-    /// there" are success; others are recorded on the request for the API.
-    async fn broadcast(&self, row: &TxRow, raw: &[u8]) -> Result<(), TickError> {
-        let hex = format!("0x{}", hex::encode(raw));
-        let answers = self
-            .account
-            .pool
-            .call_all::<B256>("eth_sendRawTransaction", json!([hex]))
-            .await;
-        metrics::counter!(m::BROADCASTS, "chain" => self.account.chain.clone()).increment(1);
-        let mut refusal = None;
-        for a in answers {
-            match a {
-                Ok(_) => return Ok(()),
-                Err(ChainError::Rpc { message, .. }) => match classify_send(&message) {
-                    SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => return Ok(()),
-                    _ => refusal = Some(message),
-                },
-                Err(e) => refusal = Some(e.to_string()),
-            }
-        }
-        if let Some(why) = refusal {
-            tracing::warn!(tx = %row.id, account = %self.addr, error = %why, "broadcast refused; will retry");
-            self.store
-                .set_tx_error(&row.id, &format!("broadcast refused: {why}"))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Queues the status envelope of a state change; the tick writes it
-    /// with the state change, in one transaction.
-    fn emit(&mut self, row: &TxRow, next: &TxState) {
-        metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
-        tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
-        let json = self.status_envelope(row, next);
-        self.envelopes.push(json);
-    }
-
-    /// The status envelope (JSON) of `row` entering `next`.
-    pub(super) fn status_envelope(&self, row: &TxRow, next: &TxState) -> String {
-        let request: serde_json::Value =
-            serde_json::from_str(&row.request).unwrap_or(serde_json::Value::Null);
-        let latest = self
-            .attempts
-            .get(&row.id)
-            .and_then(|a| a.last())
-            .map(|a| a.hash.clone());
-        let (hash, block_number) = match next {
-            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
-                (Some(format!("{}", i.hash)), Some(i.block_number))
-            }
-            _ => (latest, None),
-        };
-        let error = match next {
-            TxState::Rejected { reason } => Some(reason.clone()),
-            _ => row.error.clone(),
-        };
-        let envelope = ethgate_core::TxEnvelope {
-            id: format!("{}:{}", row.id, next.status()),
-            kind: "tx".to_owned(),
-            tx_id: row.id.clone(),
-            idempotency_key: row.idempotency_key.clone(),
-            chain_id: self.account.chain_id,
-            from: self.addr.clone(),
-            nonce: next.nonce(),
-            status: next.status().to_owned(),
-            hash,
-            block_number,
-            error,
-            metadata: request["metadata"].clone(),
-            seq: None,
-        };
-        serde_json::to_string(&envelope).unwrap_or_default()
     }
 }
 
