@@ -252,6 +252,9 @@ impl Sender {
         self.shared
             .open
             .store(rows.len(), std::sync::atomic::Ordering::Relaxed);
+        // The attempt cache holds open requests only.
+        let open: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        self.attempts.retain(|id, _| open.contains(id.as_str()));
         let in_flight = rows
             .iter()
             .filter(|r| r.status == "pending" || r.status == "mined")

@@ -137,12 +137,13 @@ impl Sender {
                     json: &envelopes,
                 },
             )
-            .await?;
-        if !taken {
+            .await;
+        if !matches!(taken, Ok(true)) {
+            // Nothing was recorded: forget the attempts signed for it.
             for (row, _, _) in &signed {
                 self.attempts.remove(&row.id);
             }
-            return Ok(());
+            return taken.map(|_| ()).map_err(Into::into);
         }
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
