@@ -1,7 +1,7 @@
 //! Bearer tokens with scopes. A token is shown once when created; the store
 //! keeps only its SHA-256, so a leaked database leaks no usable token.
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -55,6 +55,37 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Recently checked tokens by hash, so a busy client does not cost a
+/// database read per request. Entries live [`TOKEN_TTL`]: a token created
+/// or changed in the store is seen within that time.
+#[derive(Clone, Default)]
+pub struct TokenCache(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (Caller, std::time::Instant)>>,
+    >,
+);
+
+/// How long a checked token is trusted without asking the store again.
+pub const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Caller> {
+        let map = self.0.lock().ok()?;
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_TTL)
+            .map(|(c, _)| c.clone())
+    }
+
+    fn put(&self, hash: String, caller: &Caller) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+            }
+            map.insert(hash, (caller.clone(), std::time::Instant::now()));
+        }
+    }
+}
+
 /// The caller's scopes, from a valid bearer token.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -85,7 +116,6 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let State(state): State<ApiState> = State(state.clone());
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -101,15 +131,21 @@ impl FromRequestParts<ApiState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("Authorization header must be \"Bearer <token>\"")
             })?;
+        let hash = hash_token(token);
+        if let Some(caller) = state.tokens.get(&hash) {
+            return Ok(caller);
+        }
         let row = state
             .store
-            .token_by_hash(&hash_token(token))
+            .token_by_hash(&hash)
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-        Ok(Caller {
+        let caller = Caller {
             token_id: row.id,
             scopes: row.scopes,
-        })
+        };
+        state.tokens.put(hash, &caller);
+        Ok(caller)
     }
 }
 

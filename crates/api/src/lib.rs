@@ -69,6 +69,8 @@ pub struct ApiState {
     pub metrics: Option<MetricsRender>,
     /// Longest long-poll wait allowed.
     pub max_wait: Duration,
+    /// Tokens checked recently.
+    pub tokens: auth::TokenCache,
     /// The transaction manager; `None` when no accounts are configured.
     pub tx: Option<Arc<ethgate_tx::TxManager>>,
     /// Turns true when the server is stopping, so held long-polls answer at

@@ -179,6 +179,7 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Duration, Vec<Durati
         metrics: None,
         max_wait: Duration::from_secs(1),
         tx: Some(manager),
+        tokens: Default::default(),
         stopping: stopped.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

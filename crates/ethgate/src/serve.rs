@@ -173,6 +173,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         metrics: Some(Arc::new(move || prometheus.render())),
         max_wait: cfg.max_wait,
         tx,
+        tokens: Default::default(),
         stopping: stopped.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)

@@ -413,46 +413,64 @@ impl Sender {
         })
     }
 
-    /// `eth_estimateGas` with the fees the transaction will pay, so a call
-    /// that reverts or an account that cannot pay is refused before a
-    /// nonce is taken.
-    async fn simulate(&self, req: &TxRequest, fees: Fees) -> Result<u64, Simulation> {
-        let call = json!({
-            "from": self.address,
-            "to": req.to,
-            "data": req.data,
-            "value": req.value,
-            "maxFeePerGas": U256::from(fees.max_fee),
-            "maxPriorityFeePerGas": U256::from(fees.max_priority_fee),
-        });
-        // With a fixed gas limit one execution (eth_call) is enough; else
-        // the estimate is the simulation.
-        let outcome = match req.gas_limit {
-            Some(limit) => {
-                let mut call = call;
-                call["gas"] = json!(alloy_primitives::U64::from(limit));
-                self.account
-                    .pool
-                    .call::<Bytes>("eth_call", json!([call, "latest"]))
-                    .await
-                    .map(|_| limit)
+    /// Simulates requests with the fees they will pay, in one JSON-RPC
+    /// batch, so a call that reverts or an account that cannot pay is
+    /// refused before a nonce is taken: `eth_call` when the request fixes
+    /// its gas limit (one execution is enough), else `eth_estimateGas`
+    /// (whose estimate is then the gas limit's base).
+    async fn simulate(&self, items: &[(&TxRequest, Fees)]) -> Vec<Result<u64, Simulation>> {
+        let calls: Vec<(&str, serde_json::Value)> = items
+            .iter()
+            .map(|(req, fees)| {
+                let mut call = json!({
+                    "from": self.address,
+                    "to": req.to,
+                    "data": req.data,
+                    "value": req.value,
+                    "maxFeePerGas": U256::from(fees.max_fee),
+                    "maxPriorityFeePerGas": U256::from(fees.max_priority_fee),
+                });
+                match req.gas_limit {
+                    Some(limit) => {
+                        call["gas"] = json!(alloy_primitives::U64::from(limit));
+                        ("eth_call", json!([call, "latest"]))
+                    }
+                    None => ("eth_estimateGas", json!([call])),
+                }
+            })
+            .collect();
+        let answers = match self.account.pool.batch::<serde_json::Value>(&calls).await {
+            Ok(a) => a,
+            Err(e) => {
+                let why = e.to_string();
+                return items
+                    .iter()
+                    .map(|_| Err(Simulation::Unavailable(why.clone())))
+                    .collect();
             }
-            None => self
-                .account
-                .pool
-                .call::<alloy_primitives::U64>("eth_estimateGas", json!([call]))
-                .await
-                .map(|g| g.to::<u64>()),
         };
-        match outcome {
-            Ok(g) => Ok(g),
-            Err(ChainError::Rpc {
-                message,
-                class: RpcErrorClass::Permanent,
-                ..
-            }) => Err(Simulation::Reverted(message)),
-            Err(e) => Err(Simulation::Unavailable(e)),
-        }
+        items
+            .iter()
+            .zip(answers)
+            .map(|((req, _), answer)| match answer {
+                Ok(v) => match req.gas_limit {
+                    Some(limit) => Ok(limit),
+                    None => serde_json::from_value::<alloy_primitives::U64>(v)
+                        .map(|g| g.to::<u64>())
+                        .map_err(|e| {
+                            Simulation::Unavailable(format!(
+                                "eth_estimateGas answered something that is not a gas amount: {e}"
+                            ))
+                        }),
+                },
+                Err(ChainError::Rpc {
+                    message,
+                    class: RpcErrorClass::Permanent,
+                    ..
+                }) => Err(Simulation::Reverted(message)),
+                Err(e) => Err(Simulation::Unavailable(e.to_string())),
+            })
+            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -512,6 +530,6 @@ impl Sender {
 pub(super) enum Simulation {
     /// The call reverts (or the account cannot pay): reject the request.
     Reverted(String),
-    /// No endpoint answered: try again next tick.
-    Unavailable(ChainError),
+    /// No endpoint answered (the reason): try again next tick.
+    Unavailable(String),
 }

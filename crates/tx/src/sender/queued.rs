@@ -9,10 +9,11 @@ use ethgate_core::tx::{Policy, TxEvent, TxState, step};
 use ethgate_store::{NewAttempt, StatusEnvelopes, TakeNonce, TxRow};
 
 use super::{Sender, Simulation, TickError, now};
+use crate::fees::Fees;
 use crate::request::TxRequest;
 
-/// Simulations in flight at once.
-const SIMULATIONS: usize = 32;
+/// Simulations per JSON-RPC batch (and broadcasts in flight at once, ×2).
+const SIMULATIONS: usize = 100;
 
 impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
@@ -38,15 +39,14 @@ impl Sender {
             let market = self.market(req.speed).await?;
             fees.push(self.caps(req).clamp(market));
         }
-        let mut verdicts = Vec::with_capacity(ready.len());
-        for chunk in ready
+        let items: Vec<(&TxRequest, Fees)> = ready
             .iter()
             .zip(&fees)
-            .collect::<Vec<_>>()
-            .chunks(SIMULATIONS)
-        {
-            let sims = chunk.iter().map(|((_, req, _), f)| self.simulate(req, **f));
-            verdicts.extend(futures::future::join_all(sims).await);
+            .map(|((_, req, _), f)| (req, *f))
+            .collect();
+        let mut verdicts = Vec::with_capacity(ready.len());
+        for chunk in items.chunks(SIMULATIONS) {
+            verdicts.extend(self.simulate(chunk).await);
         }
         // Sign in order; stop at the first request whose simulation could
         // not run, so nonces follow creation order.
