@@ -221,6 +221,72 @@ impl EndpointPool {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        let (first, body) = self.batch_body(calls);
+        let method = calls[0].0;
+        self.with_failover(method, &body, |ep, bytes| {
+            self.parse_batch(ep, calls, first, bytes)
+        })
+        .await
+    }
+
+    /// Sends one batch to every endpoint at once; for each call, the first
+    /// endpoint's success, else the last endpoint's error — for broadcasting
+    /// many signed transactions in one request per node.
+    // One answer per call in the crate's error type, as `batch` gives.
+    #[allow(clippy::result_large_err)]
+    pub async fn batch_all<T: DeserializeOwned>(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Vec<Result<T, ChainError>> {
+        if calls.is_empty() {
+            return Vec::new();
+        }
+        let (first, body) = self.batch_body(calls);
+        let method = calls[0].0;
+        let parse = |ep: &Endpoint, bytes: &[u8]| self.parse_batch::<T>(ep, calls, first, bytes);
+        let sends = self.endpoints.iter().map(|ep| {
+            let body = &body;
+            let parse = &parse;
+            async move { self.attempt(ep, method, body, parse).await }
+        });
+        let mut out: Vec<Result<T, ChainError>> = Vec::new();
+        for attempt in futures::future::join_all(sends).await {
+            let answers: Vec<Result<T, ChainError>> = match attempt {
+                Attempt::Done(v) => v,
+                Attempt::Fatal(e) => {
+                    let why = e.to_string();
+                    calls
+                        .iter()
+                        .map(|_| Err(self.unavailable(method, &why)))
+                        .collect()
+                }
+                Attempt::Endpoint(why, _) => calls
+                    .iter()
+                    .map(|_| Err(self.unavailable(method, &why)))
+                    .collect(),
+            };
+            if out.is_empty() {
+                out = answers;
+            } else {
+                for (slot, a) in out.iter_mut().zip(answers) {
+                    if slot.is_err() {
+                        *slot = a;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn unavailable(&self, method: &str, why: &str) -> ChainError {
+        ChainError::Unavailable {
+            chain: self.cfg.chain.clone(),
+            method: method.to_owned(),
+            last: why.to_owned(),
+        }
+    }
+
+    fn batch_body(&self, calls: &[(&str, Value)]) -> (u64, Vec<u8>) {
         let first = self
             .next_id
             .fetch_add(calls.len() as u64, Ordering::Relaxed);
@@ -231,43 +297,44 @@ impl EndpointPool {
                 serde_json::json!({"jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": params})
             })
             .collect();
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        let method = calls[0].0;
-        self.with_failover(method, &body, |ep, bytes| {
-            let items: Vec<BatchItem> = match serde_json::from_slice(bytes) {
-                Ok(items) => items,
-                Err(e) => {
-                    return Attempt::Endpoint(format!("{}: bad batch answer: {e}", ep.label), None);
-                }
+        (first, serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    fn parse_batch<T: DeserializeOwned>(
+        &self,
+        ep: &Endpoint,
+        calls: &[(&str, Value)],
+        first: u64,
+        bytes: &[u8],
+    ) -> Attempt<Vec<Result<T, ChainError>>> {
+        let items: Vec<BatchItem> = match serde_json::from_slice(bytes) {
+            Ok(items) => items,
+            Err(e) => {
+                return Attempt::Endpoint(format!("{}: bad batch answer: {e}", ep.label), None);
+            }
+        };
+        let mut out: Vec<Option<Result<T, ChainError>>> = (0..calls.len()).map(|_| None).collect();
+        for item in items {
+            let Some(slot) = item
+                .id
+                .checked_sub(first)
+                .and_then(|i| out.get_mut(i as usize))
+            else {
+                continue;
             };
-            let mut out: Vec<Option<Result<T, ChainError>>> =
-                (0..calls.len()).map(|_| None).collect();
-            for item in items {
-                let Some(slot) = item
-                    .id
-                    .checked_sub(first)
-                    .and_then(|i| out.get_mut(i as usize))
-                else {
-                    continue;
-                };
-                let m = calls[(item.id - first) as usize].0;
-                *slot = Some(match item.error {
-                    Some(e) => Err(self.rpc_error(ep, m, e)),
-                    None => {
-                        let raw = item.result.as_deref().map_or("null", |r| r.get());
-                        serde_json::from_str(raw).map_err(|e| self.malformed(ep, m, e.to_string()))
-                    }
-                });
-            }
-            if out.iter().any(Option::is_none) {
-                return Attempt::Endpoint(
-                    format!("{}: batch answer is missing items", ep.label),
-                    None,
-                );
-            }
-            Attempt::Done(out.into_iter().flatten().collect())
-        })
-        .await
+            let m = calls[(item.id - first) as usize].0;
+            *slot = Some(match item.error {
+                Some(e) => Err(self.rpc_error(ep, m, e)),
+                None => {
+                    let raw = item.result.as_deref().map_or("null", |r| r.get());
+                    serde_json::from_str(raw).map_err(|e| self.malformed(ep, m, e.to_string()))
+                }
+            });
+        }
+        if out.iter().any(Option::is_none) {
+            return Attempt::Endpoint(format!("{}: batch answer is missing items", ep.label), None);
+        }
+        Attempt::Done(out.into_iter().flatten().collect())
     }
 
     /// Sends one call to every endpoint at once and returns each answer,

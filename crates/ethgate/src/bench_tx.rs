@@ -207,6 +207,7 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Duration, Vec<Durati
         .collect()
         .await;
     let latencies = latencies.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let accepted = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(600);
     while store.txs(Some("confirmed"), None, n as u32).await?.len() < n {
         anyhow::ensure!(Instant::now() < deadline, "not all mined within 10 minutes");
@@ -214,6 +215,7 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Duration, Vec<Durati
     }
     let took = started.elapsed();
     let _ = stop.send(true);
+    println!("    (ethgate: all {n} accepted after {accepted:.2?}, all mined after {took:.2?})");
     Ok((took, latencies))
 }
 

@@ -216,6 +216,38 @@ impl Sender {
         Ok(())
     }
 
+    /// Sends many first attempts, one JSON-RPC batch per endpoint, with
+    /// the same reading of refusals as [`broadcast`](Self::broadcast).
+    pub(super) async fn broadcast_many(&self, items: &[(&TxRow, &[u8])]) -> Result<(), TickError> {
+        let calls: Vec<(&str, serde_json::Value)> = items
+            .iter()
+            .map(|(_, raw)| {
+                (
+                    "eth_sendRawTransaction",
+                    json!([format!("0x{}", hex::encode(raw))]),
+                )
+            })
+            .collect();
+        let answers = self.account.pool.batch_all::<B256>(&calls).await;
+        metrics::counter!(m::BROADCASTS, "chain" => self.account.chain.clone())
+            .increment(items.len() as u64);
+        for ((row, _), a) in items.iter().zip(answers) {
+            let why = match a {
+                Ok(_) => continue,
+                Err(ChainError::Rpc { message, .. }) => match classify_send(&message) {
+                    SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => continue,
+                    _ => message,
+                },
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(tx = %row.id, account = %self.addr, error = %why, "broadcast refused; will retry");
+            self.store
+                .set_tx_error(&row.id, &format!("broadcast refused: {why}"))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Queues the status envelope of a state change; the tick writes it
     /// with the state change, in one transaction.
     pub(super) fn emit(&mut self, row: &TxRow, next: &TxState) {

@@ -90,6 +90,9 @@ pub(super) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How long a woken sender waits for more requests before its tick.
+const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// One tick's reading of the chain.
 struct Observed {
     /// Receipts by attempt hash (`None`: not mined).
@@ -171,10 +174,16 @@ impl Sender {
             if let Err(e) = self.tick().await {
                 tracing::warn!(chain = %self.account.chain, account = %self.addr, error = %e, "sender tick failed; retrying");
             }
-            tokio::select! {
-                _ = shared.wake.notified() => {}
-                _ = tokio::time::sleep(self.settings.poll) => {}
+            let woken = tokio::select! {
+                _ = shared.wake.notified() => true,
+                _ = tokio::time::sleep(self.settings.poll) => false,
                 _ = shutdown.wait_for(|v| *v) => break,
+            };
+            if woken {
+                // A burst of requests wakes the sender once per request: let
+                // it gather, so one tick (one read of the open requests, one
+                // nonce transaction) serves the burst.
+                tokio::time::sleep(WAKE_COALESCE).await;
             }
         }
         tracing::info!(chain = %self.account.chain, account = %self.addr, "sender stopped");

@@ -12,7 +12,7 @@ use super::{Sender, Simulation, TickError, now};
 use crate::fees::Fees;
 use crate::request::TxRequest;
 
-/// Simulations per JSON-RPC batch (and broadcasts in flight at once, ×2).
+/// Simulations, and first broadcasts, per JSON-RPC batch.
 const SIMULATIONS: usize = 100;
 
 impl Sender {
@@ -152,11 +152,12 @@ impl Sender {
             tracing::info!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
         self.signed_since = true;
-        for chunk in signed.chunks(SIMULATIONS * 2) {
-            let sends = chunk.iter().map(|(row, _, a)| self.broadcast(row, &a.raw));
-            for r in futures::future::join_all(sends).await {
-                r?;
-            }
+        let sends: Vec<(&TxRow, &[u8])> = signed
+            .iter()
+            .map(|(row, _, a)| (*row, a.raw.as_slice()))
+            .collect();
+        for chunk in sends.chunks(SIMULATIONS) {
+            self.broadcast_many(chunk).await?;
         }
         Ok(())
     }
