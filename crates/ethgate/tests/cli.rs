@@ -1,6 +1,6 @@
 //! The `ethgate` binary's command line: help on every command, config
-//! errors that name the key and line and start nothing, and argument
-//! errors that name the flag.
+//! errors that name the key and line and start nothing, argument errors
+//! that name the flag, and account keys that never reach the terminal.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -31,6 +31,11 @@ fn every_command_has_help() {
         vec!["sinks", "rewind", "--help"],
         vec!["sync", "--help"],
         vec!["bench", "sync", "--help"],
+        vec!["bench", "tx", "--help"],
+        vec!["keys", "new", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["tx", "send", "--help"],
+        vec!["tx", "bump", "--help"],
     ] {
         let out = ethgate(dir.path(), &args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -272,4 +277,83 @@ fn token_create_prints_the_token_once_and_stores_only_its_hash() {
         !found(&db) && !found(&wal),
         "the token itself is not stored"
     );
+}
+
+#[test]
+fn account_errors_name_the_key_and_never_print_a_key_or_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let made = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args([
+            "keys",
+            "new",
+            "--dir",
+            "keys",
+            "--password-env",
+            "OPS_PASSWORD",
+        ])
+        .current_dir(dir.path())
+        .env("OPS_PASSWORD", "the-right-password")
+        .output()
+        .expect("keys new");
+    assert!(made.status.success(), "{}", stderr(&made));
+    let line = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let (address, file) = line.split_once(' ').expect("address and file");
+    let listed = ethgate(dir.path(), &["keys", "list", "--dir", "keys"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(address),
+        "listed without a password"
+    );
+    let raw_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        format!(
+            "[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"http://127.0.0.1:1\"]\n\n\
+             [[accounts]]\nchain = \"anvil\"\nkeystore = \"{file}\"\npassword_env = \"OPS_PASSWORD\"\n\n\
+             [[accounts]]\nchain = \"anvil\"\ndev_key_env = \"RAW_KEY\"\n"
+        ),
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("OPS_PASSWORD", "a-wrong-password")
+        .env("RAW_KEY", raw_key)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("accounts[0].keystore"), "{err}");
+    assert!(err.contains("wrong password"), "{err}");
+    assert!(
+        err.contains("accounts[1].dev_key_env") && err.contains("allow_dev_keys"),
+        "raw keys need the dev flag: {err}"
+    );
+    for secret in [
+        "a-wrong-password",
+        "the-right-password",
+        raw_key,
+        &raw_key[2..],
+    ] {
+        assert!(!err.contains(secret), "a secret was printed: {err}");
+    }
+    let out = ethgate(dir.path(), &["tx", "get", "tx_1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no command runs on a config with errors"
+    );
+}
+
+#[test]
+fn tx_commands_need_a_token_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["tx", "get", "tx_1"])
+        .current_dir(dir.path())
+        .env_remove("ETHGATE_CONFIG")
+        .env_remove("ETHGATE_TOKEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ETHGATE_TOKEN"), "{}", stderr(&out));
 }
