@@ -144,6 +144,7 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Duration, Vec<Durati
             signer,
             pool: pool.clone(),
             caps: Default::default(),
+            legacy: false,
         });
     }
     let settings = Settings {

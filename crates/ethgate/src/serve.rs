@@ -102,6 +102,7 @@ fn transaction_manager(
                 signer: a.signer.clone(),
                 pool: pools.get(&a.chain)?.clone(),
                 caps: a.caps,
+                legacy: !cfg.chain(&a.chain)?.eip1559,
             })
         })
         .collect();

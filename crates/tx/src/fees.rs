@@ -102,6 +102,23 @@ pub async fn market(pool: &EndpointPool, speed: Speed, min_tip: u128) -> Result<
     })
 }
 
+/// The market on a chain without EIP-1559: `eth_gasPrice`, raised by
+/// speed (normal +10 %, fast +25 %), as both fields (a legacy transaction
+/// has one price).
+pub async fn legacy_market(pool: &EndpointPool, speed: Speed) -> Result<Fees, ChainError> {
+    let price: alloy_primitives::U128 = pool.call("eth_gasPrice", json!([])).await?;
+    let price = price.to::<u128>();
+    let price = match speed {
+        Speed::Slow => price,
+        Speed::Normal => price + price / 10,
+        Speed::Fast => price + price / 4,
+    };
+    Ok(Fees {
+        max_fee: price,
+        max_priority_fee: price,
+    })
+}
+
 /// Fees for a replacement of `old`: +12.5 % on both (rounded up), and at
 /// least the market.
 pub fn bumped(old: Fees, market: Fees) -> Fees {

@@ -55,6 +55,16 @@ async fn fixture_capped(
     settings: Settings,
     caps: Caps,
 ) -> Fixture {
+    fixture_with(mining, accounts, settings, caps, false).await
+}
+
+async fn fixture_with(
+    mining: Mining,
+    accounts: usize,
+    settings: Settings,
+    caps: Caps,
+    legacy: bool,
+) -> Fixture {
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
     match mining {
@@ -93,6 +103,7 @@ async fn fixture_capped(
             signer,
             pool: pool.clone(),
             caps,
+            legacy,
         });
     }
     let manager = Arc::new(TxManager::new(
@@ -540,4 +551,27 @@ async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_g
         last > 20_000_000_000,
         "the operator's bump went past the cap"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_without_eip1559_gets_legacy_transactions_priced_by_gas_price() {
+    let f = fixture_with(Mining::Auto, 1, fast(), Caps::default(), true).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let id = f
+        .manager
+        .submit(&keyed(&f, &from, "legacy"))
+        .await
+        .expect("ok")
+        .id;
+    let v = &until_status(&f, &[id], "confirmed", 30).await[0];
+    let tx: Value = f
+        .anvil
+        .rpc("eth_getTransactionByHash", json!([v["hash"]]))
+        .await;
+    assert_eq!(tx["type"], "0x0", "a legacy transaction: {tx}");
+    let price: alloy_primitives::U128 = f.anvil.rpc("eth_gasPrice", json!([])).await;
+    let paid: alloy_primitives::U128 =
+        serde_json::from_value(tx["gasPrice"].clone()).expect("gasPrice");
+    assert!(paid >= price, "priced at least at eth_gasPrice");
+    assert!(tx["chainId"].is_string(), "EIP-155 replay protection");
 }

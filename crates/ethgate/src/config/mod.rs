@@ -39,6 +39,8 @@ pub struct ChainConfig {
     pub rpc: Vec<String>,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// EIP-1559 fees (else legacy gas price).
+    pub eip1559: bool,
     /// Sync tuning for this chain's streams.
     pub sync: SyncerConfig,
 }

@@ -159,6 +159,9 @@ pub struct RawChain {
     pub request_timeout: Option<String>,
     /// Largest `eth_getLogs` span in blocks.
     pub max_block_range: Option<u64>,
+    /// Whether the chain prices gas with EIP-1559 (default `true`); `false`
+    /// sends legacy transactions priced by `eth_gasPrice`.
+    pub eip1559: Option<bool>,
     /// Smallest `eth_getLogs` span in blocks.
     pub min_block_range: Option<u64>,
     /// First `eth_getLogs` span in blocks.

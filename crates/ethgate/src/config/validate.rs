@@ -127,6 +127,7 @@ fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
         chain_id: c.chain_id,
         rpc: c.rpc,
         request_timeout: timeout,
+        eip1559: c.eip1559.unwrap_or(true),
         sync: SyncerConfig {
             initial_range: initial,
             min_range: min,

@@ -60,6 +60,9 @@ pub struct Account {
     pub pool: Arc<EndpointPool>,
     /// The account's fee caps.
     pub caps: Caps,
+    /// The chain has no EIP-1559: send legacy transactions priced by
+    /// `eth_gasPrice` (caps apply to the gas price).
+    pub legacy: bool,
 }
 
 /// What the API shares with an account's sender.
@@ -410,7 +413,11 @@ impl Sender {
         if let Some(f) = self.market.get(&speed) {
             return Ok(*f);
         }
-        let f = fees::market(&self.account.pool, speed, self.settings.min_tip).await?;
+        let f = if self.account.legacy {
+            fees::legacy_market(&self.account.pool, speed).await?
+        } else {
+            fees::market(&self.account.pool, speed, self.settings.min_tip).await?
+        };
         self.market.insert(speed, f);
         Ok(f)
     }
@@ -436,9 +443,13 @@ impl Sender {
                     "to": req.to,
                     "data": req.data,
                     "value": req.value,
-                    "maxFeePerGas": U256::from(fees.max_fee),
-                    "maxPriorityFeePerGas": U256::from(fees.max_priority_fee),
                 });
+                if self.account.legacy {
+                    call["gasPrice"] = json!(U256::from(fees.max_fee));
+                } else {
+                    call["maxFeePerGas"] = json!(U256::from(fees.max_fee));
+                    call["maxPriorityFeePerGas"] = json!(U256::from(fees.max_priority_fee));
+                }
                 match req.gas_limit {
                     Some(limit) => {
                         call["gas"] = json!(alloy_primitives::U64::from(limit));
@@ -493,10 +504,18 @@ impl Sender {
         fees: Fees,
         noop: bool,
     ) -> Result<NewAttempt, TickError> {
-        let signed = self
-            .account
-            .signer
-            .sign(UnsignedTx::Eip1559(TxEip1559 {
+        let tx = if self.account.legacy {
+            UnsignedTx::Legacy(alloy_consensus::TxLegacy {
+                chain_id: Some(self.account.chain_id),
+                nonce,
+                gas_price: fees.max_fee,
+                gas_limit,
+                to: TxKind::Call(to),
+                value,
+                input: data,
+            })
+        } else {
+            UnsignedTx::Eip1559(TxEip1559 {
                 chain_id: self.account.chain_id,
                 nonce,
                 gas_limit,
@@ -506,8 +525,9 @@ impl Sender {
                 value,
                 access_list: Default::default(),
                 input: data,
-            }))
-            .await?;
+            })
+        };
+        let signed = self.account.signer.sign(tx).await?;
         Ok(NewAttempt {
             nonce,
             hash: format!("{}", signed.hash),
