@@ -256,14 +256,25 @@ impl Sender {
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default();
-        let watch_from = self.head.saturating_sub(self.settings.finality_depth);
+        // Confirmed requests are watched for reorgs within the finality
+        // depth, and only when the chain moved: an unchanged head cannot
+        // have reorganised them.
+        let watch_from = if chain_moved {
+            self.head.saturating_sub(self.settings.finality_depth)
+        } else {
+            u64::MAX
+        };
         let rows = self
             .store
             .open_txs(self.account.chain_id, &self.addr, watch_from)
             .await?;
+        let load = rows
+            .iter()
+            .filter(|r| matches!(r.status.as_str(), "queued" | "pending" | "mined"))
+            .count();
         self.shared
             .open
-            .store(rows.len(), std::sync::atomic::Ordering::Relaxed);
+            .store(load, std::sync::atomic::Ordering::Relaxed);
         // The attempt cache holds open requests only.
         let open: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         self.attempts.retain(|id, _| open.contains(id.as_str()));
@@ -280,6 +291,12 @@ impl Sender {
         for row in &rows {
             let state: TxState = serde_json::from_str(&row.state)
                 .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
+            // A confirmed or failed request still in its block needs nothing.
+            if let (TxState::Confirmed(i) | TxState::Failed(i), Some(o)) = (&state, &observed)
+                && o.canonical.get(&i.block_number) == Some(&i.block_hash)
+            {
+                continue;
+            }
             let req: TxRequest = serde_json::from_str(&row.request)
                 .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
             let policy = Policy {
