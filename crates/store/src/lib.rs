@@ -94,6 +94,17 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A failure another process opening the same new database can cause.
+    fn is_open_race(&self) -> bool {
+        match self {
+            StoreError::Migrate(_) => true,
+            StoreError::Db(e) => e.to_string().contains("database is locked"),
+            _ => false,
+        }
+    }
+}
+
 /// The store handle; clone it freely (it is a pool plus a notifier).
 #[derive(Clone)]
 pub struct Store {
@@ -135,7 +146,27 @@ async fn checkpointer(pool: SqlitePool) {
 impl Store {
     /// Opens (creating if missing) and migrates the store at `url`:
     /// `sqlite://PATH` or `sqlite::memory:`.
+    ///
+    /// Two processes opening a new database at once (`ethgate serve` and a
+    /// CLI command, say) race to switch it to WAL and to apply the same
+    /// migration; the loser sees "database is locked" or "table … already
+    /// exists", with its transaction rolled back. Opening again then finds
+    /// the work done, so such failures are retried a few times.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut attempt = 0u64;
+        loop {
+            match Self::open(url).await {
+                Err(e) if attempt < 6 && e.is_open_race() => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "opening the store raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open(url: &str) -> Result<Self, StoreError> {
         if !url.starts_with("sqlite:") {
             return Err(StoreError::Unsupported(
                 url.split(':').next().unwrap_or("").to_owned(),

@@ -1,0 +1,17 @@
+//! Two processes opening a new database at once (here: two pools) both
+//! end up with a migrated store; before the migrator retried, the loser of
+//! the race failed with "table … already exists".
+
+use ethgate_store::Store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_new_database_both_succeed() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/race.db", dir.path().display());
+        let (a, b) = tokio::join!(Store::connect(&url), Store::connect(&url));
+        let (a, b) = (a.expect("first opens"), b.expect("second opens"));
+        a.ensure_stream("s", 1).await.expect("usable");
+        assert!(b.stream("s").await.expect("usable").is_some());
+    }
+}
