@@ -229,15 +229,17 @@ impl EndpointPool {
         .await
     }
 
-    /// Sends one batch to every endpoint at once; for each call, the first
-    /// endpoint's success, else the last endpoint's error — for broadcasting
-    /// many signed transactions in one request per node.
+    /// Sends one batch to every endpoint at once and returns each
+    /// endpoint's answers (one per call), in endpoint order — for
+    /// `eth_sendRawTransaction`, where reaching more nodes gets a
+    /// transaction mined sooner and one node dropping it does not lose it.
+    /// An endpoint that failed answers every call with that failure.
     // One answer per call in the crate's error type, as `batch` gives.
     #[allow(clippy::result_large_err)]
     pub async fn batch_all<T: DeserializeOwned>(
         &self,
         calls: &[(&str, Value)],
-    ) -> Vec<Result<T, ChainError>> {
+    ) -> Vec<Vec<Result<T, ChainError>>> {
         if calls.is_empty() {
             return Vec::new();
         }
@@ -247,35 +249,19 @@ impl EndpointPool {
         let sends = self.endpoints.iter().map(|ep| {
             let body = &body;
             let parse = &parse;
-            async move { self.attempt(ep, method, body, parse).await }
-        });
-        let mut out: Vec<Result<T, ChainError>> = Vec::new();
-        for attempt in futures::future::join_all(sends).await {
-            let answers: Vec<Result<T, ChainError>> = match attempt {
-                Attempt::Done(v) => v,
-                Attempt::Fatal(e) => {
-                    let why = e.to_string();
-                    calls
-                        .iter()
-                        .map(|_| Err(self.unavailable(method, &why)))
-                        .collect()
-                }
-                Attempt::Endpoint(why, _) => calls
+            async move {
+                let why = match self.attempt(ep, method, body, parse).await {
+                    Attempt::Done(v) => return v,
+                    Attempt::Fatal(e) => e.to_string(),
+                    Attempt::Endpoint(why, _) => why,
+                };
+                calls
                     .iter()
                     .map(|_| Err(self.unavailable(method, &why)))
-                    .collect(),
-            };
-            if out.is_empty() {
-                out = answers;
-            } else {
-                for (slot, a) in out.iter_mut().zip(answers) {
-                    if slot.is_err() {
-                        *slot = a;
-                    }
-                }
+                    .collect()
             }
-        }
-        out
+        });
+        futures::future::join_all(sends).await
     }
 
     fn unavailable(&self, method: &str, why: &str) -> ChainError {
@@ -335,38 +321,6 @@ impl EndpointPool {
             return Attempt::Endpoint(format!("{}: batch answer is missing items", ep.label), None);
         }
         Attempt::Done(out.into_iter().flatten().collect())
-    }
-
-    /// Sends one call to every endpoint at once and returns each answer,
-    /// in endpoint order — for `eth_sendRawTransaction`, where reaching
-    /// more nodes gets a transaction mined sooner and one node dropping it
-    /// does not lose it.
-    pub async fn call_all<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: Value,
-    ) -> Vec<Result<T, ChainError>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        let parse = |ep: &Endpoint, bytes: &[u8]| self.parse_single(ep, method, bytes);
-        let calls = self.endpoints.iter().map(|ep| {
-            let body = &body;
-            let parse = &parse;
-            async move {
-                match self.attempt(ep, method, body, parse).await {
-                    Attempt::Done(v) => Ok(v),
-                    Attempt::Fatal(e) => Err(e),
-                    Attempt::Endpoint(why, _) => Err(ChainError::Unavailable {
-                        chain: self.cfg.chain.clone(),
-                        method: method.to_owned(),
-                        last: why,
-                    }),
-                }
-            }
-        });
-        futures::future::join_all(calls).await
     }
 
     fn rpc_error(&self, ep: &Endpoint, method: &str, e: ErrorObject) -> ChainError {
@@ -464,11 +418,7 @@ impl EndpointPool {
                 tokio::time::sleep(self.backoff(round + 1)).await;
             }
         }
-        Err(ChainError::Unavailable {
-            chain: self.cfg.chain.clone(),
-            method: method.to_owned(),
-            last,
-        })
+        Err(self.unavailable(method, &last))
     }
 
     async fn attempt<T>(

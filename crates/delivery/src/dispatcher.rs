@@ -86,11 +86,8 @@ impl Dispatcher {
     /// Delivers one batch if there is one; returns how many envelopes the
     /// sink acknowledged (0: nothing to do). The cursor moves only on ack.
     pub async fn deliver_once(&self) -> Result<usize, crate::SinkError> {
-        let name = self.sink.name().to_owned();
-        let store_err = |e: ethgate_store::StoreError| crate::SinkError {
-            sink: name.clone(),
-            message: e.to_string(),
-            retriable: true,
+        let store_err = |e: ethgate_store::StoreError| {
+            crate::SinkError::retriable(self.sink.name(), e.to_string())
         };
         // Read ahead: one outbox read serves many sink batches. The cursor
         // is re-read whenever the buffer runs dry, so a rewind by another
@@ -233,11 +230,7 @@ impl Dispatcher {
                 &payload,
             )
             .await
-            .map_err(|se| crate::SinkError {
-                sink: self.sink.name().to_owned(),
-                message: se.to_string(),
-                retriable: true,
-            })?;
+            .map_err(|se| crate::SinkError::retriable(self.sink.name(), se.to_string()))?;
         if parked {
             tracing::error!(stream = %self.stream, sink = %self.sink.name(), first, last, failing_for = ?max_age, error = %e, "batch parked as a dead letter");
             let labels = [

@@ -16,6 +16,18 @@ pub struct SinkError {
     pub retriable: bool,
 }
 
+impl SinkError {
+    /// A failure the same batch may get past later: the broker or receiver
+    /// is down, refused, or timed out.
+    pub fn retriable(sink: &str, message: impl Into<String>) -> Self {
+        SinkError {
+            sink: sink.to_owned(),
+            message: message.into(),
+            retriable: true,
+        }
+    }
+}
+
 /// A destination for envelopes. `send` resolves `Ok` only once the
 /// destination has durably accepted the whole batch — that is the ack the
 /// dispatcher's cursor waits for.

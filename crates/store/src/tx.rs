@@ -32,7 +32,7 @@ pub struct NewTx<'a> {
     pub status: &'a str,
 }
 
-/// What [`Store::insert_tx`] did.
+/// What [`Store::insert_txs`] did with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
     /// A new request.
@@ -177,18 +177,9 @@ fn wei(s: &str) -> Result<u128, StoreError> {
 }
 
 impl Store {
-    /// Records a new request, or finds the one with the same idempotency
-    /// key.
-    pub async fn insert_tx(&self, t: &NewTx<'_>) -> Result<Inserted, StoreError> {
-        let mut out = self.insert_txs(std::slice::from_ref(t)).await?;
-        out.pop().ok_or(StoreError::Corrupt {
-            what: "insert_tx",
-            detail: "no answer".into(),
-        })
-    }
-
     /// Records many requests in one transaction (the API's group commit),
-    /// answering for each as [`insert_tx`](Self::insert_tx) would.
+    /// answering for each: created, or the request already recorded under
+    /// its idempotency key (with the same body, or a conflicting one).
     pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
         let now = now_secs();
         let mut db = begin(self).await?;
@@ -461,23 +452,6 @@ impl Store {
         if appended {
             self.notify();
         }
-        Ok(())
-    }
-
-    /// Saves a request's new state. `nonce` is what it holds afterwards
-    /// (`None` releases it: a requeue after the nonce was used elsewhere).
-    pub async fn set_tx_state(
-        &self,
-        tx_id: &str,
-        state: &str,
-        status: &str,
-        nonce: Option<u64>,
-        block_number: Option<u64>,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut db = begin(self).await?;
-        update_state(&mut db, tx_id, state, status, nonce, block_number, error).await?;
-        db.commit().await?;
         Ok(())
     }
 }

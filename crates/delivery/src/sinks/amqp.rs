@@ -74,11 +74,7 @@ impl AmqpSink {
     }
 
     fn fail(&self, what: &str, e: impl fmt::Display) -> SinkError {
-        SinkError {
-            sink: self.cfg.name.clone(),
-            message: format!("{what}: {e}"),
-            retriable: true,
-        }
+        SinkError::retriable(&self.cfg.name, format!("{what}: {e}"))
     }
 
     async fn channel(&self) -> Result<Channel, SinkError> {

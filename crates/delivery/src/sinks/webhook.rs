@@ -161,11 +161,7 @@ impl WebhookSink {
     }
 
     fn fail(&self, message: String) -> SinkError {
-        SinkError {
-            sink: self.cfg.name.clone(),
-            message,
-            retriable: true,
-        }
+        SinkError::retriable(&self.cfg.name, message)
     }
 
     /// Refuses a destination that resolves to a private address unless

@@ -33,7 +33,7 @@ impl Sender {
             if deeper != next {
                 // Both changes are reported: mined, then confirmed.
                 self.save(row, &next, None).await?;
-                self.emit(row, &next);
+                self.emit(row, req, &next);
                 next = deeper;
                 effects.extend(more.into_iter().filter(|e| *e != Effect::Emit));
             }
@@ -158,7 +158,7 @@ impl Sender {
     pub(super) async fn execute(
         &mut self,
         row: &TxRow,
-        _req: &TxRequest,
+        req: &TxRequest,
         next: &TxState,
         effects: &[Effect],
     ) -> Result<(), TickError> {
@@ -170,7 +170,7 @@ impl Sender {
                         self.broadcast(row, &raw).await?;
                     }
                 }
-                Effect::Emit => self.emit(row, next),
+                Effect::Emit => self.emit(row, req, next),
                 Effect::AlertCapped => {
                     metrics::counter!(m::CAPPED, "chain" => self.account.chain.clone())
                         .increment(1);
@@ -186,38 +186,17 @@ impl Sender {
         Ok(())
     }
 
-    /// Sends raw bytes to every endpoint. Refusals that mean "already
-    /// there" are success; others are recorded on the request for the API.
+    /// Sends raw bytes to every endpoint; see
+    /// [`broadcast_many`](Self::broadcast_many).
     pub(super) async fn broadcast(&self, row: &TxRow, raw: &[u8]) -> Result<(), TickError> {
-        let hex = format!("0x{}", hex::encode(raw));
-        let answers = self
-            .account
-            .pool
-            .call_all::<B256>("eth_sendRawTransaction", json!([hex]))
-            .await;
-        metrics::counter!(m::BROADCASTS, "chain" => self.account.chain.clone()).increment(1);
-        let mut refusal = None;
-        for a in answers {
-            match a {
-                Ok(_) => return Ok(()),
-                Err(ChainError::Rpc { message, .. }) => match classify_send(&message) {
-                    SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => return Ok(()),
-                    _ => refusal = Some(message),
-                },
-                Err(e) => refusal = Some(e.to_string()),
-            }
-        }
-        if let Some(why) = refusal {
-            tracing::warn!(tx = %row.id, account = %self.addr, error = %why, "broadcast refused; will retry");
-            self.store
-                .set_tx_error(&row.id, &format!("broadcast refused: {why}"))
-                .await?;
-        }
-        Ok(())
+        self.broadcast_many(&[(row, raw)]).await
     }
 
-    /// Sends many first attempts, one JSON-RPC batch per endpoint, with
-    /// the same reading of refusals as [`broadcast`](Self::broadcast).
+    /// Sends signed transactions to every endpoint, one JSON-RPC batch per
+    /// endpoint. A transaction an endpoint accepted, or already has, or
+    /// whose nonce is used (its receipt will tell), is sent; otherwise the
+    /// last refusal is recorded on the request for the API, and the next
+    /// re-broadcast tries again.
     pub(super) async fn broadcast_many(&self, items: &[(&TxRow, &[u8])]) -> Result<(), TickError> {
         let calls: Vec<(&str, serde_json::Value)> = items
             .iter()
@@ -228,17 +207,13 @@ impl Sender {
                 )
             })
             .collect();
-        let answers = self.account.pool.batch_all::<B256>(&calls).await;
+        let per_endpoint = self.account.pool.batch_all::<B256>(&calls).await;
         metrics::counter!(m::BROADCASTS, "chain" => self.account.chain.clone())
             .increment(items.len() as u64);
-        for ((row, _), a) in items.iter().zip(answers) {
-            let why = match a {
-                Ok(_) => continue,
-                Err(ChainError::Rpc { message, .. }) => match classify_send(&message) {
-                    SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => continue,
-                    _ => message,
-                },
-                Err(e) => e.to_string(),
+        for (k, (row, _)) in items.iter().enumerate() {
+            let Some(why) = refusal(per_endpoint.iter().filter_map(|answers| answers.get(k)))
+            else {
+                continue;
             };
             tracing::warn!(tx = %row.id, account = %self.addr, error = %why, "broadcast refused; will retry");
             self.store
@@ -250,17 +225,15 @@ impl Sender {
 
     /// Queues the status envelope of a state change; the tick writes it
     /// with the state change, in one transaction.
-    pub(super) fn emit(&mut self, row: &TxRow, next: &TxState) {
+    pub(super) fn emit(&mut self, row: &TxRow, req: &TxRequest, next: &TxState) {
         metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
         tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
-        let json = self.status_envelope(row, next);
+        let json = self.status_envelope(row, req, next);
         self.envelopes.push(json);
     }
 
     /// The status envelope (JSON) of `row` entering `next`.
-    pub(super) fn status_envelope(&self, row: &TxRow, next: &TxState) -> String {
-        let request: serde_json::Value =
-            serde_json::from_str(&row.request).unwrap_or(serde_json::Value::Null);
+    pub(super) fn status_envelope(&self, row: &TxRow, req: &TxRequest, next: &TxState) -> String {
         let latest = self
             .attempts
             .get(&row.id)
@@ -288,9 +261,27 @@ impl Sender {
             hash,
             block_number,
             error,
-            metadata: request["metadata"].clone(),
+            metadata: req.metadata.clone(),
             seq: None,
         };
         serde_json::to_string(&envelope).unwrap_or_default()
     }
+}
+
+/// What the endpoints' answers to one `eth_sendRawTransaction` mean:
+/// `None` if any endpoint accepted it, already had it or has its nonce
+/// used; else the last refusal.
+fn refusal<'a>(answers: impl Iterator<Item = &'a Result<B256, ChainError>>) -> Option<String> {
+    let mut why = None;
+    for a in answers {
+        match a {
+            Ok(_) => return None,
+            Err(ChainError::Rpc { message, .. }) => match classify_send(message) {
+                SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => return None,
+                _ => why = Some(message.clone()),
+            },
+            Err(e) => why = Some(e.to_string()),
+        }
+    }
+    why
 }

@@ -26,7 +26,7 @@ impl Sender {
             let (next, effects) = step(&TxState::Queued, &TxEvent::Tick, &policy, now());
             if next != TxState::Queued {
                 self.save(row, &next, None).await?;
-                self.emit(row, &next);
+                self.emit(row, &req, &next);
             } else if effects.contains(&Effect::Simulate) {
                 ready.push((row, req, policy));
             }
@@ -58,6 +58,7 @@ impl Sender {
             return Ok(());
         };
         let mut signed: Vec<(&TxRow, TxState, NewAttempt)> = Vec::new();
+        let mut requests: Vec<&TxRequest> = Vec::new();
         for (((row, req, policy), f), verdict) in ready.iter().zip(&fees).zip(verdicts) {
             let gas = match verdict {
                 Ok(gas) => gas,
@@ -69,7 +70,7 @@ impl Sender {
                         now(),
                     );
                     self.save(row, &next, Some(&reason)).await?;
-                    self.emit(row, &next);
+                    self.emit(row, req, &next);
                     continue;
                 }
                 Err(Simulation::Unavailable(e)) => {
@@ -98,6 +99,7 @@ impl Sender {
                 .await?;
             let (next, _) = step(&TxState::Queued, &TxEvent::Signed { nonce }, policy, now());
             signed.push((row, next, attempt));
+            requests.push(req);
         }
         if signed.is_empty() {
             return Ok(());
@@ -123,7 +125,8 @@ impl Sender {
         // nonces and attempts they report.
         let envelopes: Vec<String> = signed
             .iter()
-            .map(|(row, next, _)| self.status_envelope(row, next))
+            .zip(&requests)
+            .map(|((row, next, _), req)| self.status_envelope(row, req, next))
             .collect();
         let taken = self
             .store
