@@ -227,7 +227,13 @@ impl Sender {
     /// with the state change, in one transaction.
     pub(super) fn emit(&mut self, row: &TxRow, req: &TxRequest, next: &TxState) {
         metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
-        tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
+        // The outbox carries every status; the log carries the endings an
+        // operator should see without a debug level.
+        if matches!(next, TxState::Pending(_) | TxState::Mined(_) | TxState::Confirmed(_)) {
+            tracing::debug!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
+        } else {
+            tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
+        }
         let json = self.status_envelope(row, req, next);
         self.envelopes.push(json);
     }

@@ -13,7 +13,7 @@ use crate::fees::Fees;
 use crate::request::TxRequest;
 
 /// Simulations, and first broadcasts, per JSON-RPC batch.
-const SIMULATIONS: usize = 100;
+const SIMULATIONS: usize = 50;
 
 impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
@@ -44,10 +44,14 @@ impl Sender {
             .zip(&fees)
             .map(|((_, req, _), f)| (req, *f))
             .collect();
-        let mut verdicts = Vec::with_capacity(ready.len());
-        for chunk in items.chunks(SIMULATIONS) {
-            verdicts.extend(self.simulate(chunk).await);
-        }
+        // Batches run concurrently: a node executes one batch's calls in
+        // turn, so several batches keep all of its cores busy.
+        let verdicts: Vec<_> =
+            futures::future::join_all(items.chunks(SIMULATIONS).map(|c| self.simulate(c)))
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
         // Sign in order; stop at the first request whose simulation could
         // not run, so nonces follow creation order.
         let Some(first) = self
@@ -152,16 +156,19 @@ impl Sender {
             .increment(signed.len() as u64);
         for (row, next, _) in &signed {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
-            tracing::info!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
+            tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
         self.signed_since = true;
         let sends: Vec<(&TxRow, &[u8])> = signed
             .iter()
             .map(|(row, _, a)| (*row, a.raw.as_slice()))
             .collect();
-        for chunk in sends.chunks(SIMULATIONS) {
-            self.broadcast_many(chunk).await?;
-        }
+        // Concurrent batches too: a node accepts a later nonce before an
+        // earlier one and holds it until the gap fills.
+        futures::future::join_all(sends.chunks(SIMULATIONS).map(|c| self.broadcast_many(c)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()?;
         Ok(())
     }
 }
