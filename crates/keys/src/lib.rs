@@ -4,14 +4,22 @@
 //! "sign this transaction" returning the raw bytes and hash — so the
 //! transaction manager never sees a key. This crate has the encrypted
 //! keystore (Web3 Secret Storage v3, the files `cast wallet new` and `cast
-//! wallet import` write) and, for anvil only, a raw key that the config
-//! accepts only behind an explicit dev flag. Remote and KMS signers come
-//! later behind the same trait.
+//! wallet import` write), a remote JSON-RPC signer (`eth_signTransaction`:
+//! Web3Signer, Clef, a node's unlocked accounts), AWS KMS (secp256k1 keys;
+//! any KMS-compatible endpoint), and, for anvil only, a raw key that the
+//! config accepts only behind an explicit dev flag. Whatever a remote
+//! backend returns is decoded and checked against the request before use.
 //!
 //! No error, log line or `Debug` output of this crate contains a key or a
 //! password: errors name the file and what went wrong, never the secret.
 
 pub mod keystore;
+pub mod kms;
+pub mod remote;
+mod verify;
+
+pub use kms::KmsSigner;
+pub use remote::RemoteSigner;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
@@ -37,6 +45,10 @@ pub enum KeyError {
     /// The signer refused.
     #[error("signing failed: {0}")]
     Sign(String),
+    /// A remote signer (JSON-RPC, KMS) could not be reached or refused;
+    /// the message never holds its URL's credentials.
+    #[error("remote signer: {0}")]
+    Remote(String),
 }
 
 /// A transaction to sign; the chain id is inside.

@@ -10,7 +10,7 @@ pub mod anvil;
 pub mod proxy;
 pub mod truth;
 
-pub use anvil::{Anvil, DEV_KEYS, EVENT_SOURCE, tool};
+pub use anvil::{Anvil, DEV_ACCOUNT, DEV_KEYS, EVENT_SOURCE, tool};
 pub use proxy::{Fault, Proxy};
 pub use truth::{apply, assert_equals_truth, outbox};
 
