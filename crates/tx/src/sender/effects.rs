@@ -229,7 +229,10 @@ impl Sender {
         metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
         // The outbox carries every status; the log carries the endings an
         // operator should see without a debug level.
-        if matches!(next, TxState::Pending(_) | TxState::Mined(_) | TxState::Confirmed(_)) {
+        if matches!(
+            next,
+            TxState::Pending(_) | TxState::Mined(_) | TxState::Confirmed(_)
+        ) {
             tracing::debug!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
         } else {
             tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
