@@ -11,6 +11,7 @@ mod health;
 mod openapi;
 mod openapi_tx;
 mod params;
+mod pools;
 mod sinks;
 mod streams;
 mod transactions;
@@ -73,6 +74,8 @@ pub struct ApiState {
     pub tokens: auth::TokenCache,
     /// The transaction manager; `None` when no accounts are configured.
     pub tx: Option<Arc<ethgate_tx::TxManager>>,
+    /// Operational account pools; `None` when no accounts are configured.
+    pub pools: Option<Arc<ethgate_accounts::Pools>>,
     /// Turns true when the server is stopping, so held long-polls answer at
     /// once instead of delaying shutdown by up to `max_wait`.
     pub stopping: watch::Receiver<bool>,
@@ -105,6 +108,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/transactions/{id}", get(transactions::one))
         .route("/v1/transactions/{id}/cancel", post(transactions::cancel))
         .route("/v1/transactions/{id}/bump", post(transactions::bump))
+        .route("/v1/accounts", get(pools::list))
+        .route("/v1/pools/{name}/rotate", post(pools::rotate))
+        .route("/v1/pools/{name}/rotation", get(pools::rotation))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -70,6 +70,7 @@ async fn fixture() -> Fixture {
         metrics: None,
         max_wait: Duration::from_secs(10),
         tx: None,
+        pools: None,
         tokens: Default::default(),
         stopping: stop_rx,
     };

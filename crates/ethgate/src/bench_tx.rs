@@ -180,6 +180,7 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Duration, Vec<Durati
         metrics: None,
         max_wait: Duration::from_secs(1),
         tx: Some(manager),
+        pools: None,
         tokens: Default::default(),
         stopping: stopped.clone(),
     };

@@ -6,6 +6,7 @@
 mod bench;
 mod bench_delivery;
 mod bench_tx;
+mod cli_accounts;
 mod cli_keys_tx;
 mod commands;
 mod config;
@@ -70,6 +71,15 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: cli_keys_tx::KeysCommand,
+    },
+    /// Operational accounts and pools through the running gateway's API
+    /// (token from ETHGATE_TOKEN): list, rotate.
+    Accounts {
+        /// API base URL; default http://<api.listen>.
+        #[arg(long)]
+        api: Option<String>,
+        #[command(subcommand)]
+        command: cli_accounts::AccountsCommand,
     },
     /// Transactions through the running gateway's API (token from
     /// ETHGATE_TOKEN).
@@ -224,6 +234,9 @@ async fn run(cli: Cli) -> ExitCode {
         } => commands::sinks_rewind(&cfg, &stream, &sink, seq, block).await,
         Command::Sync { stream, to } => commands::sync(&cfg, &stream, to).await,
         Command::Tx { api, command } => cli_keys_tx::tx(&cfg, api.as_deref(), command).await,
+        Command::Accounts { api, command } => {
+            cli_accounts::accounts(&cfg, api.as_deref(), command).await
+        }
         Command::Bench { .. } | Command::Keys { .. } => Ok(()),
     };
     report(result)

@@ -115,6 +115,38 @@ fn transaction_manager(
     )))
 }
 
+/// The pools' settings with their chains' endpoints.
+fn pool_specs(
+    cfg: &Config,
+    pools: &HashMap<String, Arc<EndpointPool>>,
+) -> Vec<ethgate_accounts::PoolSpec> {
+    cfg.tx
+        .pool_configs
+        .iter()
+        .filter_map(|p| {
+            let chain = cfg.chain(&p.chain)?;
+            Some(ethgate_accounts::PoolSpec {
+                name: p.name.clone(),
+                chain: p.chain.clone(),
+                chain_id: chain.chain_id,
+                endpoints: pools.get(&p.chain)?.clone(),
+                legacy: !chain.eip1559,
+                caps: Default::default(),
+                initial: p.initial.clone(),
+                keystore_dir: p.keystore_dir.clone(),
+                password: p.password.clone(),
+                funding: p.funding,
+                min_balance: p.min_balance,
+                top_up: p.top_up,
+                daily_cap: p.daily_cap,
+                interval: p.interval,
+                registry: p.registry,
+                master: p.master.clone(),
+            })
+        })
+        .collect()
+}
+
 /// Runs until a shutdown signal.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prometheus = telemetry::metrics()?;
@@ -152,9 +184,19 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     let tx = transaction_manager(&cfg, &store, &pools);
-    if let Some(m) = &tx {
-        tasks.extend(m.spawn(&stopped));
-    }
+    let pools_service = match &tx {
+        Some(m) => {
+            let service = Arc::new(ethgate_accounts::Pools::new(
+                pool_specs(&cfg, &pools),
+                m.clone(),
+            ));
+            service.load().await.context("loading the pools' members")?;
+            tasks.extend(m.spawn(&stopped));
+            tasks.push(tokio::spawn(service.clone().run(stopped.clone())));
+            Some(service)
+        }
+        None => None,
+    };
     let chains = cfg
         .chains
         .iter()
@@ -174,6 +216,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         metrics: Some(Arc::new(move || prometheus.render())),
         max_wait: cfg.max_wait,
         tx,
+        pools: pools_service,
         tokens: Default::default(),
         stopping: stopped.clone(),
     };

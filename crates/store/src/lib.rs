@@ -21,6 +21,7 @@
 pub mod codec;
 mod dead_letters;
 pub mod outbox;
+mod pools;
 mod sinks;
 mod streams;
 mod tokens;
@@ -36,6 +37,7 @@ use tokio::sync::watch;
 pub use codec::NewEvent;
 pub use dead_letters::DeadLetter;
 pub use outbox::{RangeCommit, StoredEnvelope};
+pub use pools::{MemberRow, RotationRow};
 pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::TokenRow;

@@ -233,6 +233,19 @@ impl Store {
         row.as_ref().map(tx_row).transpose()
     }
 
+    /// The request accepted under an idempotency key, if any.
+    pub async fn tx_by_key(&self, idempotency_key: &str) -> Result<Option<TxRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            tx_columns!(),
+            " FROM tx_requests WHERE idempotency_key = ?"
+        ))
+        .bind(idempotency_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tx_row).transpose()
+    }
+
     /// Requests, newest first, optionally by status and sender.
     pub async fn txs(
         &self,

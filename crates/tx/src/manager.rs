@@ -64,8 +64,11 @@ pub struct TxManager {
     chain_ids: HashMap<String, u64>,
     /// (chain, address) → account.
     accounts: std::sync::Mutex<HashMap<(String, Address), Entry>>,
-    /// Pool name → its accounts' addresses, per chain.
-    pools: HashMap<String, Vec<Address>>,
+    /// Pool name → its accounts' addresses, per chain. Rotation replaces
+    /// a pool's members while the manager runs.
+    pools: std::sync::RwLock<HashMap<String, Vec<Address>>>,
+    /// Set by `spawn`: accounts added later start their sender at once.
+    shutdown: std::sync::Mutex<Option<watch::Receiver<bool>>>,
     /// The group-commit recorder of accepted requests.
     intake: tokio::sync::mpsc::Sender<crate::intake::Job>,
 }
@@ -86,9 +89,8 @@ impl Resolve for Resolver<'_> {
                 Err(format!("{a:#x} is not a configured account on {chain}"))
             };
         }
-        let members = self
-            .0
-            .pools
+        let pools = self.0.pools.read().map_err(|_| "internal error")?;
+        let members = pools
             .get(from)
             .ok_or_else(|| format!("{from:?} is neither an account address nor a pool name"))?;
         members
@@ -144,12 +146,84 @@ impl TxManager {
             settings,
             chain_ids,
             accounts: std::sync::Mutex::new(accounts),
-            pools,
+            pools: std::sync::RwLock::new(pools),
+            shutdown: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Adds an account (a pool's new member) and, once the manager runs,
+    /// starts its sender. An account already known is left as it is.
+    pub fn add_account(&self, account: Account) {
+        let Ok(mut accounts) = self.accounts.lock() else {
+            return;
+        };
+        let key = (account.chain.clone(), account.signer.address());
+        if accounts.contains_key(&key) {
+            return;
+        }
+        let shared: Arc<Shared> = Arc::default();
+        let shutdown = self.shutdown.lock().ok().and_then(|s| s.clone());
+        let account = match shutdown {
+            Some(shutdown) => {
+                let sender =
+                    Sender::new(account, self.store.clone(), self.settings, shared.clone());
+                tokio::spawn(sender.run(shutdown));
+                None
+            }
+            None => Some(account),
+        };
+        accounts.insert(key, Entry { account, shared });
+    }
+
+    /// True when `address` is an account on `chain`.
+    pub fn has_account(&self, chain: &str, address: Address) -> bool {
+        self.accounts
+            .lock()
+            .is_ok_and(|a| a.contains_key(&(chain.to_owned(), address)))
+    }
+
+    /// Replaces a pool's members: new requests `from` the pool go to them.
+    pub fn set_pool(&self, name: &str, members: Vec<Address>) {
+        if let Ok(mut pools) = self.pools.write() {
+            pools.insert(name.to_owned(), members);
+        }
+    }
+
+    /// A pool's members.
+    pub fn pool(&self, name: &str) -> Vec<Address> {
+        self.pools
+            .read()
+            .ok()
+            .and_then(|p| p.get(name).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Every account, by chain.
+    pub fn accounts(&self) -> Vec<(String, Address)> {
+        let mut all: Vec<(String, Address)> = self
+            .accounts
+            .lock()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+
+    /// The store the manager records in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The chain id of a configured chain name.
+    pub fn chain_id_of(&self, chain: &str) -> Option<u64> {
+        self.chain_ids.get(chain).copied()
     }
 
     /// Starts one sender per account (once); they stop on `shutdown`.
     pub fn spawn(&self, shutdown: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        if let Ok(mut s) = self.shutdown.lock() {
+            *s = Some(shutdown.clone());
+        }
         let Ok(mut accounts) = self.accounts.lock() else {
             return Vec::new();
         };

@@ -16,7 +16,7 @@ use ethgate_tx::fees::Caps;
 use super::ChainConfig;
 use super::raw::{RawAccount, RawPool, RawTx};
 use super::sinks::secret;
-use super::validate::{Issues, duration, valid_name};
+use super::validate::{Issues, duration};
 
 /// An account ethgate sends from, its key loaded.
 #[derive(Clone)]
@@ -45,8 +45,10 @@ pub struct TxConfig {
     pub settings: Settings,
     /// Accounts.
     pub accounts: Vec<AccountConfig>,
-    /// Pools: name → member addresses.
+    /// Pools: name → first member addresses.
     pub pools: HashMap<String, Vec<Address>>,
+    /// Pools with their funding and rotation settings.
+    pub pool_configs: Vec<super::pools::PoolConfig>,
 }
 
 /// Wei from `"200 gwei"`, `"3 wei"`, `"0.5 gwei"` or a bare integer (wei).
@@ -230,41 +232,16 @@ pub(super) fn tx_config(
             accounts.push(a);
         }
     }
-    let mut pools = HashMap::new();
-    for (i, p) in raw_pools.into_iter().enumerate() {
-        if !valid_name(&p.name) || p.name.starts_with("0x") {
-            issues.add(
-                format!("pools[{i}].name"),
-                format!(
-                    "{:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with 0x",
-                    p.name
-                ),
-            );
-        }
-        let mut members = Vec::new();
-        for (j, a) in p.accounts.iter().enumerate() {
-            match a.parse::<Address>() {
-                Ok(addr) if accounts.iter().any(|c| c.signer.address() == addr) => {
-                    members.push(addr)
-                }
-                Ok(addr) => issues.add(
-                    format!("pools[{i}].accounts[{j}]"),
-                    format!("{addr:#x} is not in [[accounts]]"),
-                ),
-                Err(_) => issues.add(format!("pools[{i}].accounts[{j}]"), "is not an address"),
-            }
-        }
-        if pools.insert(p.name.clone(), members).is_some() {
-            issues.add(
-                format!("pools[{i}].name"),
-                format!("{:?} is configured twice", p.name),
-            );
-        }
-    }
+    let pool_configs = super::pools::pools(issues, raw_pools, &accounts, base);
+    let pools = pool_configs
+        .iter()
+        .map(|p| (p.name.clone(), p.initial.clone()))
+        .collect();
     TxConfig {
         settings,
         accounts,
         pools,
+        pool_configs,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod env;
+pub mod pools;
 pub mod raw;
 mod sinks;
 mod spans;

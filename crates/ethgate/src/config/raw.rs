@@ -87,8 +87,32 @@ pub struct RawAccount {
 pub struct RawPool {
     /// The name.
     pub name: String,
-    /// Member account addresses.
+    /// The first member account addresses (rotation replaces them).
+    #[serde(default)]
     pub accounts: Vec<String>,
+    /// Chain name; defaults to the first member's chain.
+    pub chain: Option<String>,
+    /// Where rotation writes new members' keystores (relative to the config file).
+    pub keystore_dir: Option<String>,
+    /// Environment variable holding the pool's keystore password.
+    pub password_env: Option<String>,
+    /// File holding the pool's keystore password.
+    pub password_file: Option<String>,
+    /// An `[[accounts]]` address that funds top-ups and new members.
+    pub funding: Option<String>,
+    /// Top up a member whose balance falls below this, e.g. `"0.05 ether"`.
+    pub min_balance: Option<String>,
+    /// One top-up (and a new member's funding), e.g. `"0.1 ether"`.
+    pub top_up: Option<String>,
+    /// Most topped up per UTC day, e.g. `"1 ether"`.
+    pub daily_top_up_cap: Option<String>,
+    /// How often balances are read, e.g. `"15s"`.
+    pub balance_interval: Option<String>,
+    /// The pool's OperatorRegistry contract.
+    pub registry: Option<String>,
+    /// Who signs setOperators: an `[[accounts]]` address, or `"external"`
+    /// (a multisig: the rotation shows the transaction and waits).
+    pub master: Option<String>,
 }
 
 /// `[[sinks]]`: where a stream's envelopes are delivered besides the pull API.

@@ -1,0 +1,283 @@
+//! Operational account pools: the hot keys a back end sends from, kept
+//! small and replaceable. Each pool has members (its operational
+//! accounts), optionally a funding account that tops members up when they
+//! fall below a minimum (never past a daily cap), and optionally an
+//! `OperatorRegistry` whose master replaces every member in one
+//! `setOperators` transaction: a rotation.
+//!
+//! Everything here goes through the transaction manager (funding, the
+//! master's transaction, sweeps) with idempotency keys derived from the
+//! rotation's id and step, and every step's progress is in the store, so a
+//! rotation interrupted at any instant — the process killed — resumes
+//! where it was and never pays twice. Membership lives in the store too:
+//! the config names a pool's first members; rotations replace them.
+
+mod rotation;
+mod watcher;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_primitives::{Address, U256};
+use ethgate_chain::EndpointPool;
+use ethgate_keys::{Signer, keystore};
+use ethgate_store::{MemberRow, Store, StoreError};
+use ethgate_tx::fees::Caps;
+use ethgate_tx::{Account, TxManager};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+pub use rotation::RotateError;
+
+/// Who signs the rotation's `setOperators`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Master {
+    /// An `[[accounts]]` entry: ethgate sends it.
+    Account(Address),
+    /// A multisig or hardware wallet outside ethgate: the rotation shows
+    /// the transaction to sign and waits for the change on chain.
+    External,
+}
+
+/// One pool, as configured.
+pub struct PoolSpec {
+    /// Name requests use as `from`.
+    pub name: String,
+    /// Chain name.
+    pub chain: String,
+    /// Chain id.
+    pub chain_id: u64,
+    /// The chain's endpoints.
+    pub endpoints: Arc<EndpointPool>,
+    /// The chain has no EIP-1559.
+    pub legacy: bool,
+    /// Fee caps for members created by rotation.
+    pub caps: Caps,
+    /// The first members (configured `[[accounts]]`), used until a
+    /// rotation replaces them.
+    pub initial: Vec<Address>,
+    /// Where rotation writes new members' keystores.
+    pub keystore_dir: Option<PathBuf>,
+    /// Their password (never logged).
+    pub password: Option<String>,
+    /// The account that funds top-ups and new members.
+    pub funding: Option<Address>,
+    /// Below this balance (wei) a member is topped up.
+    pub min_balance: Option<u128>,
+    /// Amount of one top-up, and of a new member's first funding (wei).
+    pub top_up: Option<u128>,
+    /// Most wei topped up per UTC day for the pool.
+    pub daily_cap: Option<u128>,
+    /// How often balances are read.
+    pub interval: Duration,
+    /// The pool's `OperatorRegistry`.
+    pub registry: Option<Address>,
+    /// Who signs `setOperators`.
+    pub master: Option<Master>,
+}
+
+impl std::fmt::Debug for PoolSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSpec")
+            .field("name", &self.name)
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the watcher last saw of a pool.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    balances: HashMap<Address, U256>,
+    alerts: Vec<String>,
+    topped_up_today: u128,
+}
+
+/// Errors of the pool service.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A member's keystore could not be opened.
+    #[error("pool {pool}: {reason}")]
+    Keystore {
+        /// Pool.
+        pool: String,
+        /// What failed (names the file, never the password).
+        reason: String,
+    },
+}
+
+/// The pools of one gateway: membership, balances, top-ups, rotations.
+pub struct Pools {
+    specs: Vec<PoolSpec>,
+    tx: Arc<TxManager>,
+    seen: Mutex<HashMap<String, Seen>>,
+    wake: Notify,
+}
+
+/// Lower-case hex, the store's form of an address.
+fn hex_addr(a: Address) -> String {
+    format!("{a:#x}")
+}
+
+impl Pools {
+    /// The pools over the transaction manager that sends for them.
+    pub fn new(specs: Vec<PoolSpec>, tx: Arc<TxManager>) -> Self {
+        Pools {
+            specs,
+            tx,
+            seen: Mutex::default(),
+            wake: Notify::new(),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.tx.store()
+    }
+
+    fn spec(&self, pool: &str) -> Option<&PoolSpec> {
+        self.specs.iter().find(|s| s.name == pool)
+    }
+
+    /// Loads membership: the configured members on first start, then
+    /// whatever rotations made it; opens members' keystores and gives the
+    /// transaction manager their accounts and the pool's active set.
+    pub async fn load(&self) -> Result<(), PoolError> {
+        for spec in &self.specs {
+            let mut members = self.store().pool_members(&spec.name).await?;
+            if members.is_empty() {
+                for a in &spec.initial {
+                    let row = MemberRow {
+                        address: hex_addr(*a),
+                        keystore: String::new(),
+                        state: "active".into(),
+                        rotation: None,
+                    };
+                    self.store().add_pool_member(&spec.name, &row).await?;
+                }
+                members = self.store().pool_members(&spec.name).await?;
+            }
+            for m in &members {
+                if m.keystore.is_empty() || m.state == "retired" {
+                    continue;
+                }
+                let signer = self.open(spec, &m.keystore)?;
+                self.add(spec, Arc::new(signer));
+            }
+            let active = members
+                .iter()
+                .filter(|m| m.state == "active")
+                .filter_map(|m| m.address.parse().ok())
+                .collect();
+            self.tx.set_pool(&spec.name, active);
+        }
+        Ok(())
+    }
+
+    fn open(&self, spec: &PoolSpec, file: &str) -> Result<ethgate_keys::LocalKey, PoolError> {
+        let (Some(dir), Some(pw)) = (&spec.keystore_dir, &spec.password) else {
+            return Err(PoolError::Keystore {
+                pool: spec.name.clone(),
+                reason: "a member has a keystore but the pool has no keystore_dir and password"
+                    .into(),
+            });
+        };
+        keystore::open(&dir.join(file), pw).map_err(|e| PoolError::Keystore {
+            pool: spec.name.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn add(&self, spec: &PoolSpec, signer: Arc<dyn Signer>) {
+        self.tx.add_account(Account {
+            chain: spec.chain.clone(),
+            chain_id: spec.chain_id,
+            signer,
+            pool: spec.endpoints.clone(),
+            caps: spec.caps,
+            legacy: spec.legacy,
+        });
+    }
+
+    /// Runs the watcher and rotations until `shutdown`.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let interval = self
+            .specs
+            .iter()
+            .map(|s| s.interval)
+            .min()
+            .unwrap_or(Duration::from_secs(15));
+        loop {
+            for spec in &self.specs {
+                if let Err(e) = self.watch(spec).await {
+                    tracing::warn!(pool = %spec.name, error = %e, "balance watch failed; retrying");
+                }
+                // A rotation advances as far as it can, one step at a time.
+                for _ in 0..8 {
+                    match self.advance(spec).await {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            tracing::warn!(pool = %spec.name, error = %e, "rotation step failed; retrying");
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.wait_for(|v| *v) => return,
+            }
+        }
+    }
+
+    /// Every pool: members with state and last balance, funding, caps,
+    /// alerts, and the latest rotation — `GET /v1/accounts`.
+    pub async fn snapshot(&self) -> Result<Value, StoreError> {
+        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut pools = Vec::new();
+        for spec in &self.specs {
+            let s = seen.get(&spec.name).cloned().unwrap_or_default();
+            let members = self.store().pool_members(&spec.name).await?;
+            let rotation = self.rotation_view(spec).await?;
+            pools.push(json!({
+                "name": spec.name,
+                "chain": spec.chain,
+                "members": members.iter().map(|m| {
+                    let balance = m.address.parse::<Address>().ok().and_then(|a| s.balances.get(&a));
+                    json!({
+                        "address": m.address,
+                        "state": m.state,
+                        "managed": !m.keystore.is_empty(),
+                        "balance": balance.map(|b| b.to_string()),
+                    })
+                }).collect::<Vec<_>>(),
+                "funding": spec.funding.map(hex_addr),
+                "min_balance": spec.min_balance.map(|v| v.to_string()),
+                "top_up": spec.top_up.map(|v| v.to_string()),
+                "daily_top_up_cap": spec.daily_cap.map(|v| v.to_string()),
+                "topped_up_today": s.topped_up_today.to_string(),
+                "alerts": s.alerts,
+                "registry": spec.registry.map(hex_addr),
+                "rotation": rotation,
+            }));
+        }
+        let accounts: Vec<Value> = self
+            .tx
+            .accounts()
+            .into_iter()
+            .map(|(chain, a)| json!({"chain": chain, "address": hex_addr(a)}))
+            .collect();
+        Ok(json!({"pools": pools, "accounts": accounts}))
+    }
+
+    /// Names of the configured pools.
+    pub fn names(&self) -> Vec<String> {
+        self.specs.iter().map(|s| s.name.clone()).collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! `/v1/accounts` and `/v1/pools/{name}/rotation`: the operational
+//! accounts' balances, alerts and pools, and the one-call key rotation
+//! (scope `admin`). The accounts crate does the work.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ethgate_accounts::{Pools, RotateError};
+use serde_json::Value;
+
+use crate::auth::{Caller, Scope};
+use crate::{ApiError, ApiState};
+
+fn pools(state: &ApiState) -> Result<&Pools, ApiError> {
+    state.pools.as_deref().ok_or_else(|| {
+        ApiError::unavailable("no [[accounts]] are configured, so there are no pools")
+    })
+}
+
+fn rotate_error(e: RotateError) -> ApiError {
+    match e {
+        RotateError::UnknownPool(p) => {
+            ApiError::not_found("name", format!("no pool is named {p:?}"))
+        }
+        RotateError::NotConfigured { pool, field } => ApiError::bad_param(
+            "name",
+            format!("pool {pool} cannot rotate: set {field} in its [[pools]] entry"),
+        ),
+        RotateError::Store(e) => e.into(),
+    }
+}
+
+/// `GET /v1/accounts`: pools with members, balances, top-ups, alerts and
+/// their latest rotation; every account the gateway sends from.
+pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::TxWrite)?;
+    Ok(Json(pools(&state)?.snapshot().await?))
+}
+
+/// `POST /v1/pools/{name}/rotate`: starts a rotation, or returns the
+/// unfinished one (retrying a failed step); a body
+/// `{"idempotency_key": "…"}` makes a repeated request return the rotation
+/// it started, even finished. 202: it runs in the server.
+pub async fn rotate(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Scope::Admin)?;
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_param("body", format!("not JSON: {e}")))?
+    };
+    let key = match body.get("idempotency_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if !k.is_empty() && k.len() <= 200 => Some(k.as_str()),
+        Some(_) => {
+            return Err(ApiError::bad_param(
+                "idempotency_key",
+                "must be a string of 1 to 200 characters",
+            ));
+        }
+    };
+    let view = pools(&state)?
+        .rotate(&name, key)
+        .await
+        .map_err(rotate_error)?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// `GET /v1/pools/{name}/rotation`: the unfinished or latest rotation.
+pub async fn rotation(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::TxWrite)?;
+    Ok(Json(
+        pools(&state)?.rotation(&name).await.map_err(rotate_error)?,
+    ))
+}

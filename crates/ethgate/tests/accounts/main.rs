@@ -1,0 +1,386 @@
+//! Operational accounts through `ethgate serve`, on anvil, around the
+//! recurring-billing contracts:
+//! - the compromised-key drill: every attack a leaked operator key can
+//!   try reverts; `ethgate accounts rotate` replaces the operators in one
+//!   master transaction; the leaked key is then useless; the loss is its
+//!   gas float;
+//! - rotation killed (`SIGKILL`) again and again and re-run ends with one
+//!   operator set on chain, the pool using it, and no ETH stranded;
+//! - top-ups refill a member below its minimum and stop at the daily cap,
+//!   with an alert.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod world;
+
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::SolCall;
+use common::ShowLog;
+use ethgate_contracts::{DemoToken, OperatorRegistry, RecurringBilling};
+use ethgate_keys::{Signer, keystore};
+use serde_json::{Value, json};
+use world::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compromised_key_drill() {
+    let w = world(FLOAT).await;
+    let g = gateway(
+        &w,
+        &format!(
+            "registry = \"{:#x}\"\nmaster = \"{:#x}\"\ntop_up = \"0.05 ether\"\n",
+            w.registry, w.master
+        ),
+        &[w.leaked.address()],
+    );
+    let _log = ShowLog(g.dir.path().to_owned());
+    let _serve = g.serve();
+    g.ready().await;
+    let customer_start = token_balance(&w, w.customer).await;
+    let mut n = 0;
+
+    // The attacker holds the operator key. Charging early reverts.
+    let charge = RecurringBilling::chargeCall {
+        billingId: U256::from(1),
+    }
+    .abi_encode();
+    attack(&w, &mut n, w.billing, charge.clone(), "early charge").await;
+    // Paying someone else: the payout belongs to the merchant's controller.
+    let redirect = RecurringBilling::updateMerchantCall {
+        merchantId: U256::from(1),
+        beneficiary: w.leaked.address(),
+        operators: w.registry,
+    }
+    .abi_encode();
+    attack(&w, &mut n, w.billing, redirect, "redirected payout").await;
+    // A larger value: the terms are the customer's; re-agreeing them reverts.
+    let larger = RecurringBilling::allowRecurringBillingCall {
+        billingId: U256::from(1),
+        merchantId: U256::from(1),
+        value: U256::from(10 * VALUE),
+        period: 1,
+    }
+    .abi_encode();
+    attack(&w, &mut n, w.billing, larger, "larger value").await;
+    let pull = DemoToken::transferFromCall {
+        from: w.customer,
+        to: w.leaked.address(),
+        value: U256::from(VALUE),
+    }
+    .abi_encode();
+    attack(&w, &mut n, w.token, pull, "direct token pull").await;
+    // Adding itself or others as operators is the master's alone.
+    let add = OperatorRegistry::setOperatorsCall {
+        add: vec![Address::repeat_byte(0xaa)],
+        remove: vec![],
+    }
+    .abi_encode();
+    attack(&w, &mut n, w.registry, add, "operator change").await;
+
+    // A period later the back end charges through ethgate, once; the
+    // attacker's second charge in the same period reverts.
+    advance(&w.anvil, PERIOD).await;
+    let t = g.charge(&w, "charge-1").await;
+    assert_eq!(t["status"], "confirmed", "{t}");
+    assert_eq!(t["from"], format!("{:#x}", w.leaked.address()));
+    attack(
+        &w,
+        &mut n,
+        w.billing,
+        charge.clone(),
+        "second charge in a period",
+    )
+    .await;
+    assert_eq!(token_balance(&w, w.beneficiary).await, 2 * VALUE);
+
+    // Rotation: one command, one master transaction.
+    let master_nonce = nonce(&w.anvil, w.master).await;
+    let funding_before = balance(&w.anvil, w.funding).await;
+    let out = rotate_cli(&g);
+    assert!(
+        out.status.success(),
+        "rotate: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).expect("rotation JSON");
+    assert_eq!(done["step"], "done", "{done}");
+    let new: Vec<Address> = done["new"]
+        .as_array()
+        .expect("new")
+        .iter()
+        .filter_map(|a| a.as_str()?.parse().ok())
+        .collect();
+    assert_eq!(new.len(), 1);
+    assert_eq!(
+        nonce(&w.anvil, w.master).await,
+        master_nonce + 1,
+        "exactly one master transaction"
+    );
+    assert!(
+        !is_operator(&w, w.leaked.address()).await,
+        "the leaked key is no operator"
+    );
+    assert!(is_operator(&w, new[0]).await, "the new key is");
+    let accounts = g.get("/v1/accounts").await;
+    let pool = g.pool(&accounts);
+    let state = |a: Address| {
+        pool["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["address"] == format!("{a:#x}")))
+            .map(|m| m["state"].clone())
+    };
+    assert_eq!(state(new[0]), Some(json!("active")), "{pool}");
+    assert_eq!(state(w.leaked.address()), Some(json!("retired")), "{pool}");
+    // The leaked account's float went back to funding; what stays is dust.
+    let left = balance(&w.anvil, w.leaked.address()).await;
+    assert!(left <= DUST, "{left} wei stranded on the leaked account");
+    let funding_after = balance(&w.anvil, w.funding).await;
+    // Funding paid the new member's float and got the leaked one's back.
+    assert!(
+        funding_after + ETHER / 20 + DUST >= funding_before,
+        "funding {funding_before} -> {funding_after}"
+    );
+
+    // The leaked key is now useless, and the back end charges from the new
+    // one. (Its float is gone: the attacker must pay gas from elsewhere.)
+    let _: Value = w
+        .anvil
+        .rpc(
+            "anvil_setBalance",
+            json!([w.leaked.address(), U256::from(ETHER)]),
+        )
+        .await;
+    advance(&w.anvil, PERIOD).await;
+    attack(&w, &mut n, w.billing, charge, "charge with the removed key").await;
+    let t = g.charge(&w, "charge-2").await;
+    assert_eq!(t["status"], "confirmed", "{t}");
+    assert_eq!(t["from"], format!("{:#x}", new[0]));
+
+    // The loss is bounded by the gas float: the customer paid exactly the
+    // three due periods, all to the beneficiary; the attacker got nothing.
+    assert_eq!(
+        customer_start - token_balance(&w, w.customer).await,
+        2 * VALUE
+    );
+    assert_eq!(token_balance(&w, w.beneficiary).await, 3 * VALUE);
+    assert_eq!(token_balance(&w, w.leaked.address()).await, 0);
+}
+
+/// Every address that was ever a member, and every keystore file.
+async fn everyone(g: &Gateway, pool: &Value) -> Vec<(Address, String)> {
+    let mut all: Vec<(Address, String)> = pool["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| {
+            Some((
+                m["address"].as_str()?.parse().ok()?,
+                m["state"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    if let Ok(files) = keystore::list(&g.dir.path().join("pool-keys")) {
+        for (_, a) in files {
+            if let Some(a) = a
+                && !all.iter().any(|(b, _)| *b == a)
+            {
+                all.push((a, "unrecorded".into()));
+            }
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_killed_at_every_step_ends_consistent() {
+    let w = world(FLOAT).await;
+    let g = gateway(
+        &w,
+        &format!(
+            "registry = \"{:#x}\"\nmaster = \"{:#x}\"\ntop_up = \"0.05 ether\"\n",
+            w.registry, w.master
+        ),
+        &[w.leaked.address()],
+    );
+    let _log = ShowLog(g.dir.path().to_owned());
+    let master_nonce = nonce(&w.anvil, w.master).await;
+    let mut steps_killed = Vec::new();
+    // Kill -9 the gateway soon after each (re-)request, at growing delays,
+    // so kills land in every step; each restart re-runs the rotation.
+    for round in 0..40u64 {
+        let mut serve = g.serve();
+        g.ready().await;
+        let (code, v) = g
+            .post(
+                "/v1/pools/billing/rotate",
+                &json!({"idempotency_key": ROTATION_KEY}),
+            )
+            .await;
+        assert_eq!(code, 202, "{v}");
+        tokio::time::sleep(Duration::from_millis(50 + 120 * (round % 6))).await;
+        let v = g.get("/v1/pools/billing/rotation").await;
+        steps_killed.push(v["step"].as_str().unwrap_or("?").to_owned());
+        serve.start_kill().expect("kill -9");
+        let _ = serve.wait().await;
+        if v["step"] == "done" {
+            break;
+        }
+    }
+    // Re-run until done.
+    let _serve = g.serve();
+    g.ready().await;
+    let out = rotate_cli(&g);
+    assert!(
+        out.status.success(),
+        "rotate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("killed during steps: {steps_killed:?}");
+    assert!(
+        steps_killed.len() >= 5,
+        "at least five kills: {steps_killed:?}"
+    );
+
+    // One operator set on chain, the pool using it, no ETH stranded.
+    let accounts = g.get("/v1/accounts").await;
+    let pool = g.pool(&accounts);
+    let all = everyone(&g, &pool).await;
+    let active: Vec<Address> = all
+        .iter()
+        .filter(|(_, s)| s == "active")
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(active.len(), 1, "{pool}");
+    for (a, state) in &all {
+        assert_eq!(
+            is_operator(&w, *a).await,
+            state == "active",
+            "{a:#x} ({state}) on chain"
+        );
+        if state != "active" {
+            let left = balance(&w.anvil, *a).await;
+            assert!(left <= DUST, "{left} wei stranded on {a:#x} ({state})");
+        }
+    }
+    let count = call(
+        &w.anvil,
+        w.registry,
+        OperatorRegistry::operatorCountCall {}.abi_encode().into(),
+    )
+    .await;
+    assert_eq!(
+        U256::from_be_slice(&count),
+        U256::from(1),
+        "one operator on chain"
+    );
+    assert!(
+        balance(&w.anvil, active[0]).await >= ETHER / 20 - DUST,
+        "the new member is funded"
+    );
+    assert_eq!(
+        nonce(&w.anvil, w.master).await,
+        master_nonce + 1,
+        "one master transaction across all restarts"
+    );
+    let t = g.charge(&w, "after-rotation").await;
+    // Not due yet: the new operator is authorised (the revert is TooEarly).
+    assert_eq!(t["status"], "rejected", "{t}");
+    assert!(
+        t["error"].as_str().unwrap_or("").contains("TooEarly")
+            || t["error"].as_str().unwrap_or("").contains("revert"),
+        "{t}"
+    );
+    assert_eq!(t["from"], format!("{:#x}", active[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_ups_refill_below_the_minimum_and_stop_at_the_daily_cap() {
+    let w = world(ETHER / 1000).await;
+    let member = w.leaked.address();
+    let g = gateway(
+        &w,
+        "min_balance = \"0.01 ether\"\ntop_up = \"0.02 ether\"\ndaily_top_up_cap = \"0.05 ether\"\n",
+        &[member],
+    );
+    let _log = ShowLog(g.dir.path().to_owned());
+    let _serve = g.serve();
+    g.ready().await;
+    let funding_start = balance(&w.anvil, w.funding).await;
+    let wait_balance = |min: u128| {
+        let anvil = &w.anvil;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while balance(anvil, member).await < min {
+                assert!(Instant::now() < deadline, "no top-up arrived");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Below the minimum: one top-up of 0.02.
+    wait_balance(ETHER / 1000 + 2 * ETHER / 100).await;
+    // Spent down again: a second one (0.04 of the 0.05 cap).
+    let _: Value = w
+        .anvil
+        .rpc(
+            "anvil_setBalance",
+            json!([member, U256::from(ETHER / 1000)]),
+        )
+        .await;
+    wait_balance(ETHER / 1000 + 2 * ETHER / 100).await;
+    // And again: a third would pass the cap, so none comes, and the pool alerts.
+    let _: Value = w
+        .anvil
+        .rpc(
+            "anvil_setBalance",
+            json!([member, U256::from(ETHER / 1000)]),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pool = loop {
+        let pool = g.pool(&g.get("/v1/accounts").await);
+        if pool["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break pool;
+        }
+        assert!(Instant::now() < deadline, "no alert: {pool}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let alert = pool["alerts"][0].as_str().unwrap_or_default();
+    assert!(alert.contains("daily cap"), "{alert}");
+    assert_eq!(
+        pool["topped_up_today"],
+        (4 * ETHER / 100).to_string(),
+        "{pool}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        balance(&w.anvil, member).await,
+        ETHER / 1000,
+        "no top-up past the cap"
+    );
+    let paid = funding_start - balance(&w.anvil, w.funding).await;
+    assert!(
+        (4 * ETHER / 100..4 * ETHER / 100 + 2 * DUST).contains(&paid),
+        "funding paid {paid}"
+    );
+    let metrics = g
+        .http
+        .get(format!("{}/metrics", g.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ethgate_pool_alerts{pool=\"billing\"} 1")),
+        "alert metric"
+    );
+    assert!(
+        metrics.contains("ethgate_account_balance_ether"),
+        "balance metric"
+    );
+}
