@@ -357,3 +357,44 @@ fn tx_commands_need_a_token_from_the_environment() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ETHGATE_TOKEN"), "{}", stderr(&out));
 }
+
+#[test]
+fn config_check_names_the_field_of_remote_signers_and_pools() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        "[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"http://127.0.0.1:1\"]\n\n\
+         [[accounts]]\nchain = \"anvil\"\nsigner_url = \"http://127.0.0.1:1\"\n\n\
+         [[accounts]]\nchain = \"anvil\"\nkms_key_id = \"alias/ops\"\naddress = \"0x00000000000000000000000000000000000000aa\"\n\
+         aws_secret_access_key_env = \"MY_AWS_SECRET\"\n\n\
+         [[accounts]]\nchain = \"anvil\"\nsigner_url = \"http://127.0.0.1:1\"\nkms_key_id = \"k\"\naddress = \"0x00000000000000000000000000000000000000bb\"\n\n\
+         [[pools]]\nname = \"billing\"\nchain = \"anvil\"\nfunding = \"0x00000000000000000000000000000000000000cc\"\n\
+         min_balance = \"0.1 ether\"\ntop_up = \"1 furlong\"\ndaily_top_up_cap = \"x\"\nregistry = \"0x01\"\nkeystore_dir = \"k\"\n",
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env("MY_AWS_SECRET", "do-not-print-this")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for field in [
+        "accounts[0].address",
+        "accounts[1].kms_region",
+        "accounts[2].keystore",
+        "pools[0].funding",
+        "pools[0].top_up",
+        "pools[0].daily_top_up_cap",
+        "pools[0].registry",
+        "pools[0].keystore_dir",
+    ] {
+        assert!(err.contains(field), "{field} not named: {err}");
+    }
+    assert!(
+        !err.contains("do-not-print-this"),
+        "a secret was printed: {err}"
+    );
+}

@@ -74,6 +74,19 @@ impl KmsSigner {
         Ok(signer)
     }
 
+    /// A signer for a key whose address is already known (from the
+    /// config), without a call: every signature is still checked against
+    /// `address`, so a wrong one fails the first signature, by name.
+    pub fn with_address(
+        config: KmsConfig,
+        address: Address,
+        timeout: Duration,
+    ) -> Result<Self, KeyError> {
+        let mut signer = Self::client(config, timeout)?;
+        signer.address = address;
+        Ok(signer)
+    }
+
     /// A client for `config`'s endpoint, before its key is known.
     fn client(config: KmsConfig, timeout: Duration) -> Result<Self, KeyError> {
         let url = reqwest::Url::parse(&config.endpoint)

@@ -24,7 +24,7 @@ pub struct AccountConfig {
     /// Chain name.
     pub chain: String,
     /// The signer (Debug shows the address only).
-    pub signer: Arc<LocalKey>,
+    pub signer: Arc<dyn Signer>,
     /// Fee caps.
     pub caps: Caps,
 }
@@ -153,6 +153,27 @@ fn account(
             a.max_priority_fee_per_gas.as_deref(),
         ),
     };
+    let kinds = [
+        a.keystore.is_some(),
+        a.dev_key_env.is_some(),
+        a.signer_url.is_some(),
+        a.kms_key_id.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        issues.add(
+            k("keystore"),
+            "give exactly one of keystore, dev_key_env, signer_url or kms_key_id",
+        );
+        return None;
+    }
+    if a.signer_url.is_some() || a.kms_key_id.is_some() {
+        let signer = super::remote_signers::remote(issues, i, &a)?;
+        return Some(AccountConfig {
+            chain: a.chain,
+            signer,
+            caps,
+        });
+    }
     let signer = match (&a.keystore, &a.dev_key_env) {
         (Some(file), None) => {
             let password = secret(
@@ -199,9 +220,10 @@ fn account(
             return None;
         }
     };
+    let signer: Arc<dyn Signer> = Arc::new(signer);
     Some(AccountConfig {
         chain: a.chain,
-        signer: Arc::new(signer),
+        signer,
         caps,
     })
 }

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod env;
 pub mod pools;
 pub mod raw;
+mod remote_signers;
 mod sinks;
 mod spans;
 mod validate;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use alloy_primitives::Address;
 use ethgate_accounts::Master;
-use ethgate_keys::Signer;
 
 use super::accounts::{AccountConfig, wei};
 use super::raw::RawPool;

@@ -75,6 +75,22 @@ pub struct RawAccount {
     pub password_file: Option<String>,
     /// Environment variable holding a raw key (needs `tx.allow_dev_keys`).
     pub dev_key_env: Option<String>,
+    /// A JSON-RPC signer (`eth_signTransaction`: Web3Signer, Clef, a node).
+    pub signer_url: Option<String>,
+    /// AWS KMS key id, ARN or alias (key spec ECC_SECG_P256K1).
+    pub kms_key_id: Option<String>,
+    /// AWS region of the KMS key.
+    pub kms_region: Option<String>,
+    /// KMS endpoint; default `https://kms.<region>.amazonaws.com`.
+    pub kms_endpoint: Option<String>,
+    /// Environment variable with the AWS access key id (default AWS_ACCESS_KEY_ID).
+    pub aws_access_key_id_env: Option<String>,
+    /// Environment variable with the AWS secret key (default AWS_SECRET_ACCESS_KEY).
+    pub aws_secret_access_key_env: Option<String>,
+    /// Environment variable with an AWS session token, for temporary credentials.
+    pub aws_session_token_env: Option<String>,
+    /// The account's address, for remote and KMS signers (checked on every signature).
+    pub address: Option<String>,
     /// Fee cap, e.g. `"200 gwei"`.
     pub max_fee_per_gas: Option<String>,
     /// Priority-fee cap, e.g. `"5 gwei"`.
