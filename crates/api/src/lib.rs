@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 mod health;
 mod openapi;
+mod openapi_pools;
 mod openapi_tx;
 mod params;
 mod pools;

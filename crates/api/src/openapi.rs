@@ -24,6 +24,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/transactions/{id}"),
     ("post", "/v1/transactions/{id}/cancel"),
     ("post", "/v1/transactions/{id}/bump"),
+    ("get", "/v1/accounts"),
+    ("post", "/v1/pools/{name}/rotate"),
+    ("get", "/v1/pools/{name}/rotation"),
 ];
 
 fn error_response(description: &str) -> Value {
@@ -112,7 +115,10 @@ pub fn spec() -> Value {
     doc["paths"]["/v1/sinks"] = sinks_path();
     doc["paths"]["/v1/sinks/{name}/dead-letters"] = dead_letters_path();
     doc["paths"]["/v1/sinks/{name}/dead-letters/{id}/redeliver"] = redeliver_path();
-    for (path, item) in crate::openapi_tx::paths() {
+    for (path, item) in crate::openapi_tx::paths()
+        .into_iter()
+        .chain(crate::openapi_pools::paths())
+    {
         doc["paths"][path] = item;
     }
     doc
