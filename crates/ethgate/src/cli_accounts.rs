@@ -24,13 +24,17 @@ pub enum AccountsCommand {
         /// The pool.
         #[arg(long)]
         pool: String,
-        /// Return once the gateway has accepted the rotation.
+        /// Return once the gateway has accepted the rotation (the final
+        /// rotation is printed on stdout otherwise, as JSON).
         #[arg(long)]
         no_wait: bool,
         /// Makes the command idempotent: run again with the same key, it
         /// follows the rotation it started instead of starting another.
         #[arg(long)]
         idempotency_key: Option<String>,
+        /// With an external master: also write the transaction to sign here.
+        #[arg(long)]
+        multisig_out: Option<std::path::PathBuf>,
         /// Give up waiting after this long, e.g. "10m" (the rotation goes on).
         #[arg(long, default_value = "30m")]
         timeout: humantime::Duration,
@@ -90,6 +94,7 @@ pub async fn accounts(cfg: &Config, api: Option<&str>, cmd: AccountsCommand) -> 
             pool,
             no_wait,
             idempotency_key,
+            multisig_out,
             timeout,
         } => {
             let body = serde_json::json!({"idempotency_key": idempotency_key});
@@ -127,7 +132,13 @@ pub async fn accounts(cfg: &Config, api: Option<&str>, cmd: AccountsCommand) -> 
                     eprintln!(
                         "  sign and send this transaction from the registry's owner; waiting for it on chain:"
                     );
-                    println!("{}", pretty(m));
+                    eprintln!("{}", pretty(m));
+                    if let Some(path) = &multisig_out {
+                        std::fs::write(path, pretty(m) + "\n").with_context(|| {
+                            format!("--multisig-out: cannot write {}", path.display())
+                        })?;
+                        eprintln!("  (also written to {})", path.display());
+                    }
                     shown_multisig = true;
                 }
                 if let Some(e) = v["error"].as_str() {

@@ -384,3 +384,58 @@ async fn top_ups_refill_below_the_minimum_and_stop_at_the_daily_cap() {
         "balance metric"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_master_signs_the_shown_transaction_and_the_rotation_follows_the_chain() {
+    let w = world(FLOAT).await;
+    let g = gateway(
+        &w,
+        &format!(
+            "registry = \"{:#x}\"\nmaster = \"external\"\ntop_up = \"0.05 ether\"\n",
+            w.registry
+        ),
+        &[w.leaked.address()],
+    );
+    let _log = ShowLog(g.dir.path().to_owned());
+    let _serve = g.serve();
+    g.ready().await;
+    let master_nonce = nonce(&w.anvil, w.master).await;
+    let (code, v) = g.post("/v1/pools/billing/rotate", &json!({})).await;
+    assert_eq!(code, 202, "{v}");
+    // The gateway prepares everything, then shows what the multisig must sign.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let shown = loop {
+        let v = g.get("/v1/pools/billing/rotation").await;
+        if let Some(m) = v.get("multisig_transaction") {
+            break m.clone();
+        }
+        assert!(Instant::now() < deadline, "no transaction shown: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(shown["to"], format!("{:#x}", w.registry));
+    assert_eq!(shown["chain_id"], 31337);
+    assert_eq!(
+        nonce(&w.anvil, w.master).await,
+        master_nonce,
+        "ethgate sent nothing as the master"
+    );
+    // The multisig (here: the owner account, outside ethgate) signs and sends it.
+    let data: alloy_primitives::Bytes = shown["data"].as_str().expect("data").parse().expect("hex");
+    world::send_as(&w.anvil, w.master, Some(w.registry), data).await;
+    // The rotation sees the change on chain and finishes.
+    let out = rotate_cli(&g);
+    assert!(
+        out.status.success(),
+        "rotate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).expect("rotation JSON");
+    assert_eq!(done["step"], "done", "{done}");
+    let new: Address = done["new"][0]
+        .as_str()
+        .expect("new")
+        .parse()
+        .expect("address");
+    assert!(is_operator(&w, new).await && !is_operator(&w, w.leaked.address()).await);
+    assert!(balance(&w.anvil, w.leaked.address()).await <= DUST, "swept");
+}
