@@ -192,35 +192,18 @@ impl Sender {
         self.broadcast_many(&[(row, raw)]).await
     }
 
-    /// Sends signed transactions to every endpoint, one JSON-RPC batch per
-    /// endpoint. A transaction an endpoint accepted, or already has, or
-    /// whose nonce is used (its receipt will tell), is sent; otherwise the
-    /// last refusal is recorded on the request for the API, and the next
-    /// re-broadcast tries again.
+    /// Sends signed transactions to every endpoint; see [`send_all`].
     pub(super) async fn broadcast_many(&self, items: &[(&TxRow, &[u8])]) -> Result<(), TickError> {
-        let calls: Vec<(&str, serde_json::Value)> = items
-            .iter()
-            .map(|(_, raw)| {
-                (
-                    "eth_sendRawTransaction",
-                    json!([format!("0x{}", hex::encode(raw))]),
-                )
-            })
-            .collect();
-        let per_endpoint = self.account.pool.batch_all::<B256>(&calls).await;
-        metrics::counter!(m::BROADCASTS, "chain" => self.account.chain.clone())
-            .increment(items.len() as u64);
-        for (k, (row, _)) in items.iter().enumerate() {
-            let Some(why) = refusal(per_endpoint.iter().filter_map(|answers| answers.get(k)))
-            else {
-                continue;
-            };
-            tracing::warn!(tx = %row.id, account = %self.addr, error = %why, "broadcast refused; will retry");
-            self.store
-                .set_tx_error(&row.id, &format!("broadcast refused: {why}"))
-                .await?;
-        }
-        Ok(())
+        let items: Vec<(&str, &[u8])> =
+            items.iter().map(|(r, raw)| (r.id.as_str(), *raw)).collect();
+        send_all(
+            &self.account.pool,
+            &self.store,
+            &self.account.chain,
+            &self.addr,
+            &items,
+        )
+        .await
     }
 
     /// Queues the status envelope of a state change; the tick writes it
@@ -280,6 +263,42 @@ impl Sender {
 /// What the endpoints' answers to one `eth_sendRawTransaction` mean:
 /// `None` if any endpoint accepted it, already had it or has its nonce
 /// used; else the last refusal.
+/// Sends signed transactions (request id, raw bytes) to every endpoint,
+/// one JSON-RPC batch per endpoint. A transaction an endpoint accepted, or
+/// already has, or whose nonce is used (its receipt will tell), is sent;
+/// otherwise the last refusal is recorded on the request for the API, and
+/// the next re-broadcast tries again. Needs no sender: first broadcasts run
+/// beside the sender's next tick.
+pub(super) async fn send_all(
+    pool: &ethgate_chain::EndpointPool,
+    store: &ethgate_store::Store,
+    chain: &str,
+    addr: &str,
+    items: &[(&str, &[u8])],
+) -> Result<(), TickError> {
+    let calls: Vec<(&str, serde_json::Value)> = items
+        .iter()
+        .map(|(_, raw)| {
+            (
+                "eth_sendRawTransaction",
+                json!([format!("0x{}", hex::encode(raw))]),
+            )
+        })
+        .collect();
+    let per_endpoint = pool.batch_all::<B256>(&calls).await;
+    metrics::counter!(m::BROADCASTS, "chain" => chain.to_owned()).increment(items.len() as u64);
+    for (k, (id, _)) in items.iter().enumerate() {
+        let Some(why) = refusal(per_endpoint.iter().filter_map(|answers| answers.get(k))) else {
+            continue;
+        };
+        tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
+        store
+            .set_tx_error(id, &format!("broadcast refused: {why}"))
+            .await?;
+    }
+    Ok(())
+}
+
 fn refusal<'a>(answers: impl Iterator<Item = &'a Result<B256, ChainError>>) -> Option<String> {
     let mut why = None;
     for a in answers {

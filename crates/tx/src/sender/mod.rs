@@ -126,6 +126,8 @@ pub struct Sender {
     seen_head: Option<B256>,
     /// A first attempt was signed after the last receipts were read.
     signed_since: bool,
+    /// The first broadcast of the last batch started, still running.
+    broadcasting: Option<tokio::task::JoinHandle<()>>,
     /// The last tick's view of the chain.
     head: u64,
     latest_count: u64,
@@ -150,6 +152,7 @@ impl Sender {
             stream,
             seen_head: None,
             signed_since: false,
+            broadcasting: None,
             head: 0,
             latest_count: 0,
         }

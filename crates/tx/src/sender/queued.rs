@@ -159,16 +159,43 @@ impl Sender {
             tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
         self.signed_since = true;
-        let sends: Vec<(&TxRow, &[u8])> = signed
-            .iter()
-            .map(|(row, _, a)| (*row, a.raw.as_slice()))
-            .collect();
-        // Concurrent batches too: a node accepts a later nonce before an
-        // earlier one and holds it until the gap fills.
-        futures::future::join_all(sends.chunks(SIMULATIONS).map(|c| self.broadcast_many(c)))
-            .await
+        // The first broadcast runs beside the next tick: everything it
+        // sends is already recorded (a crash loses nothing — pending
+        // requests are re-broadcast), and the sender can take the next
+        // requests' nonces meanwhile. Batches go concurrently: a node
+        // accepts a later nonce before an earlier one and holds it until
+        // the gap fills.
+        let sends: Vec<(String, Vec<u8>)> = signed
             .into_iter()
-            .collect::<Result<Vec<()>, _>>()?;
+            .map(|(row, _, a)| (row.id.clone(), a.raw))
+            .collect();
+        let pool = self.account.pool.clone();
+        let store = self.store.clone();
+        let chain = self.account.chain.clone();
+        let addr = self.addr.clone();
+        let previous = self.broadcasting.take();
+        self.broadcasting = Some(tokio::spawn(async move {
+            // In order with the previous tick's broadcast, so a node sees
+            // nonces roughly ascending.
+            if let Some(p) = previous {
+                let _ = p.await;
+            }
+            let items: Vec<(&str, &[u8])> = sends
+                .iter()
+                .map(|(id, raw)| (id.as_str(), raw.as_slice()))
+                .collect();
+            let results = futures::future::join_all(
+                items
+                    .chunks(SIMULATIONS)
+                    .map(|c| super::effects::send_all(&pool, &store, &chain, &addr, c)),
+            )
+            .await;
+            for r in results {
+                if let Err(e) = r {
+                    tracing::warn!(account = %addr, error = %e, "first broadcast failed; re-broadcast will retry");
+                }
+            }
+        }));
         Ok(())
     }
 }
