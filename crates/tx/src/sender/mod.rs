@@ -114,6 +114,8 @@ pub struct Sender {
     shared: Arc<Shared>,
     /// Attempts per request, loaded once and extended as this task signs.
     attempts: HashMap<String, Vec<AttemptRow>>,
+    /// Parsed requests of open rows.
+    requests: HashMap<String, Arc<TxRequest>>,
     /// State changes of this tick, written together at its end.
     saves: Vec<ethgate_store::StateUpdate>,
     /// Status envelopes of this tick's state changes, written with them.
@@ -124,8 +126,6 @@ pub struct Sender {
     market: HashMap<crate::Speed, Fees>,
     /// The head hash whose receipts were last read.
     seen_head: Option<B256>,
-    /// A first attempt was signed after the last receipts were read.
-    signed_since: bool,
     /// The first broadcast of the last batch started, still running.
     broadcasting: Option<tokio::task::JoinHandle<()>>,
     /// The last tick's view of the chain.
@@ -146,12 +146,12 @@ impl Sender {
             settings,
             shared,
             attempts: HashMap::new(),
+            requests: HashMap::new(),
             market: HashMap::new(),
             saves: Vec::new(),
             envelopes: Vec::new(),
             stream,
             seen_head: None,
-            signed_since: false,
             broadcasting: None,
             head: 0,
             latest_count: 0,
@@ -236,11 +236,10 @@ impl Sender {
             })?;
         self.head = head.number;
         // Receipts change only with the chain: read them when the head
-        // moved (by number or, after a same-height reorg, by hash) or when
-        // a request was signed since.
-        let chain_moved = self.seen_head != Some(head.hash) || self.signed_since;
-        self.seen_head = Some(head.hash);
-        self.signed_since = false;
+        // moved (by number or, after a same-height reorg, by hash). A
+        // request signed since cannot have a receipt in an unchanged chain:
+        // its nonce is at or above the count read with that head.
+        let chain_moved = self.seen_head != Some(head.hash);
         let pending_count = self.count("pending").await?;
         // Nonces used by others (or by attempts this store never saw) are
         // skipped; ethgate's own next nonce is never lowered.
@@ -281,12 +280,16 @@ impl Sender {
         // The attempt cache holds open requests only.
         let open: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         self.attempts.retain(|id, _| open.contains(id.as_str()));
+        self.requests.retain(|id, _| open.contains(id.as_str()));
         let in_flight = rows
             .iter()
             .filter(|r| r.status == "pending" || r.status == "mined")
             .count();
         let observed = if chain_moved {
-            Some(self.observe(&rows).await?)
+            let o = self.observe(&rows).await?;
+            // Only once read: a failed observation is retried next tick.
+            self.seen_head = Some(head.hash);
+            Some(o)
         } else {
             None
         };
@@ -300,8 +303,9 @@ impl Sender {
             {
                 continue;
             }
-            let req: TxRequest = serde_json::from_str(&row.request)
-                .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
+            let req = self
+                .request(row)
+                .map_err(|e| TickError::Corrupt(row.id.clone(), e))?;
             let policy = Policy {
                 resubmit_after: self.settings.resubmit_after,
                 bump_after: self.settings.bump_after,
@@ -390,6 +394,18 @@ impl Sender {
             receipts,
             canonical,
         })
+    }
+
+    /// A row's request, parsed once and kept while the request is open
+    /// (requests never change once accepted).
+    fn request(&mut self, row: &TxRow) -> Result<Arc<TxRequest>, String> {
+        if let Some(r) = self.requests.get(&row.id) {
+            return Ok(r.clone());
+        }
+        let req: TxRequest = serde_json::from_str(&row.request).map_err(|e| e.to_string())?;
+        let req = Arc::new(req);
+        self.requests.insert(row.id.clone(), req.clone());
+        Ok(req)
     }
 
     async fn attempts_of(&mut self, id: &str) -> Result<&Vec<AttemptRow>, StoreError> {

@@ -19,7 +19,7 @@ impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
     pub(super) async fn start(
         &mut self,
-        queued: Vec<(&TxRow, TxRequest, Policy)>,
+        queued: Vec<(&TxRow, std::sync::Arc<TxRequest>, Policy)>,
     ) -> Result<(), TickError> {
         let mut ready = Vec::new();
         for (row, req, policy) in queued {
@@ -42,7 +42,7 @@ impl Sender {
         let items: Vec<(&TxRequest, Fees)> = ready
             .iter()
             .zip(&fees)
-            .map(|((_, req, _), f)| (req, *f))
+            .map(|((_, req, _), f)| (&**req, *f))
             .collect();
         // Batches run concurrently: a node executes one batch's calls in
         // turn, so several batches keep all of its cores busy.
@@ -158,7 +158,6 @@ impl Sender {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
             tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
-        self.signed_since = true;
         // The first broadcast runs beside the next tick: everything it
         // sends is already recorded (a crash loses nothing — pending
         // requests are re-broadcast), and the sender can take the next
