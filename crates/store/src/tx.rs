@@ -233,6 +233,15 @@ impl Store {
         row.as_ref().map(tx_row).transpose()
     }
 
+    /// How many requests have `status` (dashboards, benchmarks).
+    pub async fn count_txs(&self, status: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tx_requests WHERE status = ?")
+            .bind(status)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
     /// The request accepted under an idempotency key, if any.
     pub async fn tx_by_key(&self, idempotency_key: &str) -> Result<Option<TxRow>, StoreError> {
         let row = sqlx::query(concat!(

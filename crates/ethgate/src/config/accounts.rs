@@ -96,8 +96,8 @@ fn settings(issues: &mut Issues, t: &RawTx) -> Settings {
             .max(1)
     };
     let max_in_flight = t.max_in_flight.unwrap_or(d.max_in_flight);
-    if !(1..=1_000).contains(&max_in_flight) {
-        issues.add("tx.max_in_flight", "must be between 1 and 1000");
+    if !(1..=10_000).contains(&max_in_flight) {
+        issues.add("tx.max_in_flight", "must be between 1 and 10000");
     }
     let margin = t.gas_margin.unwrap_or(1.2);
     if !(1.0..=5.0).contains(&margin) {
@@ -111,7 +111,7 @@ fn settings(issues: &mut Issues, t: &RawTx) -> Settings {
             d.resubmit_after,
         ),
         bump_after: secs(issues, "bump_after", t.bump_after.as_deref(), d.bump_after),
-        max_in_flight: max_in_flight.clamp(1, 1_000),
+        max_in_flight: max_in_flight.clamp(1, 10_000),
         gas_margin_percent: (margin * 100.0).round() as u64,
         min_tip: fee(
             issues,

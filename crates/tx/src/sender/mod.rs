@@ -126,6 +126,9 @@ pub struct Sender {
     market: HashMap<crate::Speed, Fees>,
     /// The head hash whose receipts were last read.
     seen_head: Option<B256>,
+    /// A lower bound of the account's stored next nonce (`None` until
+    /// the first tick has written it).
+    nonce_floor: Option<u64>,
     /// The first broadcast of the last batch started, still running.
     broadcasting: Option<tokio::task::JoinHandle<()>>,
     /// The last tick's view of the chain.
@@ -153,6 +156,7 @@ impl Sender {
             stream,
             seen_head: None,
             broadcasting: None,
+            nonce_floor: None,
             head: 0,
             latest_count: 0,
         }
@@ -243,9 +247,16 @@ impl Sender {
         let pending_count = self.count("pending").await?;
         // Nonces used by others (or by attempts this store never saw) are
         // skipped; ethgate's own next nonce is never lowered.
-        self.store
-            .raise_next_nonce(self.account.chain_id, &self.addr, pending_count)
-            .await?;
+        // (A write, so skipped while the stored next nonce is known to be
+        // at least the count already: it only grows.)
+        // The first tick always writes: it also creates the account's row.
+        if self.nonce_floor.is_none_or(|f| pending_count > f) {
+            self.nonce_floor = Some(
+                self.store
+                    .raise_next_nonce(self.account.chain_id, &self.addr, pending_count)
+                    .await?,
+            );
+        }
         let cancels: Vec<String> = self
             .shared
             .cancels
@@ -373,13 +384,19 @@ impl Sender {
             }
         }
         let mut receipts = HashMap::new();
-        for chunk in hashes.chunks(100) {
+        // Batches in parallel: a node answers one batch's calls in turn.
+        let chunks: Vec<&[String]> = hashes.chunks(100).collect();
+        let answers = futures::future::join_all(chunks.iter().map(|chunk| {
             let calls: Vec<(&str, serde_json::Value)> = chunk
                 .iter()
                 .map(|h| ("eth_getTransactionReceipt", json!([h])))
                 .collect();
-            let answers = self.account.pool.batch::<Option<Receipt>>(&calls).await?;
-            for (h, a) in chunk.iter().zip(answers) {
+            let pool = self.account.pool.clone();
+            async move { pool.batch::<Option<Receipt>>(&calls).await }
+        }))
+        .await;
+        for (chunk, answers) in chunks.iter().zip(answers) {
+            for (h, a) in chunk.iter().zip(answers?) {
                 receipts.insert(h.clone(), a?);
             }
         }

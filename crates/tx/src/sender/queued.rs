@@ -14,6 +14,8 @@ use crate::request::TxRequest;
 
 /// Simulations, and first broadcasts, per JSON-RPC batch.
 const SIMULATIONS: usize = 50;
+/// Nonces taken per store transaction.
+const NONCE_BATCH: usize = 128;
 
 impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
@@ -132,28 +134,44 @@ impl Sender {
             .zip(&requests)
             .map(|((row, next, _), req)| self.status_envelope(row, req, next))
             .collect();
-        let taken = self
-            .store
-            .take_nonces(
-                self.account.chain_id,
-                &self.addr,
-                first,
-                &items,
-                StatusEnvelopes {
-                    stream: &self.stream,
-                    json: &envelopes,
-                },
-            )
-            .await;
-        if !matches!(taken, Ok(true)) {
-            // Nothing was recorded: forget the attempts signed for it.
-            for (row, _, _) in &signed {
-                self.attempts.remove(&row.id);
+        // Nonces are taken in transactions of NONCE_BATCH, so the store's
+        // write lock is never held long (accepting requests waits on it).
+        let mut recorded = 0;
+        let mut failed = None;
+        for (items, json) in items.chunks(NONCE_BATCH).zip(envelopes.chunks(NONCE_BATCH)) {
+            let taken = self
+                .store
+                .take_nonces(
+                    self.account.chain_id,
+                    &self.addr,
+                    first + recorded as u64,
+                    items,
+                    StatusEnvelopes {
+                        stream: &self.stream,
+                        json,
+                    },
+                )
+                .await;
+            if !matches!(taken, Ok(true)) {
+                failed = Some(taken);
+                break;
             }
+            recorded += items.len();
+        }
+        drop(items);
+        // What was not recorded: forget the attempts signed for it.
+        for (row, _, _) in &signed[recorded..] {
+            self.attempts.remove(&row.id);
+        }
+        signed.truncate(recorded);
+        if let Some(taken) = failed
+            && recorded == 0
+        {
             return taken.map(|_| ()).map_err(Into::into);
         }
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
+        self.nonce_floor = Some(first + signed.len() as u64);
         for (row, next, _) in &signed {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
             tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
