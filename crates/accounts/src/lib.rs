@@ -119,6 +119,9 @@ pub struct Pools {
     wake: Notify,
 }
 
+/// How often a rotation in progress is advanced.
+const ROTATION_POLL: Duration = Duration::from_millis(500);
+
 /// Lower-case hex, the store's form of an address.
 fn hex_addr(a: Address) -> String {
     format!("{a:#x}")
@@ -212,6 +215,7 @@ impl Pools {
             .min()
             .unwrap_or(Duration::from_secs(15));
         loop {
+            let mut rotating = false;
             for spec in &self.specs {
                 if let Err(e) = self.watch(spec).await {
                     tracing::warn!(pool = %spec.name, error = %e, "balance watch failed; retrying");
@@ -227,9 +231,22 @@ impl Pools {
                         }
                     }
                 }
+                rotating |= self
+                    .store()
+                    .rotation(&spec.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.step != "done" && r.error.is_none());
             }
+            // A rotation waiting for its transactions is looked at often.
+            let wait = if rotating {
+                interval.min(ROTATION_POLL)
+            } else {
+                interval
+            };
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
                 _ = shutdown.wait_for(|v| *v) => return,
             }
