@@ -278,26 +278,35 @@ impl Store {
 
     /// The requests an account's sender still works on: queued, pending and
     /// mined ones, and confirmed or failed ones mined at or after
-    /// `watch_from` (still within the finality depth), oldest first.
+    /// `watch_from` (still within the finality depth), oldest first, each
+    /// with its insertion order (rowid). A request never changes once
+    /// accepted, so its JSON is read only for rows inserted after
+    /// `requests_after` (a caller that keeps them passes the last rowid it
+    /// saw); older rows come with an empty `request`.
     pub async fn open_txs(
         &self,
         chain_id: u64,
         sender: &str,
         watch_from: u64,
-    ) -> Result<Vec<TxRow>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            tx_columns!(),
-            " FROM tx_requests WHERE chain_id = ? AND sender = ? AND \
-             (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= ?)) \
-             ORDER BY created_at, id"
-        ))
-            .bind(to_i64(chain_id))
-            .bind(sender)
-            .bind(to_i64(watch_from))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(tx_row).collect()
+        requests_after: i64,
+    ) -> Result<Vec<(i64, TxRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rowid AS rid, id, idempotency_key, chain_id, sender, \
+             CASE WHEN rowid > ?4 THEN request ELSE '' END AS request, \
+             state, status, nonce, block_number, error, created_at, updated_at \
+             FROM tx_requests WHERE chain_id = ?1 AND sender = ?2 AND \
+             (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= ?3)) \
+             ORDER BY created_at, id",
+        )
+        .bind(to_i64(chain_id))
+        .bind(sender)
+        .bind(to_i64(watch_from))
+        .bind(requests_after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>("rid")?, tx_row(r)?)))
+            .collect()
     }
 
     /// A request's attempts, in signing order.

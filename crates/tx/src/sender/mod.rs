@@ -116,6 +116,9 @@ pub struct Sender {
     attempts: HashMap<String, Vec<AttemptRow>>,
     /// Parsed requests of open rows.
     requests: HashMap<String, Arc<TxRequest>>,
+    /// Rows inserted up to this rowid have their requests in `requests`
+    /// (or are fetched on a miss).
+    requests_seen: i64,
     /// State changes of this tick, written together at its end.
     saves: Vec<ethgate_store::StateUpdate>,
     /// Status envelopes of this tick's state changes, written with them.
@@ -150,6 +153,7 @@ impl Sender {
             shared,
             attempts: HashMap::new(),
             requests: HashMap::new(),
+            requests_seen: 0,
             market: HashMap::new(),
             saves: Vec::new(),
             envelopes: Vec::new(),
@@ -246,10 +250,10 @@ impl Sender {
         let chain_moved = self.seen_head != Some(head.hash);
         let pending_count = self.count("pending").await?;
         // Nonces used by others (or by attempts this store never saw) are
-        // skipped; ethgate's own next nonce is never lowered.
-        // (A write, so skipped while the stored next nonce is known to be
-        // at least the count already: it only grows.)
-        // The first tick always writes: it also creates the account's row.
+        // skipped; ethgate's own next nonce is never lowered. (A write, so
+        // skipped while the stored next nonce is known to be at least the
+        // count already: it only grows. The first tick always writes: it
+        // also creates the account's row.)
         if self.nonce_floor.is_none_or(|f| pending_count > f) {
             self.nonce_floor = Some(
                 self.store
@@ -277,10 +281,19 @@ impl Sender {
         } else {
             u64::MAX
         };
-        let rows = self
+        let numbered = self
             .store
-            .open_txs(self.account.chain_id, &self.addr, watch_from)
+            .open_txs(
+                self.account.chain_id,
+                &self.addr,
+                watch_from,
+                self.requests_seen,
+            )
             .await?;
+        // Requests of rows up to here are parsed below (or fetched if ever
+        // missing from the cache); later ticks skip reading them.
+        let seen = numbered.iter().map(|(n, _)| *n).max();
+        let rows: Vec<TxRow> = numbered.into_iter().map(|(_, r)| r).collect();
         let load = rows
             .iter()
             .filter(|r| matches!(r.status.as_str(), "queued" | "pending" | "mined"))
@@ -314,9 +327,7 @@ impl Sender {
             {
                 continue;
             }
-            let req = self
-                .request(row)
-                .map_err(|e| TickError::Corrupt(row.id.clone(), e))?;
+            let req = self.request(row).await?;
             let policy = Policy {
                 resubmit_after: self.settings.resubmit_after,
                 bump_after: self.settings.bump_after,
@@ -358,6 +369,9 @@ impl Sender {
                 }
                 _ => {}
             }
+        }
+        if let Some(seen) = seen {
+            self.requests_seen = self.requests_seen.max(seen);
         }
         self.start(queued).await
     }
@@ -415,11 +429,23 @@ impl Sender {
 
     /// A row's request, parsed once and kept while the request is open
     /// (requests never change once accepted).
-    fn request(&mut self, row: &TxRow) -> Result<Arc<TxRequest>, String> {
+    async fn request(&mut self, row: &TxRow) -> Result<Arc<TxRequest>, TickError> {
         if let Some(r) = self.requests.get(&row.id) {
             return Ok(r.clone());
         }
-        let req: TxRequest = serde_json::from_str(&row.request).map_err(|e| e.to_string())?;
+        let corrupt = |e: serde_json::Error| TickError::Corrupt(row.id.clone(), e.to_string());
+        let req: TxRequest = if row.request.is_empty() {
+            // Read without its request (seen before) but not cached: a
+            // request whose confirmation a reorg undid, say.
+            let full = self
+                .store
+                .tx(&row.id)
+                .await?
+                .ok_or_else(|| TickError::Corrupt(row.id.clone(), "vanished".into()))?;
+            serde_json::from_str(&full.request).map_err(corrupt)?
+        } else {
+            serde_json::from_str(&row.request).map_err(corrupt)?
+        };
         let req = Arc::new(req);
         self.requests.insert(row.id.clone(), req.clone());
         Ok(req)
