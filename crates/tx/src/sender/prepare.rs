@@ -1,0 +1,144 @@
+//! Preparing a transaction: simulating requests before any nonce is
+//! taken, and signing an attempt (EIP-1559, or legacy on chains without
+//! it) through the account's signer — which may be local, remote or a KMS.
+
+use alloy_consensus::TxEip1559;
+use alloy_primitives::{Address, Bytes, TxKind, U256};
+use ethgate_chain::{ChainError, RpcErrorClass};
+use ethgate_keys::UnsignedTx;
+use ethgate_store::{AttemptRow, NewAttempt};
+use serde_json::json;
+
+use super::{Sender, Simulation, TickError, now};
+use crate::fees::Fees;
+use crate::request::TxRequest;
+
+impl Sender {
+    /// Simulates requests with the fees they will pay, in one JSON-RPC
+    /// batch, so a call that reverts or an account that cannot pay is
+    /// refused before a nonce is taken: `eth_call` when the request fixes
+    /// its gas limit (one execution is enough), else `eth_estimateGas`
+    /// (whose estimate is then the gas limit's base).
+    pub(super) async fn simulate(
+        &self,
+        items: &[(&TxRequest, Fees)],
+    ) -> Vec<Result<u64, Simulation>> {
+        let calls: Vec<(&str, serde_json::Value)> = items
+            .iter()
+            .map(|(req, fees)| {
+                let mut call = json!({
+                    "from": self.address,
+                    "to": req.to,
+                    "data": req.data,
+                    "value": req.value,
+                });
+                if self.account.legacy {
+                    call["gasPrice"] = json!(U256::from(fees.max_fee));
+                } else {
+                    call["maxFeePerGas"] = json!(U256::from(fees.max_fee));
+                    call["maxPriorityFeePerGas"] = json!(U256::from(fees.max_priority_fee));
+                }
+                match req.gas_limit {
+                    Some(limit) => {
+                        call["gas"] = json!(alloy_primitives::U64::from(limit));
+                        ("eth_call", json!([call, "latest"]))
+                    }
+                    None => ("eth_estimateGas", json!([call])),
+                }
+            })
+            .collect();
+        let answers = match self.account.pool.batch::<serde_json::Value>(&calls).await {
+            Ok(a) => a,
+            Err(e) => {
+                let why = e.to_string();
+                return items
+                    .iter()
+                    .map(|_| Err(Simulation::Unavailable(why.clone())))
+                    .collect();
+            }
+        };
+        items
+            .iter()
+            .zip(answers)
+            .map(|((req, _), answer)| match answer {
+                Ok(v) => match req.gas_limit {
+                    Some(limit) => Ok(limit),
+                    None => serde_json::from_value::<alloy_primitives::U64>(v)
+                        .map(|g| g.to::<u64>())
+                        .map_err(|e| {
+                            Simulation::Unavailable(format!(
+                                "eth_estimateGas answered something that is not a gas amount: {e}"
+                            ))
+                        }),
+                },
+                Err(ChainError::Rpc {
+                    message,
+                    class: RpcErrorClass::Permanent,
+                    ..
+                }) => Err(Simulation::Reverted(message)),
+                Err(e) => Err(Simulation::Unavailable(e.to_string())),
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn sign(
+        &self,
+        nonce: u64,
+        to: Address,
+        value: U256,
+        data: Bytes,
+        gas_limit: u64,
+        fees: Fees,
+        noop: bool,
+    ) -> Result<NewAttempt, TickError> {
+        let tx = if self.account.legacy {
+            UnsignedTx::Legacy(alloy_consensus::TxLegacy {
+                chain_id: Some(self.account.chain_id),
+                nonce,
+                gas_price: fees.max_fee,
+                gas_limit,
+                to: TxKind::Call(to),
+                value,
+                input: data,
+            })
+        } else {
+            UnsignedTx::Eip1559(TxEip1559 {
+                chain_id: self.account.chain_id,
+                nonce,
+                gas_limit,
+                max_fee_per_gas: fees.max_fee,
+                max_priority_fee_per_gas: fees.max_priority_fee,
+                to: TxKind::Call(to),
+                value,
+                access_list: Default::default(),
+                input: data,
+            })
+        };
+        let signed = self.account.signer.sign(tx).await?;
+        Ok(NewAttempt {
+            nonce,
+            hash: format!("{}", signed.hash),
+            raw: signed.raw,
+            noop,
+            gas_limit,
+            max_fee: fees.max_fee,
+            max_priority_fee: fees.max_priority_fee,
+        })
+    }
+
+    pub(super) fn remember(&mut self, id: &str, a: &NewAttempt) {
+        let list = self.attempts.entry(id.to_owned()).or_default();
+        list.push(AttemptRow {
+            n: list.len() as u32 + 1,
+            nonce: a.nonce,
+            hash: a.hash.clone(),
+            raw: a.raw.clone(),
+            noop: a.noop,
+            gas_limit: a.gas_limit,
+            max_fee: a.max_fee,
+            max_priority_fee: a.max_priority_fee,
+            created_at: now() as i64,
+        });
+    }
+}
