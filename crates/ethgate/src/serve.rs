@@ -131,7 +131,14 @@ fn pool_specs(
                 chain_id: chain.chain_id,
                 endpoints: pools.get(&p.chain)?.clone(),
                 legacy: !chain.eip1559,
-                caps: Default::default(),
+                // Members a rotation creates keep the fee caps of the
+                // pool's first configured member.
+                caps: p
+                    .initial
+                    .first()
+                    .and_then(|m| cfg.tx.accounts.iter().find(|a| a.signer.address() == *m))
+                    .map(|a| a.caps)
+                    .unwrap_or_default(),
                 initial: p.initial.clone(),
                 keystore_dir: p.keystore_dir.clone(),
                 password: p.password.clone(),
