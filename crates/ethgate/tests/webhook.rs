@@ -145,14 +145,22 @@ async fn webhook_delivery_is_at_least_once_and_ordered_across_sigkill() {
     second.kill().await.expect("stop");
     let all = got.lock().expect("lock").clone();
     let seqs: Vec<u64> = all.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    // Redelivery after the kill starts at the last acknowledged seq + 1, so
-    // the sequence never goes backwards by more than the unacked batch.
+    // Each process delivers in order; after the kill, redelivery restarts
+    // from the last cursor the dispatcher saved (it saves per 1,000
+    // envelopes or 50 ms while a sink keeps up), so the sequence goes back
+    // at most once — at the restart — and never skips ahead.
+    let drops: Vec<(u64, u64)> = seqs
+        .windows(2)
+        .filter(|w| w[1] < w[0])
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(
+        drops.len() <= 1,
+        "out of order beyond the one restart: {drops:?} in {seqs:?}"
+    );
     let mut max = 0;
     for s in &seqs {
-        assert!(
-            *s + 1 >= max,
-            "seq {s} arrived after {max}: out of order beyond one redelivered batch"
-        );
+        assert!(*s <= max + 1, "seq {s} skipped ahead of {max}: {seqs:?}");
         max = max.max(*s);
     }
     assert!(all.iter().all(|e| e["removed"] == false));
