@@ -16,11 +16,17 @@ const OPEN: [&str; 3] = ["queued", "pending", "mined"];
 /// Statuses of a request that moved no ETH.
 const NOTHING_SENT: [&str; 3] = ["rejected", "cancelled", "expired"];
 
-fn today() -> i64 {
+/// Seconds before a rejected top-up is tried again.
+const RETRY_AFTER: i64 = 300;
+
+fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-        / 86_400
+}
+
+fn today() -> i64 {
+    now() / 86_400
 }
 
 fn ether(wei: U256) -> f64 {
@@ -73,23 +79,39 @@ impl Pools {
                     continue;
                 }
                 let mine: Vec<_> = top_ups.iter().filter(|t| t.1 == m.address).collect();
-                if mine.iter().any(|t| OPEN.contains(&t.3.as_str())) {
-                    continue; // one in flight
+                if let Some(open) = mine.iter().find(|t| OPEN.contains(&t.3.as_str())) {
+                    // One in flight; if the node refuses it (the funding
+                    // account cannot pay, say), the pool says so.
+                    let error = self
+                        .store()
+                        .tx(&open.0)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|r| r.error);
+                    if let Some(error) = error {
+                        seen.alerts
+                            .push(format!("top-up of {} is waiting: {error}", m.address));
+                    }
+                    continue;
                 }
                 if let Some(last) = mine.last()
                     && last.3 == "rejected"
                 {
-                    let why = self
-                        .store()
-                        .tx(&last.0)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|r| r.error)
+                    // The funding account could not pay (or the node
+                    // refused): alert, and try again once RETRY_AFTER has
+                    // passed — someone may have refilled it.
+                    let row = self.store().tx(&last.0).await.ok().flatten();
+                    let why = row
+                        .as_ref()
+                        .and_then(|r| r.error.clone())
                         .unwrap_or_default();
                     seen.alerts
                         .push(format!("top-up of {} was rejected: {why}", m.address));
-                    continue;
+                    let rejected_at = row.map_or(0, |r| r.updated_at);
+                    if now() - rejected_at < RETRY_AFTER {
+                        continue;
+                    }
                 }
                 if let Some(cap) = spec.daily_cap
                     && spent.saturating_add(amount) > cap

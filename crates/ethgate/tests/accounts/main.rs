@@ -439,3 +439,64 @@ async fn an_external_master_signs_the_shown_transaction_and_the_rotation_follows
     assert!(is_operator(&w, new).await && !is_operator(&w, w.leaked.address()).await);
     assert!(balance(&w.anvil, w.leaked.address()).await <= DUST, "swept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_the_funding_account_cannot_pay_alerts_until_funds_arrive() {
+    let w = world(ETHER / 1000).await;
+    let _: Value = w
+        .anvil
+        .rpc("anvil_setBalance", json!([w.funding, "0x0"]))
+        .await;
+    let g = gateway(
+        &w,
+        "min_balance = \"0.01 ether\"\ntop_up = \"0.02 ether\"\ndaily_top_up_cap = \"0.05 ether\"\n",
+        &[w.leaked.address()],
+    );
+    let _log = ShowLog(g.dir.path().to_owned());
+    let _serve = g.serve();
+    g.ready().await;
+    let alerts = |pool: &Value| {
+        pool["alerts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        let pool = g.pool(&g.get("/v1/accounts").await);
+        if let Some(a) = alerts(&pool).into_iter().next() {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no alert: {pool}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The node refuses the transfer (its nonce is taken, so it waits for
+    // funds rather than being dropped); the pool names the cause.
+    assert!(
+        alert.contains("top-up of") && alert.to_lowercase().contains("insufficient funds"),
+        "{alert}"
+    );
+    assert_eq!(balance(&w.anvil, w.leaked.address()).await, ETHER / 1000);
+    // Funds arrive: the waiting top-up goes through and the alert clears.
+    let _: Value = w
+        .anvil
+        .rpc("anvil_setBalance", json!([w.funding, U256::from(ETHER)]))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while balance(&w.anvil, w.leaked.address()).await < ETHER / 1000 + 2 * ETHER / 100 {
+        assert!(
+            Instant::now() < deadline,
+            "the waiting top-up never went through"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !alerts(&g.pool(&g.get("/v1/accounts").await)).is_empty() {
+        assert!(Instant::now() < deadline, "the alert never cleared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
