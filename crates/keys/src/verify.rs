@@ -4,8 +4,8 @@
 //! compromised or confused then cannot slip a different transaction
 //! (another recipient, value, nonce or fee) past the transaction manager.
 
-use alloy_consensus::TxEnvelope;
 use alloy_consensus::transaction::SignerRecoverable;
+use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::Address;
 
@@ -33,69 +33,45 @@ pub fn signed_as_asked(
             "a transaction signed by {signer:#x}, not {address:#x}"
         )));
     }
-    let differs = |field: &str| {
-        bad(&format!(
-            "a transaction whose {field} differs from the request"
-        ))
+    let field = match (asked, &envelope) {
+        (UnsignedTx::Eip1559(a), TxEnvelope::Eip1559(_)) => differing(a, &envelope, "fee"),
+        (UnsignedTx::Legacy(a), TxEnvelope::Legacy(_)) => differing(a, &envelope, "gas price"),
+        _ => Some("type"),
     };
-    match (asked, &envelope) {
-        (UnsignedTx::Eip1559(a), TxEnvelope::Eip1559(s)) => {
-            let t = s.tx();
-            if t.chain_id != a.chain_id {
-                return Err(differs("chain id"));
-            }
-            if t.nonce != a.nonce {
-                return Err(differs("nonce"));
-            }
-            if t.gas_limit != a.gas_limit {
-                return Err(differs("gas limit"));
-            }
-            if t.max_fee_per_gas != a.max_fee_per_gas
-                || t.max_priority_fee_per_gas != a.max_priority_fee_per_gas
-            {
-                return Err(differs("fee"));
-            }
-            if t.to != a.to {
-                return Err(differs("recipient"));
-            }
-            if t.value != a.value {
-                return Err(differs("value"));
-            }
-            if t.input != a.input {
-                return Err(differs("data"));
-            }
-            if t.access_list != a.access_list {
-                return Err(differs("access list"));
-            }
-        }
-        (UnsignedTx::Legacy(a), TxEnvelope::Legacy(s)) => {
-            let t = s.tx();
-            if t.chain_id != a.chain_id {
-                return Err(differs("chain id"));
-            }
-            if t.nonce != a.nonce {
-                return Err(differs("nonce"));
-            }
-            if t.gas_limit != a.gas_limit {
-                return Err(differs("gas limit"));
-            }
-            if t.gas_price != a.gas_price {
-                return Err(differs("gas price"));
-            }
-            if t.to != a.to {
-                return Err(differs("recipient"));
-            }
-            if t.value != a.value {
-                return Err(differs("value"));
-            }
-            if t.input != a.input {
-                return Err(differs("data"));
-            }
-        }
-        _ => return Err(differs("type")),
+    if let Some(field) = field {
+        return Err(bad(&format!(
+            "a transaction whose {field} differs from the request"
+        )));
     }
     Ok(SignedTx {
         hash: *envelope.tx_hash(),
         raw: raw.to_vec(),
     })
+}
+
+/// The first signed field (by name) in which `got` is not `asked`; `fee`
+/// names the fee fields (a legacy transaction's gas price).
+fn differing(
+    asked: &impl Transaction,
+    got: &impl Transaction,
+    fee: &'static str,
+) -> Option<&'static str> {
+    [
+        ("chain id", asked.chain_id() == got.chain_id()),
+        ("nonce", asked.nonce() == got.nonce()),
+        ("gas limit", asked.gas_limit() == got.gas_limit()),
+        (
+            fee,
+            asked.max_fee_per_gas() == got.max_fee_per_gas()
+                && asked.max_priority_fee_per_gas() == got.max_priority_fee_per_gas()
+                && asked.gas_price() == got.gas_price(),
+        ),
+        ("recipient", asked.kind() == got.kind()),
+        ("value", asked.value() == got.value()),
+        ("data", asked.input() == got.input()),
+        ("access list", asked.access_list() == got.access_list()),
+    ]
+    .into_iter()
+    .find(|(_, same)| !same)
+    .map(|(field, _)| field)
 }
