@@ -8,22 +8,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
-use common::{ShowLog, serve};
+use common::{ShowLog, ready, serve};
 use ethgate_keys::kms::{self, KmsConfig};
 use ethgate_keys::{KmsSigner, LocalKey, Signer};
-use ethgate_testkit::{Anvil, DEV_KEYS, free_port, tool};
+use ethgate_testkit::{Anvil, DEV_KEYS, KmsEmulator, free_port};
 use serde_json::{Value, json};
 
 const AWS_SECRET: &str = "aws-secret-under-test";
-
-struct Emulator(std::process::Child);
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_and_kms_accounts_send_through_the_gateway() {
@@ -32,16 +23,8 @@ async fn remote_and_kms_accounts_send_through_the_gateway() {
     // The JSON-RPC signer: anvil holds this key unlocked; ethgate never sees it.
     let remote = LocalKey::dev(DEV_KEYS[6], "test").expect("key").address();
     // The KMS key.
-    let port = free_port();
-    let _kms = Emulator(
-        std::process::Command::new(tool("kms-emulator"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("kms-emulator runs (scripts/install-tools installs it)"),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let kms = KmsEmulator::start().await;
+    let endpoint = kms.url.clone();
     let mut config = KmsConfig {
         endpoint: endpoint.clone(),
         region: "eu-west-1".into(),
@@ -50,14 +33,9 @@ async fn remote_and_kms_accounts_send_through_the_gateway() {
         secret_access_key: AWS_SECRET.into(),
         session_token: None,
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    config.key_id = loop {
-        match kms::create_key(&config, Duration::from_secs(5)).await {
-            Ok(id) => break id,
-            Err(e) => assert!(Instant::now() < deadline, "KMS emulator: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    config.key_id = kms::create_key(&config, Duration::from_secs(5))
+        .await
+        .expect("CreateKey");
     let kms_address = KmsSigner::connect(config.clone(), Duration::from_secs(5))
         .await
         .expect("GetPublicKey")
@@ -104,16 +82,7 @@ async fn remote_and_kms_accounts_send_through_the_gateway() {
     let _serve = serve(dir.path(), &env);
     let base = format!("http://127.0.0.1:{api}");
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "serve never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ready(&http, &base).await;
     for (from, key) in [(remote, "via-remote-signer"), (kms_address, "via-kms")] {
         let r = http
             .post(format!("{base}/v1/transactions"))

@@ -11,27 +11,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U64, keccak256};
-use common::{Destination, ShowLog, serve};
+use common::{Destination, ShowLog, ready, serve};
 use ethgate_testkit::{Anvil, free_port};
 use serde_json::{Value, json};
 
 const DEV_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 const PASSWORD: &str = "keystore-password-under-test";
-
-async fn ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "serve never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous_nonces() {

@@ -12,7 +12,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
 use axum::{Json, Router, routing::post};
 use ethgate_keys::kms::{self, KmsConfig};
 use ethgate_keys::{KmsSigner, LocalKey, RemoteSigner, Signer, UnsignedTx};
-use ethgate_testkit::{Anvil, DEV_ACCOUNT, DEV_KEYS, free_port, tool};
+use ethgate_testkit::{Anvil, DEV_ACCOUNT, DEV_KEYS, KmsEmulator};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,41 +131,11 @@ async fn a_remote_answer_that_differs_from_the_request_is_refused() {
         .expect("the honest answer passes");
 }
 
-struct Moto(std::process::Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn moto() -> (Moto, String) {
-    let port = free_port();
-    let child = Moto(
-        std::process::Command::new(tool("kms-emulator"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("kms-emulator runs (scripts/install-tools installs it)"),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http.get(format!("{url}/moto-api/")).send().await.is_ok() {
-            return (child, url);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("kms-emulator did not start on {url}");
-}
-
 #[tokio::test]
 async fn a_kms_key_signs_a_transaction_anvil_mines() {
-    let (_moto, endpoint) = moto().await;
+    let kms = KmsEmulator::start().await;
     let mut config = KmsConfig {
-        endpoint,
+        endpoint: kms.url.clone(),
         region: "eu-west-1".into(),
         key_id: String::new(),
         access_key_id: "AKIDTEST".into(),

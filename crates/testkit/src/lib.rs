@@ -5,12 +5,15 @@
 //! unlocked accounts. [`EVENT_SOURCE`] is the compiled contract from
 //! `contracts/`. [`proxy::Proxy`] is a real HTTP server in front of anvil
 //! that injects endpoint faults (500s, 429s, timeouts, "too many results").
+//! [`KmsEmulator`] is a local AWS KMS for the KMS signer.
 
 pub mod anvil;
+pub mod kms;
 pub mod proxy;
 pub mod truth;
 
 pub use anvil::{Anvil, DEV_ACCOUNT, DEV_KEYS, EVENT_SOURCE, tool};
+pub use kms::KmsEmulator;
 pub use proxy::{Fault, Proxy};
 pub use truth::{apply, assert_equals_truth, outbox};
 

@@ -142,6 +142,11 @@ fn keyed(f: &Fixture, from: &str, key: &str) -> Value {
     })
 }
 
+/// Submits a request the manager must accept; its id.
+async fn submit(f: &Fixture, body: &Value) -> String {
+    f.manager.submit(body).await.expect("accepted").id
+}
+
 /// Waits until every id has `status`; returns their views.
 async fn until_status(f: &Fixture, ids: &[String], status: &str, secs: u64) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -256,7 +261,7 @@ async fn a_reverting_call_is_rejected_with_its_reason_and_takes_no_nonce() {
         "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
         "function": "fail(string)", "args": ["not due yet"], "idempotency_key": "bad",
     });
-    let bad = f.manager.submit(&bad).await.expect("accepted").id;
+    let bad = submit(&f, &bad).await;
     let v = &until_status(&f, std::slice::from_ref(&bad), "rejected", 30).await[0];
     assert!(
         v["error"]
@@ -265,12 +270,7 @@ async fn a_reverting_call_is_rejected_with_its_reason_and_takes_no_nonce() {
         "decoded reason: {v}"
     );
     assert_eq!(v["nonce"], Value::Null);
-    let good = f
-        .manager
-        .submit(&keyed(&f, &from, "good"))
-        .await
-        .expect("accepted")
-        .id;
+    let good = submit(&f, &keyed(&f, &from, "good")).await;
     let v = &until_status(&f, &[good], "confirmed", 30).await[0];
     assert_eq!(v["nonce"], 0, "the rejected request took no nonce");
 }
@@ -324,13 +324,7 @@ async fn dropped_transactions_are_rebroadcast_and_mined() {
     let from = format!("{:#x}", f.accounts[0]);
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(
-            f.manager
-                .submit(&keyed(&f, &from, &format!("drop-{i}")))
-                .await
-                .expect("ok")
-                .id,
-        );
+        ids.push(submit(&f, &keyed(&f, &from, &format!("drop-{i}"))).await);
     }
     until_status(&f, &ids, "pending", 30).await;
     let _: Value = f.anvil.rpc("anvil_dropAllTransactions", json!([])).await;
@@ -348,12 +342,7 @@ async fn dropped_transactions_are_rebroadcast_and_mined() {
 async fn a_base_fee_spike_is_answered_with_a_fee_bump() {
     let f = fixture(Mining::Off, 1, fast()).await;
     let from = format!("{:#x}", f.accounts[0]);
-    let id = f
-        .manager
-        .submit(&keyed(&f, &from, "spike"))
-        .await
-        .expect("ok")
-        .id;
+    let id = submit(&f, &keyed(&f, &from, "spike")).await;
     let first = &until_status(&f, std::slice::from_ref(&id), "pending", 30).await[0];
     let first_fee: u128 = first["attempts"][0]["max_fee_per_gas"]
         .as_str()
@@ -395,7 +384,7 @@ async fn a_reorg_after_mined_is_retracked_and_confirmed_again() {
     let from = format!("{:#x}", f.accounts[0]);
     let mut body = keyed(&f, &from, "reorged");
     body["confirmations"] = json!(3);
-    let id = f.manager.submit(&body).await.expect("ok").id;
+    let id = submit(&f, &body).await;
     let first = &until_status(&f, std::slice::from_ref(&id), "mined", 30).await[0];
     let first_block = first["block_hash"].clone();
     // The block holding it is replaced by an empty one.
@@ -426,12 +415,7 @@ async fn a_reorg_after_mined_is_retracked_and_confirmed_again() {
 async fn a_nonce_used_behind_ethgates_back_is_detected_and_the_request_still_mined() {
     let f = fixture(Mining::Off, 1, fast()).await;
     let from = format!("{:#x}", f.accounts[0]);
-    let id = f
-        .manager
-        .submit(&keyed(&f, &from, "contested"))
-        .await
-        .expect("ok")
-        .id;
+    let id = submit(&f, &keyed(&f, &from, "contested")).await;
     let v = &until_status(&f, std::slice::from_ref(&id), "pending", 30).await[0];
     assert_eq!(v["nonce"], 0);
     // Someone with the same key sends at nonce 0 with higher fees.
@@ -473,13 +457,8 @@ async fn insufficient_funds_is_a_clear_state_and_wedges_nothing_else() {
     let from = format!("{:#x}", f.accounts[0]);
     let mut broke = keyed(&f, &from, "too-expensive");
     broke["value"] = json!("1000000000000000000000000000");
-    let broke = f.manager.submit(&broke).await.expect("ok").id;
-    let fine = f
-        .manager
-        .submit(&keyed(&f, &from, "affordable"))
-        .await
-        .expect("ok")
-        .id;
+    let broke = submit(&f, &broke).await;
+    let fine = submit(&f, &keyed(&f, &from, "affordable")).await;
     let v = &until_status(&f, std::slice::from_ref(&broke), "rejected", 30).await[0];
     assert!(
         v["error"]
@@ -500,12 +479,7 @@ async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_g
     };
     let f = fixture_capped(Mining::Off, 1, fast(), caps).await;
     let from = format!("{:#x}", f.accounts[0]);
-    let id = f
-        .manager
-        .submit(&keyed(&f, &from, "capped"))
-        .await
-        .expect("ok")
-        .id;
+    let id = submit(&f, &keyed(&f, &from, "capped")).await;
     until_status(&f, std::slice::from_ref(&id), "pending", 30).await;
     // The market moves past the account's cap.
     let spike = 60_000_000_000u128;
@@ -557,12 +531,7 @@ async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_g
 async fn a_chain_without_eip1559_gets_legacy_transactions_priced_by_gas_price() {
     let f = fixture_with(Mining::Auto, 1, fast(), Caps::default(), true).await;
     let from = format!("{:#x}", f.accounts[0]);
-    let id = f
-        .manager
-        .submit(&keyed(&f, &from, "legacy"))
-        .await
-        .expect("ok")
-        .id;
+    let id = submit(&f, &keyed(&f, &from, "legacy")).await;
     let v = &until_status(&f, &[id], "confirmed", 30).await[0];
     let tx: Value = f
         .anvil

@@ -26,14 +26,7 @@ use world::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compromised_key_drill() {
     let w = world(FLOAT).await;
-    let g = gateway(
-        &w,
-        &format!(
-            "registry = \"{:#x}\"\nmaster = \"{:#x}\"\ntop_up = \"0.05 ether\"\n",
-            w.registry, w.master
-        ),
-        &[w.leaked.address()],
-    );
+    let g = rotating_gateway(&w);
     let _log = ShowLog(g.dir.path().to_owned());
     let _serve = g.serve();
     g.ready().await;
@@ -196,14 +189,7 @@ async fn everyone(g: &Gateway, pool: &Value) -> Vec<(Address, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_killed_at_every_step_ends_consistent() {
     let w = world(FLOAT).await;
-    let g = gateway(
-        &w,
-        &format!(
-            "registry = \"{:#x}\"\nmaster = \"{:#x}\"\ntop_up = \"0.05 ether\"\n",
-            w.registry, w.master
-        ),
-        &[w.leaked.address()],
-    );
+    let g = rotating_gateway(&w);
     let _log = ShowLog(g.dir.path().to_owned());
     let master_nonce = nonce(&w.anvil, w.master).await;
     let mut steps_killed = Vec::new();

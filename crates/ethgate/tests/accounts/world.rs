@@ -244,26 +244,26 @@ pub fn gateway(w: &World, pool_extra: &str, members: &[Address]) -> Gateway {
     }
 }
 
+/// A gateway whose pool (the leaked key) can rotate: the registry, its
+/// master as an ethgate account, and a 0.05 ETH float for new members.
+pub fn rotating_gateway(w: &World) -> Gateway {
+    gateway(
+        w,
+        &format!(
+            "registry = \"{:#x}\"\nmaster = \"{:#x}\"\ntop_up = \"0.05 ether\"\n",
+            w.registry, w.master
+        ),
+        &[w.leaked.address()],
+    )
+}
+
 impl Gateway {
     pub fn serve(&self) -> tokio::process::Child {
         serve(self.dir.path(), &self.env)
     }
 
     pub async fn ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = self
-                .http
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::common::ready(&self.http, &self.base).await;
     }
 
     pub async fn get(&self, path: &str) -> Value {

@@ -73,6 +73,22 @@ pub fn serve(dir: &Path, env: &[(&str, String)]) -> Child {
     cmd.spawn().expect("ethgate serve starts")
 }
 
+/// Waits (up to 30 s) until the gateway at `base` answers `/readyz` with 200.
+pub async fn ready(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "serve never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Prints `ethgate.log` of a directory when dropped during a panic, so a
 /// failed end-to-end test shows what ethgate said.
 pub struct ShowLog(pub std::path::PathBuf);
