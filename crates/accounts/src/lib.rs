@@ -41,20 +41,13 @@ pub enum Master {
     External,
 }
 
-/// One pool, as configured.
-pub struct PoolSpec {
+/// A pool's settings, as the config gives them.
+#[derive(Clone)]
+pub struct PoolSettings {
     /// Name requests use as `from`.
     pub name: String,
     /// Chain name.
     pub chain: String,
-    /// Chain id.
-    pub chain_id: u64,
-    /// The chain's endpoints.
-    pub endpoints: Arc<EndpointPool>,
-    /// The chain has no EIP-1559.
-    pub legacy: bool,
-    /// Fee caps for members created by rotation.
-    pub caps: Caps,
     /// The first members (configured `[[accounts]]`), used until a
     /// rotation replaces them.
     pub initial: Vec<Address>,
@@ -78,11 +71,36 @@ pub struct PoolSpec {
     pub master: Option<Master>,
 }
 
+impl std::fmt::Debug for PoolSettings {
+    // The password stays out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSettings")
+            .field("name", &self.name)
+            .field("chain", &self.chain)
+            .field("initial", &self.initial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One pool: its settings and what the gateway knows of its chain.
+pub struct PoolSpec {
+    /// As configured.
+    pub settings: PoolSettings,
+    /// Chain id.
+    pub chain_id: u64,
+    /// The chain's endpoints.
+    pub endpoints: Arc<EndpointPool>,
+    /// The chain has no EIP-1559.
+    pub legacy: bool,
+    /// Fee caps for members created by rotation.
+    pub caps: Caps,
+}
+
 impl std::fmt::Debug for PoolSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolSpec")
-            .field("name", &self.name)
-            .field("chain", &self.chain)
+            .field("settings", &self.settings)
+            .field("chain_id", &self.chain_id)
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +161,7 @@ impl Pools {
     }
 
     fn spec(&self, pool: &str) -> Option<&PoolSpec> {
-        self.specs.iter().find(|s| s.name == pool)
+        self.specs.iter().find(|s| s.settings.name == pool)
     }
 
     /// Loads membership: the configured members on first start, then
@@ -151,18 +169,20 @@ impl Pools {
     /// transaction manager their accounts and the pool's active set.
     pub async fn load(&self) -> Result<(), PoolError> {
         for spec in &self.specs {
-            let mut members = self.store().pool_members(&spec.name).await?;
+            let mut members = self.store().pool_members(&spec.settings.name).await?;
             if members.is_empty() {
-                for a in &spec.initial {
+                for a in &spec.settings.initial {
                     let row = MemberRow {
                         address: hex_addr(*a),
                         keystore: String::new(),
                         state: "active".into(),
                         rotation: None,
                     };
-                    self.store().add_pool_member(&spec.name, &row).await?;
+                    self.store()
+                        .add_pool_member(&spec.settings.name, &row)
+                        .await?;
                 }
-                members = self.store().pool_members(&spec.name).await?;
+                members = self.store().pool_members(&spec.settings.name).await?;
             }
             for m in &members {
                 if m.keystore.is_empty() || m.state == "retired" {
@@ -176,28 +196,28 @@ impl Pools {
                 .filter(|m| m.state == "active")
                 .filter_map(|m| m.address.parse().ok())
                 .collect();
-            self.tx.set_pool(&spec.name, active);
+            self.tx.set_pool(&spec.settings.name, active);
         }
         Ok(())
     }
 
     fn open(&self, spec: &PoolSpec, file: &str) -> Result<ethgate_keys::LocalKey, PoolError> {
-        let (Some(dir), Some(pw)) = (&spec.keystore_dir, &spec.password) else {
+        let (Some(dir), Some(pw)) = (&spec.settings.keystore_dir, &spec.settings.password) else {
             return Err(PoolError::Keystore {
-                pool: spec.name.clone(),
+                pool: spec.settings.name.clone(),
                 reason: "a member has a keystore but the pool has no keystore_dir and password"
                     .into(),
             });
         };
         keystore::open(&dir.join(file), pw).map_err(|e| PoolError::Keystore {
-            pool: spec.name.clone(),
+            pool: spec.settings.name.clone(),
             reason: e.to_string(),
         })
     }
 
     fn add(&self, spec: &PoolSpec, signer: Arc<dyn Signer>) {
         self.tx.add_account(Account {
-            chain: spec.chain.clone(),
+            chain: spec.settings.chain.clone(),
             chain_id: spec.chain_id,
             signer,
             pool: spec.endpoints.clone(),
@@ -211,14 +231,14 @@ impl Pools {
         let interval = self
             .specs
             .iter()
-            .map(|s| s.interval)
+            .map(|s| s.settings.interval)
             .min()
             .unwrap_or(Duration::from_secs(15));
         loop {
             let mut rotating = false;
             for spec in &self.specs {
                 if let Err(e) = self.watch(spec).await {
-                    tracing::warn!(pool = %spec.name, error = %e, "balance watch failed; retrying");
+                    tracing::warn!(pool = %spec.settings.name, error = %e, "balance watch failed; retrying");
                 }
                 // A rotation advances as far as it can, one step at a time.
                 for _ in 0..8 {
@@ -226,14 +246,14 @@ impl Pools {
                         Ok(true) => continue,
                         Ok(false) => break,
                         Err(e) => {
-                            tracing::warn!(pool = %spec.name, error = %e, "rotation step failed; retrying");
+                            tracing::warn!(pool = %spec.settings.name, error = %e, "rotation step failed; retrying");
                             break;
                         }
                     }
                 }
                 rotating |= self
                     .store()
-                    .rotation(&spec.name)
+                    .rotation(&spec.settings.name)
                     .await
                     .ok()
                     .flatten()
@@ -259,12 +279,12 @@ impl Pools {
         let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
         let mut pools = Vec::new();
         for spec in &self.specs {
-            let s = seen.get(&spec.name).cloned().unwrap_or_default();
-            let members = self.store().pool_members(&spec.name).await?;
+            let s = seen.get(&spec.settings.name).cloned().unwrap_or_default();
+            let members = self.store().pool_members(&spec.settings.name).await?;
             let rotation = self.rotation_view(spec).await?;
             pools.push(json!({
-                "name": spec.name,
-                "chain": spec.chain,
+                "name": spec.settings.name,
+                "chain": spec.settings.chain,
                 "members": members.iter().map(|m| {
                     let balance = m.address.parse::<Address>().ok().and_then(|a| s.balances.get(&a));
                     json!({
@@ -274,13 +294,13 @@ impl Pools {
                         "balance": balance.map(|b| b.to_string()),
                     })
                 }).collect::<Vec<_>>(),
-                "funding": spec.funding.map(hex_addr),
-                "min_balance": spec.min_balance.map(|v| v.to_string()),
-                "top_up": spec.top_up.map(|v| v.to_string()),
-                "daily_top_up_cap": spec.daily_cap.map(|v| v.to_string()),
+                "funding": spec.settings.funding.map(hex_addr),
+                "min_balance": spec.settings.min_balance.map(|v| v.to_string()),
+                "top_up": spec.settings.top_up.map(|v| v.to_string()),
+                "daily_top_up_cap": spec.settings.daily_cap.map(|v| v.to_string()),
                 "topped_up_today": s.topped_up_today.to_string(),
                 "alerts": s.alerts,
-                "registry": spec.registry.map(hex_addr),
+                "registry": spec.settings.registry.map(hex_addr),
                 "rotation": rotation,
             }));
         }
@@ -291,10 +311,5 @@ impl Pools {
             .map(|(chain, a)| json!({"chain": chain, "address": hex_addr(a)}))
             .collect();
         Ok(json!({"pools": pools, "accounts": accounts}))
-    }
-
-    /// Names of the configured pools.
-    pub fn names(&self) -> Vec<String> {
-        self.specs.iter().map(|s| s.name.clone()).collect()
     }
 }

@@ -79,12 +79,15 @@ impl Pools {
                 })
             }
         };
-        need(spec.registry.is_some(), "registry")?;
-        need(spec.master.is_some(), "master")?;
-        need(spec.keystore_dir.is_some(), "keystore_dir")?;
-        need(spec.password.is_some(), "password_env or password_file")?;
-        need(spec.funding.is_some(), "funding")?;
-        need(spec.top_up.is_some(), "top_up")?;
+        need(spec.settings.registry.is_some(), "registry")?;
+        need(spec.settings.master.is_some(), "master")?;
+        need(spec.settings.keystore_dir.is_some(), "keystore_dir")?;
+        need(
+            spec.settings.password.is_some(),
+            "password_env or password_file",
+        )?;
+        need(spec.settings.funding.is_some(), "funding")?;
+        need(spec.settings.top_up.is_some(), "top_up")?;
         let old: Vec<String> = self
             .store()
             .pool_members(pool)
@@ -112,7 +115,7 @@ impl Pools {
     }
 
     pub(crate) async fn rotation_view(&self, spec: &PoolSpec) -> Result<Value, StoreError> {
-        let Some(r) = self.store().rotation(&spec.name).await? else {
+        let Some(r) = self.store().rotation(&spec.settings.name).await? else {
             return Ok(Value::Null);
         };
         let (old, new) = self.sides(&r).await?;
@@ -128,8 +131,8 @@ impl Pools {
             "updated_at": r.updated_at,
         });
         if r.step == "registering"
-            && spec.master == Some(Master::External)
-            && let Some(registry) = spec.registry
+            && spec.settings.master == Some(Master::External)
+            && let Some(registry) = spec.settings.registry
         {
             view["multisig_transaction"] = json!({
                 "chain_id": spec.chain_id,
@@ -223,7 +226,7 @@ impl Pools {
     pub(crate) async fn advance(&self, spec: &PoolSpec) -> Result<bool, String> {
         let store = self.store();
         let Some(r) = store
-            .rotation(&spec.name)
+            .rotation(&spec.settings.name)
             .await
             .map_err(|e| e.to_string())?
         else {
@@ -234,18 +237,19 @@ impl Pools {
         }
         let (old, new) = self.sides(&r).await.map_err(|e| e.to_string())?;
         let (Some(dir), Some(pw), Some(funding), Some(top_up), Some(registry), Some(master)) = (
-            &spec.keystore_dir,
-            &spec.password,
-            spec.funding,
-            spec.top_up,
-            spec.registry,
-            &spec.master,
+            &spec.settings.keystore_dir,
+            &spec.settings.password,
+            spec.settings.funding,
+            spec.settings.top_up,
+            spec.settings.registry,
+            &spec.settings.master,
         ) else {
             return self
                 .fail(&r, "the pool is not configured for rotation".into())
                 .await;
         };
-        let purpose = |what: &str| json!({"purpose": what, "pool": spec.name, "rotation": r.id});
+        let purpose =
+            |what: &str| json!({"purpose": what, "pool": spec.settings.name, "rotation": r.id});
         match r.step.as_str() {
             "keys" => {
                 for _ in new.len()..old.len().max(1) {
@@ -261,7 +265,7 @@ impl Pools {
                         rotation: Some(r.id.clone()),
                     };
                     store
-                        .add_pool_member(&spec.name, &member)
+                        .add_pool_member(&spec.settings.name, &member)
                         .await
                         .map_err(|e| e.to_string())?;
                     let key = keystore::open(&file, pw).map_err(|e| e.to_string())?;
@@ -274,7 +278,7 @@ impl Pools {
                 for a in &new {
                     let (status, error) = self
                         .request(json!({
-                            "chain": spec.chain,
+                            "chain": spec.settings.chain,
                             "from": hex_addr(funding),
                             "to": hex_addr(*a),
                             "value": top_up.to_string(),
@@ -305,7 +309,7 @@ impl Pools {
                 };
                 let (status, error) = self
                     .request(json!({
-                        "chain": spec.chain,
+                        "chain": spec.settings.chain,
                         "from": hex_addr(*master),
                         "to": hex_addr(registry),
                         "data": set_operators(&new, &old),
@@ -335,11 +339,11 @@ impl Pools {
                 let changes: Vec<(&str, &str)> =
                     changes.iter().map(|(a, s)| (a.as_str(), *s)).collect();
                 store
-                    .set_member_states(&spec.name, &changes, Some((&r.id, "draining")))
+                    .set_member_states(&spec.settings.name, &changes, Some((&r.id, "draining")))
                     .await
                     .map_err(|e| e.to_string())?;
-                self.tx.set_pool(&spec.name, new.clone());
-                tracing::info!(pool = %spec.name, rotation = %r.id, "pool switched to its new members");
+                self.tx.set_pool(&spec.settings.name, new.clone());
+                tracing::info!(pool = %spec.settings.name, rotation = %r.id, "pool switched to its new members");
                 Ok(true)
             }
             "draining" => {
@@ -385,10 +389,10 @@ impl Pools {
                 let changes: Vec<(&str, &str)> =
                     changes.iter().map(|a| (a.as_str(), "retired")).collect();
                 store
-                    .set_member_states(&spec.name, &changes, Some((&r.id, "done")))
+                    .set_member_states(&spec.settings.name, &changes, Some((&r.id, "done")))
                     .await
                     .map_err(|e| e.to_string())?;
-                tracing::info!(pool = %spec.name, rotation = %r.id, "rotation done");
+                tracing::info!(pool = %spec.settings.name, rotation = %r.id, "rotation done");
                 Ok(true)
             }
             other => self.fail(&r, format!("unknown step {other:?}")).await,
@@ -425,7 +429,7 @@ impl Pools {
         }
         let (status, error) = self
             .request(json!({
-                "chain": spec.chain,
+                "chain": spec.settings.chain,
                 "from": hex_addr(from),
                 "to": hex_addr(to),
                 "value": (balance - cost).to_string(),
@@ -433,7 +437,7 @@ impl Pools {
                 "max_fee_per_gas": fee_cap.to_string(),
                 "max_priority_fee_per_gas": price.to_string(),
                 "idempotency_key": key,
-                "metadata": {"purpose": "rotation sweep", "pool": spec.name, "rotation": r.id},
+                "metadata": {"purpose": "rotation sweep", "pool": spec.settings.name, "rotation": r.id},
             }))
             .await?;
         if ENDED_BADLY.contains(&status.as_str()) {

@@ -37,7 +37,7 @@ impl Pools {
     pub(crate) async fn watch(&self, spec: &PoolSpec) -> Result<(), String> {
         let members = self
             .store()
-            .pool_members(&spec.name)
+            .pool_members(&spec.settings.name)
             .await
             .map_err(|e| e.to_string())?;
         let mut seen = Seen::default();
@@ -50,14 +50,14 @@ impl Pools {
                 .call("eth_getBalance", json!([address, "latest"]))
                 .await
                 .map_err(|e| e.to_string())?;
-            metrics::gauge!("ethgate_account_balance_ether", "chain" => spec.chain.clone(), "pool" => spec.name.clone(), "account" => m.address.clone())
+            metrics::gauge!("ethgate_account_balance_ether", "chain" => spec.settings.chain.clone(), "pool" => spec.settings.name.clone(), "account" => m.address.clone())
                 .set(ether(balance));
             seen.balances.insert(address, balance);
         }
         let day = today();
         let top_ups = self
             .store()
-            .top_ups(&spec.name, day)
+            .top_ups(&spec.settings.name, day)
             .await
             .map_err(|e| e.to_string())?;
         let mut spent: u128 = top_ups
@@ -65,9 +65,11 @@ impl Pools {
             .filter(|t| !NOTHING_SENT.contains(&t.3.as_str()))
             .map(|t| t.2)
             .sum();
-        if let (Some(min), Some(amount), Some(funding)) =
-            (spec.min_balance, spec.top_up, spec.funding)
-        {
+        if let (Some(min), Some(amount), Some(funding)) = (
+            spec.settings.min_balance,
+            spec.settings.top_up,
+            spec.settings.funding,
+        ) {
             for m in members.iter().filter(|m| m.state == "active") {
                 let Ok(address) = m.address.parse::<Address>() else {
                     continue;
@@ -113,7 +115,7 @@ impl Pools {
                         continue;
                     }
                 }
-                if let Some(cap) = spec.daily_cap
+                if let Some(cap) = spec.settings.daily_cap
                     && spent.saturating_add(amount) > cap
                 {
                     seen.alerts.push(format!(
@@ -123,21 +125,21 @@ impl Pools {
                     continue;
                 }
                 let body = json!({
-                    "chain": spec.chain,
+                    "chain": spec.settings.chain,
                     "from": hex_addr(funding),
                     "to": m.address,
                     "value": amount.to_string(),
-                    "idempotency_key": format!("topup:{}:{}:{day}:{}", spec.name, m.address, mine.len()),
-                    "metadata": {"purpose": "top-up", "pool": spec.name},
+                    "idempotency_key": format!("topup:{}:{}:{day}:{}", spec.settings.name, m.address, mine.len()),
+                    "metadata": {"purpose": "top-up", "pool": spec.settings.name},
                 });
                 match self.tx.submit(&body).await {
                     Ok(s) => {
                         self.store()
-                            .add_top_up(&s.id, &spec.name, &m.address, amount, day)
+                            .add_top_up(&s.id, &spec.settings.name, &m.address, amount, day)
                             .await
                             .map_err(|e| e.to_string())?;
                         spent = spent.saturating_add(amount);
-                        tracing::info!(pool = %spec.name, account = %m.address, tx = %s.id, amount, "top-up requested");
+                        tracing::info!(pool = %spec.settings.name, account = %m.address, tx = %s.id, amount, "top-up requested");
                     }
                     Err(e) => seen
                         .alerts
@@ -146,13 +148,13 @@ impl Pools {
             }
         }
         seen.topped_up_today = spent;
-        metrics::gauge!("ethgate_pool_alerts", "pool" => spec.name.clone())
+        metrics::gauge!("ethgate_pool_alerts", "pool" => spec.settings.name.clone())
             .set(seen.alerts.len() as f64);
         for a in &seen.alerts {
-            tracing::warn!(pool = %spec.name, alert = %a, "pool alert");
+            tracing::warn!(pool = %spec.settings.name, alert = %a, "pool alert");
         }
         if let Ok(mut all) = self.seen.lock() {
-            all.insert(spec.name.clone(), seen);
+            all.insert(spec.settings.name.clone(), seen);
         }
         Ok(())
     }

@@ -126,8 +126,7 @@ fn pool_specs(
         .filter_map(|p| {
             let chain = cfg.chain(&p.chain)?;
             Some(ethgate_accounts::PoolSpec {
-                name: p.name.clone(),
-                chain: p.chain.clone(),
+                settings: p.clone(),
                 chain_id: chain.chain_id,
                 endpoints: pools.get(&p.chain)?.clone(),
                 legacy: !chain.eip1559,
@@ -139,16 +138,6 @@ fn pool_specs(
                     .and_then(|m| cfg.tx.accounts.iter().find(|a| a.signer.address() == *m))
                     .map(|a| a.caps)
                     .unwrap_or_default(),
-                initial: p.initial.clone(),
-                keystore_dir: p.keystore_dir.clone(),
-                password: p.password.clone(),
-                funding: p.funding,
-                min_balance: p.min_balance,
-                top_up: p.top_up,
-                daily_cap: p.daily_cap,
-                interval: p.interval,
-                registry: p.registry,
-                master: p.master.clone(),
             })
         })
         .collect()

@@ -48,7 +48,7 @@ pub struct TxConfig {
     /// Pools: name → first member addresses.
     pub pools: HashMap<String, Vec<Address>>,
     /// Pools with their funding and rotation settings.
-    pub pool_configs: Vec<super::pools::PoolConfig>,
+    pub pool_configs: Vec<ethgate_accounts::PoolSettings>,
 }
 
 /// Wei from `"200 gwei"`, `"3 wei"`, `"0.5 gwei"` or a bare integer (wei).
@@ -77,7 +77,8 @@ pub(super) fn wei(text: &str) -> Result<u128, String> {
     Ok(value)
 }
 
-fn fee(issues: &mut Issues, key: String, v: Option<&str>) -> Option<u128> {
+/// An optional amount of wei (see [`wei`]); a bad one is an issue at `key`.
+pub(super) fn amount(issues: &mut Issues, key: String, v: Option<&str>) -> Option<u128> {
     let v = v?;
     match wei(v) {
         Ok(w) => Some(w),
@@ -113,7 +114,7 @@ fn settings(issues: &mut Issues, t: &RawTx) -> Settings {
         bump_after: secs(issues, "bump_after", t.bump_after.as_deref(), d.bump_after),
         max_in_flight: max_in_flight.clamp(1, 10_000),
         gas_margin_percent: (margin * 100.0).round() as u64,
-        min_tip: fee(
+        min_tip: amount(
             issues,
             "tx.min_priority_fee".into(),
             t.min_priority_fee.as_deref(),
@@ -146,8 +147,8 @@ fn account(
         );
     }
     let caps = Caps {
-        max_fee: fee(issues, k("max_fee_per_gas"), a.max_fee_per_gas.as_deref()),
-        max_priority_fee: fee(
+        max_fee: amount(issues, k("max_fee_per_gas"), a.max_fee_per_gas.as_deref()),
+        max_priority_fee: amount(
             issues,
             k("max_priority_fee_per_gas"),
             a.max_priority_fee_per_gas.as_deref(),

@@ -5,65 +5,16 @@
 //! password is read here and never shown.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use alloy_primitives::Address;
-use ethgate_accounts::Master;
+use ethgate_accounts::{Master, PoolSettings};
 
-use super::accounts::{AccountConfig, wei};
+use super::accounts::{AccountConfig, amount};
 use super::raw::RawPool;
 use super::sinks::secret;
 use super::validate::{Issues, duration, valid_name};
-
-/// One pool, validated.
-#[derive(Clone)]
-pub struct PoolConfig {
-    /// Name requests use as `from`.
-    pub name: String,
-    /// Chain name.
-    pub chain: String,
-    /// The first members.
-    pub initial: Vec<Address>,
-    /// Where rotation writes keystores.
-    pub keystore_dir: Option<PathBuf>,
-    /// The keystores' password.
-    pub password: Option<String>,
-    /// Funding account.
-    pub funding: Option<Address>,
-    /// Minimum balance (wei).
-    pub min_balance: Option<u128>,
-    /// One top-up (wei).
-    pub top_up: Option<u128>,
-    /// Daily top-up cap (wei).
-    pub daily_cap: Option<u128>,
-    /// Balance reading interval.
-    pub interval: Duration,
-    /// OperatorRegistry address.
-    pub registry: Option<Address>,
-    /// Who signs setOperators.
-    pub master: Option<Master>,
-}
-
-impl std::fmt::Debug for PoolConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolConfig")
-            .field("name", &self.name)
-            .field("chain", &self.chain)
-            .field("initial", &self.initial)
-            .finish_non_exhaustive()
-    }
-}
-
-fn amount(issues: &mut Issues, key: String, v: Option<&str>) -> Option<u128> {
-    match wei(v?) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            issues.add(key, e);
-            None
-        }
-    }
-}
 
 /// Validates `[[pools]]` against the accounts already validated.
 pub(super) fn pools(
@@ -71,8 +22,8 @@ pub(super) fn pools(
     raw: Vec<RawPool>,
     accounts: &[AccountConfig],
     base: &Path,
-) -> Vec<PoolConfig> {
-    let mut out: Vec<PoolConfig> = Vec::new();
+) -> Vec<PoolSettings> {
+    let mut out: Vec<PoolSettings> = Vec::new();
     let mut seen = HashMap::new();
     for (i, p) in raw.into_iter().enumerate() {
         let k = |f: &str| format!("pools[{i}].{f}");
@@ -182,7 +133,7 @@ pub(super) fn pools(
             p.balance_interval.as_deref(),
             Duration::from_secs(15),
         );
-        out.push(PoolConfig {
+        out.push(PoolSettings {
             name: p.name,
             chain,
             initial,
