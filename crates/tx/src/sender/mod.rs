@@ -261,18 +261,12 @@ impl Sender {
                     .await?,
             );
         }
-        let cancels: Vec<String> = self
-            .shared
-            .cancels
-            .lock()
-            .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default();
-        let bumps: Vec<String> = self
-            .shared
-            .bumps
-            .lock()
-            .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default();
+        let take = |list: &std::sync::Mutex<Vec<String>>| {
+            list.lock()
+                .map(|mut l| std::mem::take(&mut *l))
+                .unwrap_or_default()
+        };
+        let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
         // Confirmed requests are watched for reorgs within the finality
         // depth, and only when the chain moved: an unchanged head cannot
         // have reorganised them.
