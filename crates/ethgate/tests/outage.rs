@@ -209,17 +209,7 @@ async fn a_webhook_that_never_recovers_fills_dead_letters_the_api_redelivers() {
         &sink,
         &format!("{contract:#x}"),
     );
-    let bin = env!("CARGO_BIN_EXE_ethgate");
-    let token = |scope: &str| {
-        let out = std::process::Command::new(bin)
-            .args(["token", "create", "--scope", scope])
-            .current_dir(dir.path())
-            .envs(hook.env())
-            .output()
-            .expect("token create");
-        assert!(out.status.success(), "token create failed");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let token = |scope: &str| common::token(dir.path(), &hook.env(), scope);
     let (reader, admin) = (token("events:read"), token("admin"));
     let mut ethgate = serve(dir.path(), &hook.env());
     let base = format!("http://127.0.0.1:{port}");

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
-use common::{ShowLog, ready, serve};
+use common::{ShowLog, ready, serve, token};
 use ethgate_keys::kms::{self, KmsConfig};
 use ethgate_keys::{KmsSigner, LocalKey, Signer};
 use ethgate_testkit::{Anvil, DEV_KEYS, KmsEmulator, free_port};
@@ -67,18 +67,7 @@ async fn remote_and_kms_accounts_send_through_the_gateway() {
         ("AWS_SECRET_ACCESS_KEY", AWS_SECRET.to_owned()),
         ("ETHGATE_LOG", "debug".to_owned()),
     ];
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ethgate"))
-        .args(["token", "create", "--scope", "tx:write"])
-        .current_dir(dir.path())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let token = token(dir.path(), &env, "tx:write");
     let _serve = serve(dir.path(), &env);
     let base = format!("http://127.0.0.1:{api}");
     let http = reqwest::Client::new();

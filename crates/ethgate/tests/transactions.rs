@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U64, keccak256};
-use common::{Destination, ShowLog, ready, serve};
+use common::{Destination, ShowLog, ready, serve, token};
 use ethgate_testkit::{Anvil, free_port};
 use serde_json::{Value, json};
 
@@ -82,18 +82,7 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         ("ETHGATE_LOG", "debug".to_owned()),
         ("HOOK_SECRET", hook.env()[0].1.clone()),
     ];
-    let out = std::process::Command::new(bin)
-        .args(["token", "create", "--scope", "tx:write"])
-        .current_dir(dir.path())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let token = token(dir.path(), &env, "tx:write");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let body = |key: &str| {
@@ -223,13 +212,7 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The same status stream through the pull API.
-    let out = std::process::Command::new(bin)
-        .args(["token", "create", "--scope", "events:read"])
-        .current_dir(dir.path())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("token create");
-    let reader = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let reader = common::token(dir.path(), &env, "events:read");
     let page: Value = http
         .get(format!("{base}/v1/streams/tx.anvil/events?after=0&limit=5"))
         .bearer_auth(&reader)

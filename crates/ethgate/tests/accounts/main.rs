@@ -323,15 +323,7 @@ async fn top_ups_refill_below_the_minimum_and_stop_at_the_daily_cap() {
             json!([member, U256::from(ETHER / 1000)]),
         )
         .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pool = loop {
-        let pool = g.pool(&g.get("/v1/accounts").await);
-        if pool["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
-            break pool;
-        }
-        assert!(Instant::now() < deadline, "no alert: {pool}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let pool = g.alerting_pool().await;
     let alert = pool["alerts"][0].as_str().unwrap_or_default();
     assert!(alert.contains("daily cap"), "{alert}");
     assert_eq!(
@@ -441,25 +433,8 @@ async fn a_top_up_the_funding_account_cannot_pay_alerts_until_funds_arrive() {
     let _log = ShowLog(g.dir.path().to_owned());
     let _serve = g.serve();
     g.ready().await;
-    let alerts = |pool: &Value| {
-        pool["alerts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let alert = loop {
-        let pool = g.pool(&g.get("/v1/accounts").await);
-        if let Some(a) = alerts(&pool).into_iter().next() {
-            break a;
-        }
-        assert!(Instant::now() < deadline, "no alert: {pool}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let pool = g.alerting_pool().await;
+    let alert = pool["alerts"][0].as_str().unwrap_or_default();
     // The node refuses the transfer (its nonce is taken, so it waits for
     // funds rather than being dropped); the pool names the cause.
     assert!(
@@ -481,7 +456,10 @@ async fn a_top_up_the_funding_account_cannot_pay_alerts_until_funds_arrive() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !alerts(&g.pool(&g.get("/v1/accounts").await)).is_empty() {
+    while g.pool(&g.get("/v1/accounts").await)["alerts"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
         assert!(Instant::now() < deadline, "the alert never cleared");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

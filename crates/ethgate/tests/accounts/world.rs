@@ -224,19 +224,8 @@ pub fn gateway(w: &World, pool_extra: &str, members: &[Address]) -> Gateway {
         ("POOL_PASSWORD", POOL_PASSWORD.to_owned()),
         ("ETHGATE_LOG", "info".to_owned()),
     ];
-    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
-        .args(["token", "create", "--scope", "admin"])
-        .current_dir(dir.path())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     Gateway {
-        token: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        token: crate::common::token(dir.path(), &env, "admin"),
         base: format!("http://127.0.0.1:{port}"),
         dir,
         env,
@@ -288,6 +277,20 @@ impl Gateway {
             .await
             .expect("POST");
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The pool as `GET /v1/accounts` shows it once it has an alert
+    /// (waits up to 30 s).
+    pub async fn alerting_pool(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pool = self.pool(&self.get("/v1/accounts").await);
+            if pool["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+                return pool;
+            }
+            assert!(Instant::now() < deadline, "no alert: {pool}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// A charge through the gateway, from the pool; waits for its end.

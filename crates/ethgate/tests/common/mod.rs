@@ -73,6 +73,22 @@ pub fn serve(dir: &Path, env: &[(&str, String)]) -> Child {
     cmd.spawn().expect("ethgate serve starts")
 }
 
+/// A new API token with `scope`, made by `ethgate token create` in `dir`.
+pub fn token(dir: &Path, env: &[(&str, String)], scope: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["token", "create", "--scope", scope])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Waits (up to 30 s) until the gateway at `base` answers `/readyz` with 200.
 pub async fn ready(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
