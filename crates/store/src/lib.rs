@@ -26,6 +26,7 @@ mod sinks;
 mod streams;
 mod tokens;
 pub mod tx;
+mod tx_rows;
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -107,11 +108,14 @@ impl StoreError {
     }
 }
 
-/// The store handle; clone it freely (it is a pool plus a notifier).
+/// The store handle; clone it freely (a pool, a notifier and the write
+/// turn, all shared).
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
     changes: watch::Sender<u64>,
+    /// This process's writers take turns here (see `outbox::WriteTx`).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -218,7 +222,11 @@ impl Store {
             tokio::spawn(checkpointer(pool.clone()));
         }
         let (changes, _) = watch::channel(0);
-        Ok(Store { pool, changes })
+        Ok(Store {
+            pool,
+            changes,
+            writer: Default::default(),
+        })
     }
 
     /// Copies the whole WAL into the database and truncates it; run when a

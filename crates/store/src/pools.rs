@@ -105,7 +105,7 @@ impl Store {
         rotation: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let now = now_secs();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::outbox::begin(self).await?;
         for (address, state) in changes {
             sqlx::query(
                 "UPDATE pool_members SET state = ?, updated_at = ? WHERE pool = ? AND address = ?",
@@ -153,7 +153,7 @@ impl Store {
         request_key: Option<&str>,
     ) -> Result<RotationRow, StoreError> {
         let now = now_secs();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::outbox::begin(self).await?;
         if let Some(key) = request_key {
             let row = sqlx::query("SELECT * FROM rotations WHERE pool = ? AND request_key = ?")
                 .bind(pool)

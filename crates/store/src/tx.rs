@@ -9,6 +9,7 @@
 use sqlx::Row;
 
 use crate::outbox::begin;
+use crate::tx_rows::{NewState, insert_attempts, insert_requests, update_states};
 use crate::{Store, StoreError, now_secs, to_i64};
 
 /// A request to record.
@@ -181,41 +182,8 @@ impl Store {
     /// answering for each: created, or the request already recorded under
     /// its idempotency key (with the same body, or a conflicting one).
     pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
-        let now = now_secs();
         let mut db = begin(self).await?;
-        let mut out = Vec::with_capacity(txs.len());
-        for t in txs {
-            let done = sqlx::query(
-                "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(t.id)
-            .bind(t.idempotency_key)
-            .bind(t.body_hash)
-            .bind(to_i64(t.chain_id))
-            .bind(t.sender)
-            .bind(t.request)
-            .bind(t.state)
-            .bind(t.status)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *db)
-            .await?;
-            if done.rows_affected() == 1 {
-                out.push(Inserted::Created);
-                continue;
-            }
-            let (id, hash): (String, String) =
-                sqlx::query_as("SELECT id, body_hash FROM tx_requests WHERE idempotency_key = ?")
-                    .bind(t.idempotency_key)
-                    .fetch_one(&mut *db)
-                    .await?;
-            out.push(if hash == t.body_hash {
-                Inserted::Existing(id)
-            } else {
-                Inserted::Conflict(id)
-            });
-        }
+        let out = insert_requests(&mut db, txs).await?;
         db.commit().await?;
         Ok(out)
     }
@@ -278,30 +246,52 @@ impl Store {
 
     /// The requests an account's sender still works on: queued, pending and
     /// mined ones, and confirmed or failed ones mined at or after
-    /// `watch_from` (still within the finality depth), oldest first, each
-    /// with its insertion order (rowid). A request never changes once
-    /// accepted, so its JSON is read only for rows inserted after
-    /// `requests_after` (a caller that keeps them passes the last rowid it
-    /// saw); older rows come with an empty `request`.
+    /// `watch_from` (still within the finality depth), in the order they
+    /// were accepted, each with that order (rowid). A sender reads this at
+    /// start and now and then; between, it keeps the rows itself and reads
+    /// only [`new_txs`](Self::new_txs).
     pub async fn open_txs(
         &self,
         chain_id: u64,
         sender: &str,
         watch_from: u64,
-        requests_after: i64,
     ) -> Result<Vec<(i64, TxRow)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT rowid AS rid, id, idempotency_key, chain_id, sender, \
-             CASE WHEN rowid > ?4 THEN request ELSE '' END AS request, \
+            "SELECT rowid AS rid, id, idempotency_key, chain_id, sender, request, \
              state, status, nonce, block_number, error, created_at, updated_at \
              FROM tx_requests WHERE chain_id = ?1 AND sender = ?2 AND \
              (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= ?3)) \
-             ORDER BY created_at, id",
+             ORDER BY rowid",
         )
         .bind(to_i64(chain_id))
         .bind(sender)
         .bind(to_i64(watch_from))
-        .bind(requests_after)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>("rid")?, tx_row(r)?)))
+            .collect()
+    }
+
+    /// Queued requests for an account accepted after rowid `after`: what a
+    /// sender that keeps its open rows in memory reads each tick. (Rowids
+    /// grow with each commit — SQLite has one writer — so a row committed
+    /// later never has a lower rowid than one already read.)
+    pub async fn new_txs(
+        &self,
+        chain_id: u64,
+        sender: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, TxRow)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rowid AS rid, id, idempotency_key, chain_id, sender, request, \
+             state, status, nonce, block_number, error, created_at, updated_at \
+             FROM tx_requests WHERE rowid > ?3 AND chain_id = ?1 AND sender = ?2 AND status = 'queued' \
+             ORDER BY rowid",
+        )
+        .bind(to_i64(chain_id))
+        .bind(sender)
+        .bind(after)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -407,9 +397,22 @@ impl Store {
                     detail: format!("attempt {k} signed at {} not {nonce}", t.attempt.nonce),
                 });
             }
-            insert_attempt(&mut db, t.tx_id, t.attempt).await?;
-            update_state(&mut db, t.tx_id, t.state, t.status, Some(nonce), None, None).await?;
         }
+        let attempts: Vec<(&str, &NewAttempt)> =
+            items.iter().map(|t| (t.tx_id, t.attempt)).collect();
+        insert_attempts(&mut db, &attempts).await?;
+        let states: Vec<NewState<'_>> = items
+            .iter()
+            .map(|t| NewState {
+                tx_id: t.tx_id,
+                state: t.state,
+                status: t.status,
+                nonce: Some(t.attempt.nonce),
+                block_number: None,
+                error: None,
+            })
+            .collect();
+        update_states(&mut db, &states).await?;
         let appended = append_status(&mut db, status).await?;
         db.commit().await?;
         if appended {
@@ -428,17 +431,16 @@ impl Store {
         status: &str,
     ) -> Result<(), StoreError> {
         let mut db = begin(self).await?;
-        insert_attempt(&mut db, tx_id, attempt).await?;
-        update_state(
-            &mut db,
+        insert_attempts(&mut db, &[(tx_id, attempt)]).await?;
+        let new = NewState {
             tx_id,
             state,
             status,
-            Some(attempt.nonce),
-            None,
-            None,
-        )
-        .await?;
+            nonce: Some(attempt.nonce),
+            block_number: None,
+            error: None,
+        };
+        update_states(&mut db, &[new]).await?;
         db.commit().await?;
         Ok(())
     }
@@ -456,7 +458,8 @@ impl Store {
     }
 
     /// Saves many requests' new states in one transaction (a sender's
-    /// tick's worth).
+    /// tick's worth), each request at most once (a second change of the
+    /// same request in one call is refused: which would win is undefined).
     pub async fn set_tx_states(
         &self,
         updates: &[StateUpdate],
@@ -465,20 +468,27 @@ impl Store {
         if updates.is_empty() && status.json.is_empty() {
             return Ok(());
         }
+        let mut ids = std::collections::HashSet::with_capacity(updates.len());
+        if let Some(u) = updates.iter().find(|u| !ids.insert(u.tx_id.as_str())) {
+            return Err(StoreError::Corrupt {
+                what: "set_tx_states",
+                detail: format!("request {} changed twice in one call", u.tx_id),
+            });
+        }
         let mut db = begin(self).await?;
         let appended = append_status(&mut db, status).await?;
-        for u in updates {
-            update_state(
-                &mut db,
-                &u.tx_id,
-                &u.state,
-                &u.status,
-                u.nonce,
-                u.block_number,
-                u.error.as_deref(),
-            )
-            .await?;
-        }
+        let states: Vec<NewState<'_>> = updates
+            .iter()
+            .map(|u| NewState {
+                tx_id: &u.tx_id,
+                state: &u.state,
+                status: &u.status,
+                nonce: u.nonce,
+                block_number: u.block_number,
+                error: u.error.as_deref(),
+            })
+            .collect();
+        update_states(&mut db, &states).await?;
         db.commit().await?;
         if appended {
             self.notify();
@@ -499,7 +509,7 @@ pub struct StatusEnvelopes<'a> {
 
 /// Appends status records as one outbox segment; whether any were.
 async fn append_status(
-    db: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    db: &mut crate::outbox::WriteTx,
     status: StatusEnvelopes<'_>,
 ) -> Result<bool, StoreError> {
     if status.json.is_empty() {
@@ -534,51 +544,4 @@ async fn append_status(
     .execute(&mut **db)
     .await?;
     Ok(true)
-}
-
-async fn insert_attempt(
-    db: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    tx_id: &str,
-    a: &NewAttempt,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO tx_attempts (tx_id, n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at) \
-         VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM tx_attempts WHERE tx_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(tx_id)
-    .bind(to_i64(a.nonce))
-    .bind(&a.hash)
-    .bind(&a.raw)
-    .bind(i64::from(a.noop))
-    .bind(to_i64(a.gas_limit))
-    .bind(a.max_fee.to_string())
-    .bind(a.max_priority_fee.to_string())
-    .bind(now_secs())
-    .execute(&mut **db)
-    .await?;
-    Ok(())
-}
-
-async fn update_state(
-    db: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    tx_id: &str,
-    state: &str,
-    status: &str,
-    nonce: Option<u64>,
-    block_number: Option<u64>,
-    error: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE tx_requests SET state = ?, status = ?, nonce = ?, block_number = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
-    )
-    .bind(state)
-    .bind(status)
-    .bind(nonce.map(to_i64))
-    .bind(block_number.map(to_i64))
-    .bind(error)
-    .bind(now_secs())
-    .bind(tx_id)
-    .execute(&mut **db)
-    .await?;
-    Ok(())
 }

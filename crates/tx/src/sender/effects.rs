@@ -125,6 +125,11 @@ impl Sender {
         self.store
             .add_attempt(&row.id, &attempt, &json, next.status())
             .await?;
+        self.changes.push(super::table::Change {
+            id: row.id.clone(),
+            state: next.clone(),
+            error: None,
+        });
         self.remember(&row.id, &attempt);
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
         self.broadcast(row, &attempt.raw).await
@@ -150,6 +155,11 @@ impl Sender {
             status: next.status().to_owned(),
             nonce: next.nonce(),
             block_number: block,
+            error: error.map(str::to_owned),
+        });
+        self.changes.push(super::table::Change {
+            id: row.id.clone(),
+            state: next.clone(),
             error: error.map(str::to_owned),
         });
         Ok(())
@@ -199,6 +209,7 @@ impl Sender {
         send_all(
             &self.account.pool,
             &self.store,
+            &self.shared,
             &self.account.chain,
             &self.addr,
             &items,
@@ -260,18 +271,17 @@ impl Sender {
     }
 }
 
-/// What the endpoints' answers to one `eth_sendRawTransaction` mean:
-/// `None` if any endpoint accepted it, already had it or has its nonce
-/// used; else the last refusal.
 /// Sends signed transactions (request id, raw bytes) to every endpoint,
 /// one JSON-RPC batch per endpoint. A transaction an endpoint accepted, or
 /// already has, or whose nonce is used (its receipt will tell), is sent;
-/// otherwise the last refusal is recorded on the request for the API, and
-/// the next re-broadcast tries again. Needs no sender: first broadcasts run
+/// otherwise the last refusal is recorded on the request for the API (and
+/// handed to the sender's next tick in `shared`), and the next re-broadcast
+/// tries again. Needs no sender: first broadcasts run
 /// beside the sender's next tick.
 pub(super) async fn send_all(
     pool: &ethgate_chain::EndpointPool,
     store: &ethgate_store::Store,
+    shared: &super::Shared,
     chain: &str,
     addr: &str,
     items: &[(&str, &[u8])],
@@ -292,13 +302,18 @@ pub(super) async fn send_all(
             continue;
         };
         tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
-        store
-            .set_tx_error(id, &format!("broadcast refused: {why}"))
-            .await?;
+        let error = format!("broadcast refused: {why}");
+        store.set_tx_error(id, &error).await?;
+        if let Ok(mut list) = shared.refused.lock() {
+            list.push(((*id).to_owned(), error));
+        }
     }
     Ok(())
 }
 
+/// What the endpoints' answers to one `eth_sendRawTransaction` mean:
+/// `None` if any endpoint accepted it, already had it or has its nonce
+/// used; else the last refusal.
 fn refusal<'a>(answers: impl Iterator<Item = &'a Result<B256, ChainError>>) -> Option<String> {
     let mut why = None;
     for a in answers {

@@ -26,6 +26,7 @@ use tokio::sync::{Notify, watch};
 mod effects;
 mod prepare;
 mod queued;
+mod table;
 
 use crate::Settings;
 use crate::fees::{self, Caps, Fees};
@@ -77,6 +78,9 @@ pub struct Shared {
     pub bumps: std::sync::Mutex<Vec<String>>,
     /// Open requests at the last tick (pools pick the least loaded).
     pub open: std::sync::atomic::AtomicUsize,
+    /// Broadcast refusals (request id, reason) from first broadcasts that
+    /// ran beside a tick, for the next tick's rows.
+    pub refused: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +100,9 @@ pub(super) fn now() -> u64 {
 /// How long a woken sender waits for more requests before its tick.
 const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// How long a head header is trusted while the height stays the same.
+const HEAD_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One tick's reading of the chain.
 struct Observed {
     /// Receipts by attempt hash (`None`: not mined).
@@ -114,11 +121,10 @@ pub struct Sender {
     shared: Arc<Shared>,
     /// Attempts per request, loaded once and extended as this task signs.
     attempts: HashMap<String, Vec<AttemptRow>>,
-    /// Parsed requests of open rows.
-    requests: HashMap<String, Arc<TxRequest>>,
-    /// Rows inserted up to this rowid have their requests in `requests`
-    /// (or are fetched on a miss).
-    requests_seen: i64,
+    /// The open requests, kept between ticks.
+    table: table::Table,
+    /// This tick's state changes, for the table once the tick ends.
+    changes: Vec<table::Change>,
     /// State changes of this tick, written together at its end.
     saves: Vec<ethgate_store::StateUpdate>,
     /// Status envelopes of this tick's state changes, written with them.
@@ -134,6 +140,8 @@ pub struct Sender {
     nonce_floor: Option<u64>,
     /// The first broadcast of the last batch started, still running.
     broadcasting: Option<tokio::task::JoinHandle<()>>,
+    /// The head header last read, and when.
+    head_read: Option<(ethgate_core::BlockRef, std::time::Instant)>,
     /// The last tick's view of the chain.
     head: u64,
     latest_count: u64,
@@ -152,13 +160,14 @@ impl Sender {
             settings,
             shared,
             attempts: HashMap::new(),
-            requests: HashMap::new(),
-            requests_seen: 0,
+            table: table::Table::default(),
+            changes: Vec::new(),
             market: HashMap::new(),
             saves: Vec::new(),
             envelopes: Vec::new(),
             stream,
             seen_head: None,
+            head_read: None,
             broadcasting: None,
             nonce_floor: None,
             head: 0,
@@ -203,23 +212,15 @@ impl Sender {
         tracing::info!(chain = %self.account.chain, account = %self.addr, "sender stopped");
     }
 
-    async fn count(&self, tag: &str) -> Result<u64, ChainError> {
-        let n: alloy_primitives::U64 = self
-            .account
-            .pool
-            .call("eth_getTransactionCount", json!([self.address, tag]))
-            .await?;
-        Ok(n.to::<u64>())
-    }
-
     /// One pass over the account's open requests. The state changes it
     /// decided are written even if it stops early: each was decided on
     /// what the chain said.
     pub async fn tick(&mut self) -> Result<(), TickError> {
         let result = self.tick_inner().await;
-        let saves = std::mem::take(&mut self.saves);
+        let saves = coalesce(std::mem::take(&mut self.saves));
         let envelopes = std::mem::take(&mut self.envelopes);
-        self.store
+        let written = self
+            .store
             .set_tx_states(
                 &saves,
                 StatusEnvelopes {
@@ -227,28 +228,70 @@ impl Sender {
                     json: &envelopes,
                 },
             )
-            .await?;
+            .await;
+        for c in std::mem::take(&mut self.changes) {
+            self.table.change(c);
+        }
+        if written.is_err() || result.is_err() {
+            // What the table holds may now differ from the store.
+            self.table.invalidate();
+        }
+        for id in self
+            .table
+            .prune(self.head.saturating_sub(self.settings.finality_depth))
+        {
+            self.attempts.remove(&id);
+        }
+        let load = self
+            .table
+            .rows
+            .values()
+            .filter(|o| {
+                matches!(
+                    o.state,
+                    TxState::Queued | TxState::Pending(_) | TxState::Mined(_)
+                )
+            })
+            .count();
+        self.shared
+            .open
+            .store(load, std::sync::atomic::Ordering::Relaxed);
+        written?;
         result
     }
 
     async fn tick_inner(&mut self) -> Result<(), TickError> {
         let pool = self.account.pool.clone();
         self.market.clear();
-        // The count first: a block mined between the two reads then shows
-        // as a new head, never as a count without its receipts.
-        self.latest_count = self.count("latest").await?;
-        let head = ethgate_chain::headers::header(&pool, ethgate_chain::BlockTag::Latest)
-            .await?
-            .ok_or_else(|| {
-                TickError::Corrupt("head".into(), "the node has no latest block".into())
+        // One round trip for the three readings (a busy node answers each
+        // call late). Receipts are read after them, so whichever order the
+        // node answers in, a nonce the count shows used has its receipt.
+        let calls = [
+            ("eth_getTransactionCount", json!([self.address, "latest"])),
+            ("eth_blockNumber", json!([])),
+            ("eth_getTransactionCount", json!([self.address, "pending"])),
+        ];
+        let answers = pool.batch::<serde_json::Value>(&calls).await?;
+        let [latest_count, number, pending_count]: [Result<serde_json::Value, ChainError>; 3] =
+            answers.try_into().map_err(|_| {
+                TickError::Corrupt("chain readings".into(), "an answer is missing".into())
             })?;
+        let quantity = |v: serde_json::Value| {
+            serde_json::from_value::<alloy_primitives::U64>(v)
+                .map(|n| n.to::<u64>())
+                .map_err(|e| e.to_string())
+        };
+        let corrupt = |what: &'static str| move |e: String| TickError::Corrupt(what.into(), e);
+        self.latest_count = quantity(latest_count?).map_err(corrupt("nonce count"))?;
+        let pending_count = quantity(pending_count?).map_err(corrupt("nonce count"))?;
+        let number = quantity(number?).map_err(corrupt("block number"))?;
+        let head = self.head_at(number).await?;
         self.head = head.number;
         // Receipts change only with the chain: read them when the head
         // moved (by number or, after a same-height reorg, by hash). A
         // request signed since cannot have a receipt in an unchanged chain:
         // its nonce is at or above the count read with that head.
         let chain_moved = self.seen_head != Some(head.hash);
-        let pending_count = self.count("pending").await?;
         // Nonces used by others (or by attempts this store never saw) are
         // skipped; ethgate's own next nonce is never lowered. (A write, so
         // skipped while the stored next nonce is known to be at least the
@@ -261,67 +304,79 @@ impl Sender {
                     .await?,
             );
         }
-        let take = |list: &std::sync::Mutex<Vec<String>>| {
-            list.lock()
-                .map(|mut l| std::mem::take(&mut *l))
-                .unwrap_or_default()
-        };
-        let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
         // Confirmed requests are watched for reorgs within the finality
-        // depth, and only when the chain moved: an unchanged head cannot
-        // have reorganised them.
-        let watch_from = if chain_moved {
-            self.head.saturating_sub(self.settings.finality_depth)
-        } else {
-            u64::MAX
-        };
-        let numbered = self
-            .store
-            .open_txs(
-                self.account.chain_id,
-                &self.addr,
-                watch_from,
-                self.requests_seen,
-            )
+        // depth.
+        let watch_from = self.head.saturating_sub(self.settings.finality_depth);
+        self.table
+            .refresh(&self.store, self.account.chain_id, &self.addr, watch_from)
             .await?;
-        // Requests of rows up to here are parsed below (or fetched if ever
-        // missing from the cache); later ticks skip reading them.
-        let seen = numbered.iter().map(|(n, _)| *n).max();
-        let rows: Vec<TxRow> = numbered.into_iter().map(|(_, r)| r).collect();
-        let load = rows
-            .iter()
-            .filter(|r| matches!(r.status.as_str(), "queued" | "pending" | "mined"))
-            .count();
-        self.shared
-            .open
-            .store(load, std::sync::atomic::Ordering::Relaxed);
-        // The attempt cache holds open requests only.
-        let open: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        self.attempts.retain(|id, _| open.contains(id.as_str()));
-        self.requests.retain(|id, _| open.contains(id.as_str()));
+        let refused = take(&self.shared.refused);
+        for (id, why) in refused {
+            self.table.set_error(&id, why);
+        }
+        // The rows are lent to the pass and put back whatever it returns.
+        let rows = std::mem::take(&mut self.table.rows);
+        let result = self.pass(&rows, chain_moved, head.hash).await;
+        self.table.rows = rows;
+        result
+    }
+
+    /// The head block at `number`. A header names every transaction of its
+    /// block (a busy chain's is large), so it is read again only when the
+    /// number moved, or after [`HEAD_REFRESH`] to see a reorg that kept
+    /// the height.
+    async fn head_at(&mut self, number: u64) -> Result<ethgate_core::BlockRef, TickError> {
+        if let Some((head, read)) = &self.head_read
+            && head.number == number
+            && read.elapsed() < HEAD_REFRESH
+        {
+            return Ok(*head);
+        }
+        let tag = ethgate_chain::BlockTag::Number(number);
+        let head = ethgate_chain::headers::header(&self.account.pool, tag)
+            .await?
+            .ok_or_else(|| {
+                TickError::Corrupt("head".into(), format!("the node has no block {number}"))
+            })?;
+        self.head_read = Some((head, std::time::Instant::now()));
+        Ok(head)
+    }
+
+    /// Steps every open request with what the chain and the operator said,
+    /// then starts queued ones.
+    async fn pass(
+        &mut self,
+        rows: &std::collections::BTreeMap<i64, table::OpenTx>,
+        chain_moved: bool,
+        head_hash: B256,
+    ) -> Result<(), TickError> {
+        let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
         let in_flight = rows
-            .iter()
-            .filter(|r| r.status == "pending" || r.status == "mined")
+            .values()
+            .filter(|o| matches!(o.state, TxState::Pending(_) | TxState::Mined(_)))
             .count();
         let observed = if chain_moved {
-            let o = self.observe(&rows).await?;
+            let o = self.observe(rows).await?;
             // Only once read: a failed observation is retried next tick.
-            self.seen_head = Some(head.hash);
+            self.seen_head = Some(head_hash);
             Some(o)
         } else {
             None
         };
         let mut queued = Vec::new();
-        for row in &rows {
-            let state: TxState = serde_json::from_str(&row.state)
-                .map_err(|e| TickError::Corrupt(row.id.clone(), e.to_string()))?;
-            // A confirmed or failed request still in its block needs nothing.
-            if let (TxState::Confirmed(i) | TxState::Failed(i), Some(o)) = (&state, &observed)
-                && o.canonical.get(&i.block_number) == Some(&i.block_hash)
-            {
-                continue;
+        for open in rows.values() {
+            let (row, req, state) = (&open.row, &open.req, &open.state);
+            match (state, &observed) {
+                // An unchanged head cannot have reorganised a confirmed or
+                // failed request, and one still in its block needs nothing.
+                (TxState::Confirmed(_) | TxState::Failed(_), None) => continue,
+                (TxState::Confirmed(i) | TxState::Failed(i), Some(o))
+                    if o.canonical.get(&i.block_number) == Some(&i.block_hash) =>
+                {
+                    continue;
+                }
+                _ => {}
             }
-            let req = self.request(row).await?;
             let policy = Policy {
                 resubmit_after: self.settings.resubmit_after,
                 bump_after: self.settings.bump_after,
@@ -329,25 +384,25 @@ impl Sender {
                 valid_until: req.valid_until,
             };
             if cancels.contains(&row.id) {
-                self.apply(row, &req, &state, &TxEvent::Cancel, &policy)
+                self.apply(row, req, state, &TxEvent::Cancel, &policy)
                     .await?;
                 continue;
             }
             if bumps.contains(&row.id) {
-                self.apply(row, &req, &state, &TxEvent::BumpPastCap, &policy)
+                self.apply(row, req, state, &TxEvent::BumpPastCap, &policy)
                     .await?;
                 continue;
             }
-            match &state {
+            match state {
                 TxState::Queued if queued.len() + in_flight < self.settings.max_in_flight => {
-                    queued.push((row, req, policy));
+                    queued.push((row, req.clone(), policy));
                 }
                 TxState::Pending(p) => {
                     let event = match &observed {
                         Some(o) => self.pending_event(row, p, &o.receipts),
                         None => TxEvent::Tick,
                     };
-                    self.apply(row, &req, &state, &event, &policy).await?;
+                    self.apply(row, req, state, &event, &policy).await?;
                 }
                 TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
                     let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
@@ -359,13 +414,10 @@ impl Sender {
                             _ => TxEvent::Reorged,
                         },
                     };
-                    self.apply(row, &req, &state, &event, &policy).await?;
+                    self.apply(row, req, state, &event, &policy).await?;
                 }
                 _ => {}
             }
-        }
-        if let Some(seen) = seen {
-            self.requests_seen = self.requests_seen.max(seen);
         }
         self.start(queued).await
     }
@@ -375,18 +427,21 @@ impl Sender {
     /// nonce the chain has not reached has nothing to find), and the
     /// canonical hash at each height holding a mined request — one header
     /// per block instead of one receipt per transaction.
-    async fn observe(&mut self, rows: &[TxRow]) -> Result<Observed, TickError> {
+    async fn observe(
+        &mut self,
+        rows: &std::collections::BTreeMap<i64, table::OpenTx>,
+    ) -> Result<Observed, TickError> {
         let mut hashes = Vec::new();
         let mut heights = std::collections::BTreeSet::new();
-        for row in rows {
-            match row.status.as_str() {
-                "pending" if row.nonce.is_some_and(|n| n < self.latest_count) => {
-                    for a in self.attempts_of(&row.id).await? {
+        for open in rows.values() {
+            match &open.state {
+                TxState::Pending(p) if p.nonce < self.latest_count => {
+                    for a in self.attempts_of(&open.row.id).await? {
                         hashes.push(a.hash.clone());
                     }
                 }
-                "mined" | "confirmed" | "failed" => {
-                    heights.extend(row.block_number);
+                TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
+                    heights.insert(i.block_number);
                 }
                 _ => {}
             }
@@ -419,30 +474,6 @@ impl Sender {
             receipts,
             canonical,
         })
-    }
-
-    /// A row's request, parsed once and kept while the request is open
-    /// (requests never change once accepted).
-    async fn request(&mut self, row: &TxRow) -> Result<Arc<TxRequest>, TickError> {
-        if let Some(r) = self.requests.get(&row.id) {
-            return Ok(r.clone());
-        }
-        let corrupt = |e: serde_json::Error| TickError::Corrupt(row.id.clone(), e.to_string());
-        let req: TxRequest = if row.request.is_empty() {
-            // Read without its request (seen before) but not cached: a
-            // request whose confirmation a reorg undid, say.
-            let full = self
-                .store
-                .tx(&row.id)
-                .await?
-                .ok_or_else(|| TickError::Corrupt(row.id.clone(), "vanished".into()))?;
-            serde_json::from_str(&full.request).map_err(corrupt)?
-        } else {
-            serde_json::from_str(&row.request).map_err(corrupt)?
-        };
-        let req = Arc::new(req);
-        self.requests.insert(row.id.clone(), req.clone());
-        Ok(req)
     }
 
     async fn attempts_of(&mut self, id: &str) -> Result<&Vec<AttemptRow>, StoreError> {
@@ -501,6 +532,33 @@ impl Sender {
             max_priority_fee: req.max_priority_fee_per_gas,
         })
     }
+}
+
+/// Empties one of the lists the API shares with the sender.
+fn take<T>(list: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
+    list.lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default()
+}
+
+/// One write per request: a tick can change a request twice (mined, then
+/// confirmed); the last state stands, with the last error given.
+fn coalesce(saves: Vec<ethgate_store::StateUpdate>) -> Vec<ethgate_store::StateUpdate> {
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(saves.len());
+    let mut out: Vec<ethgate_store::StateUpdate> = Vec::with_capacity(saves.len());
+    for u in saves {
+        match at.get(&u.tx_id) {
+            Some(&k) => {
+                let error = u.error.clone().or_else(|| out[k].error.take());
+                out[k] = ethgate_store::StateUpdate { error, ..u };
+            }
+            None => {
+                at.insert(u.tx_id.clone(), out.len());
+                out.push(u);
+            }
+        }
+    }
+    out
 }
 
 /// The outcome of a simulation that did not succeed.

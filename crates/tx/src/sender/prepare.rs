@@ -5,11 +5,33 @@
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use ethgate_chain::{ChainError, RpcErrorClass};
-use ethgate_keys::UnsignedTx;
+use ethgate_keys::{KeyError, UnsignedTx};
 use ethgate_store::{AttemptRow, NewAttempt};
 use serde_json::json;
 
 use super::{Sender, Simulation, TickError, now};
+
+/// Signatures per blocking task in [`Sender::sign_many`].
+const SIGN_CHUNK: usize = 256;
+
+/// The attempt record of a signed transaction, with the fees it was
+/// priced at (a legacy transaction keeps only the gas price; the tip is
+/// kept for its bumps).
+fn attempt(tx: &UnsignedTx, fees: Fees, signed: ethgate_keys::SignedTx, noop: bool) -> NewAttempt {
+    let (nonce, gas_limit) = match tx {
+        UnsignedTx::Eip1559(t) => (t.nonce, t.gas_limit),
+        UnsignedTx::Legacy(t) => (t.nonce, t.gas_limit),
+    };
+    NewAttempt {
+        nonce,
+        hash: format!("{}", signed.hash),
+        raw: signed.raw,
+        noop,
+        gas_limit,
+        max_fee: fees.max_fee,
+        max_priority_fee: fees.max_priority_fee,
+    }
+}
 use crate::fees::Fees;
 use crate::request::TxRequest;
 
@@ -81,8 +103,9 @@ impl Sender {
             .collect()
     }
 
+    /// The transaction to sign: EIP-1559, or legacy on chains without it.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn sign(
+    pub(super) fn unsigned(
         &self,
         nonce: u64,
         to: Address,
@@ -90,9 +113,8 @@ impl Sender {
         data: Bytes,
         gas_limit: u64,
         fees: Fees,
-        noop: bool,
-    ) -> Result<NewAttempt, TickError> {
-        let tx = if self.account.legacy {
+    ) -> UnsignedTx {
+        if self.account.legacy {
             UnsignedTx::Legacy(alloy_consensus::TxLegacy {
                 chain_id: Some(self.account.chain_id),
                 nonce,
@@ -114,16 +136,57 @@ impl Sender {
                 access_list: Default::default(),
                 input: data,
             })
-        };
-        let signed = self.account.signer.sign(tx).await?;
-        Ok(NewAttempt {
-            nonce,
-            hash: format!("{}", signed.hash),
-            raw: signed.raw,
-            noop,
-            gas_limit,
-            max_fee: fees.max_fee,
-            max_priority_fee: fees.max_priority_fee,
+        }
+    }
+
+    /// Signs one attempt.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn sign(
+        &self,
+        nonce: u64,
+        to: Address,
+        value: U256,
+        data: Bytes,
+        gas_limit: u64,
+        fees: Fees,
+        noop: bool,
+    ) -> Result<NewAttempt, TickError> {
+        let tx = self.unsigned(nonce, to, value, data, gas_limit, fees);
+        let signed = self.account.signer.sign(tx.clone()).await?;
+        Ok(attempt(&tx, fees, signed, noop))
+    }
+
+    /// Signs many first attempts off the async workers (a thousand local
+    /// signatures hold a core for tens of milliseconds, which the API's
+    /// requests would otherwise wait behind), in chunks that run on
+    /// whatever cores are free.
+    pub(super) fn sign_many(
+        &self,
+        txs: Vec<(UnsignedTx, Fees)>,
+    ) -> tokio::task::JoinHandle<Result<Vec<NewAttempt>, KeyError>> {
+        let signer = self.account.signer.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::spawn(async move {
+            let chunks: Vec<Vec<(UnsignedTx, Fees)>> =
+                txs.chunks(SIGN_CHUNK).map(<[_]>::to_vec).collect();
+            let tasks = chunks.into_iter().map(|chunk| {
+                let signer = signer.clone();
+                let handle = handle.clone();
+                tokio::task::spawn_blocking(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(tx, fees)| {
+                            let signed = handle.block_on(signer.sign(tx.clone()))?;
+                            Ok(attempt(&tx, fees, signed, false))
+                        })
+                        .collect::<Result<Vec<_>, KeyError>>()
+                })
+            });
+            let mut out = Vec::new();
+            for done in futures::future::join_all(tasks).await {
+                out.extend(done.map_err(|e| KeyError::Sign(format!("signing task: {e}")))??);
+            }
+            Ok(out)
         })
     }
 

@@ -6,6 +6,7 @@
 
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
+use ethgate_keys::UnsignedTx;
 use ethgate_store::{NewAttempt, StatusEnvelopes, TakeNonce, TxRow};
 
 use super::{Sender, Simulation, TickError, now};
@@ -46,6 +47,39 @@ impl Sender {
             .zip(&fees)
             .map(|((_, req, _), f)| (&**req, *f))
             .collect();
+        let Some(first) = self
+            .store
+            .next_nonce(self.account.chain_id, &self.addr)
+            .await?
+        else {
+            return Ok(());
+        };
+        // Requests with a fixed gas limit are signed while the node
+        // simulates them, at the nonces they take if every simulation
+        // passes (the usual case); from the first that does not, the rest
+        // are signed again below.
+        let fixed = ready
+            .iter()
+            .take_while(|(_, req, _)| req.gas_limit.is_some())
+            .count();
+        let early: Vec<(UnsignedTx, Fees)> = ready[..fixed]
+            .iter()
+            .zip(&fees)
+            .enumerate()
+            .map(|(k, ((_, req, _), f))| {
+                let gas = req.gas_limit.unwrap_or_default();
+                let tx = self.unsigned(
+                    first + k as u64,
+                    req.to,
+                    req.value,
+                    req.data.clone(),
+                    gas,
+                    *f,
+                );
+                (tx, *f)
+            })
+            .collect();
+        let early = (!early.is_empty()).then(|| self.sign_many(early));
         // Batches run concurrently: a node executes one batch's calls in
         // turn, so several batches keep all of its cores busy.
         let verdicts: Vec<_> =
@@ -54,18 +88,20 @@ impl Sender {
                 .into_iter()
                 .flatten()
                 .collect();
-        // Sign in order; stop at the first request whose simulation could
-        // not run, so nonces follow creation order.
-        let Some(first) = self
-            .store
-            .next_nonce(self.account.chain_id, &self.addr)
-            .await?
-        else {
-            return Ok(());
+        let mut early: Vec<Option<NewAttempt>> = match early {
+            Some(task) => match task.await {
+                Ok(Ok(list)) => list.into_iter().map(Some).collect(),
+                // Signed again below, where a failure ends the tick.
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
         };
-        let mut signed: Vec<(&TxRow, TxState, NewAttempt)> = Vec::new();
-        let mut requests: Vec<&TxRequest> = Vec::new();
-        for (((row, req, policy), f), verdict) in ready.iter().zip(&fees).zip(verdicts) {
+        // Nonces in creation order; stop at the first request whose
+        // simulation could not run.
+        let mut accepted: Vec<(usize, u64)> = Vec::new();
+        for (j, (((row, req, policy), _), verdict)) in
+            ready.iter().zip(&fees).zip(verdicts).enumerate()
+        {
             let gas = match verdict {
                 Ok(gas) => gas,
                 Err(Simulation::Reverted(reason)) => {
@@ -88,21 +124,57 @@ impl Sender {
             if !effects.contains(&Effect::AssignNonce) {
                 continue;
             }
-            let nonce = first + signed.len() as u64;
             let gas_limit = req
                 .gas_limit
                 .unwrap_or_else(|| gas.saturating_mul(self.settings.gas_margin_percent) / 100);
-            let attempt = self
-                .sign(
-                    nonce,
+            accepted.push((j, gas_limit));
+        }
+        // An early signature stands where no request before it dropped out.
+        let mut attempts: Vec<Option<NewAttempt>> = accepted
+            .iter()
+            .enumerate()
+            .map(|(k, (j, _))| {
+                (*j == k)
+                    .then(|| early.get_mut(k).and_then(Option::take))
+                    .flatten()
+            })
+            .collect();
+        let late: Vec<(UnsignedTx, Fees)> = accepted
+            .iter()
+            .zip(&attempts)
+            .enumerate()
+            .filter(|(_, (_, a))| a.is_none())
+            .map(|(k, ((j, gas), _))| {
+                let req = &ready[*j].1;
+                let tx = self.unsigned(
+                    first + k as u64,
                     req.to,
                     req.value,
                     req.data.clone(),
-                    gas_limit,
-                    *f,
-                    false,
-                )
-                .await?;
+                    *gas,
+                    fees[*j],
+                );
+                (tx, fees[*j])
+            })
+            .collect();
+        if !late.is_empty() {
+            let signed = self
+                .sign_many(late)
+                .await
+                .map_err(|e| ethgate_keys::KeyError::Sign(format!("signing task: {e}")))??;
+            let mut signed = signed.into_iter();
+            for a in attempts.iter_mut().filter(|a| a.is_none()) {
+                *a = signed.next();
+            }
+        }
+        let mut signed: Vec<(&TxRow, TxState, NewAttempt)> = Vec::new();
+        let mut requests: Vec<&TxRequest> = Vec::new();
+        for (k, ((j, _), attempt)) in accepted.iter().zip(attempts).enumerate() {
+            let (row, req, policy) = &ready[*j];
+            let Some(attempt) = attempt else {
+                break;
+            };
+            let nonce = first + k as u64;
             let (next, _) = step(&TxState::Queued, &TxEvent::Signed { nonce }, policy, now());
             signed.push((row, next, attempt));
             requests.push(req);
@@ -171,6 +243,13 @@ impl Sender {
         }
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
+        for (row, next, _) in &signed {
+            self.changes.push(super::table::Change {
+                id: row.id.clone(),
+                state: next.clone(),
+                error: None,
+            });
+        }
         self.nonce_floor = Some(first + signed.len() as u64);
         for (row, next, _) in &signed {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
@@ -188,6 +267,7 @@ impl Sender {
             .collect();
         let pool = self.account.pool.clone();
         let store = self.store.clone();
+        let shared = self.shared.clone();
         let chain = self.account.chain.clone();
         let addr = self.addr.clone();
         let previous = self.broadcasting.take();
@@ -204,7 +284,7 @@ impl Sender {
             let results = futures::future::join_all(
                 items
                     .chunks(SIMULATIONS)
-                    .map(|c| super::effects::send_all(&pool, &store, &chain, &addr, c)),
+                    .map(|c| super::effects::send_all(&pool, &store, &shared, &chain, &addr, c)),
             )
             .await;
             for r in results {

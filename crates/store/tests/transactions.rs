@@ -1,0 +1,219 @@
+//! Transaction rows against a real SQLite file: the API's group commit
+//! (idempotency within and across batches), nonces taken with their
+//! attempts in batches larger than one statement, state changes written
+//! many per statement, and the sender's read of new rows.
+
+use ethgate_store::{
+    Inserted, NewAttempt, NewTx, StateUpdate, StatusEnvelopes, Store, StoreError, TakeNonce,
+};
+
+const SENDER: &str = "0x00000000000000000000000000000000000000aa";
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/t.db", dir.path().display());
+    let s = Store::connect(&url).await.expect("connect");
+    s.ensure_stream("tx.anvil", 31337).await.expect("stream");
+    (dir, s)
+}
+
+fn new_tx<'a>(id: &'a str, key: &'a str, body: &'a str, sender: &'a str) -> NewTx<'a> {
+    NewTx {
+        id,
+        idempotency_key: key,
+        body_hash: body,
+        chain_id: 31337,
+        sender,
+        request: "{}",
+        state: "\"Queued\"",
+        status: "queued",
+    }
+}
+
+fn attempt(nonce: u64) -> NewAttempt {
+    NewAttempt {
+        nonce,
+        hash: format!("0x{nonce:064x}"),
+        raw: vec![nonce as u8; 100],
+        noop: false,
+        gas_limit: 100_000,
+        max_fee: 20_000_000_000,
+        max_priority_fee: 1_000_000_000,
+    }
+}
+
+fn no_status() -> StatusEnvelopes<'static> {
+    StatusEnvelopes {
+        stream: "tx.anvil",
+        json: &[],
+    }
+}
+
+#[tokio::test]
+async fn one_batch_tells_created_from_retried_from_conflicting() {
+    let (_d, s) = store().await;
+    let batch = [
+        new_tx("a", "k1", "h1", SENDER),
+        new_tx("b", "k1", "h1", SENDER),
+        new_tx("c", "k1", "h2", SENDER),
+        new_tx("d", "k2", "h1", SENDER),
+    ];
+    let out = s.insert_txs(&batch).await.expect("insert");
+    assert_eq!(
+        out,
+        vec![
+            Inserted::Created,
+            Inserted::Existing("a".into()),
+            Inserted::Conflict("a".into()),
+            Inserted::Created,
+        ]
+    );
+    // And in a later batch.
+    let again = [
+        new_tx("e", "k2", "h1", SENDER),
+        new_tx("f", "k2", "h9", SENDER),
+    ];
+    let out = s.insert_txs(&again).await.expect("insert");
+    assert_eq!(
+        out,
+        vec![
+            Inserted::Existing("d".into()),
+            Inserted::Conflict("d".into())
+        ]
+    );
+    assert_eq!(s.count_txs("queued").await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
+    let (_d, s) = store().await;
+    let ids: Vec<String> = (0..450).map(|i| format!("tx{i:04}")).collect();
+    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
+    s.insert_txs(&news).await.expect("insert");
+    s.raise_next_nonce(31337, SENDER, 7).await.expect("account");
+    let attempts: Vec<NewAttempt> = (0..450).map(|k| attempt(7 + k)).collect();
+    let items: Vec<TakeNonce<'_>> = ids
+        .iter()
+        .zip(&attempts)
+        .map(|(id, a)| TakeNonce {
+            tx_id: id,
+            attempt: a,
+            state: "\"Pending\"",
+            status: "pending",
+        })
+        .collect();
+    // A stale first nonce writes nothing.
+    assert!(
+        !s.take_nonces(31337, SENDER, 6, &items, no_status())
+            .await
+            .expect("stale")
+    );
+    assert!(s.attempts("tx0000").await.expect("attempts").is_empty());
+    assert!(
+        s.take_nonces(31337, SENDER, 7, &items, no_status())
+            .await
+            .expect("take")
+    );
+    assert_eq!(s.next_nonce(31337, SENDER).await.expect("next"), Some(457));
+    assert_eq!(s.count_txs("pending").await.expect("count"), 450);
+    for (k, id) in ids.iter().enumerate() {
+        let row = s.tx(id).await.expect("row").expect("exists");
+        assert_eq!(row.nonce, Some(7 + k as u64), "{id}");
+        let list = s.attempts(id).await.expect("attempts");
+        assert_eq!(list.len(), 1, "{id}");
+        assert_eq!((list[0].n, list[0].nonce), (1, 7 + k as u64), "{id}");
+        assert_eq!(list[0].raw, attempts[k].raw, "{id}");
+    }
+    // A replacement is numbered after the first attempt.
+    let bump = attempt(7);
+    s.add_attempt("tx0000", &bump, "\"Pending\"", "pending")
+        .await
+        .expect("bump");
+    let list = s.attempts("tx0000").await.expect("attempts");
+    assert_eq!(list.iter().map(|a| a.n).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn many_state_changes_keep_errors_and_refuse_a_request_twice() {
+    let (_d, s) = store().await;
+    let ids: Vec<String> = (0..250).map(|i| format!("tx{i:04}")).collect();
+    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
+    s.insert_txs(&news).await.expect("insert");
+    s.set_tx_error("tx0001", "broadcast refused: x")
+        .await
+        .expect("error");
+    // Each request holds its own nonce: its number.
+    let update = |id: &str, error: Option<&str>| StateUpdate {
+        tx_id: id.to_owned(),
+        state: "\"Mined\"".into(),
+        status: "mined".into(),
+        nonce: id[2..].parse().ok(),
+        block_number: Some(9),
+        error: error.map(str::to_owned),
+    };
+    let mut updates: Vec<StateUpdate> = ids.iter().map(|id| update(id, None)).collect();
+    updates[2] = update("tx0002", Some("fee cap reached"));
+    s.set_tx_states(&updates, no_status()).await.expect("set");
+    assert_eq!(s.count_txs("mined").await.expect("count"), 250);
+    let one = s.tx("tx0001").await.expect("row").expect("exists");
+    assert_eq!(one.error.as_deref(), Some("broadcast refused: x"));
+    assert_eq!((one.nonce, one.block_number), (Some(1), Some(9)));
+    let last = s.tx("tx0249").await.expect("row").expect("exists");
+    assert_eq!((last.status.as_str(), last.nonce), ("mined", Some(249)));
+    let two = s.tx("tx0002").await.expect("row").expect("exists");
+    assert_eq!(two.error.as_deref(), Some("fee cap reached"));
+    // The same request twice in one call: refused, nothing written.
+    let twice = vec![update("tx0003", None), update("tx0003", Some("late"))];
+    let refused = s.set_tx_states(&twice, no_status()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Corrupt { .. })),
+        "{refused:?}"
+    );
+    let three = s.tx("tx0003").await.expect("row").expect("exists");
+    assert_eq!(three.error, None);
+}
+
+#[tokio::test]
+async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
+    let (_d, s) = store().await;
+    let other = "0x00000000000000000000000000000000000000bb";
+    s.insert_txs(&[
+        new_tx("a", "a", "h", SENDER),
+        new_tx("b", "b", "h", other),
+        new_tx("c", "c", "h", SENDER),
+    ])
+    .await
+    .expect("insert");
+    let all = s.new_txs(31337, SENDER, 0).await.expect("new");
+    let ids: Vec<&str> = all.iter().map(|(_, r)| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "c"]);
+    assert!(all[0].0 < all[1].0, "in the order accepted");
+    assert_eq!(all[0].1.request, "{}");
+    let after_a = all[0].0;
+    // A row that is no longer queued is not new.
+    let u = StateUpdate {
+        tx_id: "c".into(),
+        state: "\"Rejected\"".into(),
+        status: "rejected".into(),
+        nonce: None,
+        block_number: None,
+        error: Some("reverted".into()),
+    };
+    s.set_tx_states(&[u], no_status()).await.expect("set");
+    assert!(
+        s.new_txs(31337, SENDER, after_a)
+            .await
+            .expect("new")
+            .is_empty()
+    );
+    s.insert_txs(&[new_tx("d", "d", "h", SENDER)])
+        .await
+        .expect("insert");
+    let later = s.new_txs(31337, SENDER, after_a).await.expect("new");
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].1.id, "d");
+    // The full read holds every open row of the sender.
+    let open = s.open_txs(31337, SENDER, 0).await.expect("open");
+    let ids: Vec<&str> = open.iter().map(|(_, r)| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "d"]);
+}

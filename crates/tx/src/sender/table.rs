@@ -1,0 +1,152 @@
+//! The sender's open requests, kept in memory between ticks. Only the
+//! sender changes a request once it is accepted, so after one full read
+//! the sender needs only the rows accepted since: reading every open row
+//! each tick cost more than anything else in a burst (tens of
+//! milliseconds per thousand rows, on the store every write waits for).
+//! The store stays the truth: the table is read in full at start, after
+//! any write that failed, and every [`RELOAD`] besides.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ethgate_core::tx::TxState;
+use ethgate_store::{Store, TxRow};
+
+use super::TickError;
+use crate::request::TxRequest;
+
+fn corrupt((id, why): (String, String)) -> TickError {
+    TickError::Corrupt(id, why)
+}
+
+/// How often the table is read in full even when nothing went wrong.
+const RELOAD: Duration = Duration::from_secs(60);
+
+/// An open request: its row (without the request's JSON), its state and
+/// its request, parsed once.
+pub(super) struct OpenTx {
+    pub row: TxRow,
+    pub state: TxState,
+    pub req: Arc<TxRequest>,
+}
+
+/// A state change the sender made (and wrote, or is about to write).
+pub(super) struct Change {
+    pub id: String,
+    pub state: TxState,
+    pub error: Option<String>,
+}
+
+/// Open requests by rowid, which is the order they were accepted in.
+#[derive(Default)]
+pub(super) struct Table {
+    pub rows: BTreeMap<i64, OpenTx>,
+    ids: HashMap<String, i64>,
+    /// The highest rowid read.
+    seen: i64,
+    /// When the table was last read in full (`None`: read it next tick).
+    loaded: Option<Instant>,
+}
+
+impl Table {
+    /// Makes the next tick read the table in full.
+    pub fn invalidate(&mut self) {
+        self.loaded = None;
+    }
+
+    /// Brings the table up to date: in full when due, else the rows
+    /// accepted since the last read.
+    pub async fn refresh(
+        &mut self,
+        store: &Store,
+        chain_id: u64,
+        addr: &str,
+        watch_from: u64,
+    ) -> Result<(), TickError> {
+        if self.loaded.is_none_or(|t| t.elapsed() >= RELOAD) {
+            let rows = store.open_txs(chain_id, addr, watch_from).await?;
+            self.rows.clear();
+            self.ids.clear();
+            for (rid, row) in rows {
+                self.admit(rid, row).map_err(corrupt)?;
+            }
+            self.loaded = Some(Instant::now());
+        }
+        for (rid, row) in store.new_txs(chain_id, addr, self.seen).await? {
+            if !self.rows.contains_key(&rid) {
+                self.admit(rid, row).map_err(corrupt)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a row; a stored value that does not parse is refused with the
+    /// request's id and the reason.
+    fn admit(&mut self, rid: i64, mut row: TxRow) -> Result<(), (String, String)> {
+        let corrupt = |e: serde_json::Error| (row.id.clone(), e.to_string());
+        let state: TxState = serde_json::from_str(&row.state).map_err(corrupt)?;
+        let req: TxRequest = serde_json::from_str(&row.request).map_err(corrupt)?;
+        row.request = String::new();
+        row.state = String::new();
+        self.seen = self.seen.max(rid);
+        self.ids.insert(row.id.clone(), rid);
+        self.rows.insert(
+            rid,
+            OpenTx {
+                row,
+                state,
+                req: Arc::new(req),
+            },
+        );
+        Ok(())
+    }
+
+    /// Applies a change the sender made to one of its rows.
+    pub fn change(&mut self, c: Change) {
+        let Some(open) = self.ids.get(&c.id).and_then(|rid| self.rows.get_mut(rid)) else {
+            return;
+        };
+        open.row.status = c.state.status().to_owned();
+        open.row.nonce = c.state.nonce();
+        open.row.block_number = match &c.state {
+            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
+            _ => None,
+        };
+        if c.error.is_some() {
+            open.row.error = c.error;
+        }
+        open.state = c.state;
+    }
+
+    /// Records an error shown with a request (a broadcast refusal).
+    pub fn set_error(&mut self, id: &str, error: String) {
+        if let Some(open) = self.ids.get(id).and_then(|rid| self.rows.get_mut(rid)) {
+            open.row.error = Some(error);
+        }
+    }
+
+    /// Drops the requests the sender is done with — ended, or confirmed or
+    /// failed below `watch_from` (past the finality depth) — and returns
+    /// their ids.
+    pub fn prune(&mut self, watch_from: u64) -> Vec<String> {
+        let done: Vec<i64> = self
+            .rows
+            .iter()
+            .filter(|(_, o)| match &o.state {
+                TxState::Queued | TxState::Pending(_) | TxState::Mined(_) => false,
+                TxState::Confirmed(i) | TxState::Failed(i) => i.block_number < watch_from,
+                _ => true,
+            })
+            .map(|(rid, _)| *rid)
+            .collect();
+        let mut ids = Vec::with_capacity(done.len());
+        for rid in done {
+            if let Some(o) = self.rows.remove(&rid) {
+                self.ids.remove(&o.row.id);
+                ids.push(o.row.id);
+            }
+        }
+        ids
+    }
+}
