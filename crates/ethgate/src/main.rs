@@ -163,6 +163,10 @@ enum BenchCommand {
         /// Transactions per run.
         #[arg(long, default_value_t = 2_000)]
         txs: usize,
+        /// Runs of each side per account count; medians are reported
+        /// (single runs vary with block timing and the shared cores).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -195,9 +199,9 @@ async fn run(cli: Cli) -> ExitCode {
             return report(bench_delivery::delivery(amqp, webhook).await);
         }
         Command::Bench {
-            command: BenchCommand::Tx { txs },
+            command: BenchCommand::Tx { txs, rounds },
         } => {
-            return report(bench_tx::tx(txs).await);
+            return report(bench_tx::tx(txs, rounds).await);
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         _ => {}

@@ -89,6 +89,12 @@ impl Anvil {
         anvil
     }
 
+    /// The node's process id: benchmarks read its CPU time, to show how
+    /// much of a run's work was the node's.
+    pub fn pid(&self) -> Option<u32> {
+        self._child.id()
+    }
+
     async fn try_rpc<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, String> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let resp: Value = self
