@@ -69,6 +69,19 @@ pub async fn header(pool: &EndpointPool, tag: BlockTag) -> Result<Option<BlockRe
     Ok(h.map(Into::into))
 }
 
+/// The header with this hash, canonical or not (`None`: the node does
+/// not know it). Walking parent links with it names the canonical chain
+/// below a head exactly as that head sees it.
+pub async fn header_by_hash(
+    pool: &EndpointPool,
+    hash: alloy_primitives::B256,
+) -> Result<Option<BlockRef>, ChainError> {
+    let h: Option<Header> = pool
+        .call("eth_getBlockByHash", json!([hash, false]))
+        .await?;
+    Ok(h.map(Into::into))
+}
+
 /// Headers of the given heights, in the same order, fetched in batches.
 pub async fn headers(
     pool: &EndpointPool,

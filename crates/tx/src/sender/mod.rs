@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
+mod ancestry;
 mod effects;
 mod prepare;
 mod queued;
@@ -142,6 +143,8 @@ pub struct Sender {
     broadcasting: Option<tokio::task::JoinHandle<()>>,
     /// The head header last read, and when.
     head_read: Option<(ethgate_core::BlockRef, std::time::Instant)>,
+    /// Heads read, linked by parent hash, for the reorg check.
+    ancestry: ancestry::Ancestry,
     /// The last tick's view of the chain.
     head: u64,
     latest_count: u64,
@@ -168,6 +171,7 @@ impl Sender {
             stream,
             seen_head: None,
             head_read: None,
+            ancestry: ancestry::Ancestry::default(),
             broadcasting: None,
             nonce_floor: None,
             head: 0,
@@ -339,6 +343,9 @@ impl Sender {
                 TickError::Corrupt("head".into(), format!("the node has no block {number}"))
             })?;
         self.head_read = Some((head, std::time::Instant::now()));
+        self.ancestry.record(head);
+        self.ancestry
+            .prune(number.saturating_sub(self.settings.finality_depth.saturating_add(1)));
         Ok(head)
     }
 
@@ -425,8 +432,9 @@ impl Sender {
     /// What the chain says about in-flight requests: receipts of the
     /// attempts of pending requests whose nonce the chain has used (a
     /// nonce the chain has not reached has nothing to find), and the
-    /// canonical hash at each height holding a mined request — one header
-    /// per block instead of one receipt per transaction.
+    /// canonical hash at each height holding a mined request — by parent
+    /// links from the head (see `ancestry`), instead of one receipt per
+    /// transaction.
     async fn observe(
         &mut self,
         rows: &std::collections::BTreeMap<i64, table::OpenTx>,
@@ -463,13 +471,16 @@ impl Sender {
                 receipts.insert(h.clone(), a?);
             }
         }
-        let heights: Vec<u64> = heights.into_iter().collect();
-        let headers = ethgate_chain::headers::headers(&self.account.pool, &heights).await?;
-        let canonical = heights
-            .iter()
-            .zip(headers)
-            .filter_map(|(n, h)| Some((*n, h?.hash)))
-            .collect();
+        let Some((head, _)) = self.head_read else {
+            return Err(TickError::Corrupt(
+                "head".into(),
+                "observed before the head was read".into(),
+            ));
+        };
+        let canonical = self
+            .ancestry
+            .canonical(&self.account.pool, head, &heights)
+            .await?;
         Ok(Observed {
             receipts,
             canonical,
