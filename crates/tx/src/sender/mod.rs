@@ -101,6 +101,11 @@ pub(super) fn now() -> u64 {
 /// How long a woken sender waits for more requests before its tick.
 const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// JSON-RPC batches a sender has in flight at once (simulations,
+/// broadcasts, receipts): enough to keep a node's cores busy, few enough
+/// that the node does not queue the sender's next readings behind a flood.
+const BATCHES_AT_ONCE: usize = 4;
+
 /// How long a head header is trusted while the height stays the same.
 const HEAD_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -455,17 +460,22 @@ impl Sender {
             }
         }
         let mut receipts = HashMap::new();
-        // Batches in parallel: a node answers one batch's calls in turn.
+        // A few batches at a time: a node answers one batch's calls in turn.
         let chunks: Vec<&[String]> = hashes.chunks(100).collect();
-        let answers = futures::future::join_all(chunks.iter().map(|chunk| {
-            let calls: Vec<(&str, serde_json::Value)> = chunk
-                .iter()
-                .map(|h| ("eth_getTransactionReceipt", json!([h])))
-                .collect();
-            let pool = self.account.pool.clone();
-            async move { pool.batch::<Option<Receipt>>(&calls).await }
-        }))
-        .await;
+        let mut answers = Vec::with_capacity(chunks.len());
+        for group in chunks.chunks(BATCHES_AT_ONCE) {
+            answers.extend(
+                futures::future::join_all(group.iter().map(|chunk| {
+                    let calls: Vec<(&str, serde_json::Value)> = chunk
+                        .iter()
+                        .map(|h| ("eth_getTransactionReceipt", json!([h])))
+                        .collect();
+                    let pool = self.account.pool.clone();
+                    async move { pool.batch::<Option<Receipt>>(&calls).await }
+                }))
+                .await,
+            );
+        }
         for (chunk, answers) in chunks.iter().zip(answers) {
             for (h, a) in chunk.iter().zip(answers?) {
                 receipts.insert(h.clone(), a?);

@@ -8,6 +8,7 @@ use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
 use ethgate_keys::UnsignedTx;
 use ethgate_store::{NewAttempt, StatusEnvelopes, TakeNonce, TxRow};
+use futures::StreamExt;
 
 use super::{Sender, Simulation, TickError, now};
 use crate::fees::Fees;
@@ -80,14 +81,15 @@ impl Sender {
             })
             .collect();
         let early = (!early.is_empty()).then(|| self.sign_many(early));
-        // Batches run concurrently: a node executes one batch's calls in
-        // turn, so several batches keep all of its cores busy.
-        let verdicts: Vec<_> =
-            futures::future::join_all(items.chunks(SIMULATIONS).map(|c| self.simulate(c)))
-                .await
-                .into_iter()
-                .flatten()
-                .collect();
+        // A few batches at a time: a node executes one batch's calls in
+        // turn, so several keep its cores busy; more would only queue the
+        // node's other calls behind them.
+        let mut verdicts = Vec::with_capacity(items.len());
+        let chunks: Vec<_> = items.chunks(SIMULATIONS).collect();
+        for group in chunks.chunks(super::BATCHES_AT_ONCE) {
+            let done = futures::future::join_all(group.iter().map(|c| self.simulate(c))).await;
+            verdicts.extend(done.into_iter().flatten());
+        }
         let mut early: Vec<Option<NewAttempt>> = match early {
             Some(task) => match task.await {
                 Ok(Ok(list)) => list.into_iter().map(Some).collect(),
@@ -277,16 +279,24 @@ impl Sender {
             if let Some(p) = previous {
                 let _ = p.await;
             }
-            let items: Vec<(&str, &[u8])> = sends
-                .iter()
-                .map(|(id, raw)| (id.as_str(), raw.as_slice()))
-                .collect();
-            let results = futures::future::join_all(
-                items
-                    .chunks(SIMULATIONS)
-                    .map(|c| super::effects::send_all(&pool, &store, &shared, &chain, &addr, c)),
-            )
-            .await;
+            let chunks: Vec<Vec<(String, Vec<u8>)>> =
+                sends.chunks(SIMULATIONS).map(<[_]>::to_vec).collect();
+            let results: Vec<_> = futures::stream::iter(chunks)
+                .map(|chunk| {
+                    let (pool, store, shared) = (pool.clone(), store.clone(), shared.clone());
+                    let (chain, addr) = (chain.clone(), addr.clone());
+                    async move {
+                        let items: Vec<(&str, &[u8])> = chunk
+                            .iter()
+                            .map(|(id, raw)| (id.as_str(), raw.as_slice()))
+                            .collect();
+                        super::effects::send_all(&pool, &store, &shared, &chain, &addr, &items)
+                            .await
+                    }
+                })
+                .buffered(super::BATCHES_AT_ONCE)
+                .collect()
+                .await;
             for r in results {
                 if let Err(e) = r {
                     tracing::warn!(account = %addr, error = %e, "first broadcast failed; re-broadcast will retry");
