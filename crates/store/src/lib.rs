@@ -116,6 +116,8 @@ pub struct Store {
     changes: watch::Sender<u64>,
     /// This process's writers take turns here (see `outbox::WriteTx`).
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where background writers queue for the turn (see `outbox::begin`).
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -226,6 +228,7 @@ impl Store {
             pool,
             changes,
             writer: Default::default(),
+            gate: Default::default(),
         })
     }
 

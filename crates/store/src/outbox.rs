@@ -152,7 +152,8 @@ async fn append(
 /// pooled connection, so under a few concurrent writers a commit that
 /// needed a millisecond waited tens — the API's p99. Writers of this
 /// process instead queue on an async lock, are woken the moment the turn
-/// is free, and hold no connection while they wait.
+/// is free, and hold no connection while they wait; the API's group
+/// commit waits behind at most one background writer (`begin_urgent`).
 pub(crate) struct WriteTx {
     tx: Transaction<'static, Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
@@ -179,7 +180,26 @@ impl std::ops::DerefMut for WriteTx {
 }
 
 pub(crate) async fn begin(store: &Store) -> Result<WriteTx, StoreError> {
+    // Background writers queue at the gate first, so at most one of them
+    // waits for the turn itself: an urgent writer queues behind that one
+    // at most.
+    let gate = store.gate.lock().await;
     let turn = store.writer.clone().lock_owned().await;
+    drop(gate);
+    open(store, turn).await
+}
+
+/// A write transaction for a caller that someone waits on (the API's
+/// group commit): it skips the background writers queued at the gate.
+pub(crate) async fn begin_urgent(store: &Store) -> Result<WriteTx, StoreError> {
+    let turn = store.writer.clone().lock_owned().await;
+    open(store, turn).await
+}
+
+async fn open(
+    store: &Store,
+    turn: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<WriteTx, StoreError> {
     // IMMEDIATE takes the write lock up front, so a read-then-write
     // transaction never fails to upgrade while another process commits.
     let tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;

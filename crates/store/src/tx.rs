@@ -182,7 +182,7 @@ impl Store {
     /// answering for each: created, or the request already recorded under
     /// its idempotency key (with the same body, or a conflicting one).
     pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
-        let mut db = begin(self).await?;
+        let mut db = crate::outbox::begin_urgent(self).await?;
         let out = insert_requests(&mut db, txs).await?;
         db.commit().await?;
         Ok(out)
