@@ -67,6 +67,8 @@ pub struct TxManager {
     /// Pool name → its accounts' addresses, per chain. Rotation replaces
     /// a pool's members while the manager runs.
     pools: std::sync::RwLock<HashMap<String, Vec<Address>>>,
+    /// Per chain, what its senders know of recent blocks (shared).
+    views: std::sync::Mutex<HashMap<String, Arc<crate::sender::ChainView>>>,
     /// Set by `spawn`: accounts added later start their sender at once.
     shutdown: std::sync::Mutex<Option<watch::Receiver<bool>>>,
     /// The group-commit recorder of accepted requests.
@@ -147,6 +149,7 @@ impl TxManager {
             chain_ids,
             accounts: std::sync::Mutex::new(accounts),
             pools: std::sync::RwLock::new(pools),
+            views: Default::default(),
             shutdown: std::sync::Mutex::new(None),
         }
     }
@@ -165,14 +168,28 @@ impl TxManager {
         let shutdown = self.shutdown.lock().ok().and_then(|s| s.clone());
         let account = match shutdown {
             Some(shutdown) => {
-                let sender =
-                    Sender::new(account, self.store.clone(), self.settings, shared.clone());
+                let view = self.view(&account.chain);
+                let sender = Sender::new(
+                    account,
+                    self.store.clone(),
+                    self.settings,
+                    shared.clone(),
+                    view,
+                );
                 tokio::spawn(sender.run(shutdown));
                 None
             }
             None => Some(account),
         };
         accounts.insert(key, Entry { account, shared });
+    }
+
+    /// The shared view of `chain` its senders read heads through.
+    fn view(&self, chain: &str) -> Arc<crate::sender::ChainView> {
+        match self.views.lock() {
+            Ok(mut views) => views.entry(chain.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
     }
 
     /// True when `address` is an account on `chain`.
@@ -231,8 +248,14 @@ impl TxManager {
             .values_mut()
             .filter_map(|e| {
                 let account = e.account.take()?;
-                let sender =
-                    Sender::new(account, self.store.clone(), self.settings, e.shared.clone());
+                let view = self.view(&account.chain);
+                let sender = Sender::new(
+                    account,
+                    self.store.clone(),
+                    self.settings,
+                    e.shared.clone(),
+                    view,
+                );
                 Some(tokio::spawn(sender.run(shutdown.clone())))
             })
             .collect()

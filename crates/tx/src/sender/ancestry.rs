@@ -5,29 +5,54 @@
 //! header per height holding a mined request at every new block (on a
 //! busy chain a header lists thousands of transactions). A link missing
 //! (the head moved more than one block between ticks) is read by hash, so
-//! the walk names exactly the chain the head sees.
+//! the walk names exactly the chain the head sees. The senders of a chain
+//! share what they read.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
 use ethgate_chain::{ChainError, EndpointPool};
 use ethgate_core::BlockRef;
 
-/// Headers read recently, by hash.
+/// What the senders of one chain know of its recent blocks, shared: the
+/// head header last read and headers by hash. Every sender reads the same
+/// head at each block; one reading serves them all.
 #[derive(Default)]
-pub(super) struct Ancestry {
-    by_hash: HashMap<B256, BlockRef>,
+pub struct ChainView {
+    head: Mutex<Option<(BlockRef, Instant)>>,
+    by_hash: Mutex<HashMap<B256, BlockRef>>,
 }
 
-impl Ancestry {
-    /// Remembers a header read (a head).
-    pub fn record(&mut self, header: BlockRef) {
-        self.by_hash.insert(header.hash, header);
+impl ChainView {
+    /// The head at `number` if one was read less than `fresh` ago.
+    pub(super) fn head(&self, number: u64, fresh: Duration) -> Option<BlockRef> {
+        let head = self.head.lock().ok()?;
+        head.filter(|(h, read)| h.number == number && read.elapsed() < fresh)
+            .map(|(h, _)| h)
     }
 
-    /// Forgets headers below `lowest` (past the finality depth).
-    pub fn prune(&mut self, lowest: u64) {
-        self.by_hash.retain(|_, h| h.number >= lowest);
+    /// Remembers a head just read, and forgets headers below `lowest`
+    /// (past the finality depth).
+    pub(super) fn record_head(&self, head: BlockRef, lowest: u64) {
+        if let Ok(mut h) = self.head.lock() {
+            *h = Some((head, Instant::now()));
+        }
+        if let Ok(mut map) = self.by_hash.lock() {
+            map.retain(|_, h| h.number >= lowest);
+            map.insert(head.hash, head);
+        }
+    }
+
+    fn known(&self, hash: &B256) -> Option<BlockRef> {
+        self.by_hash.lock().ok()?.get(hash).copied()
+    }
+
+    fn record(&self, header: BlockRef) {
+        if let Ok(mut map) = self.by_hash.lock() {
+            map.insert(header.hash, header);
+        }
     }
 
     /// The canonical hash, as `head` sees the chain, at each of `heights`.
@@ -36,8 +61,8 @@ impl Ancestry {
     /// node could not name) are read by number, as the node sees them
     /// now; a height the node has no block at is left out, which the
     /// caller treats as reorganised away.
-    pub async fn canonical(
-        &mut self,
+    pub(super) async fn canonical(
+        &self,
         pool: &EndpointPool,
         head: BlockRef,
         heights: &BTreeSet<u64>,
@@ -52,8 +77,8 @@ impl Ancestry {
                 if at.number <= lowest || at.number == 0 {
                     break;
                 }
-                let parent = match self.by_hash.get(&at.parent_hash) {
-                    Some(p) => *p,
+                let parent = match self.known(&at.parent_hash) {
+                    Some(p) => p,
                     None => {
                         match ethgate_chain::headers::header_by_hash(pool, at.parent_hash).await? {
                             Some(p) => {

@@ -24,6 +24,7 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 mod ancestry;
+pub use ancestry::ChainView;
 mod effects;
 mod prepare;
 mod queued;
@@ -147,9 +148,9 @@ pub struct Sender {
     /// The first broadcast of the last batch started, still running.
     broadcasting: Option<tokio::task::JoinHandle<()>>,
     /// The head header last read, and when.
-    head_read: Option<(ethgate_core::BlockRef, std::time::Instant)>,
-    /// Heads read, linked by parent hash, for the reorg check.
-    ancestry: ancestry::Ancestry,
+    tick_head: Option<ethgate_core::BlockRef>,
+    /// The chain's recent headers, shared with its other senders.
+    view: Arc<ChainView>,
     /// The last tick's view of the chain.
     head: u64,
     latest_count: u64,
@@ -157,7 +158,13 @@ pub struct Sender {
 
 impl Sender {
     /// A sender for `account`.
-    pub fn new(account: Account, store: Store, settings: Settings, shared: Arc<Shared>) -> Self {
+    pub fn new(
+        account: Account,
+        store: Store,
+        settings: Settings,
+        shared: Arc<Shared>,
+        view: Arc<ChainView>,
+    ) -> Self {
         let address = account.signer.address();
         let stream = format!("tx.{}", account.chain);
         Sender {
@@ -175,8 +182,8 @@ impl Sender {
             envelopes: Vec::new(),
             stream,
             seen_head: None,
-            head_read: None,
-            ancestry: ancestry::Ancestry::default(),
+            tick_head: None,
+            view,
             broadcasting: None,
             nonce_floor: None,
             head: 0,
@@ -335,11 +342,9 @@ impl Sender {
     /// number moved, or after [`HEAD_REFRESH`] to see a reorg that kept
     /// the height.
     async fn head_at(&mut self, number: u64) -> Result<ethgate_core::BlockRef, TickError> {
-        if let Some((head, read)) = &self.head_read
-            && head.number == number
-            && read.elapsed() < HEAD_REFRESH
-        {
-            return Ok(*head);
+        if let Some(head) = self.view.head(number, HEAD_REFRESH) {
+            self.tick_head = Some(head);
+            return Ok(head);
         }
         let tag = ethgate_chain::BlockTag::Number(number);
         let head = ethgate_chain::headers::header(&self.account.pool, tag)
@@ -347,10 +352,9 @@ impl Sender {
             .ok_or_else(|| {
                 TickError::Corrupt("head".into(), format!("the node has no block {number}"))
             })?;
-        self.head_read = Some((head, std::time::Instant::now()));
-        self.ancestry.record(head);
-        self.ancestry
-            .prune(number.saturating_sub(self.settings.finality_depth.saturating_add(1)));
+        self.tick_head = Some(head);
+        let lowest = number.saturating_sub(self.settings.finality_depth.saturating_add(1));
+        self.view.record_head(head, lowest);
         Ok(head)
     }
 
@@ -481,14 +485,14 @@ impl Sender {
                 receipts.insert(h.clone(), a?);
             }
         }
-        let Some((head, _)) = self.head_read else {
+        let Some(head) = self.tick_head else {
             return Err(TickError::Corrupt(
                 "head".into(),
                 "observed before the head was read".into(),
             ));
         };
         let canonical = self
-            .ancestry
+            .view
             .canonical(&self.account.pool, head, &heights)
             .await?;
         Ok(Observed {
