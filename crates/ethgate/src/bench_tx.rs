@@ -180,7 +180,8 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Run, Vec<Duration>)>
     let settings = Settings {
         // As the raw sender: every nonce may be in flight at once.
         max_in_flight: 4_096,
-        poll: Duration::from_millis(50),
+        // As the raw side, which polls the nonce count every 20 ms.
+        poll: Duration::from_millis(20),
         ..Settings::default()
     };
     let manager = Arc::new(TxManager::new(
