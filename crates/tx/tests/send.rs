@@ -412,6 +412,41 @@ async fn a_reorg_after_mined_is_retracked_and_confirmed_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_below_the_head_is_found_through_the_new_chains_parents() {
+    let f = fixture(Mining::Auto, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let mut body = keyed(&f, &from, "deep");
+    body["confirmations"] = json!(10);
+    let id = submit(&f, &body).await;
+    let first = &until_status(&f, std::slice::from_ref(&id), "mined", 30).await[0];
+    let first_block = first["block_hash"].clone();
+    // Two blocks on top, seen by the sender as heads, so its block is
+    // below the head when the chain under it is replaced.
+    f.anvil.mine(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    f.anvil.reorg(3).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        if v["status"] == "mined" && v["block_hash"] != first_block {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replaced block was never noticed: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f.anvil.mine(10).await;
+    let v = &until_status(&f, &[id], "confirmed", 30).await[0];
+    let on_chain: Value = f
+        .anvil
+        .rpc("eth_getTransactionReceipt", json!([v["hash"]]))
+        .await;
+    assert_eq!(on_chain["blockHash"], v["block_hash"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nonce_used_behind_ethgates_back_is_detected_and_the_request_still_mined() {
     let f = fixture(Mining::Off, 1, fast()).await;
     let from = format!("{:#x}", f.accounts[0]);
