@@ -170,6 +170,14 @@ fn tx_row(r: &sqlx::sqlite::SqliteRow) -> Result<TxRow, StoreError> {
     })
 }
 
+/// Rows selected with `rowid AS rid` before the columns: each with its
+/// insertion order.
+fn numbered(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(i64, TxRow)>, StoreError> {
+    rows.iter()
+        .map(|r| Ok((r.try_get::<i64, _>("rid")?, tx_row(r)?)))
+        .collect()
+}
+
 fn wei(s: &str) -> Result<u128, StoreError> {
     s.parse().map_err(|_| StoreError::Corrupt {
         what: "tx_attempts fee",
@@ -256,21 +264,19 @@ impl Store {
         sender: &str,
         watch_from: u64,
     ) -> Result<Vec<(i64, TxRow)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rowid AS rid, id, idempotency_key, chain_id, sender, request, \
-             state, status, nonce, block_number, error, created_at, updated_at \
-             FROM tx_requests WHERE chain_id = ?1 AND sender = ?2 AND \
+        let rows = sqlx::query(concat!(
+            "SELECT rowid AS rid, ",
+            tx_columns!(),
+            " FROM tx_requests WHERE chain_id = ?1 AND sender = ?2 AND \
              (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= ?3)) \
-             ORDER BY rowid",
-        )
+             ORDER BY rowid"
+        ))
         .bind(to_i64(chain_id))
         .bind(sender)
         .bind(to_i64(watch_from))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get::<i64, _>("rid")?, tx_row(r)?)))
-            .collect()
+        numbered(&rows)
     }
 
     /// Queued requests for an account accepted after rowid `after`: what a
@@ -283,20 +289,18 @@ impl Store {
         sender: &str,
         after: i64,
     ) -> Result<Vec<(i64, TxRow)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT rowid AS rid, id, idempotency_key, chain_id, sender, request, \
-             state, status, nonce, block_number, error, created_at, updated_at \
-             FROM tx_requests WHERE rowid > ?3 AND chain_id = ?1 AND sender = ?2 AND status = 'queued' \
-             ORDER BY rowid",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT rowid AS rid, ",
+            tx_columns!(),
+            " FROM tx_requests WHERE rowid > ?3 AND chain_id = ?1 AND sender = ?2 AND status = 'queued' \
+             ORDER BY rowid"
+        ))
         .bind(to_i64(chain_id))
         .bind(sender)
         .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get::<i64, _>("rid")?, tx_row(r)?)))
-            .collect()
+        numbered(&rows)
     }
 
     /// A request's attempts, in signing order.
