@@ -121,6 +121,14 @@ impl TxState {
         }
     }
 
+    /// The block the request is mined in, while it is.
+    pub fn block_number(&self) -> Option<u64> {
+        match self {
+            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
+            _ => None,
+        }
+    }
+
     /// No event changes it any more. `confirmed` and `failed` are not
     /// final: a reorg within the finality depth reopens them.
     pub fn is_final(&self) -> bool {

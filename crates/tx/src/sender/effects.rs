@@ -98,29 +98,26 @@ impl Sender {
             .await?;
             return self.execute(row, req, &capped, &effects).await;
         };
-        let attempt = if noop {
-            self.sign(
+        let tx = if noop {
+            self.unsigned(
                 p.nonce,
                 self.address,
                 U256::ZERO,
                 Bytes::new(),
                 21_000,
                 fees,
-                true,
             )
-            .await?
         } else {
-            self.sign(
+            self.unsigned(
                 p.nonce,
                 req.to,
                 req.value,
                 req.data.clone(),
                 last.gas_limit,
                 fees,
-                false,
             )
-            .await?
         };
+        let attempt = self.sign(tx, fees, noop).await?;
         let json = serde_json::to_string(next).unwrap_or_default();
         self.store
             .add_attempt(&row.id, &attempt, &json, next.status())
@@ -145,16 +142,12 @@ impl Sender {
         next: &TxState,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let block = match next {
-            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
-            _ => None,
-        };
         self.saves.push(ethgate_store::StateUpdate {
             tx_id: row.id.clone(),
             state: serde_json::to_string(next).unwrap_or_default(),
             status: next.status().to_owned(),
             nonce: next.nonce(),
-            block_number: block,
+            block_number: next.block_number(),
             error: error.map(str::to_owned),
         });
         self.changes.push(super::table::Change {

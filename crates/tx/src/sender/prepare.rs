@@ -104,7 +104,6 @@ impl Sender {
     }
 
     /// The transaction to sign: EIP-1559, or legacy on chains without it.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn unsigned(
         &self,
         nonce: u64,
@@ -139,19 +138,13 @@ impl Sender {
         }
     }
 
-    /// Signs one attempt.
-    #[allow(clippy::too_many_arguments)]
+    /// Signs one attempt (`tx`, priced at `fees`).
     pub(super) async fn sign(
         &self,
-        nonce: u64,
-        to: Address,
-        value: U256,
-        data: Bytes,
-        gas_limit: u64,
+        tx: UnsignedTx,
         fees: Fees,
         noop: bool,
     ) -> Result<NewAttempt, TickError> {
-        let tx = self.unsigned(nonce, to, value, data, gas_limit, fees);
         let signed = self.account.signer.sign(tx.clone()).await?;
         Ok(attempt(&tx, fees, signed, noop))
     }

@@ -109,10 +109,7 @@ impl Table {
         };
         open.row.status = c.state.status().to_owned();
         open.row.nonce = c.state.nonce();
-        open.row.block_number = match &c.state {
-            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i.block_number),
-            _ => None,
-        };
+        open.row.block_number = c.state.block_number();
         if c.error.is_some() {
             open.row.error = c.error;
         }
