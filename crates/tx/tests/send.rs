@@ -172,6 +172,20 @@ async fn until_status(f: &Fixture, ids: &[String], status: &str, secs: u64) -> V
     }
 }
 
+/// Waits (30 s at most) until request `id` is mined in a block other than
+/// `first_block`: what a reorg that dropped its block must lead to.
+async fn until_remined(f: &Fixture, id: &str, first_block: &Value, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = f.manager.get(id).await.expect("get").expect("exists");
+        if v["status"] == "mined" && v["block_hash"] != *first_block {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{why}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn nonce_count(anvil: &Anvil, a: Address) -> u64 {
     let n: U64 = anvil
         .rpc("eth_getTransactionCount", json!([a, "latest"]))
@@ -389,18 +403,7 @@ async fn a_reorg_after_mined_is_retracked_and_confirmed_again() {
     let first_block = first["block_hash"].clone();
     // The block holding it is replaced by an empty one.
     f.anvil.reorg(1).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = f.manager.get(&id).await.expect("get").expect("exists");
-        if v["status"] == "mined" && v["block_hash"] != first_block {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never re-mined after the reorg: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_remined(&f, &id, &first_block, "never re-mined after the reorg").await;
     f.anvil.mine(3).await;
     let v = &until_status(&f, &[id], "confirmed", 30).await[0];
     assert_ne!(v["block_hash"], first_block, "confirmed in the new block");
@@ -425,18 +428,13 @@ async fn a_reorg_below_the_head_is_found_through_the_new_chains_parents() {
     f.anvil.mine(2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     f.anvil.reorg(3).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = f.manager.get(&id).await.expect("get").expect("exists");
-        if v["status"] == "mined" && v["block_hash"] != first_block {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replaced block was never noticed: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_remined(
+        &f,
+        &id,
+        &first_block,
+        "the replaced block was never noticed",
+    )
+    .await;
     f.anvil.mine(10).await;
     let v = &until_status(&f, &[id], "confirmed", 30).await[0];
     let on_chain: Value = f
