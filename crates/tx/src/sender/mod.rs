@@ -19,13 +19,14 @@ use ethgate_core::tx::Pending;
 use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState};
 use ethgate_keys::Signer;
 use ethgate_store::{AttemptRow, StatusEnvelopes, Store, StoreError, TxRow};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 mod ancestry;
 pub use ancestry::ChainView;
 mod effects;
+mod observe;
+use observe::Receipt;
 mod prepare;
 mod queued;
 mod table;
@@ -85,14 +86,6 @@ pub struct Shared {
     pub refused: std::sync::Mutex<Vec<(String, String)>>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Receipt {
-    block_number: alloy_primitives::U64,
-    block_hash: B256,
-    status: Option<alloy_primitives::U64>,
-}
-
 pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -109,14 +102,6 @@ const BATCHES_AT_ONCE: usize = 4;
 
 /// How long a head header is trusted while the height stays the same.
 const HEAD_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// One tick's reading of the chain.
-struct Observed {
-    /// Receipts by attempt hash (`None`: not mined).
-    receipts: HashMap<String, Option<Receipt>>,
-    /// Canonical block hash by height, for heights holding mined requests.
-    canonical: HashMap<u64, B256>,
-}
 
 /// The sender of one account.
 pub struct Sender {
@@ -358,8 +343,11 @@ impl Sender {
         Ok(head)
     }
 
-    /// Steps every open request with what the chain and the operator said,
-    /// then starts queued ones.
+    /// Starts queued requests and, meanwhile, reads what the chain says
+    /// about the others; then steps every open request with what the
+    /// chain and the operator said. The two run side by side so a slow
+    /// receipt read (a node rebuilds receipts from their whole block) never
+    /// holds up new requests, nor they it; they touch different requests.
     async fn pass(
         &mut self,
         rows: &std::collections::BTreeMap<i64, table::OpenTx>,
@@ -371,15 +359,33 @@ impl Sender {
             .values()
             .filter(|o| matches!(o.state, TxState::Pending(_) | TxState::Mined(_)))
             .count();
-        let observed = if chain_moved {
-            let o = self.observe(rows).await?;
+        let queued: Vec<_> = rows
+            .values()
+            .filter(|o| {
+                matches!(o.state, TxState::Queued)
+                    && !cancels.contains(&o.row.id)
+                    && !bumps.contains(&o.row.id)
+            })
+            .take(self.settings.max_in_flight.saturating_sub(in_flight))
+            .map(|o| (&o.row, o.req.clone(), self.policy(&o.req)))
+            .collect();
+        let reading = match chain_moved {
+            true => Some(self.reading(rows).await?),
+            false => None,
+        };
+        let observing = async move {
+            match reading {
+                Some(r) => r.fetch().await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (observed, started) = tokio::join!(observing, self.start(queued));
+        started?;
+        let observed = observed?;
+        if observed.is_some() {
             // Only once read: a failed observation is retried next tick.
             self.seen_head = Some(head_hash);
-            Some(o)
-        } else {
-            None
-        };
-        let mut queued = Vec::new();
+        }
         for open in rows.values() {
             let (row, req, state) = (&open.row, &open.req, &open.state);
             match (state, &observed) {
@@ -393,12 +399,7 @@ impl Sender {
                 }
                 _ => {}
             }
-            let policy = Policy {
-                resubmit_after: self.settings.resubmit_after,
-                bump_after: self.settings.bump_after,
-                confirmations: req.confirmations,
-                valid_until: req.valid_until,
-            };
+            let policy = self.policy(req);
             if cancels.contains(&row.id) {
                 self.apply(row, req, state, &TxEvent::Cancel, &policy)
                     .await?;
@@ -410,9 +411,6 @@ impl Sender {
                 continue;
             }
             match state {
-                TxState::Queued if queued.len() + in_flight < self.settings.max_in_flight => {
-                    queued.push((row, req.clone(), policy));
-                }
                 TxState::Pending(p) => {
                     let event = match &observed {
                         Some(o) => self.pending_event(row, p, &o.receipts),
@@ -432,73 +430,20 @@ impl Sender {
                     };
                     self.apply(row, req, state, &event, &policy).await?;
                 }
+                // Queued ones were started above (or wait for room).
                 _ => {}
             }
         }
-        self.start(queued).await
+        Ok(())
     }
 
-    /// What the chain says about in-flight requests: receipts of the
-    /// attempts of pending requests whose nonce the chain has used (a
-    /// nonce the chain has not reached has nothing to find), and the
-    /// canonical hash at each height holding a mined request — by parent
-    /// links from the head (see `ancestry`), instead of one receipt per
-    /// transaction.
-    async fn observe(
-        &mut self,
-        rows: &std::collections::BTreeMap<i64, table::OpenTx>,
-    ) -> Result<Observed, TickError> {
-        let mut hashes = Vec::new();
-        let mut heights = std::collections::BTreeSet::new();
-        for open in rows.values() {
-            match &open.state {
-                TxState::Pending(p) if p.nonce < self.latest_count => {
-                    for a in self.attempts_of(&open.row.id).await? {
-                        hashes.push(a.hash.clone());
-                    }
-                }
-                TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
-                    heights.insert(i.block_number);
-                }
-                _ => {}
-            }
+    fn policy(&self, req: &TxRequest) -> Policy {
+        Policy {
+            resubmit_after: self.settings.resubmit_after,
+            bump_after: self.settings.bump_after,
+            confirmations: req.confirmations,
+            valid_until: req.valid_until,
         }
-        let mut receipts = HashMap::new();
-        // A few batches at a time: a node answers one batch's calls in turn.
-        let chunks: Vec<&[String]> = hashes.chunks(100).collect();
-        let mut answers = Vec::with_capacity(chunks.len());
-        for group in chunks.chunks(BATCHES_AT_ONCE) {
-            answers.extend(
-                futures::future::join_all(group.iter().map(|chunk| {
-                    let calls: Vec<(&str, serde_json::Value)> = chunk
-                        .iter()
-                        .map(|h| ("eth_getTransactionReceipt", json!([h])))
-                        .collect();
-                    let pool = self.account.pool.clone();
-                    async move { pool.batch::<Option<Receipt>>(&calls).await }
-                }))
-                .await,
-            );
-        }
-        for (chunk, answers) in chunks.iter().zip(answers) {
-            for (h, a) in chunk.iter().zip(answers?) {
-                receipts.insert(h.clone(), a?);
-            }
-        }
-        let Some(head) = self.tick_head else {
-            return Err(TickError::Corrupt(
-                "head".into(),
-                "observed before the head was read".into(),
-            ));
-        };
-        let canonical = self
-            .view
-            .canonical(&self.account.pool, head, &heights)
-            .await?;
-        Ok(Observed {
-            receipts,
-            canonical,
-        })
     }
 
     async fn attempts_of(&mut self, id: &str) -> Result<&Vec<AttemptRow>, StoreError> {

@@ -1,0 +1,120 @@
+//! What a tick asks the chain about requests already in flight: receipts
+//! of the attempts whose nonce the chain has used, and the canonical hash
+//! at each height holding a mined request. Split in two so the reading can
+//! run beside the tick's new starts: the plan (which hashes, which heights)
+//! needs the sender; the fetch owns what it needs and borrows nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use ethgate_chain::EndpointPool;
+use ethgate_core::BlockRef;
+use ethgate_core::tx::TxState;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{BATCHES_AT_ONCE, ChainView, Sender, TickError, table};
+
+/// The part of a receipt the state machine needs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Receipt {
+    pub(super) block_number: alloy_primitives::U64,
+    pub(super) block_hash: B256,
+    pub(super) status: Option<alloy_primitives::U64>,
+}
+
+/// One tick's reading of the chain.
+pub(super) struct Observed {
+    /// Receipts by attempt hash (`None`: not mined).
+    pub(super) receipts: HashMap<String, Option<Receipt>>,
+    /// Canonical block hash by height, for heights holding mined requests.
+    pub(super) canonical: HashMap<u64, B256>,
+}
+
+/// What to read, with everything needed to read it.
+pub(super) struct Reading {
+    pool: Arc<EndpointPool>,
+    view: Arc<ChainView>,
+    head: BlockRef,
+    /// Attempt hashes of pending requests whose nonce the chain has used
+    /// (a nonce the chain has not reached has nothing to find).
+    hashes: Vec<String>,
+    /// Heights holding mined, confirmed or failed requests.
+    heights: BTreeSet<u64>,
+}
+
+impl Sender {
+    /// Plans this tick's reading of `rows`.
+    pub(super) async fn reading(
+        &mut self,
+        rows: &BTreeMap<i64, table::OpenTx>,
+    ) -> Result<Reading, TickError> {
+        let Some(head) = self.tick_head else {
+            return Err(TickError::Corrupt(
+                "head".into(),
+                "observed before the head was read".into(),
+            ));
+        };
+        let mut hashes = Vec::new();
+        let mut heights = BTreeSet::new();
+        for open in rows.values() {
+            match &open.state {
+                TxState::Pending(p) if p.nonce < self.latest_count => {
+                    for a in self.attempts_of(&open.row.id).await? {
+                        hashes.push(a.hash.clone());
+                    }
+                }
+                TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
+                    heights.insert(i.block_number);
+                }
+                _ => {}
+            }
+        }
+        Ok(Reading {
+            pool: self.account.pool.clone(),
+            view: self.view.clone(),
+            head,
+            hashes,
+            heights,
+        })
+    }
+}
+
+impl Reading {
+    /// Reads the receipts (a few batches at a time: a node answers one
+    /// batch's calls in turn) and the canonical hashes, by parent links
+    /// from the head (see `ancestry`) rather than one read per height.
+    pub(super) async fn fetch(self) -> Result<Observed, TickError> {
+        let chunks: Vec<&[String]> = self.hashes.chunks(100).collect();
+        let mut answers = Vec::with_capacity(chunks.len());
+        for group in chunks.chunks(BATCHES_AT_ONCE) {
+            answers.extend(
+                futures::future::join_all(group.iter().map(|chunk| {
+                    let calls: Vec<(&str, serde_json::Value)> = chunk
+                        .iter()
+                        .map(|h| ("eth_getTransactionReceipt", json!([h])))
+                        .collect();
+                    let pool = &self.pool;
+                    async move { pool.batch::<Option<Receipt>>(&calls).await }
+                }))
+                .await,
+            );
+        }
+        let mut receipts = HashMap::with_capacity(self.hashes.len());
+        for (chunk, answers) in chunks.iter().zip(answers) {
+            for (h, a) in chunk.iter().zip(answers?) {
+                receipts.insert(h.clone(), a?);
+            }
+        }
+        let canonical = self
+            .view
+            .canonical(&self.pool, self.head, &self.heights)
+            .await?;
+        Ok(Observed {
+            receipts,
+            canonical,
+        })
+    }
+}
