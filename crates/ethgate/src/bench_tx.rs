@@ -7,7 +7,10 @@
 //!
 //! Both sides run against a fresh anvil with automine off and a block
 //! mined every 200 ms by the bench, so neither is timed by anvil's
-//! automine (which stalls under concurrent senders).
+//! automine (which stalls under concurrent senders). Each side's clock
+//! starts right after a block is mined: with a block every 200 ms, where
+//! in the interval a side happened to start would otherwise move its time
+//! by up to a block.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +37,26 @@ const CONCURRENCY: usize = 64;
 struct Chain {
     anvil: Anvil,
     contract: Address,
-    _miner: tokio::task::JoinHandle<()>,
+    miner: tokio::task::JoinHandle<()>,
+    /// Blocks mined so far: each side starts right after a block, so
+    /// neither gains or loses by where in the 200 ms it happens to start.
+    blocks: watch::Receiver<u64>,
+}
+
+impl Chain {
+    /// Waits until the next block is mined.
+    async fn next_block(&mut self) -> anyhow::Result<()> {
+        self.blocks.changed().await.context("the bench's miner stopped")
+    }
+}
+
+impl Drop for Chain {
+    /// The miner stops with its node: left running, it would post to a
+    /// port that a later round's node may be given, mining that chain
+    /// twice as often.
+    fn drop(&mut self) {
+        self.miner.abort();
+    }
 }
 
 async fn chain() -> anyhow::Result<Chain> {
@@ -42,18 +64,25 @@ async fn chain() -> anyhow::Result<Chain> {
     let contract = anvil.deploy_event_source().await;
     let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
     let url = anvil.url.clone();
+    let (mined, blocks) = watch::channel(0u64);
     let miner = tokio::spawn(async move {
         let http = reqwest::Client::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
         loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tick.tick().await;
             let body = json!({"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []});
-            let _ = http.post(&url).json(&body).send().await;
+            if http.post(&url).json(&body).send().await.is_ok() {
+                mined.send_modify(|n| *n += 1);
+            }
         }
     });
     Ok(Chain {
         anvil,
         contract,
-        _miner: miner,
+        miner,
+        blocks,
     })
 }
 
@@ -97,13 +126,14 @@ struct Run {
 
 /// The raw sender: sign with pipelined nonces, send, wait until mined.
 async fn raw(n: usize, accounts: usize) -> anyhow::Result<Run> {
-    let c = chain().await?;
+    let mut c = chain().await?;
     let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
     let keys: Vec<LocalKey> = DEV_KEYS[1..=accounts]
         .iter()
         .map(|k| LocalKey::dev(k, "dev key"))
         .collect::<Result<_, _>>()?;
     let http = reqwest::Client::new();
+    c.next_block().await?;
     let started = Instant::now();
     let mut raws = Vec::with_capacity(n);
     for i in 0..n {
@@ -152,7 +182,7 @@ async fn raw(n: usize, accounts: usize) -> anyhow::Result<Run> {
 
 /// ethgate: the HTTP API in front of the transaction manager.
 async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Run, Vec<Duration>)> {
-    let c = chain().await?;
+    let mut c = chain().await?;
     let dir = tempfile::tempdir()?;
     let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
     let pool = Arc::new(EndpointPool::new(PoolConfig {
@@ -221,6 +251,7 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Run, Vec<Duration>)>
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     let http = reqwest::Client::new();
     let contract = format!("{:#x}", c.contract);
+    c.next_block().await?;
     let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
     let started = Instant::now();
     let latencies: Vec<anyhow::Result<Duration>> = futures::stream::iter(0..n)
