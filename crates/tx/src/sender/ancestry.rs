@@ -23,6 +23,11 @@ use ethgate_core::BlockRef;
 pub struct ChainView {
     head: Mutex<Option<(BlockRef, Instant)>>,
     by_hash: Mutex<HashMap<B256, BlockRef>>,
+    /// Fee markets by (legacy pricing, speed), with the head they were
+    /// read at: a market moves only with the chain, so one reading per
+    /// block serves every tick of every sender of the chain (a busy node
+    /// answers each call late, and the tick waits on it before signing).
+    markets: Mutex<HashMap<(bool, crate::Speed), (B256, crate::fees::Fees)>>,
 }
 
 impl ChainView {
@@ -42,6 +47,33 @@ impl ChainView {
         if let Ok(mut map) = self.by_hash.lock() {
             map.retain(|_, h| h.number >= lowest);
             map.insert(head.hash, head);
+        }
+    }
+
+    /// The market for `speed` read at `head`, if any.
+    pub(super) fn market(
+        &self,
+        head: B256,
+        legacy: bool,
+        speed: crate::Speed,
+    ) -> Option<crate::fees::Fees> {
+        let markets = self.markets.lock().ok()?;
+        markets
+            .get(&(legacy, speed))
+            .filter(|(at, _)| *at == head)
+            .map(|(_, f)| *f)
+    }
+
+    /// Remembers the market for `speed` read at `head`.
+    pub(super) fn record_market(
+        &self,
+        head: B256,
+        legacy: bool,
+        speed: crate::Speed,
+        fees: crate::fees::Fees,
+    ) {
+        if let Ok(mut m) = self.markets.lock() {
+            m.insert((legacy, speed), (head, fees));
         }
     }
 

@@ -482,16 +482,25 @@ impl Sender {
         TxEvent::Tick
     }
 
-    /// The market for `speed`, read once per tick.
+    /// The market for `speed`, read once per tick, and only once per
+    /// head by all the chain's senders.
     async fn market(&mut self, speed: crate::Speed) -> Result<Fees, ChainError> {
         if let Some(f) = self.market.get(&speed) {
             return Ok(*f);
         }
-        let f = if self.account.legacy {
+        let (legacy, head) = (self.account.legacy, self.tick_head.map(|h| h.hash));
+        if let Some(f) = head.and_then(|h| self.view.market(h, legacy, speed)) {
+            self.market.insert(speed, f);
+            return Ok(f);
+        }
+        let f = if legacy {
             fees::legacy_market(&self.account.pool, speed).await?
         } else {
             fees::market(&self.account.pool, speed, self.settings.min_tip).await?
         };
+        if let Some(h) = head {
+            self.view.record_market(h, legacy, speed, f);
+        }
         self.market.insert(speed, f);
         Ok(f)
     }
