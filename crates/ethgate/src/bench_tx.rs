@@ -46,7 +46,10 @@ struct Chain {
 impl Chain {
     /// Waits until the next block is mined.
     async fn next_block(&mut self) -> anyhow::Result<()> {
-        self.blocks.changed().await.context("the bench's miner stopped")
+        self.blocks
+            .changed()
+            .await
+            .context("the bench's miner stopped")
     }
 }
 

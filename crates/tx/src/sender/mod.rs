@@ -272,7 +272,24 @@ impl Sender {
             ("eth_blockNumber", json!([])),
             ("eth_getTransactionCount", json!([self.address, "pending"])),
         ];
-        let answers = pool.batch::<serde_json::Value>(&calls).await?;
+        // New requests are read from the store meanwhile: the two wait on
+        // different things. (Confirmed requests are watched for reorgs
+        // within the finality depth; after the first tick the last head
+        // bounds them closely enough — a row past it is pruned at the
+        // tick's end. The first tick reads after the head, so a long
+        // history is not loaded whole.)
+        let watch_from = self.head.saturating_sub(self.settings.finality_depth);
+        let (answers, refreshed) = if self.head > 0 {
+            let refresh =
+                self.table
+                    .refresh(&self.store, self.account.chain_id, &self.addr, watch_from);
+            let (answers, refreshed) =
+                tokio::join!(pool.batch::<serde_json::Value>(&calls), refresh);
+            (answers, Some(refreshed))
+        } else {
+            (pool.batch::<serde_json::Value>(&calls).await, None)
+        };
+        let answers = answers?;
         let [latest_count, number, pending_count]: [Result<serde_json::Value, ChainError>; 3] =
             answers.try_into().map_err(|_| {
                 TickError::Corrupt("chain readings".into(), "an answer is missing".into())
@@ -305,12 +322,15 @@ impl Sender {
                     .await?,
             );
         }
-        // Confirmed requests are watched for reorgs within the finality
-        // depth.
-        let watch_from = self.head.saturating_sub(self.settings.finality_depth);
-        self.table
-            .refresh(&self.store, self.account.chain_id, &self.addr, watch_from)
-            .await?;
+        match refreshed {
+            Some(r) => r?,
+            None => {
+                let watch_from = self.head.saturating_sub(self.settings.finality_depth);
+                self.table
+                    .refresh(&self.store, self.account.chain_id, &self.addr, watch_from)
+                    .await?;
+            }
+        }
         let refused = take(&self.shared.refused);
         for (id, why) in refused {
             self.table.set_error(&id, why);
