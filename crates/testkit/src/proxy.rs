@@ -33,6 +33,8 @@ pub enum Fault {
 #[derive(Debug, Default)]
 struct Seen {
     requests: u64,
+    /// Calls by JSON-RPC method, counting each call of a batch.
+    methods: std::collections::HashMap<String, u64>,
     log_spans: Vec<(u64, bool)>,
     tampered: u64,
 }
@@ -78,6 +80,13 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if let Ok(mut s) = inner.seen.lock() {
         s.requests += 1;
+        let calls = match &req {
+            Value::Array(calls) => calls.iter().collect(),
+            call => vec![call],
+        };
+        for m in calls.into_iter().filter_map(|c| c["method"].as_str()) {
+            *s.methods.entry(m.to_owned()).or_default() += 1;
+        }
     }
     match fault {
         Fault::Http500 => {
@@ -159,6 +168,12 @@ impl Proxy {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.inner.seen.lock().expect("lock").requests
+    }
+
+    /// Calls of `method` received so far (each call of a batch counts).
+    pub fn calls(&self, method: &str) -> u64 {
+        let seen = self.inner.seen.lock().expect("lock");
+        seen.methods.get(method).copied().unwrap_or(0)
     }
 
     /// `eth_getLogs` answers rewritten by [`Fault::ForeignLogHashes`].
