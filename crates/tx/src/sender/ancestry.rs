@@ -6,7 +6,7 @@
 //! busy chain a header lists thousands of transactions). A link missing
 //! (the head moved more than one block between ticks) is read by hash, so
 //! the walk names exactly the chain the head sees. The senders of a chain
-//! share what they read.
+//! share what they read, and the fee market read at the head as well.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -17,8 +17,9 @@ use ethgate_chain::{ChainError, EndpointPool};
 use ethgate_core::BlockRef;
 
 /// What the senders of one chain know of its recent blocks, shared: the
-/// head header last read and headers by hash. Every sender reads the same
-/// head at each block; one reading serves them all.
+/// head header last read, headers by hash, and the fee market at the head.
+/// Every sender reads the same head at each block; one reading serves them
+/// all.
 #[derive(Default)]
 pub struct ChainView {
     head: Mutex<Option<(BlockRef, Instant)>>,
