@@ -4,17 +4,15 @@
 //! proxy in front of anvil.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
-use ethgate_chain::{EndpointPool, PoolConfig};
-use ethgate_keys::{LocalKey, Signer};
-use ethgate_store::Store;
-use ethgate_testkit::{Anvil, DEV_KEYS, Proxy};
-use ethgate_tx::{Account, Settings, TxManager};
+use ethgate_testkit::{Anvil, Proxy};
+use ethgate_tx::{Settings, TxManager};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+mod common;
 
 /// Submits one call from `from` and waits until it is `pending` (its
 /// sender has priced, signed and recorded it).
@@ -42,34 +40,9 @@ async fn four_senders_price_their_requests_from_one_fee_market_read_per_block() 
     let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
     let proxy = Proxy::start(&anvil.url).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}/tx.db", dir.path().display()))
-        .await
-        .expect("store");
-    let pool = Arc::new(
-        EndpointPool::new(PoolConfig {
-            chain: "anvil".into(),
-            urls: vec![proxy.url.clone()],
-            request_timeout: Duration::from_secs(10),
-            max_rounds: 3,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
-        })
-        .expect("pool"),
-    );
-    let mut accounts = Vec::new();
-    let mut addresses = Vec::new();
-    for key in &DEV_KEYS[1..=4] {
-        let signer = Arc::new(LocalKey::dev(key, "test key").expect("key"));
-        addresses.push(signer.address());
-        accounts.push(Account {
-            chain: "anvil".into(),
-            chain_id: 31337,
-            signer,
-            pool: pool.clone(),
-            caps: Default::default(),
-            legacy: false,
-        });
-    }
+    let store = common::store(&dir).await;
+    let pool = common::pool(&proxy.url);
+    let (accounts, addresses) = common::accounts(&pool, 4, Default::default(), false);
     let settings = Settings {
         poll: Duration::from_millis(50),
         ..Settings::default()

@@ -10,22 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U64};
-use ethgate_chain::{EndpointPool, PoolConfig};
-use ethgate_keys::{LocalKey, Signer};
 use ethgate_store::Store;
 use ethgate_testkit::Anvil;
 use ethgate_tx::fees::Caps;
-use ethgate_tx::{Account, Settings, TxManager};
+use ethgate_tx::{Settings, TxManager};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-/// anvil's well-known dev keys (accounts 1-4; account 0 deploys).
-const KEYS: [&str; 4] = [
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-];
+mod common;
 
 struct Fixture {
     anvil: Anvil,
@@ -78,34 +70,9 @@ async fn fixture_with(
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}/tx.db", dir.path().display()))
-        .await
-        .expect("store");
-    let pool = Arc::new(
-        EndpointPool::new(PoolConfig {
-            chain: "anvil".into(),
-            urls: vec![anvil.url.clone()],
-            request_timeout: Duration::from_secs(10),
-            max_rounds: 3,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(2),
-        })
-        .expect("pool"),
-    );
-    let mut list = Vec::new();
-    let mut addresses = Vec::new();
-    for key in KEYS.iter().take(accounts) {
-        let signer = Arc::new(LocalKey::dev(key, "test key").expect("key"));
-        addresses.push(signer.address());
-        list.push(Account {
-            chain: "anvil".into(),
-            chain_id: 31337,
-            signer,
-            pool: pool.clone(),
-            caps,
-            legacy,
-        });
-    }
+    let store = common::store(&dir).await;
+    let pool = common::pool(&anvil.url);
+    let (list, addresses) = common::accounts(&pool, accounts, caps, legacy);
     let manager = Arc::new(TxManager::new(
         store.clone(),
         settings,
@@ -459,7 +426,7 @@ async fn a_nonce_used_behind_ethgates_back_is_detected_and_the_request_still_min
             "--rpc-url",
             &f.anvil.url,
             "--private-key",
-            KEYS[0],
+            common::key(0),
         ])
         .args([
             "--nonce",
