@@ -278,8 +278,8 @@ impl Sender {
         // bounds them closely enough — a row past it is pruned at the
         // tick's end. The first tick reads after the head, so a long
         // history is not loaded whole.)
-        let watch_from = self.head.saturating_sub(self.settings.finality_depth);
         let (answers, refreshed) = if self.head > 0 {
+            let watch_from = self.head.saturating_sub(self.settings.finality_depth);
             let refresh =
                 self.table
                     .refresh(&self.store, self.account.chain_id, &self.addr, watch_from);
