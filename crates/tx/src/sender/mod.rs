@@ -130,8 +130,9 @@ pub struct Sender {
     /// A lower bound of the account's stored next nonce (`None` until
     /// the first tick has written it).
     nonce_floor: Option<u64>,
-    /// The first broadcast of the last batch started, still running.
-    broadcasting: Option<tokio::task::JoinHandle<()>>,
+    /// The queue of the account's first broadcasts (its task starts with
+    /// the first one).
+    broadcaster: Option<tokio::sync::mpsc::UnboundedSender<queued::Sends>>,
     /// The head header last read, and when.
     tick_head: Option<ethgate_core::BlockRef>,
     /// The chain's recent headers, shared with its other senders.
@@ -169,7 +170,7 @@ impl Sender {
             seen_head: None,
             tick_head: None,
             view,
-            broadcasting: None,
+            broadcaster: None,
             nonce_floor: None,
             head: 0,
             latest_count: 0,

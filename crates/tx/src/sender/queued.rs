@@ -1,8 +1,9 @@
 //! Queued requests, a tick's worth at a time: expire the expired, simulate
-//! the rest concurrently, sign in order at consecutive nonces, take all
-//! those nonces in one database transaction with the signed attempts, then
-//! broadcast them concurrently. Batching keeps the per-request cost near
-//! that of a raw sender while every write still precedes its broadcast.
+//! the rest concurrently, sign in order at consecutive nonces, take those
+//! nonces with the signed attempts in a few database transactions, and
+//! hand each batch to the account's broadcaster as soon as it is written.
+//! Batching keeps the per-request cost near that of a raw sender while
+//! every write still precedes its broadcast.
 
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
@@ -14,10 +15,14 @@ use super::{Sender, Simulation, TickError, now};
 use crate::fees::Fees;
 use crate::request::TxRequest;
 
+/// Recorded attempts handed to the broadcaster: (request id, raw bytes).
+pub(super) type Sends = Vec<(String, Vec<u8>)>;
+
 /// Simulations, and first broadcasts, per JSON-RPC batch.
 const SIMULATIONS: usize = 50;
-/// Nonces taken per store transaction.
-const NONCE_BATCH: usize = 128;
+/// Nonces taken per store transaction; a multiple of [`SIMULATIONS`], so
+/// each recorded batch is broadcast in full JSON-RPC batches.
+const NONCE_BATCH: usize = 150;
 
 impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
@@ -230,6 +235,13 @@ impl Sender {
                 failed = Some(taken);
                 break;
             }
+            // Broadcast as soon as recorded: the node holds these while the
+            // next batch is written.
+            let sends = signed[recorded..recorded + items.len()]
+                .iter()
+                .map(|(row, _, a)| (row.id.clone(), a.raw.clone()))
+                .collect();
+            self.spawn_broadcast(sends);
             recorded += items.len();
         }
         drop(items);
@@ -257,52 +269,69 @@ impl Sender {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
             tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
-        // The first broadcast runs beside the next tick: everything it
-        // sends is already recorded (a crash loses nothing — pending
-        // requests are re-broadcast), and the sender can take the next
-        // requests' nonces meanwhile. Batches go concurrently: a node
-        // accepts a later nonce before an earlier one and holds it until
-        // the gap fills.
-        let sends: Vec<(String, Vec<u8>)> = signed
-            .into_iter()
-            .map(|(row, _, a)| (row.id.clone(), a.raw))
-            .collect();
-        let pool = self.account.pool.clone();
-        let store = self.store.clone();
-        let shared = self.shared.clone();
-        let chain = self.account.chain.clone();
-        let addr = self.addr.clone();
-        let previous = self.broadcasting.take();
-        self.broadcasting = Some(tokio::spawn(async move {
-            // In order with the previous tick's broadcast, so a node sees
-            // nonces roughly ascending.
-            if let Some(p) = previous {
-                let _ = p.await;
-            }
-            let chunks: Vec<Vec<(String, Vec<u8>)>> =
-                sends.chunks(SIMULATIONS).map(<[_]>::to_vec).collect();
-            let results: Vec<_> = futures::stream::iter(chunks)
-                .map(|chunk| {
-                    let (pool, store, shared) = (pool.clone(), store.clone(), shared.clone());
-                    let (chain, addr) = (chain.clone(), addr.clone());
-                    async move {
-                        let items: Vec<(&str, &[u8])> = chunk
-                            .iter()
-                            .map(|(id, raw)| (id.as_str(), raw.as_slice()))
-                            .collect();
-                        super::effects::send_all(&pool, &store, &shared, &chain, &addr, &items)
-                            .await
-                    }
-                })
-                .buffered(super::BATCHES_AT_ONCE)
-                .collect()
-                .await;
-            for r in results {
-                if let Err(e) = r {
-                    tracing::warn!(account = %addr, error = %e, "first broadcast failed; re-broadcast will retry");
-                }
-            }
-        }));
         Ok(())
     }
+
+    /// Hands recorded attempts (request id, raw bytes) to the account's
+    /// broadcaster for their first broadcast. It runs beside the sender's
+    /// next steps: everything it sends is already recorded (a crash loses
+    /// nothing — pending requests are re-broadcast), and the sender can
+    /// take the next nonces meanwhile.
+    fn spawn_broadcast(&mut self, sends: Sends) {
+        let queue = self.broadcaster.get_or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(broadcaster(
+                rx,
+                self.account.pool.clone(),
+                self.store.clone(),
+                self.shared.clone(),
+                self.account.chain.clone(),
+                self.addr.clone(),
+            ));
+            tx
+        });
+        // The task ends only when the sender is dropped.
+        let _ = queue.send(sends);
+    }
+}
+
+/// The first broadcasts of one account, in the order their nonces were
+/// recorded (so a node sees nonces roughly ascending), a few JSON-RPC
+/// batches at once: a node accepts a later nonce before an earlier one and
+/// holds it until the gap fills. Ends when the sender drops its queue.
+async fn broadcaster(
+    rx: tokio::sync::mpsc::UnboundedReceiver<Sends>,
+    pool: std::sync::Arc<ethgate_chain::EndpointPool>,
+    store: ethgate_store::Store,
+    shared: std::sync::Arc<super::Shared>,
+    chain: String,
+    addr: String,
+) {
+    let batches = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|sends| (sends, rx))
+    })
+    .flat_map(|sends| {
+        let chunks: Vec<Vec<(String, Vec<u8>)>> =
+            sends.chunks(SIMULATIONS).map(<[_]>::to_vec).collect();
+        futures::stream::iter(chunks)
+    });
+    batches
+        .map(|chunk| {
+            let (pool, store, shared) = (pool.clone(), store.clone(), shared.clone());
+            let (chain, addr) = (chain.clone(), addr.clone());
+            async move {
+                let items: Vec<(&str, &[u8])> = chunk
+                    .iter()
+                    .map(|(id, raw)| (id.as_str(), raw.as_slice()))
+                    .collect();
+                super::effects::send_all(&pool, &store, &shared, &chain, &addr, &items).await
+            }
+        })
+        .buffered(super::BATCHES_AT_ONCE)
+        .for_each(|r| async {
+            if let Err(e) = r {
+                tracing::warn!(account = %addr, error = %e, "first broadcast failed; re-broadcast will retry");
+            }
+        })
+        .await;
 }
