@@ -34,6 +34,10 @@ pub enum ChainError {
         message: String,
         /// What the message means.
         class: RpcErrorClass,
+        /// The revert data the node attached (a reverted `eth_call` or
+        /// `eth_estimateGas`), so callers can decode the reason themselves
+        /// rather than trust each node's own rendering of it.
+        data: Option<alloy_primitives::Bytes>,
     },
     /// Every endpoint failed for endpoint reasons, for every retry round.
     #[error("chain {chain}: no endpoint answered {method}; last failure: {last}")]
@@ -329,6 +333,7 @@ impl EndpointPool {
             endpoint: ep.label.clone(),
             method: method.to_owned(),
             class: classify(e.code, &e.message, e.data.as_ref()),
+            data: crate::rpc_error::revert_data(e.data.as_ref()),
             code: e.code,
             message: e.message,
         }

@@ -121,6 +121,21 @@ pub fn classify(code: i64, message: &str, data: Option<&serde_json::Value>) -> R
     RpcErrorClass::Permanent
 }
 
+/// The revert data in a JSON-RPC error's `data`: a hex string (geth,
+/// anvil, reth, Erigon), an object holding one in `data` (some
+/// providers wrap it), or Nethermind's and OpenEthereum's
+/// `"Reverted 0x…"`. `None` when there is none or it is not hex.
+pub fn revert_data(data: Option<&serde_json::Value>) -> Option<alloy_primitives::Bytes> {
+    let text = match data? {
+        serde_json::Value::String(s) => s.as_str(),
+        serde_json::Value::Object(o) => o.get("data")?.as_str()?,
+        _ => return None,
+    };
+    let hex = text.trim().strip_prefix("Reverted ").unwrap_or(text.trim());
+    let hex = hex.strip_prefix("0x")?;
+    alloy_primitives::hex::decode(hex).ok().map(Into::into)
+}
+
 fn parse_quantity(s: &str) -> Option<u64> {
     let s = s.trim().trim_matches('"');
     match s.strip_prefix("0x") {
@@ -221,6 +236,20 @@ pub fn classify_send(message: &str) -> SendErrorClass {
 mod tests {
     use super::RpcErrorClass::*;
     use super::*;
+
+    #[test]
+    fn revert_data_is_found_in_each_providers_shape() {
+        use serde_json::json;
+        let want = Some(alloy_primitives::Bytes::from(vec![0x08, 0xc3, 0x79, 0xa0]));
+        assert_eq!(revert_data(Some(&json!("0x08c379a0"))), want);
+        assert_eq!(revert_data(Some(&json!({"data": "0x08c379a0"}))), want);
+        assert_eq!(revert_data(Some(&json!("Reverted 0x08c379a0"))), want);
+        assert_eq!(revert_data(Some(&json!("0x"))), Some(Default::default()));
+        assert_eq!(revert_data(Some(&json!("not hex"))), None);
+        assert_eq!(revert_data(Some(&json!("0xzz"))), None);
+        assert_eq!(revert_data(Some(&json!(3))), None);
+        assert_eq!(revert_data(None), None);
+    }
 
     #[test]
     fn provider_messages_table() {
