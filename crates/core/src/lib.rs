@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod block;
 pub mod decode;
 pub mod envelope;
+pub mod revert;
 pub mod stream;
 pub mod tx;
 pub mod tx_envelope;
