@@ -12,6 +12,9 @@ contract EventSource {
 
     event Keyed(address indexed sender, string key);
 
+    /// A custom error, so a rejection's reason can be shown decoded.
+    error Refused(uint256 code, string why);
+
     uint256 public notes;
 
     /// Emits one Transfer from the caller.
@@ -44,5 +47,16 @@ contract EventSource {
     /// simulation, before it takes a nonce.
     function fail(string calldata reason) external pure {
         revert(reason);
+    }
+
+    /// Always reverts with the custom error `Refused(code, why)`.
+    function refuse(uint256 code, string calldata why) external pure {
+        revert Refused(code, why);
+    }
+
+    /// `n / d`; with `d == 0` the call panics (Panic(0x12)), the kind of
+    /// revert a failed assert or an overflow also gives.
+    function divide(uint256 n, uint256 d) external pure returns (uint256) {
+        return n / d;
     }
 }

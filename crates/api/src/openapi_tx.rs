@@ -27,6 +27,7 @@ fn request_schema() -> Value {
         "valid_until": {"type": "integer", "description": "unix seconds; then cancelled as expired"},
         "confirmations": {"type": "integer"},
         "metadata": {"description": "any JSON, echoed back"},
+        "errors": {"type": "array", "items": {"type": "string"}, "maxItems": 64, "description": "custom errors the call may revert with, e.g. \"TooEarly(uint256 billingId, uint64 nextChargeAt)\": a rejection then names the error and its arguments (errors in a [[streams]] ABI file for the contract are known without this)"},
         "idempotency_key": {"type": "string", "description": "same key + same body = same transaction; another body = 409"}}})
 }
 

@@ -106,13 +106,16 @@ fn transaction_manager(
             })
         })
         .collect();
-    Some(Arc::new(ethgate_tx::TxManager::new(
-        store.clone(),
-        cfg.tx.settings,
-        chain_ids,
-        accounts,
-        cfg.tx.pools.clone(),
-    )))
+    Some(Arc::new(
+        ethgate_tx::TxManager::new(
+            store.clone(),
+            cfg.tx.settings,
+            chain_ids,
+            accounts,
+            cfg.tx.pools.clone(),
+        )
+        .with_contract_errors(cfg.tx.contract_errors.clone()),
+    ))
 }
 
 /// The pools' settings with their chains' endpoints.

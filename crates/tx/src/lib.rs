@@ -28,6 +28,12 @@ pub use manager::{CancelOutcome, SubmitError, Submitted, TxManager};
 pub use request::{FieldError, Speed, TxRequest};
 pub use sender::{Account, Sender, Shared};
 
+/// Custom errors by (chain name, contract address), from ABIs the
+/// configuration knows: a request to such a contract that reverts is
+/// rejected with the error named and its arguments decoded.
+pub type ContractErrors =
+    std::collections::HashMap<(String, alloy_primitives::Address), Vec<alloy_json_abi::Error>>;
+
 /// Settings shared by every account's sender.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {

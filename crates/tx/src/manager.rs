@@ -71,6 +71,8 @@ pub struct TxManager {
     views: std::sync::Mutex<HashMap<String, Arc<crate::sender::ChainView>>>,
     /// Set by `spawn`: accounts added later start their sender at once.
     shutdown: std::sync::Mutex<Option<watch::Receiver<bool>>>,
+    /// Custom errors from the configuration's ABIs, for every sender.
+    contract_errors: Arc<crate::ContractErrors>,
     /// The group-commit recorder of accepted requests.
     intake: tokio::sync::mpsc::Sender<crate::intake::Job>,
 }
@@ -151,7 +153,15 @@ impl TxManager {
             pools: std::sync::RwLock::new(pools),
             views: Default::default(),
             shutdown: std::sync::Mutex::new(None),
+            contract_errors: Arc::default(),
         }
+    }
+
+    /// Custom errors the configuration's ABIs declare, so a rejection
+    /// names them (see [`crate::ContractErrors`]). Before [`Self::spawn`].
+    pub fn with_contract_errors(mut self, errors: crate::ContractErrors) -> Self {
+        self.contract_errors = Arc::new(errors);
+        self
     }
 
     /// Adds an account (a pool's new member) and, once the manager runs,
@@ -175,7 +185,8 @@ impl TxManager {
                     self.settings,
                     shared.clone(),
                     view,
-                );
+                )
+                .with_contract_errors(self.contract_errors.clone());
                 tokio::spawn(sender.run(shutdown));
                 None
             }
@@ -255,7 +266,8 @@ impl TxManager {
                     self.settings,
                     e.shared.clone(),
                     view,
-                );
+                )
+                .with_contract_errors(self.contract_errors.clone());
                 Some(tokio::spawn(sender.run(shutdown.clone())))
             })
             .collect()

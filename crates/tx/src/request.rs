@@ -68,6 +68,23 @@ pub struct TxRequest {
     pub metadata: Value,
     /// The caller's idempotency key.
     pub idempotency_key: String,
+    /// Custom errors the called contract may revert with, as signatures
+    /// (`"TooEarly(uint256 billingId, uint64 nextChargeAt)"`), so a
+    /// rejection names the error and its arguments rather than showing
+    /// hex. (Absent in requests stored before the field existed.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl TxRequest {
+    /// The custom errors this request's call may revert with (signatures
+    /// were checked at intake; one that no longer parses is skipped).
+    pub fn known_errors(&self) -> Vec<alloy_json_abi::Error> {
+        self.errors
+            .iter()
+            .filter_map(|e| alloy_json_abi::Error::parse(e).ok())
+            .collect()
+    }
 }
 
 /// What intake needs from the configuration to validate a request.
@@ -128,7 +145,11 @@ const FIELDS: &[&str] = &[
     "confirmations",
     "metadata",
     "idempotency_key",
+    "errors",
 ];
+
+/// Custom error signatures a request may carry.
+const MAX_ERRORS: usize = 64;
 
 /// Validates a request body. `default_confirmations` applies when the body
 /// gives none.
@@ -212,6 +233,7 @@ pub fn parse(
     if serde_json::to_string(&metadata).map_or(0, |s| s.len()) > 16 * 1024 {
         return Err(bad("metadata", "must be at most 16 KiB of JSON"));
     }
+    let errors = error_signatures(obj.get("errors"))?;
     Ok(TxRequest {
         chain: chain.to_owned(),
         from,
@@ -226,7 +248,33 @@ pub fn parse(
         confirmations,
         metadata,
         idempotency_key: key.to_owned(),
+        errors,
     })
+}
+
+/// Validates `errors`: custom error signatures, kept as given (with any
+/// parameter names, which a rejection reason shows).
+fn error_signatures(errors: Option<&Value>) -> Result<Vec<String>, FieldError> {
+    let list = match errors {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(bad("errors", "must be an array of error signatures")),
+    };
+    if list.len() > MAX_ERRORS {
+        return Err(bad("errors", format!("at most {MAX_ERRORS} signatures")));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let field = format!("errors[{i}]");
+            let text = v.as_str().ok_or_else(|| bad(&field, "must be a string"))?;
+            let text = text.trim();
+            let text = text.strip_prefix("error ").unwrap_or(text);
+            alloy_json_abi::Error::parse(text)
+                .map_err(|e| bad(&field, format!("not an error signature: {e}")))?;
+            Ok(text.to_owned())
+        })
+        .collect()
 }
 
 /// ABI-encodes `function` (e.g. `"charge(uint256)"`) with JSON `args`.

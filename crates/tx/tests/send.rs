@@ -37,6 +37,14 @@ enum Mining {
     Off,
 }
 
+/// The custom errors EventSource's ABI declares.
+fn event_source_errors() -> Vec<alloy_json_abi::Error> {
+    let artifact: Value = serde_json::from_str(ethgate_testkit::EVENT_SOURCE).expect("artifact");
+    let abi: alloy_json_abi::JsonAbi =
+        serde_json::from_value(artifact["abi"].clone()).expect("ABI");
+    abi.errors().cloned().collect()
+}
+
 async fn fixture(mining: Mining, accounts: usize, settings: Settings) -> Fixture {
     fixture_capped(mining, accounts, settings, Caps::default()).await
 }
@@ -73,13 +81,21 @@ async fn fixture_with(
     let store = common::store(&dir).await;
     let pool = common::pool(&anvil.url);
     let (list, addresses) = common::accounts(&pool, accounts, caps, legacy);
-    let manager = Arc::new(TxManager::new(
-        store.clone(),
-        settings,
-        HashMap::from([("anvil".to_owned(), 31337)]),
-        list,
-        HashMap::from([("ops".to_owned(), addresses.clone())]),
-    ));
+    let manager = Arc::new(
+        TxManager::new(
+            store.clone(),
+            settings,
+            HashMap::from([("anvil".to_owned(), 31337)]),
+            list,
+            HashMap::from([("ops".to_owned(), addresses.clone())]),
+        )
+        // As `ethgate serve` does with a stream's ABI file: the contract's
+        // custom errors are known.
+        .with_contract_errors(HashMap::from([(
+            ("anvil".to_owned(), contract),
+            event_source_errors(),
+        )])),
+    );
     let (stop, rx) = watch::channel(false);
     manager.spawn(&rx);
     Fixture {
@@ -238,22 +254,52 @@ async fn concurrent_requests_over_four_accounts_all_confirm_with_contiguous_nonc
 async fn a_reverting_call_is_rejected_with_its_reason_and_takes_no_nonce() {
     let f = fixture(Mining::Auto, 1, fast()).await;
     let from = format!("{:#x}", f.accounts[0]);
-    let bad = json!({
+    let call = |key: &str, function: &str, args: Value| {
+        json!({
+            "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
+            "function": function, "args": args, "idempotency_key": key,
+        })
+    };
+    // The request's own signatures come first (their parameter names show
+    // which were used); else the configuration's ABI for the contract.
+    let mut named = call("named", "refuse(uint256,string)", json!([7, "closed"]));
+    named["errors"] = json!(["Refused(uint256 status, string text)"]);
+    let empty = json!({
         "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
-        "function": "fail(string)", "args": ["not due yet"], "idempotency_key": "bad",
+        "data": "0xdeadbeef", "gas_limit": 100_000, "idempotency_key": "empty",
     });
-    let bad = submit(&f, &bad).await;
-    let v = &until_status(&f, std::slice::from_ref(&bad), "rejected", 30).await[0];
-    assert!(
-        v["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("not due yet")),
-        "decoded reason: {v}"
-    );
-    assert_eq!(v["nonce"], Value::Null);
+    // Each reason is decoded from the revert data by ethgate, whatever
+    // the node's own message says.
+    let cases = [
+        (
+            call("message", "fail(string)", json!(["not due yet"])),
+            "execution reverted: not due yet",
+        ),
+        (
+            call("panic", "divide(uint256,uint256)", json!([1, 0])),
+            "execution reverted: panic 0x12 (division or modulo by zero)",
+        ),
+        (
+            named,
+            r#"execution reverted: Refused(status: 7, text: "closed")"#,
+        ),
+        (
+            call("from-abi", "refuse(uint256,string)", json!([7, "closed"])),
+            r#"execution reverted: Refused(code: 7, why: "closed")"#,
+        ),
+        // No such function and no fallback: a revert without data.
+        (empty, "execution reverted without a reason"),
+    ];
+    for (body, reason) in cases {
+        let id = submit(&f, &body).await;
+        let v = &until_status(&f, std::slice::from_ref(&id), "rejected", 30).await[0];
+        let said = v["error"].as_str().unwrap_or_default();
+        assert_eq!(said, reason, "{body}: decoded reason");
+        assert_eq!(v["nonce"], Value::Null, "{body}: no nonce taken");
+    }
     let good = submit(&f, &keyed(&f, &from, "good")).await;
     let v = &until_status(&f, &[good], "confirmed", 30).await[0];
-    assert_eq!(v["nonce"], 0, "the rejected request took no nonce");
+    assert_eq!(v["nonce"], 0, "the rejected requests took no nonce");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +327,11 @@ async fn the_same_idempotency_key_returns_the_same_transaction_and_a_different_b
         (json!({"args": [1, 2]}), "args"),
         (json!({"gas_limit": 5}), "gas_limit"),
         (json!({"colour": "red"}), "colour"),
+        (json!({"errors": "Refused(uint256)"}), "errors"),
+        (
+            json!({"errors": ["Refused(uint256)", "not a signature"]}),
+            "errors[1]",
+        ),
     ] {
         let mut b = body.clone();
         b["idempotency_key"] = json!(format!("bad-{field}"));

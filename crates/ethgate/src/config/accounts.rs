@@ -49,6 +49,10 @@ pub struct TxConfig {
     pub pools: HashMap<String, Vec<Address>>,
     /// Pools with their funding and rotation settings.
     pub pool_configs: Vec<ethgate_accounts::PoolSettings>,
+    /// Custom errors by contract, from the streams' ABI files: a request
+    /// to one of those contracts that reverts is rejected with the error
+    /// named and its arguments decoded.
+    pub contract_errors: ethgate_tx::ContractErrors,
 }
 
 /// Wei from `"200 gwei"`, `"3 wei"`, `"0.5 gwei"` or a bare integer (wei).
@@ -265,6 +269,7 @@ pub(super) fn tx_config(
         accounts,
         pools,
         pool_configs,
+        contract_errors: Default::default(),
     }
 }
 

@@ -162,6 +162,7 @@ fn stream(
     s: RawStream,
     chains: &[ChainConfig],
     base: &Path,
+    errors: &mut ethgate_tx::ContractErrors,
 ) -> Option<StreamSpec> {
     let k = |f: &str| format!("streams[{i}].{f}");
     if !valid_name(&s.name) {
@@ -202,6 +203,14 @@ fn stream(
                     serde_json::from_str::<serde_json::Value>(&text)
                         .and_then(|v| serde_json::from_value::<JsonAbi>(v["abi"].clone()))
                 });
+                if let Ok(abi) = &parsed {
+                    for a in &addresses {
+                        let known = errors.entry((s.chain.clone(), *a)).or_default();
+                        known.extend(abi.errors().cloned());
+                        known.sort_by_key(|e| e.selector());
+                        known.dedup_by_key(|e| e.selector());
+                    }
+                }
                 match parsed {
                     Ok(abi) if abi.events().next().is_some() => {
                         events.extend(abi.events().cloned())
@@ -308,6 +317,7 @@ pub fn validate(
     }
     let mut routes = Vec::new();
     let mut streams = Vec::new();
+    let mut contract_errors = ethgate_tx::ContractErrors::default();
     let mut names = HashSet::new();
     for (i, s) in raw.streams.into_iter().enumerate() {
         for (j, name) in s.sinks.iter().enumerate() {
@@ -326,13 +336,14 @@ pub fn validate(
                 format!("{:?} is configured twice", s.name),
             );
         }
-        if let Some(spec) = stream(&mut issues, i, s, &chains, base) {
+        if let Some(spec) = stream(&mut issues, i, s, &chains, base, &mut contract_errors) {
             streams.push(spec);
         }
     }
     let tx_sinks = raw.tx.sinks.clone();
-    let tx =
+    let mut tx =
         super::accounts::tx_config(&mut issues, raw.tx, raw.accounts, raw.pools, &chains, base);
+    tx.contract_errors = contract_errors;
     // Status envelopes: one outbox stream per chain with accounts.
     for (j, name) in tx_sinks.iter().enumerate() {
         if !sinks.iter().any(|w| w.name() == name) {
@@ -366,4 +377,35 @@ pub fn validate(
         sinks,
         routes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_streams_abi_makes_its_contracts_custom_errors_known_to_transactions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let contract = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+        std::fs::write(
+            dir.path().join("EventSource.json"),
+            include_str!("../../../../contracts/artifacts/EventSource.json"),
+        )
+        .expect("abi");
+        let path = dir.path().join("ethgate.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"http://127.0.0.1:1\"]\n\n\
+                 [[streams]]\nname = \"source\"\nchain = \"anvil\"\naddresses = [\"{contract}\"]\n\
+                 abi = \"EventSource.json\"\n"
+            ),
+        )
+        .expect("config");
+        let cfg = super::super::load(Some(&path), std::iter::empty()).expect("valid config");
+        let key = ("anvil".to_owned(), contract.parse().expect("address"));
+        let known: Vec<String> = cfg.tx.contract_errors[&key]
+            .iter()
+            .map(|e| e.signature())
+            .collect();
+        assert_eq!(known, ["Refused(uint256,string)"]);
+    }
 }

@@ -140,6 +140,8 @@ pub struct Sender {
     /// The last tick's view of the chain.
     head: u64,
     latest_count: u64,
+    /// Custom errors the configuration's ABIs declare, by contract.
+    contract_errors: Arc<crate::ContractErrors>,
 }
 
 impl Sender {
@@ -174,7 +176,15 @@ impl Sender {
             nonce_floor: None,
             head: 0,
             latest_count: 0,
+            contract_errors: Arc::default(),
         }
+    }
+
+    /// Names custom errors in rejection reasons (see
+    /// [`crate::ContractErrors`]).
+    pub fn with_contract_errors(mut self, errors: Arc<crate::ContractErrors>) -> Self {
+        self.contract_errors = errors;
+        self
     }
 
     /// Ticks until `shutdown`, waking early when asked.

@@ -96,11 +96,31 @@ impl Sender {
                 Err(ChainError::Rpc {
                     message,
                     class: RpcErrorClass::Permanent,
+                    data,
                     ..
-                }) => Err(Simulation::Reverted(message)),
+                }) => Err(Simulation::Reverted(match data {
+                    // Decoded here, the same on every node; the node's own
+                    // message where it gave no revert data (an account
+                    // that cannot pay, say).
+                    Some(data) => ethgate_core::revert::describe(&data, &self.errors_of(req)),
+                    None => message,
+                })),
                 Err(e) => Err(Simulation::Unavailable(e.to_string())),
             })
             .collect()
+    }
+
+    /// The custom errors a request's call may revert with: those it
+    /// names, then those the configuration's ABIs declare for its target.
+    fn errors_of(&self, req: &TxRequest) -> Vec<alloy_json_abi::Error> {
+        let mut errors = req.known_errors();
+        if let Some(known) = self
+            .contract_errors
+            .get(&(self.account.chain.clone(), req.to))
+        {
+            errors.extend(known.iter().cloned());
+        }
+        errors
     }
 
     /// The transaction to sign: EIP-1559, or legacy on chains without it.
