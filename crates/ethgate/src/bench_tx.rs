@@ -31,8 +31,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-/// Requests in flight from the benchmark's client (and raw sends).
-const CONCURRENCY: usize = 64;
+/// How long either side may take before the run is called failed (a
+/// node that drops a raw transaction would otherwise stall the raw side
+/// for ever: it does not re-send).
+const DEADLINE: Duration = Duration::from_secs(600);
 
 struct Chain {
     anvil: Anvil,
@@ -128,7 +130,7 @@ struct Run {
 }
 
 /// The raw sender: sign with pipelined nonces, send, wait until mined.
-async fn raw(n: usize, accounts: usize) -> anyhow::Result<Run> {
+async fn raw(n: usize, accounts: usize, in_flight: usize) -> anyhow::Result<Run> {
     let mut c = chain().await?;
     let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
     let keys: Vec<LocalKey> = DEV_KEYS[1..=accounts]
@@ -166,13 +168,23 @@ async fn raw(n: usize, accounts: usize) -> anyhow::Result<Run> {
                 Ok(())
             }
         })
-        .buffered(CONCURRENCY)
+        .buffered(in_flight)
         .collect()
         .await;
     sent.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     let per = (n / accounts) as u64;
+    let deadline = Instant::now() + DEADLINE;
     for k in &keys {
-        while nonce_count(&c.anvil, k.address()).await < per {
+        loop {
+            let mined = nonce_count(&c.anvil, k.address()).await;
+            if mined >= per {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "raw sender: only {mined} of {per} nonces of {} mined within {DEADLINE:?} (the node dropped a transaction?)",
+                k.address()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -184,7 +196,7 @@ async fn raw(n: usize, accounts: usize) -> anyhow::Result<Run> {
 }
 
 /// ethgate: the HTTP API in front of the transaction manager.
-async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Run, Vec<Duration>)> {
+async fn ours(n: usize, accounts: usize, in_flight: usize) -> anyhow::Result<(Run, Vec<Duration>)> {
     let mut c = chain().await?;
     let dir = tempfile::tempdir()?;
     let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
@@ -251,7 +263,15 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Run, Vec<Duration>)>
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    // The server stops with the run, so it lets go of the run's store.
+    let mut serving = stopped.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async move {
+                let _ = serving.wait_for(|v| *v).await;
+            })
+            .await
+    });
     let http = reqwest::Client::new();
     let contract = format!("{:#x}", c.contract);
     c.next_block().await?;
@@ -272,14 +292,17 @@ async fn ours(n: usize, accounts: usize) -> anyhow::Result<(Run, Vec<Duration>)>
                 Ok(t.elapsed())
             }
         })
-        .buffered(CONCURRENCY)
+        .buffered(in_flight)
         .collect()
         .await;
     let latencies = latencies.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let accepted = started.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + DEADLINE;
     while store.count_txs("confirmed").await? < n as u64 {
-        anyhow::ensure!(Instant::now() < deadline, "not all mined within 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "not all mined within {DEADLINE:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = started.elapsed();
@@ -304,11 +327,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs the benchmark and prints its figures.
-pub async fn tx(n: usize, rounds: usize) -> anyhow::Result<()> {
+pub async fn tx(n: usize, rounds: usize, in_flight: usize) -> anyhow::Result<()> {
     anyhow::ensure!(n >= 8, "--txs must be at least 8");
     anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
+    anyhow::ensure!(in_flight >= 1, "--in-flight must be at least 1");
     println!(
-        "transactions: {n} contract calls per run, a block every 200 ms, {CONCURRENCY} requests in flight, {rounds} rounds (medians)…"
+        "transactions: {n} contract calls per run, a block every 200 ms, {in_flight} requests in flight, {rounds} rounds (medians)…"
     );
     for accounts in [1, 8] {
         let n = n - n % accounts;
@@ -316,8 +340,8 @@ pub async fn tx(n: usize, rounds: usize) -> anyhow::Result<()> {
         let (mut raws, mut ourses, mut ratios, mut lat) = (vec![], vec![], vec![], vec![]);
         let (mut cpu_raw, mut cpu_ours) = (vec![], vec![]);
         for round in 1..=rounds {
-            let raw = raw(n, accounts).await.context("raw sender")?;
-            let (ours, l) = ours(n, accounts).await.context("ethgate")?;
+            let raw = raw(n, accounts, in_flight).await.context("raw sender")?;
+            let (ours, l) = ours(n, accounts, in_flight).await.context("ethgate")?;
             let (r, o) = (
                 n as f64 / raw.took.as_secs_f64(),
                 n as f64 / ours.took.as_secs_f64(),

@@ -167,6 +167,11 @@ enum BenchCommand {
         /// (single runs vary with block timing and the shared cores).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Requests each side keeps in flight (API requests for ethgate,
+        /// sends for the raw sender). API latency is mostly queueing at
+        /// high values: mean latency ≈ in-flight ÷ accepted rate.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
     },
 }
 
@@ -199,9 +204,14 @@ async fn run(cli: Cli) -> ExitCode {
             return report(bench_delivery::delivery(amqp, webhook).await);
         }
         Command::Bench {
-            command: BenchCommand::Tx { txs, rounds },
+            command:
+                BenchCommand::Tx {
+                    txs,
+                    rounds,
+                    in_flight,
+                },
         } => {
-            return report(bench_tx::tx(txs, rounds).await);
+            return report(bench_tx::tx(txs, rounds, in_flight).await);
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         _ => {}
