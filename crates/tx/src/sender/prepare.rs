@@ -101,9 +101,14 @@ impl Sender {
                 }) => Err(Simulation::Reverted(match data {
                     // Decoded here, the same on every node; the node's own
                     // message where it gave no revert data (an account
-                    // that cannot pay, say).
-                    Some(data) => ethgate_core::revert::describe(&data, &self.errors_of(req)),
-                    None => message,
+                    // that cannot pay, say), or empty data with a message
+                    // that is not about a revert.
+                    Some(data)
+                        if !data.is_empty() || message.to_ascii_lowercase().contains("revert") =>
+                    {
+                        ethgate_core::revert::describe(&data, &self.errors_of(req))
+                    }
+                    _ => message,
                 })),
                 Err(e) => Err(Simulation::Unavailable(e.to_string())),
             })
