@@ -14,6 +14,10 @@ contract EventSource {
 
     /// A custom error, so a rejection's reason can be shown decoded.
     error Refused(uint256 code, string why);
+    /// `once` was already called with this key.
+    error Used(string key);
+
+    mapping(string => bool) public used;
 
     uint256 public notes;
 
@@ -47,6 +51,15 @@ contract EventSource {
     /// simulation, before it takes a nonce.
     function fail(string calldata reason) external pure {
         revert(reason);
+    }
+
+    /// Emits `Keyed(sender, key)` the first time it is called with `key`
+    /// and reverts with `Used(key)` after: two such calls simulate alike,
+    /// and the second one mined reverts on chain.
+    function once(string calldata key) external {
+        if (used[key]) revert Used(key);
+        used[key] = true;
+        emit Keyed(msg.sender, key);
     }
 
     /// Always reverts with the custom error `Refused(code, why)`.

@@ -351,6 +351,57 @@ async fn the_same_idempotency_key_returns_the_same_transaction_and_a_different_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_reverts_on_chain_ends_failed_with_its_reason_replayed() {
+    let f = fixture(Mining::Off, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    // Both simulate against the same state, where "k" is unused; mined in
+    // one block, the second reverts with Used("k").
+    let once = |key: &str| {
+        json!({
+            "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
+            "function": "once(string)", "args": ["k"], "gas_limit": 100_000,
+            "idempotency_key": key,
+        })
+    };
+    let first = submit(&f, &once("first")).await;
+    until_status(&f, std::slice::from_ref(&first), "pending", 30).await;
+    let second = submit(&f, &once("second")).await;
+    until_status(&f, std::slice::from_ref(&second), "pending", 30).await;
+    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    let ok = &until_status(&f, &[first], "confirmed", 30).await[0];
+    let failed = &until_status(&f, std::slice::from_ref(&second), "failed", 30).await[0];
+    assert_eq!(
+        (ok["nonce"].as_u64(), failed["nonce"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let block = failed["block_number"].as_u64().expect("block number");
+    assert_eq!(
+        failed["error"].as_str().unwrap_or_default(),
+        format!(
+            r#"reverted on chain in block {block}; replayed there: execution reverted: Used(key: "k")"#
+        ),
+        "{failed}"
+    );
+    // Its status envelope says so too.
+    let page = f
+        .store
+        .events_after("tx.anvil", 0, 100)
+        .await
+        .expect("outbox");
+    let said = page.iter().find_map(|e| match &e.envelope {
+        ethgate_core::Envelope::Tx(t) if t.tx_id == second && t.status == "failed" => {
+            t.error.clone()
+        }
+        _ => None,
+    });
+    assert_eq!(
+        said.as_deref(),
+        failed["error"].as_str(),
+        "the failed envelope carries it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_transactions_are_rebroadcast_and_mined() {
     let f = fixture(Mining::Off, 1, fast()).await;
     let from = format!("{:#x}", f.accounts[0]);

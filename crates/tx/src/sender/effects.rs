@@ -41,6 +41,25 @@ impl Sender {
         if next == *state && effects.is_empty() {
             return Ok(());
         }
+        // A newly failed request carries why, replayed from the chain (in
+        // its row too, for its status envelope).
+        let why = match (&next, state) {
+            (TxState::Failed(i), s) if !matches!(s, TxState::Failed(_)) => {
+                Some(self.why_failed(&row.id, req, i).await)
+            }
+            _ => None,
+        };
+        let failed_row;
+        let row = match &why {
+            Some(why) => {
+                failed_row = TxRow {
+                    error: Some(why.clone()),
+                    ..row.clone()
+                };
+                &failed_row
+            }
+            None => row,
+        };
         let replaces = effects.iter().any(|e| {
             matches!(
                 e,
@@ -53,7 +72,7 @@ impl Sender {
         if matches!(next, TxState::Queued) {
             self.attempts.remove(&row.id);
         }
-        self.save(row, &next, None).await?;
+        self.save(row, &next, why.as_deref()).await?;
         self.execute(row, req, &next, &effects).await
     }
 

@@ -98,21 +98,63 @@ impl Sender {
                     class: RpcErrorClass::Permanent,
                     data,
                     ..
-                }) => Err(Simulation::Reverted(match data {
-                    // Decoded here, the same on every node; the node's own
-                    // message where it gave no revert data (an account
-                    // that cannot pay, say), or empty data with a message
-                    // that is not about a revert.
-                    Some(data)
-                        if !data.is_empty() || message.to_ascii_lowercase().contains("revert") =>
-                    {
-                        ethgate_core::revert::describe(&data, &self.errors_of(req))
-                    }
-                    _ => message,
-                })),
+                }) => Err(Simulation::Reverted(self.revert_reason(req, message, data))),
                 Err(e) => Err(Simulation::Unavailable(e.to_string())),
             })
             .collect()
+    }
+
+    /// Why a call of `req` failed, from the node's error: decoded here
+    /// from the revert data, the same on every node; the node's own
+    /// message where it gave no revert data (an account that cannot pay,
+    /// say), or empty data with a message that is not about a revert.
+    fn revert_reason(&self, req: &TxRequest, message: String, data: Option<Bytes>) -> String {
+        match data {
+            Some(data) if !data.is_empty() || message.to_ascii_lowercase().contains("revert") => {
+                ethgate_core::revert::describe(&data, &self.errors_of(req))
+            }
+            _ => message,
+        }
+    }
+
+    /// Why a mined transaction reverted, which its receipt does not say:
+    /// its call replayed at its block (as libraries do; the state there is
+    /// after the block, which may differ from what the transaction saw, so
+    /// the reason says it comes from a replay).
+    pub(super) async fn why_failed(
+        &mut self,
+        row_id: &str,
+        req: &TxRequest,
+        i: &ethgate_core::tx::Inclusion,
+    ) -> String {
+        let hash = format!("{}", i.hash);
+        let gas = self.attempts_of(row_id).await.ok().and_then(|list| {
+            list.iter()
+                .find(|a| a.hash.eq_ignore_ascii_case(&hash))
+                .map(|a| a.gas_limit)
+        });
+        let mut call =
+            json!({"from": self.address, "to": req.to, "data": req.data, "value": req.value});
+        if let Some(gas) = gas {
+            call["gas"] = json!(alloy_primitives::U64::from(gas));
+        }
+        let block = format!("{:#x}", i.block_number);
+        let n = i.block_number;
+        match self
+            .account
+            .pool
+            .call::<serde_json::Value>("eth_call", json!([call, block]))
+            .await
+        {
+            Ok(_) => format!(
+                "reverted on chain in block {n}; the call replayed at that block succeeds (the state it ran on has changed)"
+            ),
+            Err(ChainError::Rpc { message, data, .. }) => format!(
+                "reverted on chain in block {n}; replayed there: {}",
+                self.revert_reason(req, message, data)
+            ),
+            Err(e) => format!("reverted on chain in block {n}; the replay failed: {e}"),
+        }
     }
 
     /// The custom errors a request's call may revert with: those it
