@@ -1,0 +1,154 @@
+//! The transaction manager's anvil fixture: a fresh anvil with the
+//! EventSource contract, a SQLite store, accounts on dev keys and a
+//! running manager, plus the helpers the tests drive it with. Included by
+//! the test files that use it (`#[path]`), not through `common`, which
+//! every test binary compiles.
+#![allow(dead_code)] // each test binary uses a part of it
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::Address;
+use ethgate_store::Store;
+use ethgate_testkit::Anvil;
+use ethgate_tx::fees::Caps;
+use ethgate_tx::{Settings, TxManager};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub struct Fixture {
+    pub anvil: Anvil,
+    pub contract: Address,
+    pub manager: Arc<TxManager>,
+    pub store: Store,
+    pub accounts: Vec<Address>,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+/// How anvil mines once the contract is deployed.
+#[derive(Clone, Copy)]
+pub enum Mining {
+    Auto,
+    EverySecond,
+    Off,
+}
+
+/// The custom errors EventSource's ABI declares.
+pub fn event_source_errors() -> Vec<alloy_json_abi::Error> {
+    let artifact: Value = serde_json::from_str(ethgate_testkit::EVENT_SOURCE).expect("artifact");
+    let abi: alloy_json_abi::JsonAbi =
+        serde_json::from_value(artifact["abi"].clone()).expect("ABI");
+    abi.errors().cloned().collect()
+}
+
+pub async fn fixture(mining: Mining, accounts: usize, settings: Settings) -> Fixture {
+    fixture_capped(mining, accounts, settings, Caps::default()).await
+}
+
+pub async fn fixture_capped(
+    mining: Mining,
+    accounts: usize,
+    settings: Settings,
+    caps: Caps,
+) -> Fixture {
+    fixture_with(mining, accounts, settings, caps, false).await
+}
+
+pub async fn fixture_with(
+    mining: Mining,
+    accounts: usize,
+    settings: Settings,
+    caps: Caps,
+    legacy: bool,
+) -> Fixture {
+    let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
+    let contract = anvil.deploy_event_source().await;
+    match mining {
+        Mining::Auto => {}
+        Mining::EverySecond => {
+            let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
+            let _: Value = anvil.rpc("evm_setIntervalMining", json!([1])).await;
+        }
+        Mining::Off => {
+            let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::common::store(&dir).await;
+    let pool = crate::common::pool(&anvil.url);
+    let (list, addresses) = crate::common::accounts(&pool, accounts, caps, legacy);
+    let manager = Arc::new(
+        TxManager::new(
+            store.clone(),
+            settings,
+            HashMap::from([("anvil".to_owned(), 31337)]),
+            list,
+            HashMap::from([("ops".to_owned(), addresses.clone())]),
+        )
+        // As `ethgate serve` does with a stream's ABI file: the contract's
+        // custom errors are known.
+        .with_contract_errors(HashMap::from([(
+            ("anvil".to_owned(), contract),
+            event_source_errors(),
+        )])),
+    );
+    let (stop, rx) = watch::channel(false);
+    manager.spawn(&rx);
+    Fixture {
+        anvil,
+        contract,
+        manager,
+        store,
+        accounts: addresses,
+        _stop: stop,
+        _dir: dir,
+    }
+}
+
+pub fn fast() -> Settings {
+    Settings {
+        resubmit_after: 1,
+        bump_after: 3,
+        poll: Duration::from_millis(100),
+        ..Settings::default()
+    }
+}
+
+pub fn keyed(f: &Fixture, from: &str, key: &str) -> Value {
+    json!({
+        "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
+        "function": "keyed(string)", "args": [key], "idempotency_key": key,
+    })
+}
+
+/// Submits a request the manager must accept; its id.
+pub async fn submit(f: &Fixture, body: &Value) -> String {
+    f.manager.submit(body).await.expect("accepted").id
+}
+
+/// Waits until every id has `status`; returns their views.
+pub async fn until_status(f: &Fixture, ids: &[String], status: &str, secs: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut views = Vec::new();
+        for id in ids {
+            views.push(f.manager.get(id).await.expect("get").expect("exists"));
+        }
+        if views.iter().all(|v| v["status"] == status) {
+            return views;
+        }
+        if Instant::now() > deadline {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for v in &views {
+                *counts
+                    .entry(v["status"].as_str().unwrap_or("?").to_owned())
+                    .or_default() += 1;
+            }
+            let odd = views.iter().find(|v| v["status"] != status);
+            panic!("not all {status} after {secs} s: {counts:?}; e.g. {odd:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
