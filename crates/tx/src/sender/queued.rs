@@ -15,7 +15,8 @@ use super::{Sender, Simulation, TickError, now};
 use crate::fees::Fees;
 use crate::request::TxRequest;
 
-/// Recorded attempts handed to the broadcaster: (request id, raw bytes).
+/// Recorded attempts handed to the broadcaster, one JSON-RPC batch's
+/// worth: (request id, raw bytes).
 pub(super) type Sends = Vec<(String, Vec<u8>)>;
 
 /// Simulations, and first broadcasts, per JSON-RPC batch.
@@ -235,13 +236,15 @@ impl Sender {
                 failed = Some(taken);
                 break;
             }
-            // Broadcast as soon as recorded: the node holds these while the
-            // next batch is written.
-            let sends = signed[recorded..recorded + items.len()]
-                .iter()
-                .map(|(row, _, a)| (row.id.clone(), a.raw.clone()))
-                .collect();
-            self.spawn_broadcast(sends);
+            // Broadcast as soon as recorded, one JSON-RPC batch at a time:
+            // the node holds these while the next batch is written.
+            for batch in signed[recorded..recorded + items.len()].chunks(SIMULATIONS) {
+                let sends = batch
+                    .iter()
+                    .map(|(row, _, a)| (row.id.clone(), a.raw.clone()))
+                    .collect();
+                self.spawn_broadcast(sends);
+            }
             recorded += items.len();
         }
         drop(items);
@@ -307,15 +310,9 @@ async fn broadcaster(
     chain: String,
     addr: String,
 ) {
-    let batches = futures::stream::unfold(rx, |mut rx| async move {
+    futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|sends| (sends, rx))
     })
-    .flat_map(|sends| {
-        let chunks: Vec<Vec<(String, Vec<u8>)>> =
-            sends.chunks(SIMULATIONS).map(<[_]>::to_vec).collect();
-        futures::stream::iter(chunks)
-    });
-    batches
         .map(|chunk| {
             let (pool, store, shared) = (pool.clone(), store.clone(), shared.clone());
             let (chain, addr) = (chain.clone(), addr.clone());
