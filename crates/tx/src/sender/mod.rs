@@ -290,12 +290,10 @@ impl Sender {
         // tick's end. The first tick reads after the head, so a long
         // history is not loaded whole.)
         let (answers, refreshed) = if self.head > 0 {
-            let watch_from = self.head.saturating_sub(self.settings.finality_depth);
-            let refresh =
-                self.table
-                    .refresh(&self.store, self.account.chain_id, &self.addr, watch_from);
-            let (answers, refreshed) =
-                tokio::join!(pool.batch::<serde_json::Value>(&calls), refresh);
+            let (answers, refreshed) = tokio::join!(
+                pool.batch::<serde_json::Value>(&calls),
+                self.refresh_table(self.head)
+            );
             (answers, Some(refreshed))
         } else {
             (pool.batch::<serde_json::Value>(&calls).await, None)
@@ -335,12 +333,7 @@ impl Sender {
         }
         match refreshed {
             Some(r) => r?,
-            None => {
-                let watch_from = self.head.saturating_sub(self.settings.finality_depth);
-                self.table
-                    .refresh(&self.store, self.account.chain_id, &self.addr, watch_from)
-                    .await?;
-            }
+            None => self.refresh_table(self.head).await?,
         }
         let refused = take(&self.shared.refused);
         for (id, why) in refused {
@@ -351,6 +344,16 @@ impl Sender {
         let result = self.pass(&rows, chain_moved, head.hash).await;
         self.table.rows = rows;
         result
+    }
+
+    /// Reads requests accepted since the last tick into the table, with
+    /// confirmed ones still watched for reorgs: those within the finality
+    /// depth below `head`.
+    async fn refresh_table(&mut self, head: u64) -> Result<(), TickError> {
+        let watch_from = head.saturating_sub(self.settings.finality_depth);
+        self.table
+            .refresh(&self.store, self.account.chain_id, &self.addr, watch_from)
+            .await
     }
 
     /// The head block at `number`. A header names every transaction of its
