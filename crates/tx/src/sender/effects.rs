@@ -49,17 +49,11 @@ impl Sender {
             }
             _ => None,
         };
-        let failed_row;
-        let row = match &why {
-            Some(why) => {
-                failed_row = TxRow {
-                    error: Some(why.clone()),
-                    ..row.clone()
-                };
-                &failed_row
-            }
-            None => row,
-        };
+        let failed_row = why.as_ref().map(|why| TxRow {
+            error: Some(why.clone()),
+            ..row.clone()
+        });
+        let row = failed_row.as_ref().unwrap_or(row);
         let replaces = effects.iter().any(|e| {
             matches!(
                 e,
