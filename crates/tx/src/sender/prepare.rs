@@ -48,12 +48,7 @@ impl Sender {
         let calls: Vec<(&str, serde_json::Value)> = items
             .iter()
             .map(|(req, fees)| {
-                let mut call = json!({
-                    "from": self.address,
-                    "to": req.to,
-                    "data": req.data,
-                    "value": req.value,
-                });
+                let mut call = self.call_of(req);
                 if self.account.legacy {
                     call["gasPrice"] = json!(U256::from(fees.max_fee));
                 } else {
@@ -104,6 +99,12 @@ impl Sender {
             .collect()
     }
 
+    /// The call `req` makes from this account, for `eth_call` and
+    /// `eth_estimateGas` (fees and gas are added by the caller).
+    fn call_of(&self, req: &TxRequest) -> serde_json::Value {
+        json!({"from": self.address, "to": req.to, "data": req.data, "value": req.value})
+    }
+
     /// Why a call of `req` failed, from the node's error: decoded here
     /// from the revert data, the same on every node; the node's own
     /// message where it gave no revert data (an account that cannot pay,
@@ -133,8 +134,7 @@ impl Sender {
                 .find(|a| a.hash.eq_ignore_ascii_case(&hash))
                 .map(|a| a.gas_limit)
         });
-        let mut call =
-            json!({"from": self.address, "to": req.to, "data": req.data, "value": req.value});
+        let mut call = self.call_of(req);
         if let Some(gas) = gas {
             call["gas"] = json!(alloy_primitives::U64::from(gas));
         }
