@@ -172,6 +172,12 @@ enum BenchCommand {
         /// high values: mean latency ≈ in-flight ÷ accepted rate.
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
+        /// After the throughput rounds, one more ethgate run per account
+        /// count with requests sent at this steady rate (requests/s, open
+        /// loop) for the API's latency at that load rather than at
+        /// saturation; 0 skips it.
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
     },
 }
 
@@ -209,9 +215,10 @@ async fn run(cli: Cli) -> ExitCode {
                     txs,
                     rounds,
                     in_flight,
+                    rate,
                 },
         } => {
-            return report(bench_tx::tx(txs, rounds, in_flight).await);
+            return report(bench_tx::tx(txs, rounds, in_flight, rate).await);
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         _ => {}
