@@ -124,6 +124,7 @@ impl Store {
 
     /// Forgets a dead letter once redelivered.
     pub async fn delete_dead_letter(&self, id: i64) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("DELETE FROM dead_letters WHERE id = ?")
             .bind(id)
             .execute(&self.pool)

@@ -180,13 +180,24 @@ impl std::ops::DerefMut for WriteTx {
 }
 
 pub(crate) async fn begin(store: &Store) -> Result<WriteTx, StoreError> {
+    let turn = turn(store).await;
+    open(store, turn).await
+}
+
+/// The write turn of a background writer, for a single-statement write
+/// outside a [`WriteTx`]. Such a write must take the turn too: run beside
+/// a turn holder, one of the two would find SQLite's lock taken and sleep
+/// in its busy handler's growing steps — the very stall the turn exists
+/// to avoid, landing on whoever holds the turn (the API's group commit
+/// among them).
+pub(crate) async fn turn(store: &Store) -> tokio::sync::OwnedMutexGuard<()> {
     // Background writers queue at the gate first, so at most one of them
     // waits for the turn itself: an urgent writer queues behind that one
     // at most.
     let gate = store.gate.lock().await;
     let turn = store.writer.clone().lock_owned().await;
     drop(gate);
-    open(store, turn).await
+    turn
 }
 
 /// A write transaction for a caller that someone waits on (the API's

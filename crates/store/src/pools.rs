@@ -79,6 +79,7 @@ impl Store {
     /// Adds a member (no change if it is already there).
     pub async fn add_pool_member(&self, pool: &str, member: &MemberRow) -> Result<(), StoreError> {
         let now = now_secs();
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query(
             "INSERT INTO pool_members (pool, address, keystore, state, rotation, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pool, address) DO NOTHING",
@@ -195,6 +196,7 @@ impl Store {
 
     /// Moves a rotation to `step`.
     pub async fn set_rotation_step(&self, id: &str, step: &str) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("UPDATE rotations SET step = ?, error = NULL, updated_at = ? WHERE id = ?")
             .bind(step)
             .bind(now_secs())
@@ -206,6 +208,7 @@ impl Store {
 
     /// Records why a rotation cannot go on (an operator re-runs it).
     pub async fn set_rotation_error(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("UPDATE rotations SET error = ?, updated_at = ? WHERE id = ?")
             .bind(error)
             .bind(now_secs())
@@ -224,6 +227,7 @@ impl Store {
         amount: u128,
         day: i64,
     ) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query(
             "INSERT INTO top_ups (tx_id, pool, address, amount, day, created_at) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (tx_id) DO NOTHING",

@@ -130,6 +130,7 @@ impl Store {
             });
         }
         self.sink_cursor(stream, sink).await?;
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query(
             "UPDATE sink_cursors SET seq = ?, updated_at = ? WHERE stream = ? AND sink = ?",
         )
@@ -145,6 +146,7 @@ impl Store {
 
     /// The sink's cursor in `stream`, registering it at 0 if new.
     pub async fn sink_cursor(&self, stream: &str, sink: &str) -> Result<SinkCursor, StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query(
             "INSERT OR IGNORE INTO sink_cursors (stream, sink, updated_at) VALUES (?, ?, ?)",
         )
@@ -178,6 +180,7 @@ impl Store {
         to: u64,
         count: u64,
     ) -> Result<bool, StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         let done = sqlx::query(
             "UPDATE sink_cursors SET seq = ?, delivered = delivered + ?, updated_at = ? WHERE stream = ? AND sink = ? AND seq = ?",
         )
@@ -194,6 +197,7 @@ impl Store {
 
     /// Counts a failed delivery attempt.
     pub async fn note_sink_failure(&self, stream: &str, sink: &str) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("UPDATE sink_cursors SET failures = failures + 1, updated_at = ? WHERE stream = ? AND sink = ?")
             .bind(now_secs())
             .bind(stream)

@@ -64,6 +64,7 @@ macro_rules! stream_select {
 impl Store {
     /// Registers a stream if new and returns its state.
     pub async fn ensure_stream(&self, name: &str, chain_id: u64) -> Result<StreamRow, StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("INSERT OR IGNORE INTO streams (name, chain_id, updated_at) VALUES (?, ?, ?)")
             .bind(name)
             .bind(to_i64(chain_id))
@@ -77,6 +78,7 @@ impl Store {
 
     /// Records the fingerprint of what the stream records.
     pub async fn set_spec_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("UPDATE streams SET spec_hash = ? WHERE name = ?")
             .bind(hash)
             .bind(name)

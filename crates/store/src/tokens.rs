@@ -23,6 +23,7 @@ impl Store {
         scopes: &[String],
         label: &str,
     ) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query(
             "INSERT INTO api_tokens (id, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?)",
         )

@@ -352,6 +352,7 @@ impl Store {
         address: &str,
         at_least: u64,
     ) -> Result<u64, StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query(
             "INSERT INTO tx_accounts (chain_id, address, next_nonce) VALUES (?1, ?2, ?3) \
              ON CONFLICT (chain_id, address) DO UPDATE SET next_nonce = MAX(next_nonce, ?3)",
@@ -452,6 +453,7 @@ impl Store {
     /// Records the last error worth showing on a request (a broadcast
     /// refusal), without changing its state.
     pub async fn set_tx_error(&self, tx_id: &str, error: &str) -> Result<(), StoreError> {
+        let _turn = crate::outbox::turn(self).await;
         sqlx::query("UPDATE tx_requests SET error = ?, updated_at = ? WHERE id = ?")
             .bind(error)
             .bind(now_secs())
