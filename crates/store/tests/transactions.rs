@@ -217,3 +217,71 @@ async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
     let ids: Vec<&str> = open.iter().map(|(_, r)| r.id.as_str()).collect();
     assert_eq!(ids, vec!["a", "d"]);
 }
+
+#[tokio::test]
+async fn many_accounts_taking_nonces_at_once_each_stand_or_fall_alone() {
+    let (_d, s) = store().await;
+    let accounts: Vec<String> = (0..12).map(|a| format!("0x{a:040x}")).collect();
+    let ids: Vec<Vec<String>> = (0..12)
+        .map(|a| (0..2).map(|k| format!("a{a}-{k}")).collect())
+        .collect();
+    for (a, account) in accounts.iter().enumerate() {
+        let news: Vec<NewTx<'_>> = ids[a]
+            .iter()
+            .map(|id| new_tx(id, id, "h", account))
+            .collect();
+        s.insert_txs(&news).await.expect("insert");
+        s.raise_next_nonce(31337, account, 0)
+            .await
+            .expect("account");
+    }
+    let attempts: Vec<NewAttempt> = (0..2).map(attempt).collect();
+    let stale: Vec<NewAttempt> = (3..5).map(attempt).collect();
+    let json: Vec<Vec<String>> = ids
+        .iter()
+        .map(|pair| {
+            pair.iter()
+                .map(|id| format!("{{\"id\":\"{id}\"}}"))
+                .collect()
+        })
+        .collect();
+    // Every account's sender at once; account 5's read a stale next nonce.
+    let takes = accounts.iter().enumerate().map(|(a, account)| {
+        let (first, signed) = if a == 5 { (3, &stale) } else { (0, &attempts) };
+        let items: Vec<TakeNonce<'_>> = ids[a]
+            .iter()
+            .zip(signed)
+            .map(|(id, at)| TakeNonce {
+                tx_id: id,
+                attempt: at,
+                state: "\"Pending\"",
+                status: "pending",
+            })
+            .collect();
+        let status = StatusEnvelopes {
+            stream: "tx.anvil",
+            json: &json[a],
+        };
+        let s = &s;
+        async move { s.take_nonces(31337, account, first, &items, status).await }
+    });
+    let answers = futures::future::join_all(takes).await;
+    for (a, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.expect("take"), a != 5, "account {a}");
+        let next = s.next_nonce(31337, &accounts[a]).await.expect("next");
+        assert_eq!(next, Some(if a == 5 { 0 } else { 2 }), "account {a}");
+        for (k, id) in ids[a].iter().enumerate() {
+            let row = s.tx(id).await.expect("row").expect("exists");
+            let list = s.attempts(id).await.expect("attempts");
+            if a == 5 {
+                assert_eq!((row.status.as_str(), list.len()), ("queued", 0), "{id}");
+            } else {
+                assert_eq!(row.nonce, Some(k as u64), "{id}");
+                assert_eq!((row.status.as_str(), list.len()), ("pending", 1), "{id}");
+            }
+        }
+    }
+    // The eleven batches' status envelopes, and none of the stale one's.
+    let stream = s.stream("tx.anvil").await.expect("read").expect("stream");
+    assert_eq!(stream.events_recorded, 22);
+}
