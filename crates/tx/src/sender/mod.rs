@@ -92,8 +92,14 @@ pub(super) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// How long a woken sender waits for more requests before its tick.
-const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long a woken sender waits for more requests before its tick. Each
+/// tick has a fixed cost (chain readings, a read of new rows, a simulation
+/// batch, a nonce transaction), so ticks that each carry one request
+/// spend the cores on overhead: measured with eight accounts at a steady
+/// 500 requests/s, 30 ms instead of 10 cut the API's p99 from 18–22 ms to
+/// 16–20, and a 2,000-call burst on one account was mined in 740–780 ms
+/// instead of 870–900. Small beside any chain's block time.
+const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// JSON-RPC batches a sender has in flight at once (simulations,
 /// broadcasts, receipts): enough to keep a node's cores busy, few enough
