@@ -115,9 +115,7 @@ pub struct Store {
     pool: SqlitePool,
     changes: watch::Sender<u64>,
     /// This process's writers take turns here (see `outbox::WriteTx`).
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// Where background writers queue for the turn (see `outbox::begin`).
-    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    turns: std::sync::Arc<outbox::Turns>,
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -161,11 +159,7 @@ const RESTART_PATIENCE_MS: i64 = 5;
 /// automatic checkpoint, that copy (and its fsyncs) would run inside
 /// whichever commit crossed the threshold — on the ingest path. Ends when
 /// the pool closes.
-async fn checkpointer(
-    pool: SqlitePool,
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
-    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
-) {
+async fn checkpointer(pool: SqlitePool, turns: std::sync::Arc<outbox::Turns>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -180,9 +174,7 @@ async fn checkpointer(
             Ok((_, log, _)) if log >= RESTART_AT => {
                 // Between writers (the turn, queued like any background
                 // writer), so only readers can hold it up, and briefly.
-                let queued = gate.lock().await;
-                let turn = writer.clone().lock_owned().await;
-                drop(queued);
+                let turn = turns.background().await;
                 if let Err(e) = restart(&pool).await {
                     tracing::debug!(error = %e, "WAL restart skipped");
                 }
@@ -292,15 +284,10 @@ impl Store {
         let store = Store {
             pool,
             changes,
-            writer: Default::default(),
-            gate: Default::default(),
+            turns: Default::default(),
         };
         if !memory {
-            tokio::spawn(checkpointer(
-                store.pool.clone(),
-                store.writer.clone(),
-                store.gate.clone(),
-            ));
+            tokio::spawn(checkpointer(store.pool.clone(), store.turns.clone()));
         }
         Ok(store)
     }

@@ -179,6 +179,33 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// This process's turns at SQLite's one write lock (see [`WriteTx`]).
+#[derive(Default)]
+pub(crate) struct Turns {
+    /// The turn itself.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where background writers queue for the turn.
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl Turns {
+    /// The turn of a background writer. Background writers queue at the
+    /// gate first, so at most one of them waits for the turn itself: an
+    /// urgent writer queues behind that one at most.
+    pub(crate) async fn background(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        let gate = self.gate.lock().await;
+        let turn = self.writer.clone().lock_owned().await;
+        drop(gate);
+        turn
+    }
+
+    /// The turn of a writer someone waits on (the API's group commit): it
+    /// skips the background writers queued at the gate.
+    async fn urgent(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.writer.clone().lock_owned().await
+    }
+}
+
 pub(crate) async fn begin(store: &Store) -> Result<WriteTx, StoreError> {
     let turn = turn(store).await;
     open(store, turn).await
@@ -191,19 +218,13 @@ pub(crate) async fn begin(store: &Store) -> Result<WriteTx, StoreError> {
 /// to avoid, landing on whoever holds the turn (the API's group commit
 /// among them).
 pub(crate) async fn turn(store: &Store) -> tokio::sync::OwnedMutexGuard<()> {
-    // Background writers queue at the gate first, so at most one of them
-    // waits for the turn itself: an urgent writer queues behind that one
-    // at most.
-    let gate = store.gate.lock().await;
-    let turn = store.writer.clone().lock_owned().await;
-    drop(gate);
-    turn
+    store.turns.background().await
 }
 
 /// A write transaction for a caller that someone waits on (the API's
 /// group commit): it skips the background writers queued at the gate.
 pub(crate) async fn begin_urgent(store: &Store) -> Result<WriteTx, StoreError> {
-    let turn = store.writer.clone().lock_owned().await;
+    let turn = store.turns.urgent().await;
     open(store, turn).await
 }
 
