@@ -12,11 +12,16 @@
 //! service's traffic arrives and how a latency target is usually stated.
 //!
 //! Both sides run against a fresh anvil with automine off and a block
-//! mined every 200 ms by the bench, so neither is timed by anvil's
-//! automine (which stalls under concurrent senders). Each side's clock
-//! starts right after a block is mined: with a block every 200 ms, where
-//! in the interval a side happened to start would otherwise move its time
-//! by up to a block.
+//! mined every 200 ms (`--block-ms`) by the bench, so neither is timed by
+//! anvil's automine (which stalls under concurrent senders). Each side's
+//! clock starts right after a block is mined: where in the interval a side
+//! happened to start would otherwise move its time by up to a block.
+//!
+//! The block interval sets how large blocks get, and anvil answers a
+//! receipt by copying its whole block (every transaction and receipt):
+//! its cost per receipt grows with the block, unlike a node that stores
+//! receipts (geth, reth). The raw sender reads no receipts; ethgate reads
+//! one per request. Shorter blocks show how much of the gap is that copy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,7 +52,7 @@ struct Chain {
     contract: Address,
     miner: tokio::task::JoinHandle<()>,
     /// Blocks mined so far: each side starts right after a block, so
-    /// neither gains or loses by where in the 200 ms it happens to start.
+    /// neither gains or loses by where in the interval it happens to start.
     blocks: watch::Receiver<u64>,
 }
 
@@ -70,7 +75,7 @@ impl Drop for Chain {
     }
 }
 
-async fn chain() -> anyhow::Result<Chain> {
+async fn chain(block: Duration) -> anyhow::Result<Chain> {
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
     let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
@@ -78,7 +83,7 @@ async fn chain() -> anyhow::Result<Chain> {
     let (mined, blocks) = watch::channel(0u64);
     let miner = tokio::spawn(async move {
         let http = reqwest::Client::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut tick = tokio::time::interval(block);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
@@ -136,8 +141,8 @@ struct Run {
 }
 
 /// The raw sender: sign with pipelined nonces, send, wait until mined.
-async fn raw(n: usize, accounts: usize, in_flight: usize) -> anyhow::Result<Run> {
-    let mut c = chain().await?;
+async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> anyhow::Result<Run> {
+    let mut c = chain(block).await?;
     let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
     let keys: Vec<LocalKey> = DEV_KEYS[1..=accounts]
         .iter()
@@ -220,8 +225,13 @@ async fn accepted(req: reqwest::RequestBuilder) -> anyhow::Result<()> {
 }
 
 /// ethgate: the HTTP API in front of the transaction manager.
-async fn ours(n: usize, accounts: usize, load: Load) -> anyhow::Result<(Run, Vec<Duration>)> {
-    let mut c = chain().await?;
+async fn ours(
+    n: usize,
+    accounts: usize,
+    load: Load,
+    block: Duration,
+) -> anyhow::Result<(Run, Vec<Duration>)> {
+    let mut c = chain(block).await?;
     let dir = tempfile::tempdir()?;
     let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
     let pool = Arc::new(EndpointPool::new(PoolConfig {
@@ -377,9 +387,35 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
+/// The benchmark's knobs, as `ethgate bench tx` takes them.
+pub struct Options {
+    /// Transactions per run.
+    pub txs: usize,
+    /// Runs of each side per account count.
+    pub rounds: usize,
+    /// Requests (or raw sends) each side keeps in flight.
+    pub in_flight: usize,
+    /// Requests/s of the steady-rate run; 0 skips it.
+    pub rate: f64,
+    /// Milliseconds between the blocks the bench mines.
+    pub block_ms: u64,
+}
+
 /// Runs the benchmark and prints its figures.
-pub async fn tx(n: usize, rounds: usize, in_flight: usize, rate: f64) -> anyhow::Result<()> {
+pub async fn tx(o: Options) -> anyhow::Result<()> {
+    let Options {
+        txs: n,
+        rounds,
+        in_flight,
+        rate,
+        block_ms,
+    } = o;
     anyhow::ensure!(n >= 8, "--txs must be at least 8");
+    anyhow::ensure!(
+        (10..=10_000).contains(&block_ms),
+        "--block-ms must be between 10 and 10000"
+    );
+    let block = Duration::from_millis(block_ms);
     anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
     anyhow::ensure!(in_flight >= 1, "--in-flight must be at least 1");
     anyhow::ensure!(
@@ -387,7 +423,7 @@ pub async fn tx(n: usize, rounds: usize, in_flight: usize, rate: f64) -> anyhow:
         "--rate must be between 0 (no steady-rate run) and 100000 requests/s"
     );
     println!(
-        "transactions: {n} contract calls per run, a block every 200 ms, {in_flight} requests in flight, {rounds} rounds (medians)…"
+        "transactions: {n} contract calls per run, a block every {block_ms} ms, {in_flight} requests in flight, {rounds} rounds (medians)…"
     );
     for accounts in [1, 8] {
         let n = n - n % accounts;
@@ -395,8 +431,10 @@ pub async fn tx(n: usize, rounds: usize, in_flight: usize, rate: f64) -> anyhow:
         let (mut raws, mut ourses, mut ratios, mut lat) = (vec![], vec![], vec![], vec![]);
         let (mut cpu_raw, mut cpu_ours) = (vec![], vec![]);
         for round in 1..=rounds {
-            let raw = raw(n, accounts, in_flight).await.context("raw sender")?;
-            let (ours, l) = ours(n, accounts, Load::InFlight(in_flight))
+            let raw = raw(n, accounts, in_flight, block)
+                .await
+                .context("raw sender")?;
+            let (ours, l) = ours(n, accounts, Load::InFlight(in_flight), block)
                 .await
                 .context("ethgate")?;
             let (r, o) = (
@@ -444,7 +482,7 @@ pub async fn tx(n: usize, rounds: usize, in_flight: usize, rate: f64) -> anyhow:
             median(cpu_ours)
         );
         if rate > 0.0 {
-            let (run, mut lat) = ours(n, accounts, Load::Rate(rate))
+            let (run, mut lat) = ours(n, accounts, Load::Rate(rate), block)
                 .await
                 .context("ethgate at a steady rate")?;
             lat.sort();

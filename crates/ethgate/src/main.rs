@@ -178,6 +178,11 @@ enum BenchCommand {
         /// saturation; 0 skips it.
         #[arg(long, default_value_t = 500.0)]
         rate: f64,
+        /// Milliseconds between blocks. anvil copies a whole block to
+        /// answer one receipt, so its receipt cost grows with the block
+        /// size; shorter blocks show how much of the gap that is.
+        #[arg(long, default_value_t = 200)]
+        block_ms: u64,
     },
 }
 
@@ -216,9 +221,19 @@ async fn run(cli: Cli) -> ExitCode {
                     rounds,
                     in_flight,
                     rate,
+                    block_ms,
                 },
         } => {
-            return report(bench_tx::tx(txs, rounds, in_flight, rate).await);
+            return report(
+                bench_tx::tx(bench_tx::Options {
+                    txs,
+                    rounds,
+                    in_flight,
+                    rate,
+                    block_ms,
+                })
+                .await,
+            );
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         _ => {}

@@ -253,6 +253,11 @@ fn argument_errors_name_the_flag_and_change_nothing() {
     let out = ethgate(dir.path(), &["sync", "--stream", "nope", "--to", "10"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--stream"), "{}", stderr(&out));
+    // Refused before any node starts: the bench would take seconds to
+    // find out otherwise.
+    let out = ethgate(dir.path(), &["bench", "tx", "--block-ms", "5"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--block-ms"), "{}", stderr(&out));
 }
 
 #[test]
