@@ -35,6 +35,9 @@ struct Seen {
     requests: u64,
     /// Calls by JSON-RPC method, counting each call of a batch.
     methods: std::collections::HashMap<String, u64>,
+    /// HTTP requests by JSON-RPC method, counting a batch once per method
+    /// it carries.
+    requests_with: std::collections::HashMap<String, u64>,
     log_spans: Vec<(u64, bool)>,
     tampered: u64,
 }
@@ -84,8 +87,13 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             Value::Array(calls) => calls.iter().collect(),
             call => vec![call],
         };
+        let mut carried = std::collections::HashSet::new();
         for m in calls.into_iter().filter_map(|c| c["method"].as_str()) {
             *s.methods.entry(m.to_owned()).or_default() += 1;
+            carried.insert(m.to_owned());
+        }
+        for m in carried {
+            *s.requests_with.entry(m).or_default() += 1;
         }
     }
     match fault {
@@ -174,6 +182,13 @@ impl Proxy {
     pub fn calls(&self, method: &str) -> u64 {
         let seen = self.inner.seen.lock().expect("lock");
         seen.methods.get(method).copied().unwrap_or(0)
+    }
+
+    /// HTTP requests that carried at least one call of `method`: how many
+    /// round trips a client spent on it, where `calls` counts the calls.
+    pub fn requests_with(&self, method: &str) -> u64 {
+        let seen = self.inner.seen.lock().expect("lock");
+        seen.requests_with.get(method).copied().unwrap_or(0)
     }
 
     /// `eth_getLogs` answers rewritten by [`Fault::ForeignLogHashes`].

@@ -129,6 +129,9 @@ pub struct Sender {
     envelopes: Vec<String>,
     /// The outbox stream of this chain's status envelopes: `tx.<chain>`.
     stream: String,
+    /// Re-broadcasts (request id, raw bytes) the pass decided, sent
+    /// together at its end.
+    resends: Vec<(String, Vec<u8>)>,
     /// Market fees by speed, read once per tick.
     market: HashMap<crate::Speed, Fees>,
     /// The head hash whose receipts were last read.
@@ -172,6 +175,7 @@ impl Sender {
             table: table::Table::default(),
             changes: Vec::new(),
             market: HashMap::new(),
+            resends: Vec::new(),
             saves: Vec::new(),
             envelopes: Vec::new(),
             stream,
@@ -394,6 +398,8 @@ impl Sender {
         chain_moved: bool,
         head_hash: B256,
     ) -> Result<(), TickError> {
+        // Re-broadcasts a failed pass left unsent are decided again.
+        self.resends.clear();
         let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
         let in_flight = rows
             .values()
@@ -474,7 +480,7 @@ impl Sender {
                 _ => {}
             }
         }
-        Ok(())
+        self.flush_resends().await
     }
 
     fn policy(&self, req: &TxRequest) -> Policy {
