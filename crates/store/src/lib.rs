@@ -263,7 +263,12 @@ impl Store {
             .page_size(16_384)
             // A backstop only: the checkpointer task below keeps the WAL short.
             .pragma("wal_autocheckpoint", "8192")
-            .pragma("journal_size_limit", "67108864");
+            .pragma("journal_size_limit", "67108864")
+            // Statement journals (a multi-row write inside a transaction
+            // keeps one, to undo just that statement) stay in memory: on
+            // disk each spilled into a temp file opened, written and closed
+            // per statement.
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 4 })
             .min_connections(if memory { 1 } else { 0 })
