@@ -373,7 +373,15 @@ async fn ours(
         own_cpu: cpu_seconds(None) - own0,
     };
     let _ = stop.send(true);
-    println!("      ethgate: all {n} accepted after {accepted:.2?}, all mined after {took:.2?}");
+    // A run that needed replacements (a bump after `bump_after`, a
+    // request moved to a new nonce) is not a steady-state figure: say so.
+    let extra = match store.extra_attempts().await? {
+        0 => String::new(),
+        k => format!("; {k} attempts beyond the first (replacements, new nonces)"),
+    };
+    println!(
+        "      ethgate: all {n} accepted after {accepted:.2?}, all mined after {took:.2?}{extra}"
+    );
     Ok((run, latencies))
 }
 

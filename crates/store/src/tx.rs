@@ -218,6 +218,16 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// Attempts beyond each request's first: replacements (bumps, no-op
+    /// cancels) and restarts at a new nonce. A benchmark or a dashboard
+    /// tells from it that requests needed more than one signature.
+    pub async fn extra_attempts(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT tx_id) FROM tx_attempts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
     /// The request accepted under an idempotency key, if any.
     pub async fn tx_by_key(&self, idempotency_key: &str) -> Result<Option<TxRow>, StoreError> {
         let row = sqlx::query(concat!(

@@ -116,6 +116,7 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
     );
     assert_eq!(s.next_nonce(31337, SENDER).await.expect("next"), Some(457));
     assert_eq!(s.count_txs("pending").await.expect("count"), 450);
+    assert_eq!(s.extra_attempts().await.expect("extra"), 0);
     for (k, id) in ids.iter().enumerate() {
         let row = s.tx(id).await.expect("row").expect("exists");
         assert_eq!(row.nonce, Some(7 + k as u64), "{id}");
@@ -131,6 +132,7 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
         .expect("bump");
     let list = s.attempts("tx0000").await.expect("attempts");
     assert_eq!(list.iter().map(|a| a.n).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(s.extra_attempts().await.expect("extra"), 1, "one bump");
 }
 
 #[tokio::test]
