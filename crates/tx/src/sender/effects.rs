@@ -15,6 +15,9 @@ use crate::fees::{self, Fees};
 use crate::metrics as m;
 use crate::request::TxRequest;
 
+/// Re-broadcasts and replacements per JSON-RPC batch.
+const RESENDS_PER_BATCH: usize = 50;
+
 impl Sender {
     /// Steps a request with an event and carries out the effects.
     pub(super) async fn apply(
@@ -71,7 +74,8 @@ impl Sender {
     }
 
     /// A bump or a no-op: sign the replacement, record it with the new
-    /// state, then queue its broadcast for the pass's end. A bump the caps forbid becomes `BumpCapped`.
+    /// state, then queue its broadcast for the tick's end. A bump the caps
+    /// forbid becomes `BumpCapped`.
     pub(super) async fn replace(
         &mut self,
         row: &TxRow,
@@ -142,7 +146,7 @@ impl Sender {
         });
         self.remember(&row.id, &attempt);
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
-        // Recorded above; sent with the pass's other broadcasts (a fee
+        // Recorded above; sent with the tick's other broadcasts (a fee
         // spike brings every pending request's bump due at once).
         self.resends.push((row.id.clone(), attempt.raw));
         Ok(())
@@ -184,7 +188,7 @@ impl Sender {
         for effect in effects {
             match effect {
                 Effect::Rebroadcast => {
-                    // Sent with the pass's other re-broadcasts, in batches
+                    // Sent with the tick's other re-broadcasts, in batches
                     // (see `flush_resends`).
                     let latest = self.attempts_of(&row.id).await?.last();
                     if let Some(raw) = latest.map(|a| a.raw.clone()) {
@@ -207,8 +211,9 @@ impl Sender {
         Ok(())
     }
 
-    /// Sends the pass's re-broadcasts and replacements (all recorded
-    /// already), a few JSON-RPC batches at a time. When a node drops its
+    /// Sends the tick's re-broadcasts and replacements (all recorded
+    /// already), a few JSON-RPC batches at a time, even when the tick
+    /// stopped early: each was decided on what the chain said. When a node drops its
     /// pool, or a fee spike makes every bump due, all of an account's
     /// pending requests come due at once; one round trip each, in turn,
     /// held the tick and every new request behind them (600 dropped
@@ -298,9 +303,6 @@ impl Sender {
 /// handed to the sender's next tick in `shared`), and the next re-broadcast
 /// tries again. Needs no sender: first broadcasts run
 /// beside the sender's next tick.
-/// Re-broadcasts per JSON-RPC batch.
-const RESENDS_PER_BATCH: usize = 50;
-
 pub(super) async fn send_all(
     pool: &ethgate_chain::EndpointPool,
     store: &ethgate_store::Store,

@@ -129,8 +129,8 @@ pub struct Sender {
     envelopes: Vec<String>,
     /// The outbox stream of this chain's status envelopes: `tx.<chain>`.
     stream: String,
-    /// Re-broadcasts (request id, raw bytes) the pass decided, sent
-    /// together at its end.
+    /// Re-broadcasts and replacements (request id, raw bytes) this tick
+    /// decided, sent together at its end.
     resends: Vec<(String, Vec<u8>)>,
     /// Market fees by speed, read once per tick.
     market: HashMap<crate::Speed, Fees>,
@@ -239,6 +239,8 @@ impl Sender {
     /// what the chain said.
     pub async fn tick(&mut self) -> Result<(), TickError> {
         let result = self.tick_inner().await;
+        let sent = self.flush_resends().await;
+        let result = result.and(sent);
         let saves = coalesce(std::mem::take(&mut self.saves));
         let envelopes = std::mem::take(&mut self.envelopes);
         let written = self
@@ -398,8 +400,6 @@ impl Sender {
         chain_moved: bool,
         head_hash: B256,
     ) -> Result<(), TickError> {
-        // Re-broadcasts a failed pass left unsent are decided again.
-        self.resends.clear();
         let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
         let in_flight = rows
             .values()
@@ -480,7 +480,7 @@ impl Sender {
                 _ => {}
             }
         }
-        self.flush_resends().await
+        Ok(())
     }
 
     fn policy(&self, req: &TxRequest) -> Policy {
