@@ -4,15 +4,16 @@
 //! that tick for seconds per thousand against a remote provider. Counted
 //! through a real JSON-RPC proxy in front of anvil.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ethgate_testkit::{Anvil, Proxy};
-use ethgate_tx::{Settings, TxManager};
+use ethgate_testkit::Anvil;
+use ethgate_tx::Settings;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 mod common;
+#[path = "common/fixture.rs"]
+mod fixture;
+use fixture::*;
 
 /// Waits until `n` requests have `status` in `store`.
 async fn until_count(store: &ethgate_store::Store, status: &str, n: u64, mine: Option<&Anvil>) {
@@ -36,14 +37,6 @@ async fn until_count(store: &ethgate_store::Store, status: &str, n: u64, mine: O
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
     const N: u64 = 600;
-    let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
-    let contract = anvil.deploy_event_source().await;
-    let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
-    let proxy = Proxy::start(&anvil.url).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = common::store(&dir).await;
-    let pool = common::pool(&proxy.url);
-    let (accounts, addresses) = common::accounts(&pool, 1, Default::default(), false);
     let settings = Settings {
         resubmit_after: 1,
         // No replacement meanwhile: only re-broadcasts bring them back.
@@ -52,25 +45,14 @@ async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
         poll: Duration::from_millis(100),
         ..Settings::default()
     };
-    let manager = TxManager::new(
-        store.clone(),
-        settings,
-        HashMap::from([("anvil".to_owned(), 31337)]),
-        accounts,
-        HashMap::new(),
-    );
-    let (_stop, stopped) = watch::channel(false);
-    manager.spawn(&stopped);
-    let from = format!("{:#x}", addresses[0]);
+    let f = fixture_proxied(Mining::Off, 1, settings).await;
+    let (anvil, store) = (&f.anvil, &f.store);
+    let proxy = f.proxy.as_ref().expect("proxied");
+    let from = format!("{:#x}", f.accounts[0]);
     for i in 0..N {
-        let key = format!("drop-{i}");
-        let body = json!({
-            "chain": "anvil", "from": from, "to": format!("{contract:#x}"),
-            "function": "keyed(string)", "args": [key], "idempotency_key": key,
-        });
-        manager.submit(&body).await.expect("accepted");
+        submit(&f, &keyed(&f, &from, &format!("drop-{i}"))).await;
     }
-    until_count(&store, "pending", N, None).await;
+    until_count(store, "pending", N, None).await;
 
     let _: Value = anvil.rpc("anvil_dropAllTransactions", json!([])).await;
     let pool_content: Value = anvil.rpc("txpool_content", json!([])).await;
@@ -79,7 +61,7 @@ async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
         proxy.calls("eth_sendRawTransaction"),
         proxy.requests_with("eth_sendRawTransaction"),
     );
-    until_count(&store, "confirmed", N, Some(&anvil)).await;
+    until_count(store, "confirmed", N, Some(anvil)).await;
 
     let resent = proxy.calls("eth_sendRawTransaction") - calls;
     let round_trips = proxy.requests_with("eth_sendRawTransaction") - trips;

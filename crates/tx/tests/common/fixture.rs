@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
 use ethgate_store::Store;
-use ethgate_testkit::Anvil;
+use ethgate_testkit::{Anvil, Proxy};
 use ethgate_tx::fees::Caps;
 use ethgate_tx::{Settings, TxManager};
 use serde_json::{Value, json};
@@ -23,6 +23,9 @@ pub struct Fixture {
     pub manager: Arc<TxManager>,
     pub store: Store,
     pub accounts: Vec<Address>,
+    /// The JSON-RPC proxy the manager reaches anvil through, when asked
+    /// for one (to count or disturb its calls).
+    pub proxy: Option<Proxy>,
     _stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -63,6 +66,22 @@ pub async fn fixture_with(
     caps: Caps,
     legacy: bool,
 ) -> Fixture {
+    build(mining, accounts, settings, caps, legacy, false).await
+}
+
+/// A fixture whose manager reaches anvil through a [`Proxy`] (`f.proxy`).
+pub async fn fixture_proxied(mining: Mining, accounts: usize, settings: Settings) -> Fixture {
+    build(mining, accounts, settings, Caps::default(), false, true).await
+}
+
+async fn build(
+    mining: Mining,
+    accounts: usize,
+    settings: Settings,
+    caps: Caps,
+    legacy: bool,
+    proxied: bool,
+) -> Fixture {
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
     match mining {
@@ -77,7 +96,11 @@ pub async fn fixture_with(
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let store = crate::common::store(&dir).await;
-    let pool = crate::common::pool(&anvil.url);
+    let proxy = match proxied {
+        true => Some(Proxy::start(&anvil.url).await),
+        false => None,
+    };
+    let pool = crate::common::pool(proxy.as_ref().map_or(&anvil.url, |p| &p.url));
     let (list, addresses) = crate::common::accounts(&pool, accounts, caps, legacy);
     let manager = Arc::new(
         TxManager::new(
@@ -102,6 +125,7 @@ pub async fn fixture_with(
         manager,
         store,
         accounts: addresses,
+        proxy,
         _stop: stop,
         _dir: dir,
     }
