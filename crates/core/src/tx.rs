@@ -161,6 +161,13 @@ pub enum TxEvent {
     Depth(u64),
     /// The nonce was used by a transaction that is none of our attempts.
     NonceTakenElsewhere,
+    /// The chain's next nonce is this request's, yet the node's pending
+    /// count says it holds nothing executable there: it lost the attempt,
+    /// or holds it where it will never be mined (anvil parks a transaction
+    /// that arrives while the block mining its predecessor is built, and
+    /// answers a re-broadcast with "already imported"). Every later nonce
+    /// of the account waits behind this one.
+    Stalled,
     /// An operator asked to cancel.
     Cancel,
     /// An operator asked for a replacement with higher fees, past the fee
@@ -200,6 +207,11 @@ pub struct Policy {
     pub bump_after: u64,
     /// Depth at which a mined transaction is `confirmed`.
     pub confirmations: u64,
+    /// A stalled attempt (see [`TxEvent::Stalled`]) is re-broadcast this
+    /// many seconds after it was last sent, and replaced if it is still
+    /// stalled this long after that re-broadcast, without waiting for
+    /// `bump_after`.
+    pub stall_after: u64,
     /// Unix seconds after which the request is cancelled as `expired`.
     pub valid_until: Option<u64>,
 }
@@ -240,6 +252,7 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
         (S::Queued, TxEvent::Cancel) => (S::Cancelled { nonce: None }, vec![Emit]),
 
         (S::Pending(p), TxEvent::Tick) => pending_tick(p, policy, now),
+        (S::Pending(p), TxEvent::Stalled) => stalled(p, policy, now),
         (S::Pending(p), TxEvent::BumpCapped) => {
             let mut p = p.clone();
             p.capped = true;
@@ -319,6 +332,40 @@ fn pending_tick(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>
         return (TxState::Pending(next), effects);
     }
     (TxState::Pending(next), Vec::new())
+}
+
+/// A stalled frontier: expiry and the bump interval first (they replace
+/// it anyway). Then re-sending restores an attempt the node lost, at no
+/// cost; when a re-broadcast since the last new attempt did not help, the
+/// node holds the attempt but will not mine it, and only a replacement (new
+/// bytes, admitted against the current chain) gets the nonce, and every
+/// nonce behind it, moving again. The wait is the shorter of the stall and
+/// resubmit intervals, so frequent resubmits cannot keep postponing it.
+fn stalled(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
+    let (next, effects) = pending_tick(p, policy, now);
+    let replaces = effects
+        .iter()
+        .any(|e| matches!(e, Effect::Bump | Effect::ReplaceWithNoop));
+    let wait = policy.stall_after.min(policy.resubmit_after).max(1);
+    if replaces || now.saturating_sub(p.sent_at) < wait {
+        return (next, effects);
+    }
+    let mut next = p.clone();
+    next.sent_at = now;
+    if p.sent_at > p.bumped_at && !p.capped {
+        next.attempts += 1;
+        next.bumped_at = now;
+        let effect = match p.ending {
+            Some(_) => Effect::ReplaceWithNoop,
+            None => Effect::Bump,
+        };
+        return (TxState::Pending(next), vec![effect]);
+    }
+    if !effects.is_empty() {
+        // The resubmit rule sends it again (with the cap alert, if capped).
+        return (TxState::Pending(next), effects);
+    }
+    (TxState::Pending(next), vec![Effect::Rebroadcast])
 }
 
 #[cfg(test)]

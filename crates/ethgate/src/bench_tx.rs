@@ -47,6 +47,10 @@ use tokio::sync::watch;
 /// for ever: it does not re-send).
 const DEADLINE: Duration = Duration::from_secs(600);
 
+/// How long the raw sender waits without progress, with the node holding
+/// nothing executable at its next nonce, before it replaces that nonce.
+const RAW_STALL: Duration = Duration::from_secs(1);
+
 struct Chain {
     anvil: Anvil,
     contract: Address,
@@ -108,10 +112,8 @@ fn calldata(key: &str) -> anyhow::Result<Bytes> {
         .into())
 }
 
-async fn nonce_count(anvil: &Anvil, a: Address) -> u64 {
-    let n: U64 = anvil
-        .rpc("eth_getTransactionCount", json!([a, "latest"]))
-        .await;
+async fn nonce_count(anvil: &Anvil, a: Address, tag: &str) -> u64 {
+    let n: U64 = anvil.rpc("eth_getTransactionCount", json!([a, tag])).await;
     n.to::<u64>()
 }
 
@@ -151,21 +153,26 @@ async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> an
     let http = reqwest::Client::new();
     c.next_block().await?;
     let started = Instant::now();
-    let mut raws = Vec::with_capacity(n);
-    for i in 0..n {
+    // Call `i`, signed at its account's nonce; `fee_x` multiplies the fees
+    // (a replacement must pay more).
+    let sign = |i: usize, fee_x: u128| -> anyhow::Result<String> {
         let key = &keys[i % accounts];
         let signed = key.sign_sync(UnsignedTx::Eip1559(TxEip1559 {
             chain_id: 31337,
             nonce: (i / accounts) as u64,
             gas_limit: 100_000,
-            max_fee_per_gas: 20_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
+            max_fee_per_gas: 20_000_000_000 * fee_x,
+            max_priority_fee_per_gas: 1_000_000_000 * fee_x,
             to: TxKind::Call(c.contract),
             value: U256::ZERO,
             access_list: Default::default(),
             input: calldata(&format!("raw-{i}"))?,
         }))?;
-        raws.push(format!("0x{}", hex::encode(signed.raw)));
+        Ok(format!("0x{}", hex::encode(signed.raw)))
+    };
+    let mut raws = Vec::with_capacity(n);
+    for i in 0..n {
+        raws.push(sign(i, 1)?);
     }
     let url = c.anvil.url.clone();
     let sent: Vec<anyhow::Result<()>> = futures::stream::iter(raws)
@@ -185,9 +192,11 @@ async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> an
     sent.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     let per = (n / accounts) as u64;
     let deadline = Instant::now() + DEADLINE;
-    for k in &keys {
+    let mut replaced = 0;
+    for (a, k) in keys.iter().enumerate() {
+        let mut progress = (u64::MAX, Instant::now());
         loop {
-            let mined = nonce_count(&c.anvil, k.address()).await;
+            let mined = nonce_count(&c.anvil, k.address(), "latest").await;
             if mined >= per {
                 break;
             }
@@ -196,8 +205,24 @@ async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> an
                 "raw sender: only {mined} of {per} nonces of {} mined within {DEADLINE:?} (the node dropped a transaction?)",
                 k.address()
             );
+            if mined != progress.0 {
+                progress = (mined, Instant::now());
+            } else if progress.1.elapsed() >= RAW_STALL
+                && nonce_count(&c.anvil, k.address(), "pending").await <= mined
+            {
+                // anvil parked the next nonce (see the README): no sender
+                // gets past that without replacing it.
+                let raw = sign(mined as usize * accounts + a, 2)?;
+                let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]});
+                http.post(&url).json(&body).send().await?;
+                replaced += 1;
+                progress.1 = Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+    if replaced > 0 {
+        println!("      raw: {replaced} parked nonce(s) replaced");
     }
     Ok(Run {
         took: started.elapsed(),

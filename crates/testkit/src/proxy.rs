@@ -28,6 +28,13 @@ pub enum Fault {
     /// Rewrite every log's `blockHash` in the next this-many non-empty
     /// `eth_getLogs` answers, as a node on another fork would answer.
     ForeignLogHashes(u64),
+    /// Park the next this-many distinct signed transactions sent with
+    /// `eth_sendRawTransaction`: never forward them, and answer every send
+    /// of them, the first and any re-broadcast of the same bytes, the way
+    /// anvil answers a transaction it holds but will never mine
+    /// ("transaction already imported"). Other calls, in a batch or alone,
+    /// pass through.
+    Park(u64),
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +47,9 @@ struct Seen {
     requests_with: std::collections::HashMap<String, u64>,
     log_spans: Vec<(u64, bool)>,
     tampered: u64,
+    /// Raw transactions parked by [`Fault::Park`], and sends of them held.
+    parked: std::collections::HashSet<String>,
+    held: u64,
 }
 
 struct Inner {
@@ -78,6 +88,66 @@ fn take_one(inner: &Inner) -> bool {
     }
 }
 
+/// Whether this send is parked: bytes parked before, or new bytes while a
+/// [`Fault::Park`] budget lasts (consumed atomically).
+fn parks(inner: &Inner, raw: &str) -> bool {
+    let mut fault = inner.fault.lock().expect("lock");
+    let mut seen = inner.seen.lock().expect("lock");
+    let park = seen.parked.contains(raw)
+        || match *fault {
+            Fault::Park(left) if left > 0 => {
+                *fault = Fault::Park(left - 1);
+                seen.parked.insert(raw.to_owned());
+                true
+            }
+            _ => false,
+        };
+    seen.held += u64::from(park);
+    park
+}
+
+/// Answers parked sends here and forwards the rest of the request; `None`
+/// when nothing in it is parked.
+async fn park(inner: &Inner, req: &Value) -> Option<Response> {
+    let calls: Vec<&Value> = match req {
+        Value::Array(calls) => calls.iter().collect(),
+        call => vec![call],
+    };
+    let mut held = Vec::new();
+    let mut rest = Vec::new();
+    for c in calls {
+        let raw = c["params"][0].as_str().unwrap_or_default();
+        if c["method"] == "eth_sendRawTransaction" && parks(inner, raw) {
+            held.push(json!({"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32003, "message": "transaction already imported"}}));
+        } else {
+            rest.push(c.clone());
+        }
+    }
+    if held.is_empty() {
+        return None;
+    }
+    let mut answers = held;
+    if !rest.is_empty() {
+        let forwarded = inner
+            .client
+            .post(&inner.upstream)
+            .json(&Value::Array(rest))
+            .send()
+            .await;
+        match forwarded {
+            Ok(r) => match r.json::<Vec<Value>>().await {
+                Ok(more) => answers.extend(more),
+                Err(e) => return Some((StatusCode::BAD_GATEWAY, e.to_string()).into_response()),
+            },
+            Err(e) => return Some((StatusCode::BAD_GATEWAY, e.to_string()).into_response()),
+        }
+    }
+    Some(match req {
+        Value::Array(_) => axum::Json(Value::Array(answers)).into_response(),
+        _ => axum::Json(answers.swap_remove(0)).into_response(),
+    })
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let fault = *inner.fault.lock().expect("lock");
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -102,7 +172,10 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         }
         Fault::Http429 => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
         Fault::Delay(d) => tokio::time::sleep(d).await,
-        Fault::Pass | Fault::RangeCap(_) | Fault::ForeignLogHashes(_) => {}
+        Fault::Pass | Fault::RangeCap(_) | Fault::ForeignLogHashes(_) | Fault::Park(_) => {}
+    }
+    if let Some(answer) = park(&inner, &req).await {
+        return answer;
     }
     if req["method"] == "eth_getLogs" {
         let f = &req["params"][0];
@@ -189,6 +262,12 @@ impl Proxy {
     pub fn requests_with(&self, method: &str) -> u64 {
         let seen = self.inner.seen.lock().expect("lock");
         seen.requests_with.get(method).copied().unwrap_or(0)
+    }
+
+    /// Sends of parked transactions answered without forwarding them
+    /// ([`Fault::Park`]), re-broadcasts included.
+    pub fn held(&self) -> u64 {
+        self.inner.seen.lock().expect("lock").held
     }
 
     /// `eth_getLogs` answers rewritten by [`Fault::ForeignLogHashes`].

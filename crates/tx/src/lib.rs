@@ -41,6 +41,11 @@ pub struct Settings {
     pub resubmit_after: u64,
     /// Replace with higher fees after this many seconds unmined.
     pub bump_after: u64,
+    /// Seconds before an account's next nonce, sent but not held by the
+    /// node as executable, is re-sent, and as long again before it is
+    /// replaced (see `ethgate_core::tx::TxEvent::Stalled`): every later
+    /// nonce waits behind it, so `bump_after` is too long to wait.
+    pub stall_after: u64,
     /// Most nonces in flight (pending or mined) per account.
     pub max_in_flight: usize,
     /// Gas limit = estimate × this / 100.
@@ -60,6 +65,7 @@ impl Default for Settings {
         Settings {
             resubmit_after: 12,
             bump_after: 60,
+            stall_after: 3,
             max_in_flight: 64,
             gas_margin_percent: 120,
             min_tip: 1_000_000_000,

@@ -8,6 +8,7 @@ const POLICY: Policy = Policy {
     resubmit_after: 10,
     bump_after: 60,
     confirmations: 3,
+    stall_after: 3,
     valid_until: None,
 };
 
@@ -211,6 +212,95 @@ fn a_nonce_used_elsewhere_requeues_the_request() {
     assert_eq!((s, e), (TxState::Queued, vec![Effect::Emit]));
 }
 
+#[test]
+fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 4 },
+        ],
+        &POLICY,
+    );
+    // Signed at 2. Too soon to call it stalled: the first broadcast may
+    // still be on its way.
+    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 4);
+    assert_eq!(e, vec![]);
+    // Lost by the node? Sending it again costs nothing.
+    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 5);
+    assert_eq!(e, vec![Effect::Rebroadcast]);
+    let TxState::Pending(p) = &s else {
+        panic!("pending: {s:?}")
+    };
+    assert_eq!((p.attempts, p.sent_at, p.bumped_at), (1, 5, 2));
+    // Re-sent and still not held: replaced, at second 8, not 62.
+    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 7);
+    assert_eq!(e, vec![]);
+    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 8);
+    assert_eq!(e, vec![Effect::Bump]);
+    let TxState::Pending(p) = &s else {
+        panic!("pending: {s:?}")
+    };
+    assert_eq!((p.nonce, p.attempts, p.sent_at, p.bumped_at), (4, 2, 8, 8));
+    // The replacement gets the same patience: re-sent first.
+    let (_, e) = step(&s, &TxEvent::Stalled, &POLICY, 11);
+    assert_eq!(e, vec![Effect::Rebroadcast]);
+
+    // Resubmits more frequent than the stall interval do not postpone the
+    // replacement: one resubmit that did not help is enough.
+    let often = Policy {
+        resubmit_after: 1,
+        ..POLICY
+    };
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 4 },
+        ],
+        &often,
+    );
+    let (s, e) = step(&s, &TxEvent::Stalled, &often, 3);
+    assert_eq!(e, vec![Effect::Rebroadcast]);
+    let (_, e) = step(&s, &TxEvent::Stalled, &often, 4);
+    assert_eq!(e, vec![Effect::Bump]);
+}
+
+#[test]
+fn a_stalled_cancel_is_replaced_by_a_noop_and_a_capped_one_only_resent() {
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 0 },
+        ],
+        &POLICY,
+    );
+    let (cancelling, e) = step(&s, &TxEvent::Cancel, &POLICY, 3);
+    assert_eq!(e, vec![Effect::ReplaceWithNoop]);
+    let (cancelling, _) = step(&cancelling, &TxEvent::Stalled, &POLICY, 6);
+    let (_, e) = step(&cancelling, &TxEvent::Stalled, &POLICY, 9);
+    assert_eq!(e, vec![Effect::ReplaceWithNoop], "still a no-op");
+
+    let (capped, _) = step(&s, &TxEvent::BumpCapped, &POLICY, 3);
+    let (_, e) = step(&capped, &TxEvent::Stalled, &POLICY, 6);
+    assert_eq!(e, vec![Effect::Rebroadcast], "no replacement past a cap");
+}
+
+#[test]
+fn only_a_pending_request_can_stall() {
+    for s in [
+        TxState::Queued,
+        TxState::Mined(inclusion(0, true, None)),
+        TxState::Rejected { reason: "r".into() },
+    ] {
+        assert_eq!(
+            step(&s, &TxEvent::Stalled, &POLICY, 100),
+            (s.clone(), vec![])
+        );
+    }
+}
+
 fn event() -> impl Strategy<Value = TxEvent> {
     prop_oneof![
         4 => Just(TxEvent::Tick),
@@ -223,6 +313,7 @@ fn event() -> impl Strategy<Value = TxEvent> {
         2 => (0u64..6).prop_map(TxEvent::Depth),
         1 => Just(TxEvent::NonceTakenElsewhere),
         1 => Just(TxEvent::Cancel),
+        2 => Just(TxEvent::Stalled),
     ]
 }
 

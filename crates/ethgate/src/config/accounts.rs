@@ -116,6 +116,12 @@ fn settings(issues: &mut Issues, t: &RawTx) -> Settings {
             d.resubmit_after,
         ),
         bump_after: secs(issues, "bump_after", t.bump_after.as_deref(), d.bump_after),
+        stall_after: secs(
+            issues,
+            "stall_after",
+            t.stall_after.as_deref(),
+            d.stall_after,
+        ),
         max_in_flight: max_in_flight.clamp(1, 10_000),
         gas_margin_percent: (margin * 100.0).round() as u64,
         min_tip: amount(

@@ -41,6 +41,9 @@ pub struct RawTx {
     pub resubmit_after: Option<String>,
     /// Replace with higher fees after this long unmined, e.g. `"60s"`.
     pub bump_after: Option<String>,
+    /// Re-send, then replace, the account's next nonce after this long
+    /// when the node holds nothing executable at it, e.g. `"3s"`.
+    pub stall_after: Option<String>,
     /// Most nonces in flight per account.
     pub max_in_flight: Option<usize>,
     /// Gas limit = estimate × this, e.g. `1.2`.

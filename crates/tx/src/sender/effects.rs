@@ -15,6 +15,9 @@ use crate::fees::{self, Fees};
 use crate::metrics as m;
 use crate::request::TxRequest;
 
+/// How a request's error starts when a node refused its broadcast.
+pub(super) const REFUSED: &str = "broadcast refused: ";
+
 /// Re-broadcasts and replacements per JSON-RPC batch.
 const RESENDS_PER_BATCH: usize = 50;
 
@@ -327,7 +330,7 @@ pub(super) async fn send_all(
             continue;
         };
         tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
-        let error = format!("broadcast refused: {why}");
+        let error = format!("{REFUSED}{why}");
         store.set_tx_error(id, &error).await?;
         if let Ok(mut list) = shared.refused.lock() {
             list.push(((*id).to_owned(), error));

@@ -15,10 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, B256};
 use ethgate_chain::{ChainError, EndpointPool};
-use ethgate_core::tx::Pending;
-use ethgate_core::tx::{Ending, Inclusion, Policy, TxEvent, TxState};
+use ethgate_core::tx::{Policy, TxEvent, TxState};
 use ethgate_keys::Signer;
-use ethgate_store::{AttemptRow, StatusEnvelopes, Store, StoreError, TxRow};
+use ethgate_store::{AttemptRow, StatusEnvelopes, Store, StoreError};
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
@@ -26,7 +25,6 @@ mod ancestry;
 pub use ancestry::ChainView;
 mod effects;
 mod observe;
-use observe::Receipt;
 mod prepare;
 mod queued;
 mod table;
@@ -148,7 +146,10 @@ pub struct Sender {
     view: Arc<ChainView>,
     /// The last tick's view of the chain.
     head: u64,
+    /// The chain's next nonce for the account, and the node's with its
+    /// pool, at the last tick.
     latest_count: u64,
+    pending_count: u64,
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
 }
@@ -186,6 +187,7 @@ impl Sender {
             nonce_floor: None,
             head: 0,
             latest_count: 0,
+            pending_count: 0,
             contract_errors: Arc::default(),
         }
     }
@@ -323,6 +325,7 @@ impl Sender {
         let corrupt = |what: &'static str| move |e: String| TickError::Corrupt(what.into(), e);
         self.latest_count = quantity(latest_count?).map_err(corrupt("nonce count"))?;
         let pending_count = quantity(pending_count?).map_err(corrupt("nonce count"))?;
+        self.pending_count = pending_count;
         let number = quantity(number?).map_err(corrupt("block number"))?;
         let head = self.head_at(number).await?;
         self.head = head.number;
@@ -462,6 +465,10 @@ impl Sender {
                         Some(o) => self.pending_event(row, p, &o.receipts),
                         None => TxEvent::Tick,
                     };
+                    let event = match event {
+                        TxEvent::Tick if self.stalled(row, p) => TxEvent::Stalled,
+                        e => e,
+                    };
                     self.apply(row, req, state, &event, &policy).await?;
                 }
                 TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
@@ -487,6 +494,7 @@ impl Sender {
         Policy {
             resubmit_after: self.settings.resubmit_after,
             bump_after: self.settings.bump_after,
+            stall_after: self.settings.stall_after,
             confirmations: req.confirmations,
             valid_until: req.valid_until,
         }
@@ -498,34 +506,6 @@ impl Sender {
             self.attempts.insert(id.to_owned(), list);
         }
         Ok(self.attempts.entry(id.to_owned()).or_default())
-    }
-
-    /// What happened to a pending request since the last tick.
-    fn pending_event(
-        &self,
-        row: &TxRow,
-        p: &Pending,
-        receipts: &HashMap<String, Option<Receipt>>,
-    ) -> TxEvent {
-        let attempts = self.attempts.get(&row.id).map_or(&[][..], Vec::as_slice);
-        for a in attempts.iter().filter(|a| a.nonce == p.nonce) {
-            if let Some(Some(r)) = receipts.get(&a.hash) {
-                return TxEvent::Included(Inclusion {
-                    nonce: p.nonce,
-                    block_number: r.block_number.to::<u64>(),
-                    block_hash: r.block_hash,
-                    hash: a.hash.parse().unwrap_or_default(),
-                    success: r.status.is_none_or(|s| s.to::<u64>() == 1),
-                    noop: a.noop.then(|| p.ending.unwrap_or(Ending::Cancel)),
-                });
-            }
-        }
-        if self.latest_count > p.nonce {
-            // The nonce is used on chain and none of our attempts is the
-            // one that used it (their receipts were read after the count).
-            return TxEvent::NonceTakenElsewhere;
-        }
-        TxEvent::Tick
     }
 
     /// The market for `speed`, read once per tick, and only once per

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use alloy_primitives::B256;
 use ethgate_chain::EndpointPool;
 use ethgate_core::BlockRef;
-use ethgate_core::tx::TxState;
+use ethgate_core::tx::{Ending, Inclusion, Pending, TxEvent, TxState};
+use ethgate_store::TxRow;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -46,6 +47,48 @@ pub(super) struct Reading {
 }
 
 impl Sender {
+    /// What happened to a pending request since the last tick.
+    pub(super) fn pending_event(
+        &self,
+        row: &TxRow,
+        p: &Pending,
+        receipts: &HashMap<String, Option<Receipt>>,
+    ) -> TxEvent {
+        let attempts = self.attempts.get(&row.id).map_or(&[][..], Vec::as_slice);
+        for a in attempts.iter().filter(|a| a.nonce == p.nonce) {
+            if let Some(Some(r)) = receipts.get(&a.hash) {
+                return TxEvent::Included(Inclusion {
+                    nonce: p.nonce,
+                    block_number: r.block_number.to::<u64>(),
+                    block_hash: r.block_hash,
+                    hash: a.hash.parse().unwrap_or_default(),
+                    success: r.status.is_none_or(|s| s.to::<u64>() == 1),
+                    noop: a.noop.then(|| p.ending.unwrap_or(Ending::Cancel)),
+                });
+            }
+        }
+        if self.latest_count > p.nonce {
+            // The nonce is used on chain and none of our attempts is the
+            // one that used it (their receipts were read after the count).
+            return TxEvent::NonceTakenElsewhere;
+        }
+        TxEvent::Tick
+    }
+
+    /// The account's next nonce is `p`'s and the node holds nothing
+    /// executable there (its pending count has not passed it), though the
+    /// request was sent: see [`TxEvent::Stalled`]. Not when a broadcast of
+    /// it was refused: the node said why, and replacing it with ever higher
+    /// fees would not change that answer.
+    pub(super) fn stalled(&self, row: &TxRow, p: &Pending) -> bool {
+        p.nonce == self.latest_count
+            && self.pending_count <= p.nonce
+            && !row
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(super::effects::REFUSED))
+    }
+
     /// Plans this tick's reading of `rows`.
     pub(super) async fn reading(
         &mut self,
