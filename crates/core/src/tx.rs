@@ -168,6 +168,12 @@ pub enum TxEvent {
     /// answers a re-broadcast with "already imported"). Every later nonce
     /// of the account waits behind this one.
     Stalled,
+    /// The node refused the latest attempt for a reason a higher fee does
+    /// not fix (the account cannot pay, the call is invalid): it is
+    /// re-broadcast on the resubmit interval, never bumped. Bumps would
+    /// only make it dearer, compounding, and be paid the day the node
+    /// accepts it.
+    Refused,
     /// An operator asked to cancel.
     Cancel,
     /// An operator asked for a replacement with higher fees, past the fee
@@ -251,7 +257,8 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
         ),
         (S::Queued, TxEvent::Cancel) => (S::Cancelled { nonce: None }, vec![Emit]),
 
-        (S::Pending(p), TxEvent::Tick) => pending_tick(p, policy, now),
+        (S::Pending(p), TxEvent::Tick) => pending_tick(p, policy, now, true),
+        (S::Pending(p), TxEvent::Refused) => pending_tick(p, policy, now, false),
         (S::Pending(p), TxEvent::Stalled) => stalled(p, policy, now),
         (S::Pending(p), TxEvent::BumpCapped) => {
             let mut p = p.clone();
@@ -308,7 +315,9 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
     }
 }
 
-fn pending_tick(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
+/// The timing rules of a pending request: expiry, then (when `may_bump`)
+/// the bump interval, then the resubmit interval.
+fn pending_tick(p: &Pending, policy: &Policy, now: u64, may_bump: bool) -> (TxState, Vec<Effect>) {
     let mut next = p.clone();
     if p.ending.is_none() && expired(policy, now) {
         next.ending = Some(Ending::Expire);
@@ -317,7 +326,7 @@ fn pending_tick(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>
         next.sent_at = now;
         return (TxState::Pending(next), vec![Effect::ReplaceWithNoop]);
     }
-    if !p.capped && now.saturating_sub(p.bumped_at) >= policy.bump_after {
+    if may_bump && !p.capped && now.saturating_sub(p.bumped_at) >= policy.bump_after {
         next.attempts += 1;
         next.bumped_at = now;
         next.sent_at = now;
@@ -342,7 +351,7 @@ fn pending_tick(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>
 /// nonce behind it, moving again. The wait is the shorter of the stall and
 /// resubmit intervals, so frequent resubmits cannot keep postponing it.
 fn stalled(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
-    let (next, effects) = pending_tick(p, policy, now);
+    let (next, effects) = pending_tick(p, policy, now, true);
     let replaces = effects
         .iter()
         .any(|e| matches!(e, Effect::Bump | Effect::ReplaceWithNoop));

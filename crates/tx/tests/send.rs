@@ -286,6 +286,60 @@ async fn insufficient_funds_is_a_clear_state_and_wedges_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_the_node_refuses_for_funds_is_resent_at_its_fees_not_bumped() {
+    let f = fixture(Mining::Off, 1, fast()).await;
+    let account = format!("{:#x}", f.accounts[0]);
+    let attempts = |v: &Value| v["attempts"].as_array().map_or(0, Vec::len);
+    let mut body = keyed(&f, &account, "drained");
+    body["gas_limit"] = json!(100_000);
+    let id = submit(&f, &body).await;
+    until_status(&f, std::slice::from_ref(&id), "pending", 30).await;
+    // The account is drained after the request passed its simulation,
+    // and the node loses the transaction: every re-broadcast is refused.
+    let _: Value = f
+        .anvil
+        .rpc("anvil_setBalance", json!([account, "0x1"]))
+        .await;
+    let _: Value = f.anvil.rpc("anvil_dropAllTransactions", json!([])).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        if v["error"]
+            .as_str()
+            .is_some_and(|e| e.to_lowercase().contains("insufficient funds"))
+        {
+            assert_eq!(v["status"], "pending", "holds its nonce: {v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the refusal is shown: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = f.manager.get(&id).await.expect("get").expect("exists");
+    // More than the bump interval (3 s) passes while the node refuses it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let v = f.manager.get(&id).await.expect("get").expect("exists");
+    assert_eq!(v["status"], "pending");
+    assert_eq!(
+        attempts(&v),
+        attempts(&before),
+        "a higher fee would not change the node's answer, so none was signed: {v}"
+    );
+    // Funded again: the next re-broadcast goes through, at the same fees.
+    let _: Value = f
+        .anvil
+        .rpc("anvil_setBalance", json!([account, "0x56bc75e2d63100000"]))
+        .await;
+    let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
+    let v = &until_status(&f, std::slice::from_ref(&id), "confirmed", 30).await[0];
+    let last = attempts(&before) - 1;
+    assert_eq!(
+        v["hash"], v["attempts"][last]["hash"],
+        "mined as it was when refused: {v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_gets_it_mined() {
     let caps = Caps {
         max_fee: Some(20_000_000_000),

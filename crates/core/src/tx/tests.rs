@@ -288,6 +288,37 @@ fn a_stalled_cancel_is_replaced_by_a_noop_and_a_capped_one_only_resent() {
 }
 
 #[test]
+fn a_refused_attempt_is_resent_but_never_bumped_and_can_still_expire() {
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 2 },
+        ],
+        &POLICY,
+    );
+    // Long past the bump interval: re-sent, at the same fees.
+    let (s, e) = step(&s, &TxEvent::Refused, &POLICY, 500);
+    assert_eq!(e, vec![Effect::Rebroadcast]);
+    let TxState::Pending(p) = &s else {
+        panic!("pending: {s:?}")
+    };
+    assert_eq!((p.attempts, p.sent_at, p.bumped_at), (1, 500, 2));
+    let (s, e) = step(&s, &TxEvent::Refused, &POLICY, 505);
+    assert_eq!(e, vec![], "not before the resubmit interval");
+    // Accepted again: the bump interval applies as before.
+    let (_, e) = step(&s, &TxEvent::Tick, &POLICY, 506);
+    assert_eq!(e, vec![Effect::Bump]);
+    // Expiry still ends it (a 0-value self-send may be affordable).
+    let policy = Policy {
+        valid_until: Some(600),
+        ..POLICY
+    };
+    let (_, e) = step(&s, &TxEvent::Refused, &policy, 601);
+    assert_eq!(e, vec![Effect::ReplaceWithNoop]);
+}
+
+#[test]
 fn only_a_pending_request_can_stall() {
     for s in [
         TxState::Queued,
@@ -314,6 +345,7 @@ fn event() -> impl Strategy<Value = TxEvent> {
         1 => Just(TxEvent::NonceTakenElsewhere),
         1 => Just(TxEvent::Cancel),
         2 => Just(TxEvent::Stalled),
+        2 => Just(TxEvent::Refused),
     ]
 }
 
@@ -358,6 +390,10 @@ proptest! {
             }
             if let TxState::Pending(p) = &next {
                 prop_assert!(p.sent_at <= now && p.bumped_at <= now);
+            }
+            // A refused attempt is never made dearer on the sender's own.
+            if event == TxEvent::Refused {
+                prop_assert!(!effects.contains(&Effect::Bump));
             }
             state = next;
         }

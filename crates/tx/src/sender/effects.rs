@@ -15,9 +15,6 @@ use crate::fees::{self, Fees};
 use crate::metrics as m;
 use crate::request::TxRequest;
 
-/// How a request's error starts when a node refused its broadcast.
-pub(super) const REFUSED: &str = "broadcast refused: ";
-
 /// Re-broadcasts and replacements per JSON-RPC batch.
 const RESENDS_PER_BATCH: usize = 50;
 
@@ -71,6 +68,9 @@ impl Sender {
         }
         if matches!(next, TxState::Queued) {
             self.attempts.remove(&row.id);
+        }
+        if !matches!(next, TxState::Pending(_)) {
+            self.firm_refusals.remove(&row.id);
         }
         self.save(row, &next, why.as_deref()).await?;
         self.execute(row, req, &next, &effects).await
@@ -148,6 +148,8 @@ impl Sender {
             error: None,
         });
         self.remember(&row.id, &attempt);
+        // New bytes, a new answer (a no-op may be affordable).
+        self.firm_refusals.remove(&row.id);
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
         // Recorded above; sent with the tick's other broadcasts (a fee
         // spike brings every pending request's bump due at once).
@@ -240,7 +242,14 @@ impl Sender {
                 )
             }))
             .await;
-            sent.into_iter().collect::<Result<Vec<()>, _>>()?;
+            // A request the node now accepts is no longer firmly refused.
+            for (chunk, accepted) in group.iter().zip(sent) {
+                for ((id, _), ok) in chunk.iter().zip(accepted?) {
+                    if ok {
+                        self.firm_refusals.remove(*id);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -300,12 +309,12 @@ impl Sender {
 }
 
 /// Sends signed transactions (request id, raw bytes) to every endpoint,
-/// one JSON-RPC batch per endpoint. A transaction an endpoint accepted, or
-/// already has, or whose nonce is used (its receipt will tell), is sent;
-/// otherwise the last refusal is recorded on the request for the API (and
-/// handed to the sender's next tick in `shared`), and the next re-broadcast
-/// tries again. Needs no sender: first broadcasts run
-/// beside the sender's next tick.
+/// one JSON-RPC batch per endpoint; whether each was sent. A transaction an
+/// endpoint accepted, or already has, or whose nonce is used (its receipt
+/// will tell), is sent; otherwise the last refusal is recorded on the
+/// request for the API (and handed to the sender's next tick in `shared`),
+/// and the next re-broadcast tries again. Needs no sender: first
+/// broadcasts run beside the sender's next tick.
 pub(super) async fn send_all(
     pool: &ethgate_chain::EndpointPool,
     store: &ethgate_store::Store,
@@ -313,7 +322,7 @@ pub(super) async fn send_all(
     chain: &str,
     addr: &str,
     items: &[(&str, &[u8])],
-) -> Result<(), TickError> {
+) -> Result<Vec<bool>, TickError> {
     let calls: Vec<(&str, serde_json::Value)> = items
         .iter()
         .map(|(_, raw)| {
@@ -325,34 +334,55 @@ pub(super) async fn send_all(
         .collect();
     let per_endpoint = pool.batch_all::<B256>(&calls).await;
     metrics::counter!(m::BROADCASTS, "chain" => chain.to_owned()).increment(items.len() as u64);
+    let mut sent = Vec::with_capacity(items.len());
     for (k, (id, _)) in items.iter().enumerate() {
-        let Some(why) = refusal(per_endpoint.iter().filter_map(|answers| answers.get(k))) else {
+        let Some((why, firm)) = refusal(per_endpoint.iter().filter_map(|answers| answers.get(k)))
+        else {
+            sent.push(true);
             continue;
         };
+        sent.push(false);
         tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
-        let error = format!("{REFUSED}{why}");
+        let error = format!("broadcast refused: {why}");
         store.set_tx_error(id, &error).await?;
         if let Ok(mut list) = shared.refused.lock() {
-            list.push(((*id).to_owned(), error));
+            list.push(super::Refusal {
+                tx: (*id).to_owned(),
+                error,
+                firm,
+            });
         }
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// What the endpoints' answers to one `eth_sendRawTransaction` mean:
 /// `None` if any endpoint accepted it, already had it or has its nonce
-/// used; else the last refusal.
-fn refusal<'a>(answers: impl Iterator<Item = &'a Result<B256, ChainError>>) -> Option<String> {
+/// used; else the last refusal, and whether every endpoint's refusal is
+/// one a higher fee cannot change (an unreachable endpoint's is not).
+fn refusal<'a>(
+    answers: impl Iterator<Item = &'a Result<B256, ChainError>>,
+) -> Option<(String, bool)> {
     let mut why = None;
+    let mut firm = true;
     for a in answers {
         match a {
             Ok(_) => return None,
             Err(ChainError::Rpc { message, .. }) => match classify_send(message) {
                 SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => return None,
-                _ => why = Some(message.clone()),
+                class => {
+                    firm &= matches!(
+                        class,
+                        SendErrorClass::InsufficientFunds | SendErrorClass::Other
+                    );
+                    why = Some(message.clone());
+                }
             },
-            Err(e) => why = Some(e.to_string()),
+            Err(e) => {
+                firm = false;
+                why = Some(e.to_string());
+            }
         }
     }
-    why
+    why.map(|w| (w, firm))
 }

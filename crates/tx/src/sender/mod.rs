@@ -79,9 +79,20 @@ pub struct Shared {
     pub bumps: std::sync::Mutex<Vec<String>>,
     /// Open requests at the last tick (pools pick the least loaded).
     pub open: std::sync::atomic::AtomicUsize,
-    /// Broadcast refusals (request id, reason) from first broadcasts that
-    /// ran beside a tick, for the next tick's rows.
-    pub refused: std::sync::Mutex<Vec<(String, String)>>,
+    /// Broadcast refusals, from first broadcasts that ran beside a tick
+    /// and from the tick's re-broadcasts, for the next tick's rows.
+    pub refused: std::sync::Mutex<Vec<Refusal>>,
+}
+
+/// A node's refusal of a request's broadcast.
+pub struct Refusal {
+    /// The request.
+    pub tx: String,
+    /// What the request shows: the node's answer.
+    pub error: String,
+    /// A higher fee cannot change the answer (the account cannot pay, the
+    /// transaction is invalid), so the request is not bumped meanwhile.
+    pub firm: bool,
 }
 
 pub(super) fn now() -> u64 {
@@ -150,6 +161,9 @@ pub struct Sender {
     /// pool, at the last tick.
     latest_count: u64,
     pending_count: u64,
+    /// Requests whose latest broadcast the node refused for a reason a
+    /// higher fee does not fix (see [`Refusal::firm`]).
+    firm_refusals: std::collections::HashSet<String>,
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
 }
@@ -188,6 +202,7 @@ impl Sender {
             head: 0,
             latest_count: 0,
             pending_count: 0,
+            firm_refusals: Default::default(),
             contract_errors: Arc::default(),
         }
     }
@@ -266,6 +281,7 @@ impl Sender {
             .table
             .prune(self.head.saturating_sub(self.settings.finality_depth))
         {
+            self.firm_refusals.remove(&id);
             self.attempts.remove(&id);
         }
         let load = self
@@ -350,9 +366,12 @@ impl Sender {
             Some(r) => r?,
             None => self.refresh_table(self.head).await?,
         }
-        let refused = take(&self.shared.refused);
-        for (id, why) in refused {
-            self.table.set_error(&id, why);
+        for r in take(&self.shared.refused) {
+            match r.firm {
+                true => self.firm_refusals.insert(r.tx.clone()),
+                false => self.firm_refusals.remove(&r.tx),
+            };
+            self.table.set_error(&r.tx, r.error);
         }
         // The rows are lent to the pass and put back whatever it returns.
         let rows = std::mem::take(&mut self.table.rows);
@@ -466,7 +485,8 @@ impl Sender {
                         None => TxEvent::Tick,
                     };
                     let event = match event {
-                        TxEvent::Tick if self.stalled(row, p) => TxEvent::Stalled,
+                        TxEvent::Tick if self.firm_refusals.contains(&row.id) => TxEvent::Refused,
+                        TxEvent::Tick if self.stalled(p) => TxEvent::Stalled,
                         e => e,
                     };
                     self.apply(row, req, state, &event, &policy).await?;

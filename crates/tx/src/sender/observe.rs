@@ -77,16 +77,9 @@ impl Sender {
 
     /// The account's next nonce is `p`'s and the node holds nothing
     /// executable there (its pending count has not passed it), though the
-    /// request was sent: see [`TxEvent::Stalled`]. Not when a broadcast of
-    /// it was refused: the node said why, and replacing it with ever higher
-    /// fees would not change that answer.
-    pub(super) fn stalled(&self, row: &TxRow, p: &Pending) -> bool {
-        p.nonce == self.latest_count
-            && self.pending_count <= p.nonce
-            && !row
-                .error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(super::effects::REFUSED))
+    /// request was sent: see [`TxEvent::Stalled`].
+    pub(super) fn stalled(&self, p: &Pending) -> bool {
+        p.nonce == self.latest_count && self.pending_count <= p.nonce
     }
 
     /// Plans this tick's reading of `rows`.
