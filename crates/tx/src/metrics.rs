@@ -10,5 +10,9 @@ pub const REPLACEMENTS: &str = "ethgate_tx_replacements_total";
 pub const STATUS: &str = "ethgate_tx_status_total";
 /// Counter: ticks that found a transaction held at its fee cap — the alert.
 pub const CAPPED: &str = "ethgate_tx_fee_capped_total";
+/// Counter: an account's next nonce found stalled at the node (sent, not
+/// held as executable) and re-sent or replaced, per chain. A node that
+/// keeps doing this parks or loses transactions.
+pub const STALLS: &str = "ethgate_tx_stalls_total";
 /// Counter: requests accepted, per chain.
 pub const ACCEPTED: &str = "ethgate_tx_requests_total";

@@ -29,6 +29,10 @@ impl Sender {
         policy: &Policy,
     ) -> Result<(), TickError> {
         let (mut next, mut effects) = step(state, event, policy, now());
+        if *event == TxEvent::Stalled && !effects.is_empty() {
+            metrics::counter!(m::STALLS, "chain" => self.account.chain.clone()).increment(1);
+            tracing::warn!(tx = %row.id, account = %self.addr, nonce = ?state.nonce(), action = ?effects, "the node holds nothing executable at the account's next nonce; sending it again or replacing it");
+        }
         if let (TxEvent::Included(_), TxState::Mined(i)) = (event, &next) {
             // Already deep enough (one confirmation): no need to wait a tick.
             let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
