@@ -118,7 +118,8 @@ pub struct StateUpdate {
     pub nonce: Option<u64>,
     /// The block it is mined in, if it is.
     pub block_number: Option<u64>,
-    /// An error worth showing, if any.
+    /// An error worth showing; `None` keeps the one shown, an empty
+    /// string clears it (a request that got through has no error left).
     pub error: Option<String>,
 }
 

@@ -100,7 +100,7 @@ pub(crate) struct NewState<'a> {
     pub status: &'a str,
     pub nonce: Option<u64>,
     pub block_number: Option<u64>,
-    /// Kept as it was when `None`.
+    /// Kept as it was when `None`, cleared when empty.
     pub error: Option<&'a str>,
 }
 
@@ -110,7 +110,8 @@ pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result
     for chunk in items.chunks(ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "UPDATE tx_requests SET state = v.column2, status = v.column3, nonce = v.column4, \
-             block_number = v.column5, error = COALESCE(v.column6, tx_requests.error), updated_at = ",
+             block_number = v.column5, \
+             error = NULLIF(COALESCE(v.column6, tx_requests.error), ''), updated_at = ",
         );
         q.push_bind(now);
         q.push(" FROM (");

@@ -202,6 +202,25 @@ async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
         error: Some("reverted".into()),
     };
     s.set_tx_states(&[u], no_status()).await.expect("set");
+    let shown = |s: Store| async move { s.tx("c").await.expect("get").expect("row").error };
+    assert_eq!(shown(s.clone()).await.as_deref(), Some("reverted"));
+    // No error given keeps the one shown; an empty one clears it.
+    let again = |error: Option<&str>| StateUpdate {
+        tx_id: "c".into(),
+        state: "\"Rejected\"".into(),
+        status: "rejected".into(),
+        nonce: None,
+        block_number: None,
+        error: error.map(str::to_owned),
+    };
+    s.set_tx_states(&[again(None)], no_status())
+        .await
+        .expect("set");
+    assert_eq!(shown(s.clone()).await.as_deref(), Some("reverted"));
+    s.set_tx_states(&[again(Some(""))], no_status())
+        .await
+        .expect("set");
+    assert_eq!(shown(s.clone()).await, None);
     assert!(
         s.new_txs(31337, SENDER, after_a)
             .await

@@ -337,6 +337,7 @@ async fn a_broadcast_the_node_refuses_for_funds_is_resent_at_its_fees_not_bumped
         v["hash"], v["attempts"][last]["hash"],
         "mined as it was when refused: {v}"
     );
+    assert_eq!(v["error"], Value::Null, "the refusal is behind it: {v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

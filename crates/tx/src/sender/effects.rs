@@ -33,13 +33,28 @@ impl Sender {
             metrics::counter!(m::STALLS, "chain" => self.account.chain.clone()).increment(1);
             tracing::warn!(tx = %row.id, account = %self.addr, nonce = ?state.nonce(), action = ?effects, "the node holds nothing executable at the account's next nonce; sending it again or replacing it");
         }
+        // A request that got into a block leaves what it met on the way
+        // (a refused broadcast, a fee cap) behind: its row, its status
+        // envelopes and the API show no error from then on.
+        let through = matches!(state, TxState::Pending(_))
+            && matches!(
+                next,
+                TxState::Mined(_) | TxState::Cancelled { .. } | TxState::Expired { .. }
+            )
+            && row.error.is_some();
+        let cleared = through.then(|| TxRow {
+            error: None,
+            ..row.clone()
+        });
+        let clear = through.then_some("");
+        let row = cleared.as_ref().unwrap_or(row);
         if let (TxEvent::Included(_), TxState::Mined(i)) = (event, &next) {
             // Already deep enough (one confirmation): no need to wait a tick.
             let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
             let (deeper, more) = step(&next, &depth, policy, now());
             if deeper != next {
                 // Both changes are reported: mined, then confirmed.
-                self.save(row, &next, None).await?;
+                self.save(row, &next, clear).await?;
                 self.emit(row, req, &next);
                 next = deeper;
                 effects.extend(more.into_iter().filter(|e| *e != Effect::Emit));
@@ -76,7 +91,7 @@ impl Sender {
         if !matches!(next, TxState::Pending(_)) {
             self.firm_refusals.remove(&row.id);
         }
-        self.save(row, &next, why.as_deref()).await?;
+        self.save(row, &next, why.as_deref().or(clear)).await?;
         self.execute(row, req, &next, &effects).await
     }
 

@@ -110,8 +110,10 @@ impl Table {
         open.row.status = c.state.status().to_owned();
         open.row.nonce = c.state.nonce();
         open.row.block_number = c.state.block_number();
-        if c.error.is_some() {
-            open.row.error = c.error;
+        // As the store does: none keeps the error shown, an empty one
+        // clears it.
+        if let Some(e) = c.error {
+            open.row.error = (!e.is_empty()).then_some(e);
         }
         open.state = c.state;
     }
