@@ -248,25 +248,22 @@ impl Sender {
             .iter()
             .map(|(id, raw)| (id.as_str(), raw.as_slice()))
             .collect();
-        let chunks: Vec<&[(&str, &[u8])]> = items.chunks(RESENDS_PER_BATCH).collect();
-        for group in chunks.chunks(super::BATCHES_AT_ONCE) {
-            let sent = futures::future::join_all(group.iter().map(|chunk| {
-                send_all(
-                    &self.account.pool,
-                    &self.store,
-                    &self.shared,
-                    &self.account.chain,
-                    &self.addr,
-                    chunk,
-                )
-            }))
-            .await;
-            // A request the node now accepts is no longer firmly refused.
-            for (chunk, accepted) in group.iter().zip(sent) {
-                for ((id, _), ok) in chunk.iter().zip(accepted?) {
-                    if ok {
-                        self.firm_refusals.remove(*id);
-                    }
+        let sent = super::in_batches(&items, RESENDS_PER_BATCH, |chunk| {
+            send_all(
+                &self.account.pool,
+                &self.store,
+                &self.shared,
+                &self.account.chain,
+                &self.addr,
+                chunk,
+            )
+        })
+        .await;
+        // A request the node now accepts is no longer firmly refused.
+        for (chunk, accepted) in items.chunks(RESENDS_PER_BATCH).zip(sent) {
+            for ((id, _), ok) in chunk.iter().zip(accepted?) {
+                if ok {
+                    self.firm_refusals.remove(*id);
                 }
             }
         }

@@ -23,6 +23,8 @@ use tokio::sync::{Notify, watch};
 
 mod ancestry;
 pub use ancestry::ChainView;
+mod batches;
+use batches::{BATCHES_AT_ONCE, in_batches};
 mod effects;
 mod observe;
 mod prepare;
@@ -109,11 +111,6 @@ pub(super) fn now() -> u64 {
 /// 16–20, and a 2,000-call burst on one account was mined in 740–780 ms
 /// instead of 870–900. Small beside any chain's block time.
 const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(30);
-
-/// JSON-RPC batches a sender has in flight at once (simulations,
-/// broadcasts, receipts): enough to keep a node's cores busy, few enough
-/// that the node does not queue the sender's next readings behind a flood.
-const BATCHES_AT_ONCE: usize = 4;
 
 /// How long a head header is trusted while the height stays the same.
 const HEAD_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);

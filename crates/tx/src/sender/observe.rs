@@ -15,7 +15,10 @@ use ethgate_store::TxRow;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{BATCHES_AT_ONCE, ChainView, Sender, TickError, table};
+use super::{ChainView, Sender, TickError, table};
+
+/// Receipts read per JSON-RPC batch.
+const RECEIPTS_PER_BATCH: usize = 100;
 
 /// The part of a receipt the state machine needs.
 #[derive(Deserialize)]
@@ -123,23 +126,17 @@ impl Reading {
     /// batch's calls in turn) and the canonical hashes, by parent links
     /// from the head (see `ancestry`) rather than one read per height.
     pub(super) async fn fetch(self) -> Result<Observed, TickError> {
-        let chunks: Vec<&[String]> = self.hashes.chunks(100).collect();
-        let mut answers = Vec::with_capacity(chunks.len());
-        for group in chunks.chunks(BATCHES_AT_ONCE) {
-            answers.extend(
-                futures::future::join_all(group.iter().map(|chunk| {
-                    let calls: Vec<(&str, serde_json::Value)> = chunk
-                        .iter()
-                        .map(|h| ("eth_getTransactionReceipt", json!([h])))
-                        .collect();
-                    let pool = &self.pool;
-                    async move { pool.batch::<Option<Receipt>>(&calls).await }
-                }))
-                .await,
-            );
-        }
+        let answers = super::in_batches(&self.hashes, RECEIPTS_PER_BATCH, |chunk| {
+            let calls: Vec<(&str, serde_json::Value)> = chunk
+                .iter()
+                .map(|h| ("eth_getTransactionReceipt", json!([h])))
+                .collect();
+            let pool = &self.pool;
+            async move { pool.batch::<Option<Receipt>>(&calls).await }
+        })
+        .await;
         let mut receipts = HashMap::with_capacity(self.hashes.len());
-        for (chunk, answers) in chunks.iter().zip(answers) {
+        for (chunk, answers) in self.hashes.chunks(RECEIPTS_PER_BATCH).zip(answers) {
             for (h, a) in chunk.iter().zip(answers?) {
                 receipts.insert(h.clone(), a?);
             }

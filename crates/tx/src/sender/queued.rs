@@ -90,12 +90,11 @@ impl Sender {
         // A few batches at a time: a node executes one batch's calls in
         // turn, so several keep its cores busy; more would only queue the
         // node's other calls behind them.
-        let mut verdicts = Vec::with_capacity(items.len());
-        let chunks: Vec<_> = items.chunks(SIMULATIONS).collect();
-        for group in chunks.chunks(super::BATCHES_AT_ONCE) {
-            let done = futures::future::join_all(group.iter().map(|c| self.simulate(c))).await;
-            verdicts.extend(done.into_iter().flatten());
-        }
+        let verdicts: Vec<_> = super::in_batches(&items, SIMULATIONS, |c| self.simulate(c))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let mut early: Vec<Option<NewAttempt>> = match early {
             Some(task) => match task.await {
                 Ok(Ok(list)) => list.into_iter().map(Some).collect(),
