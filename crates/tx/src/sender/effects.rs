@@ -15,6 +15,9 @@ use crate::fees::{self, Fees};
 use crate::metrics as m;
 use crate::request::TxRequest;
 
+/// How the error a request shows starts when a node refused its broadcast.
+const REFUSED: &str = "broadcast refused: ";
+
 /// Re-broadcasts and replacements per JSON-RPC batch.
 const RESENDS_PER_BATCH: usize = 50;
 
@@ -259,12 +262,21 @@ impl Sender {
             )
         })
         .await;
-        // A request the node now accepts is no longer firmly refused.
-        for (chunk, accepted) in items.chunks(RESENDS_PER_BATCH).zip(sent) {
-            for ((id, _), ok) in chunk.iter().zip(accepted?) {
+        // A request the node now accepts is no longer refused: not firmly,
+        // and not in what it shows.
+        let mut accepted = Vec::new();
+        for (chunk, answers) in items.chunks(RESENDS_PER_BATCH).zip(sent) {
+            for ((id, _), ok) in chunk.iter().zip(answers?) {
                 if ok {
-                    self.firm_refusals.remove(*id);
+                    accepted.push(*id);
                 }
+            }
+        }
+        for id in accepted {
+            self.firm_refusals.remove(id);
+            if self.table.error(id).is_some_and(|e| e.starts_with(REFUSED)) {
+                self.store.set_tx_error(id, "").await?;
+                self.table.set_error(id, String::new());
             }
         }
         Ok(())
@@ -359,7 +371,7 @@ pub(super) async fn send_all(
         };
         sent.push(false);
         tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
-        let error = format!("broadcast refused: {why}");
+        let error = format!("{REFUSED}{why}");
         store.set_tx_error(id, &error).await?;
         if let Ok(mut list) = shared.refused.lock() {
             list.push(super::Refusal {

@@ -118,11 +118,18 @@ impl Table {
         open.state = c.state;
     }
 
-    /// Records an error shown with a request (a broadcast refusal).
+    /// Records an error shown with a request (a broadcast refusal); an
+    /// empty one clears it.
     pub fn set_error(&mut self, id: &str, error: String) {
         if let Some(open) = self.ids.get(id).and_then(|rid| self.rows.get_mut(rid)) {
-            open.row.error = Some(error);
+            open.row.error = (!error.is_empty()).then_some(error);
         }
+    }
+
+    /// The error a request shows, if any.
+    pub fn error(&self, id: &str) -> Option<&str> {
+        let open = self.ids.get(id).and_then(|rid| self.rows.get(rid))?;
+        open.row.error.as_deref()
     }
 
     /// Drops the requests the sender is done with — ended, or confirmed or
