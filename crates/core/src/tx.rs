@@ -167,7 +167,12 @@ pub enum TxEvent {
     /// that arrives while the block mining its predecessor is built, and
     /// answers a re-broadcast with "already imported"). Every later nonce
     /// of the account waits behind this one.
-    Stalled,
+    Stalled {
+        /// The node answered the last re-broadcast "already known": it
+        /// holds these bytes and still counts nothing executable at the
+        /// nonce, so it will not mine them; no need to wait and see.
+        held: bool,
+    },
     /// The node refused the latest attempt for a reason a higher fee does
     /// not fix (the account cannot pay, the call is invalid): it is
     /// re-broadcast on the resubmit interval, never bumped. Bumps would
@@ -259,7 +264,7 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
 
         (S::Pending(p), TxEvent::Tick) => pending_tick(p, policy, now, true),
         (S::Pending(p), TxEvent::Refused) => pending_tick(p, policy, now, false),
-        (S::Pending(p), TxEvent::Stalled) => stalled(p, policy, now),
+        (S::Pending(p), TxEvent::Stalled { held }) => stalled(p, *held, policy, now),
         (S::Pending(p), TxEvent::BumpCapped) => {
             let mut p = p.clone();
             p.capped = true;
@@ -349,19 +354,25 @@ fn pending_tick(p: &Pending, policy: &Policy, now: u64, may_bump: bool) -> (TxSt
 /// node holds the attempt but will not mine it, and only a replacement (new
 /// bytes, admitted against the current chain) gets the nonce, and every
 /// nonce behind it, moving again. The wait is the shorter of the stall and
-/// resubmit intervals, so frequent resubmits cannot keep postponing it.
-fn stalled(p: &Pending, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
+/// resubmit intervals, so frequent resubmits cannot keep postponing it; a
+/// node that answered the re-broadcast "already known" (`held`) has shown
+/// it will not mine the bytes, so there is no wait after that answer.
+fn stalled(p: &Pending, held: bool, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
     let (next, effects) = pending_tick(p, policy, now, true);
     let replaces = effects
         .iter()
         .any(|e| matches!(e, Effect::Bump | Effect::ReplaceWithNoop));
-    let wait = policy.stall_after.min(policy.resubmit_after).max(1);
+    let resent = p.sent_at > p.bumped_at;
+    let wait = match held && resent {
+        true => 0,
+        false => policy.stall_after.min(policy.resubmit_after).max(1),
+    };
     if replaces || now.saturating_sub(p.sent_at) < wait {
         return (next, effects);
     }
     let mut next = p.clone();
     next.sent_at = now;
-    if p.sent_at > p.bumped_at && !p.capped {
+    if resent && !p.capped {
         next.attempts += 1;
         next.bumped_at = now;
         let effect = match p.ending {

@@ -224,26 +224,26 @@ fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
     );
     // Signed at 2. Too soon to call it stalled: the first broadcast may
     // still be on its way.
-    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 4);
+    let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &POLICY, 4);
     assert_eq!(e, vec![]);
     // Lost by the node? Sending it again costs nothing.
-    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 5);
+    let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &POLICY, 5);
     assert_eq!(e, vec![Effect::Rebroadcast]);
     let TxState::Pending(p) = &s else {
         panic!("pending: {s:?}")
     };
     assert_eq!((p.attempts, p.sent_at, p.bumped_at), (1, 5, 2));
     // Re-sent and still not held: replaced, at second 8, not 62.
-    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 7);
+    let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &POLICY, 7);
     assert_eq!(e, vec![]);
-    let (s, e) = step(&s, &TxEvent::Stalled, &POLICY, 8);
+    let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &POLICY, 8);
     assert_eq!(e, vec![Effect::Bump]);
     let TxState::Pending(p) = &s else {
         panic!("pending: {s:?}")
     };
     assert_eq!((p.nonce, p.attempts, p.sent_at, p.bumped_at), (4, 2, 8, 8));
     // The replacement gets the same patience: re-sent first.
-    let (_, e) = step(&s, &TxEvent::Stalled, &POLICY, 11);
+    let (_, e) = step(&s, &TxEvent::Stalled { held: false }, &POLICY, 11);
     assert_eq!(e, vec![Effect::Rebroadcast]);
 
     // Resubmits more frequent than the stall interval do not postpone the
@@ -260,9 +260,28 @@ fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
         ],
         &often,
     );
-    let (s, e) = step(&s, &TxEvent::Stalled, &often, 3);
+    let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &often, 3);
     assert_eq!(e, vec![Effect::Rebroadcast]);
-    let (_, e) = step(&s, &TxEvent::Stalled, &often, 4);
+    let (_, e) = step(&s, &TxEvent::Stalled { held: false }, &often, 4);
+    assert_eq!(e, vec![Effect::Bump]);
+
+    // The node answered the re-broadcast "already known" and still counts
+    // nothing executable there: replaced at the next look, not a stall
+    // interval later. Not before a re-broadcast, though.
+    let (s, _) = run(
+        &[
+            TxEvent::Tick,
+            TxEvent::Simulated(Ok(())),
+            TxEvent::Signed { nonce: 4 },
+        ],
+        &POLICY,
+    );
+    let held = TxEvent::Stalled { held: true };
+    let (s, e) = step(&s, &held, &POLICY, 3);
+    assert_eq!(e, vec![], "too soon for the first re-send");
+    let (s, e) = step(&s, &held, &POLICY, 5);
+    assert_eq!(e, vec![Effect::Rebroadcast]);
+    let (_, e) = step(&s, &held, &POLICY, 5);
     assert_eq!(e, vec![Effect::Bump]);
 }
 
@@ -278,12 +297,12 @@ fn a_stalled_cancel_is_replaced_by_a_noop_and_a_capped_one_only_resent() {
     );
     let (cancelling, e) = step(&s, &TxEvent::Cancel, &POLICY, 3);
     assert_eq!(e, vec![Effect::ReplaceWithNoop]);
-    let (cancelling, _) = step(&cancelling, &TxEvent::Stalled, &POLICY, 6);
-    let (_, e) = step(&cancelling, &TxEvent::Stalled, &POLICY, 9);
+    let (cancelling, _) = step(&cancelling, &TxEvent::Stalled { held: false }, &POLICY, 6);
+    let (_, e) = step(&cancelling, &TxEvent::Stalled { held: false }, &POLICY, 9);
     assert_eq!(e, vec![Effect::ReplaceWithNoop], "still a no-op");
 
     let (capped, _) = step(&s, &TxEvent::BumpCapped, &POLICY, 3);
-    let (_, e) = step(&capped, &TxEvent::Stalled, &POLICY, 6);
+    let (_, e) = step(&capped, &TxEvent::Stalled { held: false }, &POLICY, 6);
     assert_eq!(e, vec![Effect::Rebroadcast], "no replacement past a cap");
 }
 
@@ -326,7 +345,7 @@ fn only_a_pending_request_can_stall() {
         TxState::Rejected { reason: "r".into() },
     ] {
         assert_eq!(
-            step(&s, &TxEvent::Stalled, &POLICY, 100),
+            step(&s, &TxEvent::Stalled { held: false }, &POLICY, 100),
             (s.clone(), vec![])
         );
     }
@@ -344,7 +363,7 @@ fn event() -> impl Strategy<Value = TxEvent> {
         2 => (0u64..6).prop_map(TxEvent::Depth),
         1 => Just(TxEvent::NonceTakenElsewhere),
         1 => Just(TxEvent::Cancel),
-        2 => Just(TxEvent::Stalled),
+        2 => any::<bool>().prop_map(|held| TxEvent::Stalled { held }),
         2 => Just(TxEvent::Refused),
     ]
 }

@@ -32,7 +32,10 @@ impl Sender {
         policy: &Policy,
     ) -> Result<(), TickError> {
         let (mut next, mut effects) = step(state, event, policy, now());
-        if *event == TxEvent::Stalled && !effects.is_empty() {
+        if matches!(event, TxEvent::Stalled { .. }) && !effects.is_empty() {
+            if effects.contains(&Effect::Rebroadcast) {
+                self.stall_resends.insert(row.id.clone());
+            }
             metrics::counter!(m::STALLS, "chain" => self.account.chain.clone()).increment(1);
             tracing::warn!(tx = %row.id, account = %self.addr, nonce = ?state.nonce(), action = ?effects, "the node holds nothing executable at the account's next nonce; sending it again or replacing it");
         }
@@ -93,6 +96,7 @@ impl Sender {
         }
         if !matches!(next, TxState::Pending(_)) {
             self.firm_refusals.remove(&row.id);
+            self.held_stalls.remove(&row.id);
         }
         self.save(row, &next, why.as_deref().or(clear)).await?;
         self.execute(row, req, &next, &effects).await
@@ -172,6 +176,7 @@ impl Sender {
         self.remember(&row.id, &attempt);
         // New bytes, a new answer (a no-op may be affordable).
         self.firm_refusals.remove(&row.id);
+        self.held_stalls.remove(&row.id);
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
         // Recorded above; sent with the tick's other broadcasts (a fee
         // spike brings every pending request's bump due at once).
@@ -264,10 +269,17 @@ impl Sender {
         .await;
         // A request the node now accepts is no longer refused: not firmly,
         // and not in what it shows.
+        // And one re-sent for a stall that the node says it already holds
+        // will not be mined: the next tick replaces it without waiting.
+        let stall_resends = std::mem::take(&mut self.stall_resends);
         let mut accepted = Vec::new();
         for (chunk, answers) in items.chunks(RESENDS_PER_BATCH).zip(sent) {
-            for ((id, _), ok) in chunk.iter().zip(answers?) {
-                if ok {
+            for ((id, _), a) in chunk.iter().zip(answers?) {
+                match a == Answer::Held && stall_resends.contains(*id) {
+                    true => self.held_stalls.insert((*id).to_owned()),
+                    false => self.held_stalls.remove(*id),
+                };
+                if a != Answer::Refused {
                     accepted.push(*id);
                 }
             }
@@ -337,7 +349,7 @@ impl Sender {
 }
 
 /// Sends signed transactions (request id, raw bytes) to every endpoint,
-/// one JSON-RPC batch per endpoint; whether each was sent. A transaction an
+/// one JSON-RPC batch per endpoint; what each got as an answer. A transaction an
 /// endpoint accepted, or already has, or whose nonce is used (its receipt
 /// will tell), is sent; otherwise the last refusal is recorded on the
 /// request for the API (and handed to the sender's next tick in `shared`),
@@ -350,7 +362,7 @@ pub(super) async fn send_all(
     chain: &str,
     addr: &str,
     items: &[(&str, &[u8])],
-) -> Result<Vec<bool>, TickError> {
+) -> Result<Vec<Answer>, TickError> {
     let calls: Vec<(&str, serde_json::Value)> = items
         .iter()
         .map(|(_, raw)| {
@@ -364,12 +376,14 @@ pub(super) async fn send_all(
     metrics::counter!(m::BROADCASTS, "chain" => chain.to_owned()).increment(items.len() as u64);
     let mut sent = Vec::with_capacity(items.len());
     for (k, (id, _)) in items.iter().enumerate() {
-        let Some((why, firm)) = refusal(per_endpoint.iter().filter_map(|answers| answers.get(k)))
-        else {
-            sent.push(true);
-            continue;
+        let (why, firm) = match answer(per_endpoint.iter().filter_map(|answers| answers.get(k))) {
+            Ok(a) => {
+                sent.push(a);
+                continue;
+            }
+            Err(refusal) => refusal,
         };
-        sent.push(false);
+        sent.push(Answer::Refused);
         tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
         let error = format!("{REFUSED}{why}");
         store.set_tx_error(id, &error).await?;
@@ -384,20 +398,34 @@ pub(super) async fn send_all(
     Ok(sent)
 }
 
-/// What the endpoints' answers to one `eth_sendRawTransaction` mean:
-/// `None` if any endpoint accepted it, already had it or has its nonce
-/// used; else the last refusal, and whether every endpoint's refusal is
-/// one a higher fee cannot change (an unreachable endpoint's is not).
-fn refusal<'a>(
+/// What the endpoints said to one broadcast, as the sender needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// An endpoint accepted it, or has its nonce used (a receipt will
+    /// tell whose).
+    Sent,
+    /// No endpoint took it anew, but one already holds these bytes.
+    Held,
+    /// Every endpoint refused it (recorded on the request).
+    Refused,
+}
+
+/// What the endpoints' answers to one `eth_sendRawTransaction` mean: sent,
+/// held already, or refused with the last refusal and whether every
+/// endpoint's refusal is one a higher fee cannot change (an unreachable
+/// endpoint's is not).
+fn answer<'a>(
     answers: impl Iterator<Item = &'a Result<B256, ChainError>>,
-) -> Option<(String, bool)> {
+) -> Result<Answer, (String, bool)> {
     let mut why = None;
     let mut firm = true;
+    let mut held = false;
     for a in answers {
         match a {
-            Ok(_) => return None,
+            Ok(_) => return Ok(Answer::Sent),
             Err(ChainError::Rpc { message, .. }) => match classify_send(message) {
-                SendErrorClass::AlreadyKnown | SendErrorClass::NonceTooLow => return None,
+                SendErrorClass::NonceTooLow => return Ok(Answer::Sent),
+                SendErrorClass::AlreadyKnown => held = true,
                 class => {
                     firm &= matches!(
                         class,
@@ -412,5 +440,9 @@ fn refusal<'a>(
             }
         }
     }
-    why.map(|w| (w, firm))
+    match (held, why) {
+        (false, Some(w)) => Err((w, firm)),
+        (true, _) => Ok(Answer::Held),
+        (false, None) => Ok(Answer::Sent),
+    }
 }

@@ -161,6 +161,10 @@ pub struct Sender {
     /// Requests whose latest broadcast the node refused for a reason a
     /// higher fee does not fix (see [`Refusal::firm`]).
     firm_refusals: std::collections::HashSet<String>,
+    /// Requests re-sent this tick because they stalled, and those whose
+    /// stall re-send the node answered "already known".
+    stall_resends: std::collections::HashSet<String>,
+    held_stalls: std::collections::HashSet<String>,
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
 }
@@ -200,6 +204,8 @@ impl Sender {
             latest_count: 0,
             pending_count: 0,
             firm_refusals: Default::default(),
+            stall_resends: Default::default(),
+            held_stalls: Default::default(),
             contract_errors: Arc::default(),
         }
     }
@@ -279,6 +285,7 @@ impl Sender {
             .prune(self.head.saturating_sub(self.settings.finality_depth))
         {
             self.firm_refusals.remove(&id);
+            self.held_stalls.remove(&id);
             self.attempts.remove(&id);
         }
         let load = self
@@ -477,15 +484,7 @@ impl Sender {
             }
             match state {
                 TxState::Pending(p) => {
-                    let event = match &observed {
-                        Some(o) => self.pending_event(row, p, &o.receipts),
-                        None => TxEvent::Tick,
-                    };
-                    let event = match event {
-                        TxEvent::Tick if self.firm_refusals.contains(&row.id) => TxEvent::Refused,
-                        TxEvent::Tick if self.stalled(p) => TxEvent::Stalled,
-                        e => e,
-                    };
+                    let event = self.pending_event(row, p, observed.as_ref());
                     self.apply(row, req, state, &event, &policy).await?;
                 }
                 TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {

@@ -50,39 +50,48 @@ pub(super) struct Reading {
 }
 
 impl Sender {
-    /// What happened to a pending request since the last tick.
+    /// What happened to a pending request since the last tick: when the
+    /// chain was read (`observed`), its inclusion or its nonce used by
+    /// someone else; then a refusal that keeps it from being bumped, a
+    /// stall, or only time passing.
     pub(super) fn pending_event(
         &self,
         row: &TxRow,
         p: &Pending,
-        receipts: &HashMap<String, Option<Receipt>>,
+        observed: Option<&Observed>,
     ) -> TxEvent {
-        let attempts = self.attempts.get(&row.id).map_or(&[][..], Vec::as_slice);
-        for a in attempts.iter().filter(|a| a.nonce == p.nonce) {
-            if let Some(Some(r)) = receipts.get(&a.hash) {
-                return TxEvent::Included(Inclusion {
-                    nonce: p.nonce,
-                    block_number: r.block_number.to::<u64>(),
-                    block_hash: r.block_hash,
-                    hash: a.hash.parse().unwrap_or_default(),
-                    success: r.status.is_none_or(|s| s.to::<u64>() == 1),
-                    noop: a.noop.then(|| p.ending.unwrap_or(Ending::Cancel)),
-                });
+        if let Some(o) = observed {
+            let attempts = self.attempts.get(&row.id).map_or(&[][..], Vec::as_slice);
+            for a in attempts.iter().filter(|a| a.nonce == p.nonce) {
+                if let Some(Some(r)) = o.receipts.get(&a.hash) {
+                    return TxEvent::Included(Inclusion {
+                        nonce: p.nonce,
+                        block_number: r.block_number.to::<u64>(),
+                        block_hash: r.block_hash,
+                        hash: a.hash.parse().unwrap_or_default(),
+                        success: r.status.is_none_or(|s| s.to::<u64>() == 1),
+                        noop: a.noop.then(|| p.ending.unwrap_or(Ending::Cancel)),
+                    });
+                }
+            }
+            if self.latest_count > p.nonce {
+                // The nonce is used on chain and none of our attempts is
+                // the one that used it (their receipts were read after the
+                // count).
+                return TxEvent::NonceTakenElsewhere;
             }
         }
-        if self.latest_count > p.nonce {
-            // The nonce is used on chain and none of our attempts is the
-            // one that used it (their receipts were read after the count).
-            return TxEvent::NonceTakenElsewhere;
+        if self.firm_refusals.contains(&row.id) {
+            return TxEvent::Refused;
+        }
+        // The account's next nonce, and the node holds nothing executable
+        // there (its pending count has not passed it) though it was sent.
+        if p.nonce == self.latest_count && self.pending_count <= p.nonce {
+            return TxEvent::Stalled {
+                held: self.held_stalls.contains(&row.id),
+            };
         }
         TxEvent::Tick
-    }
-
-    /// The account's next nonce is `p`'s and the node holds nothing
-    /// executable there (its pending count has not passed it), though the
-    /// request was sent: see [`TxEvent::Stalled`].
-    pub(super) fn stalled(&self, p: &Pending) -> bool {
-        p.nonce == self.latest_count && self.pending_count <= p.nonce
     }
 
     /// Plans this tick's reading of `rows`.
