@@ -363,7 +363,7 @@ fn stalled(p: &Pending, held: bool, policy: &Policy, now: u64) -> (TxState, Vec<
         .iter()
         .any(|e| matches!(e, Effect::Bump | Effect::ReplaceWithNoop));
     let resent = p.sent_at > p.bumped_at;
-    let wait = match held && resent {
+    let wait = match held && resent && !p.capped {
         true => 0,
         false => policy.stall_after.min(policy.resubmit_after).max(1),
     };

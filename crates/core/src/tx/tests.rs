@@ -302,8 +302,11 @@ fn a_stalled_cancel_is_replaced_by_a_noop_and_a_capped_one_only_resent() {
     assert_eq!(e, vec![Effect::ReplaceWithNoop], "still a no-op");
 
     let (capped, _) = step(&s, &TxEvent::BumpCapped, &POLICY, 3);
-    let (_, e) = step(&capped, &TxEvent::Stalled { held: false }, &POLICY, 6);
+    let (capped, e) = step(&capped, &TxEvent::Stalled { held: false }, &POLICY, 6);
     assert_eq!(e, vec![Effect::Rebroadcast], "no replacement past a cap");
+    // Nor a re-send at every look because the node holds it.
+    let (_, e) = step(&capped, &TxEvent::Stalled { held: true }, &POLICY, 6);
+    assert_eq!(e, vec![], "re-sent on the stall interval only");
 }
 
 #[test]
@@ -413,6 +416,15 @@ proptest! {
             // A refused attempt is never made dearer on the sender's own.
             if event == TxEvent::Refused {
                 prop_assert!(!effects.contains(&Effect::Bump));
+            }
+            // A stall replaces an attempt only after re-sending it did not
+            // help (or when the bump interval is due anyway), and never past
+            // a cap.
+            if let (TxEvent::Stalled { .. }, TxState::Pending(p)) = (&event, &state)
+                && effects.contains(&Effect::Bump)
+            {
+                prop_assert!(!p.capped);
+                prop_assert!(p.sent_at > p.bumped_at || now - p.bumped_at >= policy.bump_after);
             }
             state = next;
         }
