@@ -281,7 +281,24 @@ pub(super) fn tx_config(
 
 #[cfg(test)]
 mod tests {
-    use super::wei;
+    use super::super::raw::RawTx;
+    use super::super::validate::Issues;
+    use super::{settings, wei};
+
+    #[test]
+    fn stall_after_is_read_defaulted_and_a_bad_one_named() {
+        let tx = |stall: Option<&str>| RawTx {
+            stall_after: stall.map(str::to_owned),
+            ..RawTx::default()
+        };
+        let mut issues = Issues(Vec::new());
+        assert_eq!(settings(&mut issues, &tx(Some("2s"))).stall_after, 2);
+        assert_eq!(settings(&mut issues, &tx(None)).stall_after, 3);
+        assert!(issues.0.is_empty());
+        settings(&mut issues, &tx(Some("soon")));
+        assert_eq!(issues.0.len(), 1);
+        assert_eq!(issues.0[0].key, "tx.stall_after");
+    }
 
     #[test]
     fn amounts_with_units() {
