@@ -174,10 +174,9 @@ pub enum TxEvent {
         held: bool,
     },
     /// The node refused the latest attempt for a reason a higher fee does
-    /// not fix (the account cannot pay, the call is invalid): it is
-    /// re-broadcast on the resubmit interval, never bumped. Bumps would
-    /// only make it dearer, compounding, and be paid the day the node
-    /// accepts it.
+    /// not fix (the account cannot pay): it is re-broadcast on the resubmit
+    /// interval, never bumped. Bumps would only make it dearer, compounding,
+    /// and be paid the day the node accepts it.
     Refused,
     /// An operator asked to cancel.
     Cancel,

@@ -412,8 +412,10 @@ pub(super) enum Answer {
 
 /// What the endpoints' answers to one `eth_sendRawTransaction` mean: sent,
 /// held already, or refused with the last refusal and whether every
-/// endpoint's refusal is one a higher fee cannot change (an unreachable
-/// endpoint's is not).
+/// endpoint's refusal is one a higher fee makes worse: the account cannot
+/// pay. (Any other refusal may be about the price in words this crate does
+/// not know, "txpool is full" say, and a bump that is refused costs
+/// nothing; an unreachable endpoint's is no answer at all.)
 fn answer<'a>(
     answers: impl Iterator<Item = &'a Result<B256, ChainError>>,
 ) -> Result<Answer, (String, bool)> {
@@ -427,10 +429,7 @@ fn answer<'a>(
                 SendErrorClass::NonceTooLow => return Ok(Answer::Sent),
                 SendErrorClass::AlreadyKnown => held = true,
                 class => {
-                    firm &= matches!(
-                        class,
-                        SendErrorClass::InsufficientFunds | SendErrorClass::Other
-                    );
+                    firm &= class == SendErrorClass::InsufficientFunds;
                     why = Some(message.clone());
                 }
             },

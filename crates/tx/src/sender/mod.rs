@@ -92,8 +92,8 @@ pub struct Refusal {
     pub tx: String,
     /// What the request shows: the node's answer.
     pub error: String,
-    /// A higher fee cannot change the answer (the account cannot pay, the
-    /// transaction is invalid), so the request is not bumped meanwhile.
+    /// A higher fee would only make the answer worse (the account cannot
+    /// pay), so the request is not bumped meanwhile.
     pub firm: bool,
 }
 
