@@ -158,8 +158,8 @@ pub struct Sender {
     /// pool, at the last tick.
     latest_count: u64,
     pending_count: u64,
-    /// Requests whose latest broadcast the node refused for a reason a
-    /// higher fee does not fix (see [`Refusal::firm`]).
+    /// Requests whose latest broadcast the node refused because the
+    /// account cannot pay (see [`Refusal::firm`]): not bumped meanwhile.
     firm_refusals: std::collections::HashSet<String>,
     /// Requests re-sent this tick because they stalled, and those whose
     /// stall re-send the node answered "already known".
