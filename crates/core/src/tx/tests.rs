@@ -36,6 +36,16 @@ fn run(events: &[TxEvent], policy: &Policy) -> (TxState, Vec<Effect>) {
     (state, all)
 }
 
+/// A request simulated and then signed at `nonce` at second 2: pending.
+fn signed(nonce: u64, policy: &Policy) -> TxState {
+    let events = [
+        TxEvent::Tick,
+        TxEvent::Simulated(Ok(())),
+        TxEvent::Signed { nonce },
+    ];
+    run(&events, policy).0
+}
+
 #[test]
 fn a_request_is_simulated_before_a_nonce_is_taken_then_broadcast() {
     let (s, e) = step(&TxState::Queued, &TxEvent::Tick, &POLICY, 0);
@@ -64,14 +74,7 @@ fn a_simulation_revert_rejects_without_a_nonce() {
 
 #[test]
 fn pending_is_rebroadcast_then_bumped_then_mined_then_confirmed_at_depth() {
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 0 },
-        ],
-        &POLICY,
-    );
+    let s = signed(0, &POLICY);
     let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 5);
     assert!(e.is_empty(), "nothing to do before resubmit_after");
     let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 12);
@@ -122,14 +125,7 @@ fn cancel_before_a_nonce_ends_at_once_and_after_one_replaces_with_a_noop() {
         (s, e),
         (TxState::Cancelled { nonce: None }, vec![Effect::Emit])
     );
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 3 },
-        ],
-        &POLICY,
-    );
+    let s = signed(3, &POLICY);
     let (s, e) = step(&s, &TxEvent::Cancel, &POLICY, 5);
     assert_eq!(e, vec![Effect::ReplaceWithNoop]);
     let (_, e) = step(&s, &TxEvent::Cancel, &POLICY, 6);
@@ -174,14 +170,7 @@ fn past_valid_until_a_queued_request_expires_and_a_pending_one_is_replaced() {
 
 #[test]
 fn a_capped_transaction_is_never_left_wedged_it_keeps_being_rebroadcast_with_an_alert() {
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 0 },
-        ],
-        &POLICY,
-    );
+    let s = signed(0, &POLICY);
     let (s, e) = step(&s, &TxEvent::BumpCapped, &POLICY, 61);
     assert_eq!(e, vec![Effect::Rebroadcast, Effect::AlertCapped]);
     let (s, e) = step(&s, &TxEvent::Tick, &POLICY, 200);
@@ -200,28 +189,14 @@ fn a_capped_transaction_is_never_left_wedged_it_keeps_being_rebroadcast_with_an_
 
 #[test]
 fn a_nonce_used_elsewhere_requeues_the_request() {
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 5 },
-        ],
-        &POLICY,
-    );
+    let s = signed(5, &POLICY);
     let (s, e) = step(&s, &TxEvent::NonceTakenElsewhere, &POLICY, 9);
     assert_eq!((s, e), (TxState::Queued, vec![Effect::Emit]));
 }
 
 #[test]
 fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 4 },
-        ],
-        &POLICY,
-    );
+    let s = signed(4, &POLICY);
     // Signed at 2. Too soon to call it stalled: the first broadcast may
     // still be on its way.
     let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &POLICY, 4);
@@ -252,14 +227,7 @@ fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
         resubmit_after: 1,
         ..POLICY
     };
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 4 },
-        ],
-        &often,
-    );
+    let s = signed(4, &often);
     let (s, e) = step(&s, &TxEvent::Stalled { held: false }, &often, 3);
     assert_eq!(e, vec![Effect::Rebroadcast]);
     let (_, e) = step(&s, &TxEvent::Stalled { held: false }, &often, 4);
@@ -268,14 +236,7 @@ fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
     // The node answered the re-broadcast "already known" and still counts
     // nothing executable there: replaced at the next look, not a stall
     // interval later. Not before a re-broadcast, though.
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 4 },
-        ],
-        &POLICY,
-    );
+    let s = signed(4, &POLICY);
     let held = TxEvent::Stalled { held: true };
     let (s, e) = step(&s, &held, &POLICY, 3);
     assert_eq!(e, vec![], "too soon for the first re-send");
@@ -287,14 +248,7 @@ fn a_stalled_frontier_is_resent_then_replaced_long_before_the_bump_interval() {
 
 #[test]
 fn a_stalled_cancel_is_replaced_by_a_noop_and_a_capped_one_only_resent() {
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 0 },
-        ],
-        &POLICY,
-    );
+    let s = signed(0, &POLICY);
     let (cancelling, e) = step(&s, &TxEvent::Cancel, &POLICY, 3);
     assert_eq!(e, vec![Effect::ReplaceWithNoop]);
     let (cancelling, _) = step(&cancelling, &TxEvent::Stalled { held: false }, &POLICY, 6);
@@ -311,14 +265,7 @@ fn a_stalled_cancel_is_replaced_by_a_noop_and_a_capped_one_only_resent() {
 
 #[test]
 fn a_refused_attempt_is_resent_but_never_bumped_and_can_still_expire() {
-    let (s, _) = run(
-        &[
-            TxEvent::Tick,
-            TxEvent::Simulated(Ok(())),
-            TxEvent::Signed { nonce: 2 },
-        ],
-        &POLICY,
-    );
+    let s = signed(2, &POLICY);
     // Long past the bump interval: re-sent, at the same fees.
     let (s, e) = step(&s, &TxEvent::Refused, &POLICY, 500);
     assert_eq!(e, vec![Effect::Rebroadcast]);
