@@ -37,13 +37,10 @@ async fn until_count(store: &ethgate_store::Store, status: &str, n: u64, mine: O
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
     const N: u64 = 600;
+    // No replacement meanwhile: only re-broadcasts bring them back.
     let settings = Settings {
-        resubmit_after: 1,
-        // No replacement meanwhile: only re-broadcasts bring them back.
-        bump_after: 3_600,
         max_in_flight: 1_000,
-        poll: Duration::from_millis(100),
-        ..Settings::default()
+        ..without_bumps()
     };
     let f = fixture_proxied(Mining::Off, 1, settings).await;
     let (anvil, store) = (&f.anvil, &f.store);

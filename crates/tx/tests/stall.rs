@@ -7,8 +7,6 @@
 //! here; the sender has to see the stall in the node's pending count and
 //! replace the attempt long before `bump_after`.
 
-use std::time::Duration;
-
 use ethgate_testkit::Fault;
 use ethgate_tx::Settings;
 use serde_json::{Value, json};
@@ -21,13 +19,10 @@ use fixture::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_next_nonce_is_replaced_and_every_nonce_behind_it_mined() {
     const N: usize = 5;
+    // Only the stall rule can get the parked nonce mined in time.
     let settings = Settings {
-        resubmit_after: 1,
-        // Only the stall rule can get the parked nonce mined in time.
-        bump_after: 3_600,
         stall_after: 1,
-        poll: Duration::from_millis(100),
-        ..Settings::default()
+        ..without_bumps()
     };
     let f = fixture_proxied(Mining::EverySecond, 1, settings).await;
     let proxy = f.proxy.as_ref().expect("proxied");

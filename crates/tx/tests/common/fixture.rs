@@ -140,6 +140,15 @@ pub fn fast() -> Settings {
     }
 }
 
+/// `fast()` with no replacement on the bump interval (an hour): whatever
+/// gets the requests mined, it is not a bump.
+pub fn without_bumps() -> Settings {
+    Settings {
+        bump_after: 3_600,
+        ..fast()
+    }
+}
+
 pub fn keyed(f: &Fixture, from: &str, key: &str) -> Value {
     json!({
         "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
