@@ -9,19 +9,25 @@ pub(super) const BATCHES_AT_ONCE: usize = 4;
 
 /// Runs `work` on `items` in chunks of `size` (one JSON-RPC batch each),
 /// [`BATCHES_AT_ONCE`] at a time, the next starting as soon as one ends;
-/// the results in chunk order.
-pub(super) async fn in_batches<'a, T, R, F, Fut>(items: &'a [T], size: usize, work: F) -> Vec<R>
+/// each chunk with its result, in order.
+pub(super) async fn in_batches<'a, T, R, F, Fut>(
+    items: &'a [T],
+    size: usize,
+    work: F,
+) -> Vec<(&'a [T], R)>
 where
     F: FnMut(&'a [T]) -> Fut,
     Fut: std::future::Future<Output = R>,
 {
     use futures::StreamExt;
+    let chunks = items.chunks(size.max(1));
     // The futures are made first (none starts until polled): a stream
     // that maps with the closure itself is not `Send` for every lifetime,
     // which the sender task needs.
-    let futures: Vec<Fut> = items.chunks(size.max(1)).map(work).collect();
-    futures::stream::iter(futures)
+    let futures: Vec<Fut> = chunks.clone().map(work).collect();
+    let results: Vec<R> = futures::stream::iter(futures)
         .buffered(BATCHES_AT_ONCE)
         .collect()
-        .await
+        .await;
+    chunks.zip(results).collect()
 }

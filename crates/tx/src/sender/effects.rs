@@ -95,8 +95,7 @@ impl Sender {
             self.attempts.remove(&row.id);
         }
         if !matches!(next, TxState::Pending(_)) {
-            self.firm_refusals.remove(&row.id);
-            self.held_stalls.remove(&row.id);
+            self.forget_answers(&row.id);
         }
         self.save(row, &next, why.as_deref().or(clear)).await?;
         self.execute(row, req, &next, &effects).await
@@ -175,8 +174,7 @@ impl Sender {
         });
         self.remember(&row.id, &attempt);
         // New bytes, a new answer (a no-op may be affordable).
-        self.firm_refusals.remove(&row.id);
-        self.held_stalls.remove(&row.id);
+        self.forget_answers(&row.id);
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
         // Recorded above; sent with the tick's other broadcasts (a fee
         // spike brings every pending request's bump due at once).
@@ -273,7 +271,7 @@ impl Sender {
         // will not be mined: the next tick replaces it without waiting.
         let stall_resends = std::mem::take(&mut self.stall_resends);
         let mut accepted = Vec::new();
-        for (chunk, answers) in items.chunks(RESENDS_PER_BATCH).zip(sent) {
+        for (chunk, answers) in sent {
             for ((id, _), a) in chunk.iter().zip(answers?) {
                 match a == Answer::Held && stall_resends.contains(*id) {
                     true => self.held_stalls.insert((*id).to_owned()),
@@ -292,6 +290,14 @@ impl Sender {
             }
         }
         Ok(())
+    }
+
+    /// Forgets what nodes last answered about a request's broadcasts (a
+    /// refusal for funds, "already known" to a stall re-send): it has new
+    /// bytes, or is pending no more.
+    pub(super) fn forget_answers(&mut self, id: &str) {
+        self.firm_refusals.remove(id);
+        self.held_stalls.remove(id);
     }
 
     /// Queues the status envelope of a state change; the tick writes it

@@ -284,8 +284,7 @@ impl Sender {
             .table
             .prune(self.head.saturating_sub(self.settings.finality_depth))
         {
-            self.firm_refusals.remove(&id);
-            self.held_stalls.remove(&id);
+            self.forget_answers(&id);
             self.attempts.remove(&id);
         }
         let load = self

@@ -145,7 +145,7 @@ impl Reading {
         })
         .await;
         let mut receipts = HashMap::with_capacity(self.hashes.len());
-        for (chunk, answers) in self.hashes.chunks(RECEIPTS_PER_BATCH).zip(answers) {
+        for (chunk, answers) in answers {
             for (h, a) in chunk.iter().zip(answers?) {
                 receipts.insert(h.clone(), a?);
             }

@@ -93,7 +93,7 @@ impl Sender {
         let verdicts: Vec<_> = super::in_batches(&items, SIMULATIONS, |c| self.simulate(c))
             .await
             .into_iter()
-            .flatten()
+            .flat_map(|(_, verdicts)| verdicts)
             .collect();
         let mut early: Vec<Option<NewAttempt>> = match early {
             Some(task) => match task.await {
