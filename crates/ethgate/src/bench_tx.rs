@@ -117,6 +117,13 @@ async fn nonce_count(anvil: &Anvil, a: Address, tag: &str) -> u64 {
     n.to::<u64>()
 }
 
+/// Sends a signed transaction the raw sender's way; the node's answer.
+async fn send_raw(http: &reqwest::Client, url: &str, raw: String) -> anyhow::Result<Value> {
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]});
+    Ok(http.post(url).json(&body).send().await?.json().await?)
+}
+
 /// CPU seconds (user + system) a process has used so far, from
 /// `/proc/<pid>/stat`; 0 where that cannot be read.
 fn cpu_seconds(pid: Option<u32>) -> f64 {
@@ -180,8 +187,7 @@ async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> an
             let http = http.clone();
             let url = url.clone();
             async move {
-                let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]});
-                let v: Value = http.post(&url).json(&body).send().await?.json().await?;
+                let v = send_raw(&http, &url, raw).await?;
                 anyhow::ensure!(v.get("error").is_none(), "send refused: {v}");
                 Ok(())
             }
@@ -212,9 +218,7 @@ async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> an
             {
                 // anvil parked the next nonce (see the README): no sender
                 // gets past that without replacing it.
-                let raw = sign(mined as usize * accounts + a, 2)?;
-                let body = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]});
-                http.post(&url).json(&body).send().await?;
+                send_raw(&http, &url, sign(mined as usize * accounts + a, 2)?).await?;
                 replaced += 1;
                 progress.1 = Instant::now();
             }

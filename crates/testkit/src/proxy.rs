@@ -88,6 +88,14 @@ fn take_one(inner: &Inner) -> bool {
     }
 }
 
+/// The calls a JSON-RPC request carries: a batch's, or the one.
+fn calls(req: &Value) -> Vec<&Value> {
+    match req {
+        Value::Array(calls) => calls.iter().collect(),
+        call => vec![call],
+    }
+}
+
 /// Whether this send is parked: bytes parked before, or new bytes while a
 /// [`Fault::Park`] budget lasts (consumed atomically).
 fn parks(inner: &Inner, raw: &str) -> bool {
@@ -109,13 +117,9 @@ fn parks(inner: &Inner, raw: &str) -> bool {
 /// Answers parked sends here and forwards the rest of the request; `None`
 /// when nothing in it is parked.
 async fn park(inner: &Inner, req: &Value) -> Option<Response> {
-    let calls: Vec<&Value> = match req {
-        Value::Array(calls) => calls.iter().collect(),
-        call => vec![call],
-    };
     let mut held = Vec::new();
     let mut rest = Vec::new();
-    for c in calls {
+    for c in calls(req) {
         let raw = c["params"][0].as_str().unwrap_or_default();
         if c["method"] == "eth_sendRawTransaction" && parks(inner, raw) {
             held.push(json!({"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32003, "message": "transaction already imported"}}));
@@ -153,12 +157,8 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if let Ok(mut s) = inner.seen.lock() {
         s.requests += 1;
-        let calls = match &req {
-            Value::Array(calls) => calls.iter().collect(),
-            call => vec![call],
-        };
         let mut carried = std::collections::HashSet::new();
-        for m in calls.into_iter().filter_map(|c| c["method"].as_str()) {
+        for m in calls(&req).into_iter().filter_map(|c| c["method"].as_str()) {
             *s.methods.entry(m.to_owned()).or_default() += 1;
             carried.insert(m.to_owned());
         }
