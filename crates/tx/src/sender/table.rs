@@ -110,10 +110,9 @@ impl Table {
         open.row.status = c.state.status().to_owned();
         open.row.nonce = c.state.nonce();
         open.row.block_number = c.state.block_number();
-        // As the store does: none keeps the error shown, an empty one
-        // clears it.
+        // As the store does: none keeps the error shown.
         if let Some(e) = c.error {
-            open.row.error = (!e.is_empty()).then_some(e);
+            open.row.error = shown(e);
         }
         open.state = c.state;
     }
@@ -122,7 +121,7 @@ impl Table {
     /// empty one clears it.
     pub fn set_error(&mut self, id: &str, error: String) {
         if let Some(open) = self.ids.get(id).and_then(|rid| self.rows.get_mut(rid)) {
-            open.row.error = (!error.is_empty()).then_some(error);
+            open.row.error = shown(error);
         }
     }
 
@@ -155,4 +154,10 @@ impl Table {
         }
         ids
     }
+}
+
+/// The error a request shows after being given `error`: an empty one
+/// clears it, as in the store.
+fn shown(error: String) -> Option<String> {
+    (!error.is_empty()).then_some(error)
 }
