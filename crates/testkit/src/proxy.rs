@@ -35,6 +35,10 @@ pub enum Fault {
     /// ("transaction already imported"). Other calls, in a batch or alone,
     /// pass through.
     Park(u64),
+    /// Answer `eth_simulateV1` with "method not found", as a node that
+    /// predates it (or a provider that does not serve it) does; everything
+    /// else passes through.
+    NoSimulate,
 }
 
 #[derive(Debug, Default)]
@@ -172,7 +176,15 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         }
         Fault::Http429 => return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response(),
         Fault::Delay(d) => tokio::time::sleep(d).await,
-        Fault::Pass | Fault::RangeCap(_) | Fault::ForeignLogHashes(_) | Fault::Park(_) => {}
+        Fault::NoSimulate if req["method"] == "eth_simulateV1" => {
+            let err = json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "the method eth_simulateV1 does not exist/is not available"}});
+            return axum::Json(err).into_response();
+        }
+        Fault::Pass
+        | Fault::RangeCap(_)
+        | Fault::ForeignLogHashes(_)
+        | Fault::Park(_)
+        | Fault::NoSimulate => {}
     }
     if let Some(answer) = park(&inner, &req).await {
         return answer;

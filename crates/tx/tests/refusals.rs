@@ -54,11 +54,18 @@ async fn a_reverting_call_is_rejected_with_its_reason_and_takes_no_nonce() {
         (empty, "execution reverted without a reason"),
     ];
     for (body, reason) in cases {
-        let id = submit(&f, &body).await;
-        let v = &until_status(&f, std::slice::from_ref(&id), "rejected", 30).await[0];
-        let said = v["error"].as_str().unwrap_or_default();
-        assert_eq!(said, reason, "{body}: decoded reason");
-        assert_eq!(v["nonce"], Value::Null, "{body}: no nonce taken");
+        // Estimated (no gas limit), and simulated with eth_simulateV1
+        // (a fixed one): the same reason either way.
+        let mut fixed = body.clone();
+        fixed["gas_limit"] = json!(100_000);
+        fixed["idempotency_key"] = json!(format!("{}-fixed", body["idempotency_key"]));
+        for body in [body, fixed] {
+            let id = submit(&f, &body).await;
+            let v = &until_status(&f, std::slice::from_ref(&id), "rejected", 30).await[0];
+            let said = v["error"].as_str().unwrap_or_default();
+            assert_eq!(said, reason, "{body}: decoded reason");
+            assert_eq!(v["nonce"], Value::Null, "{body}: no nonce taken");
+        }
     }
     let good = submit(&f, &keyed(&f, &from, "good")).await;
     let v = &until_status(&f, &[good], "confirmed", 30).await[0];

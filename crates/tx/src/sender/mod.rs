@@ -29,6 +29,8 @@ mod effects;
 mod observe;
 mod prepare;
 mod queued;
+mod simulate;
+use simulate::Simulation;
 mod table;
 
 use crate::Settings;
@@ -167,6 +169,9 @@ pub struct Sender {
     held_stalls: std::collections::HashSet<String>,
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
+    /// Whether the node may be asked for `eth_simulateV1` (cleared the
+    /// first time it says it has no such method).
+    simulate_v1: std::sync::atomic::AtomicBool,
 }
 
 impl Sender {
@@ -207,6 +212,7 @@ impl Sender {
             stall_resends: Default::default(),
             held_stalls: Default::default(),
             contract_errors: Arc::default(),
+            simulate_v1: true.into(),
         }
     }
 
@@ -579,12 +585,4 @@ fn coalesce(saves: Vec<ethgate_store::StateUpdate>) -> Vec<ethgate_store::StateU
         }
     }
     out
-}
-
-/// The outcome of a simulation that did not succeed.
-pub(super) enum Simulation {
-    /// The call reverts (or the account cannot pay): reject the request.
-    Reverted(String),
-    /// No endpoint answered (the reason): try again next tick.
-    Unavailable(String),
 }

@@ -1,15 +1,15 @@
-//! Preparing a transaction: simulating requests before any nonce is
-//! taken, and signing an attempt (EIP-1559, or legacy on chains without
+//! Preparing a transaction: the call it makes, why a call failed, and
+//! signing an attempt (EIP-1559, or legacy on chains without
 //! it) through the account's signer — which may be local, remote or a KMS.
 
 use alloy_consensus::TxEip1559;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
-use ethgate_chain::{ChainError, RpcErrorClass};
+use ethgate_chain::ChainError;
 use ethgate_keys::{KeyError, UnsignedTx};
 use ethgate_store::{AttemptRow, NewAttempt};
 use serde_json::json;
 
-use super::{Sender, Simulation, TickError, now};
+use super::{Sender, TickError, now};
 
 /// Signatures per blocking task in [`Sender::sign_many`].
 const SIGN_CHUNK: usize = 256;
@@ -36,72 +36,9 @@ use crate::fees::Fees;
 use crate::request::TxRequest;
 
 impl Sender {
-    /// Simulates requests with the fees they will pay, in one JSON-RPC
-    /// batch, so a call that reverts or an account that cannot pay is
-    /// refused before a nonce is taken: `eth_call` when the request fixes
-    /// its gas limit (one execution is enough), else `eth_estimateGas`
-    /// (whose estimate is then the gas limit's base).
-    pub(super) async fn simulate(
-        &self,
-        items: &[(&TxRequest, Fees)],
-    ) -> Vec<Result<u64, Simulation>> {
-        let calls: Vec<(&str, serde_json::Value)> = items
-            .iter()
-            .map(|(req, fees)| {
-                let mut call = self.call_of(req);
-                if self.account.legacy {
-                    call["gasPrice"] = json!(U256::from(fees.max_fee));
-                } else {
-                    call["maxFeePerGas"] = json!(U256::from(fees.max_fee));
-                    call["maxPriorityFeePerGas"] = json!(U256::from(fees.max_priority_fee));
-                }
-                match req.gas_limit {
-                    Some(limit) => {
-                        call["gas"] = json!(alloy_primitives::U64::from(limit));
-                        ("eth_call", json!([call, "latest"]))
-                    }
-                    None => ("eth_estimateGas", json!([call])),
-                }
-            })
-            .collect();
-        let answers = match self.account.pool.batch::<serde_json::Value>(&calls).await {
-            Ok(a) => a,
-            Err(e) => {
-                let why = e.to_string();
-                return items
-                    .iter()
-                    .map(|_| Err(Simulation::Unavailable(why.clone())))
-                    .collect();
-            }
-        };
-        items
-            .iter()
-            .zip(answers)
-            .map(|((req, _), answer)| match answer {
-                Ok(v) => match req.gas_limit {
-                    Some(limit) => Ok(limit),
-                    None => serde_json::from_value::<alloy_primitives::U64>(v)
-                        .map(|g| g.to::<u64>())
-                        .map_err(|e| {
-                            Simulation::Unavailable(format!(
-                                "eth_estimateGas answered something that is not a gas amount: {e}"
-                            ))
-                        }),
-                },
-                Err(ChainError::Rpc {
-                    message,
-                    class: RpcErrorClass::Permanent,
-                    data,
-                    ..
-                }) => Err(Simulation::Reverted(self.revert_reason(req, message, data))),
-                Err(e) => Err(Simulation::Unavailable(e.to_string())),
-            })
-            .collect()
-    }
-
     /// The call `req` makes from this account, for `eth_call` and
     /// `eth_estimateGas` (fees and gas are added by the caller).
-    fn call_of(&self, req: &TxRequest) -> serde_json::Value {
+    pub(super) fn call_of(&self, req: &TxRequest) -> serde_json::Value {
         json!({"from": self.address, "to": req.to, "data": req.data, "value": req.value})
     }
 
@@ -109,7 +46,12 @@ impl Sender {
     /// from the revert data, the same on every node; the node's own
     /// message where it gave no revert data (an account that cannot pay,
     /// say), or empty data with a message that is not about a revert.
-    fn revert_reason(&self, req: &TxRequest, message: String, data: Option<Bytes>) -> String {
+    pub(super) fn revert_reason(
+        &self,
+        req: &TxRequest,
+        message: String,
+        data: Option<Bytes>,
+    ) -> String {
         match data {
             Some(data) if !data.is_empty() || message.to_ascii_lowercase().contains("revert") => {
                 ethgate_core::revert::describe(&data, &self.errors_of(req))

@@ -1,0 +1,274 @@
+//! Simulating requests before any nonce is taken, so a call that reverts
+//! or an account that cannot pay is refused without spending a nonce.
+//!
+//! Requests that fix their gas limit need one execution each. A chunk of
+//! them goes to the node as one `eth_simulateV1` (the calls run in order
+//! on one state, as they will be mined), which costs a node a fraction of
+//! the same number of `eth_call`s: the state is set up once, not per call.
+//! `eth_call` stays the judge of failures: a call the simulation says
+//! fails is run again on its own, so a rejection's reason (and whether
+//! there is one) is the same whichever way it was found. Nodes without
+//! `eth_simulateV1`, or a chunk it cannot run (an account that cannot pay
+//! for every call, gas beyond the node's cap), get `eth_call` per request.
+//! Requests without a gas limit are estimated with `eth_estimateGas`.
+
+use std::sync::atomic::Ordering;
+
+use alloy_primitives::{U64, U256};
+use ethgate_chain::{ChainError, RpcErrorClass};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Sender;
+use crate::fees::Fees;
+use crate::request::TxRequest;
+
+/// Gas of the calls in one simulated block: well inside any chain's block
+/// gas limit, so a block is never refused for its size.
+const SIMULATED_BLOCK_GAS: u64 = 15_000_000;
+
+/// The outcome of a simulation that did not succeed.
+pub(super) enum Simulation {
+    /// The call reverts (or the account cannot pay): reject the request.
+    Reverted(String),
+    /// No endpoint answered (the reason): try again next tick.
+    Unavailable(String),
+}
+
+/// A simulated block, with only what the verdicts need.
+#[derive(Deserialize)]
+struct SimulatedBlock {
+    calls: Vec<SimulatedCall>,
+}
+
+#[derive(Deserialize)]
+struct SimulatedCall {
+    status: U64,
+}
+
+/// Whether a node's error says it has no `eth_simulateV1` at all.
+fn no_such_method(code: i64, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    code == -32601
+        || (m.contains("method")
+            && [
+                "not found",
+                "not exist",
+                "not supported",
+                "unsupported",
+                "not available",
+            ]
+            .iter()
+            .any(|p| m.contains(p)))
+}
+
+/// Whether an `eth_call`'s error is the call failing in the EVM (out of
+/// gas, an invalid opcode) though its code is the one nodes use for
+/// internal errors: such a request fails the same way on every retry.
+fn evm_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["out of gas", "outofgas", "evm error", "invalid opcode"]
+        .iter()
+        .any(|p| m.contains(p))
+}
+
+impl Sender {
+    /// The verdict on each request, in order: its gas limit, or why it
+    /// must not take a nonce.
+    pub(super) async fn simulate(
+        &self,
+        items: &[(&TxRequest, Fees)],
+    ) -> Vec<Result<u64, Simulation>> {
+        if self.simulate_v1.load(Ordering::Relaxed)
+            && items.iter().all(|(req, _)| req.gas_limit.is_some())
+            && let Some(verdicts) = self.simulate_in_order(items).await
+        {
+            return verdicts;
+        }
+        self.simulate_each(items).await
+    }
+
+    /// The call of `req` with the fees it will pay (a legacy account pays
+    /// a gas price).
+    fn priced_call(&self, req: &TxRequest, fees: Fees) -> serde_json::Value {
+        let mut call = self.call_of(req);
+        if self.account.legacy {
+            call["gasPrice"] = json!(U256::from(fees.max_fee));
+        } else {
+            call["maxFeePerGas"] = json!(U256::from(fees.max_fee));
+            call["maxPriorityFeePerGas"] = json!(U256::from(fees.max_priority_fee));
+        }
+        call
+    }
+
+    /// One `eth_simulateV1` for requests that all fix their gas limit;
+    /// `None` where its answer cannot be used (the caller falls back to
+    /// one `eth_call` each). Calls it says fail are judged by `eth_call`.
+    async fn simulate_in_order(
+        &self,
+        items: &[(&TxRequest, Fees)],
+    ) -> Option<Vec<Result<u64, Simulation>>> {
+        let mut blocks = Vec::new();
+        let (mut calls, mut gas) = (Vec::new(), 0u64);
+        for (req, fees) in items {
+            let limit = req.gas_limit.unwrap_or_default();
+            if !calls.is_empty() && gas.saturating_add(limit) > SIMULATED_BLOCK_GAS {
+                blocks.push(json!({"calls": std::mem::take(&mut calls)}));
+                gas = 0;
+            }
+            let mut call = self.priced_call(req, *fees);
+            call["gas"] = json!(U64::from(limit));
+            calls.push(call);
+            gas = gas.saturating_add(limit);
+        }
+        blocks.push(json!({"calls": calls}));
+        let params = json!([{"blockStateCalls": blocks, "validation": false}, "latest"]);
+        let answer = self
+            .account
+            .pool
+            .call::<Vec<SimulatedBlock>>("eth_simulateV1", params)
+            .await;
+        let statuses: Vec<bool> = match answer {
+            Ok(blocks) => blocks
+                .into_iter()
+                .flat_map(|b| b.calls)
+                .map(|c| c.status.to::<u64>() == 1)
+                .collect(),
+            Err(ChainError::Unavailable { last, .. }) => {
+                let why = format!("no endpoint answered eth_simulateV1: {last}");
+                return Some(
+                    items
+                        .iter()
+                        .map(|_| Err(Simulation::Unavailable(why.clone())))
+                        .collect(),
+                );
+            }
+            Err(ChainError::Rpc { code, message, .. }) => {
+                if no_such_method(code, &message) {
+                    self.simulate_v1.store(false, Ordering::Relaxed);
+                    tracing::info!(chain = %self.account.chain, "the node has no eth_simulateV1; simulating with eth_call");
+                }
+                return None;
+            }
+            Err(_) => return None,
+        };
+        if statuses.len() != items.len() {
+            return None;
+        }
+        let failed: Vec<(&TxRequest, Fees)> = items
+            .iter()
+            .zip(&statuses)
+            .filter(|(_, ok)| !**ok)
+            .map(|(item, _)| *item)
+            .collect();
+        let mut judged = self.simulate_each(&failed).await.into_iter();
+        Some(
+            items
+                .iter()
+                .zip(statuses)
+                .map(|((req, _), ok)| match ok {
+                    true => Ok(req.gas_limit.unwrap_or_default()),
+                    false => judged
+                        .next()
+                        .unwrap_or_else(|| Err(Simulation::Unavailable("no verdict".into()))),
+                })
+                .collect(),
+        )
+    }
+
+    /// Simulates each request on its own, in one JSON-RPC batch:
+    /// `eth_call` when the request fixes its gas limit (one execution is
+    /// enough), else `eth_estimateGas` (whose estimate is then the gas
+    /// limit's base).
+    async fn simulate_each(&self, items: &[(&TxRequest, Fees)]) -> Vec<Result<u64, Simulation>> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let calls: Vec<(&str, serde_json::Value)> = items
+            .iter()
+            .map(|(req, fees)| {
+                let mut call = self.priced_call(req, *fees);
+                match req.gas_limit {
+                    Some(limit) => {
+                        call["gas"] = json!(U64::from(limit));
+                        ("eth_call", json!([call, "latest"]))
+                    }
+                    None => ("eth_estimateGas", json!([call])),
+                }
+            })
+            .collect();
+        let answers = match self.account.pool.batch::<serde_json::Value>(&calls).await {
+            Ok(a) => a,
+            Err(e) => {
+                let why = e.to_string();
+                return items
+                    .iter()
+                    .map(|_| Err(Simulation::Unavailable(why.clone())))
+                    .collect();
+            }
+        };
+        items
+            .iter()
+            .zip(answers)
+            .map(|((req, _), answer)| match answer {
+                Ok(v) => match req.gas_limit {
+                    Some(limit) => Ok(limit),
+                    None => serde_json::from_value::<U64>(v)
+                        .map(|g| g.to::<u64>())
+                        .map_err(|e| {
+                            Simulation::Unavailable(format!(
+                                "eth_estimateGas answered something that is not a gas amount: {e}"
+                            ))
+                        }),
+                },
+                Err(ChainError::Rpc {
+                    message,
+                    class,
+                    data,
+                    ..
+                }) if class == RpcErrorClass::Permanent || evm_failure(&message) => {
+                    Err(Simulation::Reverted(self.revert_reason(req, message, data)))
+                }
+                Err(e) => Err(Simulation::Unavailable(e.to_string())),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_without_the_method_is_told_apart_from_a_failed_simulation() {
+        assert!(no_such_method(
+            -32601,
+            "the method eth_simulateV1 does not exist"
+        ));
+        assert!(no_such_method(-32000, "Method not found"));
+        assert!(!no_such_method(
+            -32003,
+            "Insufficient funds for gas * price + value"
+        ));
+        assert!(!no_such_method(-32000, "block gas limit reached"));
+    }
+
+    #[test]
+    fn out_of_gas_is_a_failure_of_the_call_not_of_the_node() {
+        assert!(evm_failure("EVM error OutOfGas"));
+        assert!(evm_failure("out of gas"));
+        assert!(!evm_failure("internal error"));
+        assert!(!evm_failure("upstream timeout"));
+    }
+
+    #[test]
+    fn simulated_calls_parse_with_only_their_status() {
+        let blocks: Vec<SimulatedBlock> = serde_json::from_str(
+            r#"[{"number":"0x1","calls":[{"status":"0x1","returnData":"0x","logs":[]},
+                {"status":"0x0","returnData":"0x08c379a0","error":{"code":3}}]}]"#,
+        )
+        .expect("parse");
+        let s: Vec<u64> = blocks[0].calls.iter().map(|c| c.status.to()).collect();
+        assert_eq!(s, vec![1, 0]);
+    }
+}
