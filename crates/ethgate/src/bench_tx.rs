@@ -27,17 +27,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_consensus::TxEip1559;
 use alloy_dyn_abi::{DynSolValue, JsonAbiExt};
 use alloy_json_abi::Function;
-use alloy_primitives::{Address, Bytes, TxKind, U64, U256};
+use alloy_primitives::{Address, Bytes};
 use anyhow::Context;
 use ethgate_api::{ApiState, router};
 use ethgate_chain::{EndpointPool, PoolConfig};
-use ethgate_keys::{LocalKey, Signer, UnsignedTx};
+use ethgate_keys::{LocalKey, Signer};
 use ethgate_store::Store;
 use ethgate_testkit::{Anvil, DEV_KEYS};
 use ethgate_tx::{Account, Settings, TxManager};
+
+use crate::bench_tx_raw::{Learns, raw};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -45,15 +46,11 @@ use tokio::sync::watch;
 /// How long either side may take before the run is called failed (a
 /// node that drops a raw transaction would otherwise stall the raw side
 /// for ever: it does not re-send).
-const DEADLINE: Duration = Duration::from_secs(600);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(600);
 
-/// How long the raw sender waits without progress, with the node holding
-/// nothing executable at its next nonce, before it replaces that nonce.
-const RAW_STALL: Duration = Duration::from_secs(1);
-
-struct Chain {
-    anvil: Anvil,
-    contract: Address,
+pub(crate) struct Chain {
+    pub(crate) anvil: Anvil,
+    pub(crate) contract: Address,
     miner: tokio::task::JoinHandle<()>,
     /// Blocks mined so far: each side starts right after a block, so
     /// neither gains or loses by where in the interval it happens to start.
@@ -62,7 +59,7 @@ struct Chain {
 
 impl Chain {
     /// Waits until the next block is mined.
-    async fn next_block(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn next_block(&mut self) -> anyhow::Result<()> {
         self.blocks
             .changed()
             .await
@@ -79,7 +76,7 @@ impl Drop for Chain {
     }
 }
 
-async fn chain(block: Duration) -> anyhow::Result<Chain> {
+pub(crate) async fn chain(block: Duration) -> anyhow::Result<Chain> {
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
     let _: Value = anvil.rpc("evm_setAutomine", json!([false])).await;
@@ -106,27 +103,15 @@ async fn chain(block: Duration) -> anyhow::Result<Chain> {
     })
 }
 
-fn calldata(key: &str) -> anyhow::Result<Bytes> {
+pub(crate) fn calldata(key: &str) -> anyhow::Result<Bytes> {
     let f = Function::parse("keyed(string)")?;
     Ok(f.abi_encode_input(&[DynSolValue::String(key.into())])?
         .into())
 }
 
-async fn nonce_count(anvil: &Anvil, a: Address, tag: &str) -> u64 {
-    let n: U64 = anvil.rpc("eth_getTransactionCount", json!([a, tag])).await;
-    n.to::<u64>()
-}
-
-/// Sends a signed transaction the raw sender's way; the node's answer.
-async fn send_raw(http: &reqwest::Client, url: &str, raw: String) -> anyhow::Result<Value> {
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]});
-    Ok(http.post(url).json(&body).send().await?.json().await?)
-}
-
 /// CPU seconds (user + system) a process has used so far, from
 /// `/proc/<pid>/stat`; 0 where that cannot be read.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> f64 {
     let path = pid.map_or_else(
         || "/proc/self/stat".to_owned(),
         |p| format!("/proc/{p}/stat"),
@@ -143,96 +128,10 @@ fn cpu_seconds(pid: Option<u32>) -> f64 {
 }
 
 /// One side's run: how long, and the CPU the node and this process used.
-struct Run {
-    took: Duration,
-    node_cpu: f64,
-    own_cpu: f64,
-}
-
-/// The raw sender: sign with pipelined nonces, send, wait until mined.
-async fn raw(n: usize, accounts: usize, in_flight: usize, block: Duration) -> anyhow::Result<Run> {
-    let mut c = chain(block).await?;
-    let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
-    let keys: Vec<LocalKey> = DEV_KEYS[1..=accounts]
-        .iter()
-        .map(|k| LocalKey::dev(k, "dev key"))
-        .collect::<Result<_, _>>()?;
-    let http = reqwest::Client::new();
-    c.next_block().await?;
-    let started = Instant::now();
-    // Call `i`, signed at its account's nonce; `fee_x` multiplies the fees
-    // (a replacement must pay more).
-    let sign = |i: usize, fee_x: u128| -> anyhow::Result<String> {
-        let key = &keys[i % accounts];
-        let signed = key.sign_sync(UnsignedTx::Eip1559(TxEip1559 {
-            chain_id: 31337,
-            nonce: (i / accounts) as u64,
-            gas_limit: 100_000,
-            max_fee_per_gas: 20_000_000_000 * fee_x,
-            max_priority_fee_per_gas: 1_000_000_000 * fee_x,
-            to: TxKind::Call(c.contract),
-            value: U256::ZERO,
-            access_list: Default::default(),
-            input: calldata(&format!("raw-{i}"))?,
-        }))?;
-        Ok(format!("0x{}", hex::encode(signed.raw)))
-    };
-    let mut raws = Vec::with_capacity(n);
-    for i in 0..n {
-        raws.push(sign(i, 1)?);
-    }
-    let url = c.anvil.url.clone();
-    let sent: Vec<anyhow::Result<()>> = futures::stream::iter(raws)
-        .map(|raw| {
-            let http = http.clone();
-            let url = url.clone();
-            async move {
-                let v = send_raw(&http, &url, raw).await?;
-                anyhow::ensure!(v.get("error").is_none(), "send refused: {v}");
-                Ok(())
-            }
-        })
-        .buffered(in_flight)
-        .collect()
-        .await;
-    sent.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    let per = (n / accounts) as u64;
-    let deadline = Instant::now() + DEADLINE;
-    let mut replaced = 0;
-    for (a, k) in keys.iter().enumerate() {
-        let mut progress = (u64::MAX, Instant::now());
-        loop {
-            let mined = nonce_count(&c.anvil, k.address(), "latest").await;
-            if mined >= per {
-                break;
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "raw sender: only {mined} of {per} nonces of {} mined within {DEADLINE:?} (the node dropped a transaction?)",
-                k.address()
-            );
-            if mined != progress.0 {
-                progress = (mined, Instant::now());
-            } else if progress.1.elapsed() >= RAW_STALL
-                && nonce_count(&c.anvil, k.address(), "pending").await <= mined
-            {
-                // anvil parked the next nonce (see the README): no sender
-                // gets past that without replacing it.
-                send_raw(&http, &url, sign(mined as usize * accounts + a, 2)?).await?;
-                replaced += 1;
-                progress.1 = Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    if replaced > 0 {
-        println!("      raw: {replaced} parked nonce(s) replaced");
-    }
-    Ok(Run {
-        took: started.elapsed(),
-        node_cpu: cpu_seconds(c.anvil.pid()) - node0,
-        own_cpu: cpu_seconds(None) - own0,
-    })
+pub(crate) struct Run {
+    pub(crate) took: Duration,
+    pub(crate) node_cpu: f64,
+    pub(crate) own_cpu: f64,
 }
 
 /// How the bench's client loads the API.
@@ -290,6 +189,9 @@ async fn ours(
         max_in_flight: 4_096,
         // As the raw side, which polls the nonce count every 20 ms.
         poll: Duration::from_millis(20),
+        // As the raw side, which replaces a nonce anvil parked after
+        // RAW_STALL without progress.
+        stall_after: crate::bench_tx_raw::RAW_STALL.as_secs(),
         ..Settings::default()
     };
     let manager = Arc::new(TxManager::new(
@@ -465,48 +367,61 @@ pub async fn tx(o: Options) -> anyhow::Result<()> {
     for accounts in [1, 8] {
         let n = n - n % accounts;
         println!("  {accounts} account(s):");
-        let (mut raws, mut ourses, mut ratios, mut lat) = (vec![], vec![], vec![], vec![]);
-        let (mut cpu_raw, mut cpu_ours) = (vec![], vec![]);
+        let mut lat = Vec::new();
+        // Per round: raw, raw with receipts, ethgate (tx/s, node CPU,
+        // own CPU each).
+        let mut figures: Vec<[(f64, f64, f64); 3]> = Vec::new();
         for round in 1..=rounds {
-            let raw = raw(n, accounts, in_flight, block)
+            let counted = raw(n, accounts, in_flight, block, Learns::NonceCount)
                 .await
                 .context("raw sender")?;
+            let receipted = raw(n, accounts, in_flight, block, Learns::Receipts)
+                .await
+                .context("raw sender reading receipts")?;
             let (ours, l) = ours(n, accounts, Load::InFlight(in_flight), block)
                 .await
                 .context("ethgate")?;
-            let (r, o) = (
-                n as f64 / raw.took.as_secs_f64(),
-                n as f64 / ours.took.as_secs_f64(),
-            );
-            println!(
-                "    round {round}: raw {r:>5.0} tx/s ({:.2?}), ethgate {o:>5.0} tx/s ({:.2?}), ratio {:.2}; node CPU {:.2} s vs {:.2} s, this process {:.2} s vs {:.2} s",
-                raw.took,
-                ours.took,
-                o / r,
-                raw.node_cpu,
-                ours.node_cpu,
-                raw.own_cpu,
-                ours.own_cpu,
-            );
-            raws.push(r);
-            ourses.push(o);
-            ratios.push(o / r);
-            cpu_raw.push(raw.node_cpu);
-            cpu_ours.push(ours.node_cpu);
             lat.extend(l);
+            let f = [&counted, &receipted, &ours]
+                .map(|r| (n as f64 / r.took.as_secs_f64(), r.node_cpu, r.own_cpu));
+            println!(
+                "    round {round}: raw {:>5.0} tx/s ({:.2?}), raw + receipts {:>5.0} tx/s ({:.2?}), ethgate {:>5.0} tx/s ({:.2?}); ratio {:.2} ({:.2} against raw + receipts); node CPU {:.2} / {:.2} / {:.2} s, this process {:.2} / {:.2} / {:.2} s",
+                f[0].0,
+                counted.took,
+                f[1].0,
+                receipted.took,
+                f[2].0,
+                ours.took,
+                f[2].0 / f[0].0,
+                f[2].0 / f[1].0,
+                f[0].1,
+                f[1].1,
+                f[2].1,
+                f[0].2,
+                f[1].2,
+                f[2].2,
+            );
+            figures.push(f);
         }
+        let med =
+            |pick: fn(&[(f64, f64, f64); 3]) -> f64| median(figures.iter().map(pick).collect());
         lat.sort();
         println!(
-            "    raw sign + send, pipelined nonces, to mined: {:>8.0} tx/s (median)",
-            median(raws)
+            "    raw sign + send, pipelined nonces, to mined (nonce count):     {:>8.0} tx/s (median)",
+            med(|f| f[0].0)
         );
         println!(
-            "    ethgate API request -> mined:               {:>8.0} tx/s (median)",
-            median(ourses)
+            "    raw, also reading each receipt (each call's outcome, as ethgate): {:>5.0} tx/s (median)",
+            med(|f| f[1].0)
         );
         println!(
-            "    ratio: {:.2} median of the rounds' ratios  (target >= 0.70)",
-            median(ratios)
+            "    ethgate API request -> mined:                                  {:>8.0} tx/s (median)",
+            med(|f| f[2].0)
+        );
+        println!(
+            "    ratio: {:.2} median of the rounds' ratios  (target >= 0.70); against the raw sender that reads receipts: {:.2}",
+            med(|f| f[2].0 / f[0].0),
+            med(|f| f[2].0 / f[1].0),
         );
         println!(
             "    API latency over all rounds: p50 {:.2?}, p99 {:.2?}  (target p99 < 10 ms)",
@@ -514,9 +429,10 @@ pub async fn tx(o: Options) -> anyhow::Result<()> {
             percentile(&lat, 0.99)
         );
         println!(
-            "    node CPU per run (median): raw {:.2} s, ethgate {:.2} s (simulation, receipts and reads on top of the same sends)",
-            median(cpu_raw),
-            median(cpu_ours)
+            "    node CPU per run (median): raw {:.2} s, raw + receipts {:.2} s, ethgate {:.2} s (simulation, receipts and reads on top of the same sends)",
+            med(|f| f[0].1),
+            med(|f| f[1].1),
+            med(|f| f[2].1),
         );
         if rate > 0.0 {
             let (run, mut lat) = ours(n, accounts, Load::Rate(rate), block)

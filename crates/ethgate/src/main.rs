@@ -6,6 +6,7 @@
 mod bench;
 mod bench_delivery;
 mod bench_tx;
+mod bench_tx_raw;
 mod cli_accounts;
 mod cli_keys_tx;
 mod commands;
