@@ -46,6 +46,25 @@ struct SimulatedCall {
     status: U64,
 }
 
+/// Calls (with their gas limits) in order, as simulated blocks of at most
+/// [`SIMULATED_BLOCK_GAS`] each; a call above it gets a block of its own.
+fn blocks(calls: impl IntoIterator<Item = (serde_json::Value, u64)>) -> Vec<serde_json::Value> {
+    let mut blocks = Vec::new();
+    let (mut open, mut gas) = (Vec::new(), 0u64);
+    for (call, limit) in calls {
+        if !open.is_empty() && gas.saturating_add(limit) > SIMULATED_BLOCK_GAS {
+            blocks.push(json!({"calls": std::mem::take(&mut open)}));
+            gas = 0;
+        }
+        open.push(call);
+        gas = gas.saturating_add(limit);
+    }
+    if !open.is_empty() {
+        blocks.push(json!({"calls": open}));
+    }
+    blocks
+}
+
 /// Whether a node's error says it has no `eth_simulateV1` at all.
 fn no_such_method(code: i64, message: &str) -> bool {
     let m = message.to_ascii_lowercase();
@@ -108,21 +127,13 @@ impl Sender {
         &self,
         items: &[(&TxRequest, Fees)],
     ) -> Option<Vec<Result<u64, Simulation>>> {
-        let mut blocks = Vec::new();
-        let (mut calls, mut gas) = (Vec::new(), 0u64);
-        for (req, fees) in items {
+        let calls = items.iter().map(|(req, fees)| {
             let limit = req.gas_limit.unwrap_or_default();
-            if !calls.is_empty() && gas.saturating_add(limit) > SIMULATED_BLOCK_GAS {
-                blocks.push(json!({"calls": std::mem::take(&mut calls)}));
-                gas = 0;
-            }
             let mut call = self.priced_call(req, *fees);
             call["gas"] = json!(U64::from(limit));
-            calls.push(call);
-            gas = gas.saturating_add(limit);
-        }
-        blocks.push(json!({"calls": calls}));
-        let params = json!([{"blockStateCalls": blocks, "validation": false}, "latest"]);
+            (call, limit)
+        });
+        let params = json!([{"blockStateCalls": blocks(calls), "validation": false}, "latest"]);
         let answer = self
             .account
             .pool
@@ -259,6 +270,29 @@ mod tests {
         assert!(evm_failure("out of gas"));
         assert!(!evm_failure("internal error"));
         assert!(!evm_failure("upstream timeout"));
+    }
+
+    #[test]
+    fn calls_keep_their_order_in_blocks_within_the_gas_budget() {
+        let calls = [6_000_000u64, 6_000_000, 6_000_000, 20_000_000, 100_000]
+            .into_iter()
+            .enumerate()
+            .map(|(k, gas)| (json!(k), gas));
+        let blocks = blocks(calls);
+        let shape: Vec<Vec<u64>> = blocks
+            .iter()
+            .map(|b| {
+                b["calls"]
+                    .as_array()
+                    .expect("calls")
+                    .iter()
+                    .map(|c| c.as_u64().expect("index"))
+                    .collect()
+            })
+            .collect();
+        // 6M + 6M fit; a third would pass 15M; the 20M call goes alone.
+        assert_eq!(shape, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
+        assert!(super::blocks(std::iter::empty()).is_empty());
     }
 
     #[test]
