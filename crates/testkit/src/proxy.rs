@@ -39,6 +39,9 @@ pub enum Fault {
     /// predates it (or a provider that does not serve it) does; everything
     /// else passes through.
     NoSimulate,
+    /// Answer `eth_simulateV1` with HTTP 502, as a gateway whose upstream
+    /// times out on it does, while every other call passes through.
+    SimulateUnanswered,
 }
 
 #[derive(Debug, Default)]
@@ -180,11 +183,15 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             let err = json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "the method eth_simulateV1 does not exist/is not available"}});
             return axum::Json(err).into_response();
         }
+        Fault::SimulateUnanswered if req["method"] == "eth_simulateV1" => {
+            return (StatusCode::BAD_GATEWAY, "upstream timed out").into_response();
+        }
         Fault::Pass
         | Fault::RangeCap(_)
         | Fault::ForeignLogHashes(_)
         | Fault::Park(_)
-        | Fault::NoSimulate => {}
+        | Fault::NoSimulate
+        | Fault::SimulateUnanswered => {}
     }
     if let Some(answer) = park(&inner, &req).await {
         return answer;

@@ -3,7 +3,8 @@
 //! with a fixed gas limit are simulated together with `eth_simulateV1`
 //! (no `eth_call` at all when every one passes); a node without it is
 //! asked once and then simulated with `eth_call` per request, with the
-//! same verdicts; a gas limit too low for the call is a rejection that
+//! same verdicts, and so is one whose `eth_simulateV1` goes unanswered
+//! while `eth_call` is answered; a gas limit too low for the call is a rejection that
 //! names it, not a node failure retried for ever in front of the
 //! account's other requests.
 
@@ -88,6 +89,29 @@ async fn a_node_without_simulate_v1_is_asked_once_then_simulated_per_request() {
         proxy.calls("eth_call") >= 4,
         "every request simulated with eth_call ({} calls)",
         proxy.calls("eth_call")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_answers_simulate_v1_is_simulated_with_eth_call() {
+    let f = fixture_proxied(Mining::Auto, 1, fast()).await;
+    let proxy = f.proxy.as_ref().expect("proxied");
+    proxy.set(Fault::SimulateUnanswered);
+    let from = format!("{:#x}", f.accounts[0]);
+    let first = submit(&f, &fixed(&f, &from, "first")).await;
+    until_status(&f, std::slice::from_ref(&first), "confirmed", 30).await;
+    let asked = proxy.calls("eth_simulateV1");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(submit(&f, &fixed(&f, &from, &format!("later-{i}"))).await);
+    }
+    until_status(&f, &ids, "confirmed", 30).await;
+
+    assert!(asked >= 1, "eth_simulateV1 was tried");
+    assert_eq!(
+        proxy.calls("eth_simulateV1"),
+        asked,
+        "not tried again once eth_call was answered in its place"
     );
 }
 

@@ -35,6 +35,18 @@ pub(super) enum Simulation {
     Unavailable(String),
 }
 
+/// What one `eth_simulateV1` gave.
+enum InOrder {
+    /// A verdict per request.
+    Done(Vec<Result<u64, Simulation>>),
+    /// An answer that cannot be used (an error for the whole chunk, a
+    /// malformed answer): simulate each request with `eth_call` instead.
+    Unusable,
+    /// No endpoint answered: `eth_call` tells whether the node is down or
+    /// only this method is slow or unserved.
+    Unanswered,
+}
+
 /// A simulated block, with only what the verdicts need.
 #[derive(Deserialize)]
 struct SimulatedBlock {
@@ -98,13 +110,29 @@ impl Sender {
         &self,
         items: &[(&TxRequest, Fees)],
     ) -> Vec<Result<u64, Simulation>> {
-        if self.simulate_v1.load(Ordering::Relaxed)
-            && items.iter().all(|(req, _)| req.gas_limit.is_some())
-            && let Some(verdicts) = self.simulate_in_order(items).await
+        if !self.simulate_v1.load(Ordering::Relaxed)
+            || items.iter().any(|(req, _)| req.gas_limit.is_none())
         {
-            return verdicts;
+            return self.simulate_each(items).await;
         }
-        self.simulate_each(items).await
+        match self.simulate_in_order(items).await {
+            InOrder::Done(verdicts) => verdicts,
+            InOrder::Unusable => self.simulate_each(items).await,
+            InOrder::Unanswered => {
+                let verdicts = self.simulate_each(items).await;
+                if verdicts
+                    .iter()
+                    .any(|v| !matches!(v, Err(Simulation::Unavailable(_))))
+                {
+                    // The node answers eth_call but not eth_simulateV1 (in
+                    // time): retrying it every tick would hold every
+                    // request back by the time-out.
+                    self.simulate_v1.store(false, Ordering::Relaxed);
+                    tracing::warn!(chain = %self.account.chain, "eth_simulateV1 went unanswered where eth_call was answered; simulating with eth_call");
+                }
+                verdicts
+            }
+        }
     }
 
     /// The call of `req` with the fees it will pay (a legacy account pays
@@ -120,13 +148,9 @@ impl Sender {
         call
     }
 
-    /// One `eth_simulateV1` for requests that all fix their gas limit;
-    /// `None` where its answer cannot be used (the caller falls back to
-    /// one `eth_call` each). Calls it says fail are judged by `eth_call`.
-    async fn simulate_in_order(
-        &self,
-        items: &[(&TxRequest, Fees)],
-    ) -> Option<Vec<Result<u64, Simulation>>> {
+    /// One `eth_simulateV1` for requests that all fix their gas limit.
+    /// Calls it says fail are judged by `eth_call`.
+    async fn simulate_in_order(&self, items: &[(&TxRequest, Fees)]) -> InOrder {
         let calls = items.iter().map(|(req, fees)| {
             let limit = req.gas_limit.unwrap_or_default();
             let mut call = self.priced_call(req, *fees);
@@ -145,26 +169,18 @@ impl Sender {
                 .flat_map(|b| b.calls)
                 .map(|c| c.status.to::<u64>() == 1)
                 .collect(),
-            Err(ChainError::Unavailable { last, .. }) => {
-                let why = format!("no endpoint answered eth_simulateV1: {last}");
-                return Some(
-                    items
-                        .iter()
-                        .map(|_| Err(Simulation::Unavailable(why.clone())))
-                        .collect(),
-                );
-            }
+            Err(ChainError::Unavailable { .. }) => return InOrder::Unanswered,
             Err(ChainError::Rpc { code, message, .. }) => {
                 if no_such_method(code, &message) {
                     self.simulate_v1.store(false, Ordering::Relaxed);
                     tracing::info!(chain = %self.account.chain, "the node has no eth_simulateV1; simulating with eth_call");
                 }
-                return None;
+                return InOrder::Unusable;
             }
-            Err(_) => return None,
+            Err(_) => return InOrder::Unusable,
         };
         if statuses.len() != items.len() {
-            return None;
+            return InOrder::Unusable;
         }
         let failed: Vec<(&TxRequest, Fees)> = items
             .iter()
@@ -173,7 +189,7 @@ impl Sender {
             .map(|(item, _)| *item)
             .collect();
         let mut judged = self.simulate_each(&failed).await.into_iter();
-        Some(
+        InOrder::Done(
             items
                 .iter()
                 .zip(statuses)
