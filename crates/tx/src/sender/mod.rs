@@ -170,7 +170,8 @@ pub struct Sender {
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
     /// Whether the node may be asked for `eth_simulateV1` (cleared the
-    /// first time it says it has no such method).
+    /// first time it says it has no such method, or leaves it unanswered
+    /// while it answers `eth_call`).
     simulate_v1: std::sync::atomic::AtomicBool,
 }
 
