@@ -46,9 +46,7 @@ async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
     let (anvil, store) = (&f.anvil, &f.store);
     let proxy = f.proxy.as_ref().expect("proxied");
     let from = format!("{:#x}", f.accounts[0]);
-    for i in 0..N {
-        submit(&f, &keyed(&f, &from, &format!("drop-{i}"))).await;
-    }
+    submit_all(&f, (0..N).map(|i| keyed(&f, &from, &format!("drop-{i}")))).await;
     until_count(store, "pending", N, None).await;
 
     let _: Value = anvil.rpc("anvil_dropAllTransactions", json!([])).await;

@@ -117,10 +117,7 @@ async fn concurrent_requests_over_four_accounts_all_confirm_with_contiguous_nonc
 async fn dropped_transactions_are_rebroadcast_and_mined() {
     let f = fixture(Mining::Off, 1, fast()).await;
     let from = format!("{:#x}", f.accounts[0]);
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(submit(&f, &keyed(&f, &from, &format!("drop-{i}"))).await);
-    }
+    let ids = submit_all(&f, (0..3).map(|i| keyed(&f, &from, &format!("drop-{i}")))).await;
     until_status(&f, &ids, "pending", 30).await;
     let _: Value = f.anvil.rpc("anvil_dropAllTransactions", json!([])).await;
     let pool: Value = f.anvil.rpc("txpool_content", json!([])).await;

@@ -38,10 +38,11 @@ async fn requests_with_a_gas_limit_are_simulated_together_in_one_call() {
     let f = fixture_proxied(Mining::Off, 1, fast()).await;
     let proxy = f.proxy.as_ref().expect("proxied");
     let from = format!("{:#x}", f.accounts[0]);
-    let mut ids = Vec::new();
-    for i in 0..N {
-        ids.push(submit(&f, &fixed(&f, &from, &format!("together-{i}"))).await);
-    }
+    let ids = submit_all(
+        &f,
+        (0..N).map(|i| fixed(&f, &from, &format!("together-{i}"))),
+    )
+    .await;
     let bad = submit(&f, &failing(&f, &from, "bad")).await;
     until_status(&f, &ids, "pending", 30).await;
     let rejected = &until_status(&f, std::slice::from_ref(&bad), "rejected", 30).await[0];
@@ -72,10 +73,7 @@ async fn a_node_without_simulate_v1_is_asked_once_then_simulated_per_request() {
     let from = format!("{:#x}", f.accounts[0]);
     let bad = submit(&f, &failing(&f, &from, "bad")).await;
     let rejected = &until_status(&f, std::slice::from_ref(&bad), "rejected", 30).await[0];
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(submit(&f, &fixed(&f, &from, &format!("each-{i}"))).await);
-    }
+    let ids = submit_all(&f, (0..3).map(|i| fixed(&f, &from, &format!("each-{i}")))).await;
     until_status(&f, &ids, "confirmed", 30).await;
 
     assert_eq!(rejected["error"], "execution reverted: not due yet");
@@ -101,10 +99,7 @@ async fn a_node_that_never_answers_simulate_v1_is_simulated_with_eth_call() {
     let first = submit(&f, &fixed(&f, &from, "first")).await;
     until_status(&f, std::slice::from_ref(&first), "confirmed", 30).await;
     let asked = proxy.calls("eth_simulateV1");
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(submit(&f, &fixed(&f, &from, &format!("later-{i}"))).await);
-    }
+    let ids = submit_all(&f, (0..3).map(|i| fixed(&f, &from, &format!("later-{i}")))).await;
     until_status(&f, &ids, "confirmed", 30).await;
 
     assert!(asked >= 1, "eth_simulateV1 was tried");

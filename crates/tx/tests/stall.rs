@@ -28,10 +28,7 @@ async fn a_parked_next_nonce_is_replaced_and_every_nonce_behind_it_mined() {
     let proxy = f.proxy.as_ref().expect("proxied");
     proxy.set(Fault::Park(1));
     let from = format!("{:#x}", f.accounts[0]);
-    let mut ids = Vec::new();
-    for i in 0..N {
-        ids.push(submit(&f, &keyed(&f, &from, &format!("stall-{i}"))).await);
-    }
+    let ids = submit_all(&f, (0..N).map(|i| keyed(&f, &from, &format!("stall-{i}")))).await;
     let views = until_status(&f, &ids, "confirmed", 60).await;
 
     assert!(

@@ -161,6 +161,15 @@ pub async fn submit(f: &Fixture, body: &Value) -> String {
     f.manager.submit(body).await.expect("accepted").id
 }
 
+/// Submits requests in order, each accepted; their ids.
+pub async fn submit_all(f: &Fixture, bodies: impl IntoIterator<Item = Value>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for body in bodies {
+        ids.push(submit(f, &body).await);
+    }
+    ids
+}
+
 /// Waits until every id has `status`; returns their views.
 pub async fn until_status(f: &Fixture, ids: &[String], status: &str, secs: u64) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
