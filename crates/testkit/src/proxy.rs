@@ -139,17 +139,12 @@ async fn park(inner: &Inner, req: &Value) -> Option<Response> {
     }
     let mut answers = held;
     if !rest.is_empty() {
-        let forwarded = inner
-            .client
-            .post(&inner.upstream)
-            .json(&Value::Array(rest))
-            .send()
-            .await;
-        match forwarded {
-            Ok(r) => match r.json::<Vec<Value>>().await {
-                Ok(more) => answers.extend(more),
-                Err(e) => return Some((StatusCode::BAD_GATEWAY, e.to_string()).into_response()),
-            },
+        let forwarded = async {
+            let sent = inner.client.post(&inner.upstream).json(&Value::Array(rest));
+            sent.send().await?.json::<Vec<Value>>().await
+        };
+        match forwarded.await {
+            Ok(more) => answers.extend(more),
             Err(e) => return Some((StatusCode::BAD_GATEWAY, e.to_string()).into_response()),
         }
     }

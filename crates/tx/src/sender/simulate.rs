@@ -208,9 +208,6 @@ impl Sender {
     /// enough), else `eth_estimateGas` (whose estimate is then the gas
     /// limit's base).
     async fn simulate_each(&self, items: &[(&TxRequest, Fees)]) -> Vec<Result<u64, Simulation>> {
-        if items.is_empty() {
-            return Vec::new();
-        }
         let calls: Vec<(&str, serde_json::Value)> = items
             .iter()
             .map(|(req, fees)| {
