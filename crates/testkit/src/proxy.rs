@@ -42,6 +42,11 @@ pub enum Fault {
     /// Answer `eth_simulateV1` with HTTP 502, as a gateway whose upstream
     /// times out on it does, while every other call passes through.
     SimulateUnanswered,
+    /// Answer every `eth_call` and `eth_simulateV1` whose call data starts
+    /// with this selector with -32603 and words no classifier knows, as a
+    /// node that cannot run that one call does; every other call, in a
+    /// batch or alone, passes through.
+    CallErrs([u8; 4]),
 }
 
 #[derive(Debug, Default)]
@@ -121,17 +126,53 @@ fn parks(inner: &Inner, raw: &str) -> bool {
     park
 }
 
-/// Answers parked sends here and forwards the rest of the request; `None`
-/// when nothing in it is parked.
-async fn park(inner: &Inner, req: &Value) -> Option<Response> {
+/// Whether a call's data starts with `selector` (`eth_call`'s call, or any
+/// call of an `eth_simulateV1`).
+fn calls_selector(c: &Value, selector: [u8; 4]) -> bool {
+    let prefix = format!("0x{}", alloy_primitives::hex::encode(selector));
+    let matches = |call: &Value| {
+        ["data", "input"]
+            .iter()
+            .any(|k| call[k].as_str().is_some_and(|d| d.starts_with(&prefix)))
+    };
+    match c["method"].as_str() {
+        Some("eth_call") => matches(&c["params"][0]),
+        Some("eth_simulateV1") => c["params"][0]["blockStateCalls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["calls"].as_array())
+            .flatten()
+            .any(matches),
+        _ => false,
+    }
+}
+
+/// What the proxy itself answers to one call under the current fault;
+/// `None` to forward it.
+fn answer_here(inner: &Inner, fault: Fault, c: &Value) -> Option<Value> {
+    let error = |code: i64, message: &str| json!({"jsonrpc": "2.0", "id": c["id"], "error": {"code": code, "message": message}});
+    match fault {
+        Fault::CallErrs(selector) if calls_selector(c, selector) => {
+            Some(error(-32603, "internal error: cannot run this call"))
+        }
+        _ => {
+            let raw = c["params"][0].as_str().unwrap_or_default();
+            (c["method"] == "eth_sendRawTransaction" && parks(inner, raw))
+                .then(|| error(-32003, "transaction already imported"))
+        }
+    }
+}
+
+/// Answers the calls the fault answers here (parked sends, failing calls)
+/// and forwards the rest of the request; `None` when it answers none.
+async fn answer_some(inner: &Inner, fault: Fault, req: &Value) -> Option<Response> {
     let mut held = Vec::new();
     let mut rest = Vec::new();
     for c in calls(req) {
-        let raw = c["params"][0].as_str().unwrap_or_default();
-        if c["method"] == "eth_sendRawTransaction" && parks(inner, raw) {
-            held.push(json!({"jsonrpc": "2.0", "id": c["id"], "error": {"code": -32003, "message": "transaction already imported"}}));
-        } else {
-            rest.push(c.clone());
+        match answer_here(inner, fault, c) {
+            Some(answer) => held.push(answer),
+            None => rest.push(c.clone()),
         }
     }
     if held.is_empty() {
@@ -186,9 +227,10 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         | Fault::ForeignLogHashes(_)
         | Fault::Park(_)
         | Fault::NoSimulate
-        | Fault::SimulateUnanswered => {}
+        | Fault::SimulateUnanswered
+        | Fault::CallErrs(_) => {}
     }
-    if let Some(answer) = park(&inner, &req).await {
+    if let Some(answer) = answer_some(&inner, fault, &req).await {
         return answer;
     }
     if req["method"] == "eth_getLogs" {

@@ -4,9 +4,12 @@
 //! (no `eth_call` at all when every one passes); a node without it is
 //! asked once and then simulated with `eth_call` per request, with the
 //! same verdicts, and so is one whose `eth_simulateV1` goes unanswered
-//! while `eth_call` is answered; a gas limit too low for the call is a rejection that
-//! names it, not a node failure retried for ever in front of the
-//! account's other requests.
+//! while `eth_call` is answered; a gas limit too low for the call is a
+//! rejection that names it, not a node failure retried for ever in front
+//! of the account's other requests; a call the node cannot run (an error
+//! that names no failure) while it runs others lets them go first and
+//! ends rejected with the node's words, and a node that can run none
+//! rejects none.
 
 use ethgate_testkit::Fault;
 use serde_json::{Value, json};
@@ -131,4 +134,69 @@ async fn a_gas_limit_too_low_for_the_call_is_rejected_and_does_not_hold_up_the_r
     );
     assert_eq!(rejected["nonce"], Value::Null, "no nonce taken");
     assert_eq!(mined["nonce"], 0, "the next request took the first nonce");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_node_cannot_simulate_lets_the_rest_go_first_then_ends_rejected() {
+    let f = fixture_proxied(Mining::Auto, 1, fast()).await;
+    let proxy = f.proxy.as_ref().expect("proxied");
+    let once = alloy_primitives::keccak256("once(string)");
+    proxy.set(Fault::CallErrs([once[0], once[1], once[2], once[3]]));
+    let from = format!("{:#x}", f.accounts[0]);
+    let odd = json!({
+        "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
+        "function": "once(string)", "args": ["odd"], "gas_limit": 100_000,
+        "idempotency_key": "odd",
+    });
+    let odd = submit(&f, &odd).await;
+    // Each later request is simulated in a tick beside the odd one, so the
+    // node is seen simulating others while it cannot run that one call.
+    let mut nonces = Vec::new();
+    for i in 0..ethgate_tx::sender::SIMULATION_ERRORS {
+        let id = submit(&f, &fixed(&f, &from, &format!("after-{i}"))).await;
+        let done = &until_status(&f, &[id], "confirmed", 30).await[0];
+        nonces.push(done["nonce"].as_u64().expect("a nonce"));
+    }
+    let rejected = &until_status(&f, std::slice::from_ref(&odd), "rejected", 30).await[0];
+
+    let expected: Vec<u64> = (0..u64::from(ethgate_tx::sender::SIMULATION_ERRORS)).collect();
+    assert_eq!(nonces, expected, "later requests were not held behind it");
+    let why = rejected["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("could not simulate") && why.contains("cannot run this call"),
+        "the node's words, and why: {rejected}"
+    );
+    assert_eq!(rejected["nonce"], Value::Null, "no nonce taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_can_simulate_nothing_rejects_nothing() {
+    let f = fixture_proxied(Mining::Auto, 1, fast()).await;
+    let proxy = f.proxy.as_ref().expect("proxied");
+    let keyed = alloy_primitives::keccak256("keyed(string)");
+    proxy.set(Fault::CallErrs([keyed[0], keyed[1], keyed[2], keyed[3]]));
+    let from = format!("{:#x}", f.accounts[0]);
+    let ids = submit_all(&f, (0..3).map(|i| fixed(&f, &from, &format!("all-{i}")))).await;
+    // Enough ticks (each runs every request's eth_call) that a request
+    // counted in each would have been rejected twice over.
+    let ticks = u64::from(ethgate_tx::sender::SIMULATION_ERRORS) * 2;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while proxy.calls("eth_call") < ticks * ids.len() as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sender stopped simulating"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Still waiting, none rejected.
+    until_status(&f, &ids, "queued", 5).await;
+    proxy.set(Fault::Pass);
+    let done = until_status(&f, &ids, "confirmed", 30).await;
+
+    let nonces: Vec<_> = done.iter().map(|t| t["nonce"].as_u64()).collect();
+    assert_eq!(
+        nonces,
+        vec![Some(0), Some(1), Some(2)],
+        "in order, once the node could"
+    );
 }

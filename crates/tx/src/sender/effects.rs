@@ -298,6 +298,7 @@ impl Sender {
     pub(super) fn forget_answers(&mut self, id: &str) {
         self.firm_refusals.remove(id);
         self.held_stalls.remove(id);
+        self.sim_errors.remove(id);
     }
 
     /// Queues the status envelope of a state change; the tick writes it

@@ -29,6 +29,7 @@ mod effects;
 mod observe;
 mod prepare;
 mod queued;
+pub use queued::SIMULATION_ERRORS;
 mod simulate;
 use simulate::Simulation;
 mod table;
@@ -167,6 +168,10 @@ pub struct Sender {
     /// stall re-send the node answered "already known".
     stall_resends: std::collections::HashSet<String>,
     held_stalls: std::collections::HashSet<String>,
+    /// Queued requests whose simulation the node answered with an error
+    /// that names no failure, in ticks where it simulated others: how
+    /// many times (see `queued::SIMULATION_ERRORS`).
+    sim_errors: HashMap<String, u32>,
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
     /// Whether the node may be asked for `eth_simulateV1` (cleared the
@@ -212,6 +217,7 @@ impl Sender {
             firm_refusals: Default::default(),
             stall_resends: Default::default(),
             held_stalls: Default::default(),
+            sim_errors: HashMap::new(),
             contract_errors: Arc::default(),
             simulate_v1: true.into(),
         }

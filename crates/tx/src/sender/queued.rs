@@ -24,6 +24,13 @@ const SIMULATIONS: usize = 50;
 /// Nonces taken per store transaction; a multiple of [`SIMULATIONS`], so
 /// each recorded batch is broadcast in full JSON-RPC batches.
 const NONCE_BATCH: usize = 150;
+/// Ticks in which the node simulates the account's other requests but
+/// answers one request's simulation with an error that names no failure
+/// before that request is rejected with the node's words. Retried for
+/// ever, it would only be re-simulated at every tick; but a request the
+/// node cannot run at all (a failure in words no classifier knows) would
+/// never end, and a service waits on its ending.
+pub const SIMULATION_ERRORS: u32 = 5;
 
 impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
@@ -103,15 +110,43 @@ impl Sender {
             },
             None => Vec::new(),
         };
+        // A request the node could not simulate while it simulated others
+        // is the request's problem, not the node's: the rest go ahead.
+        let others_simulated = verdicts
+            .iter()
+            .any(|v| matches!(v, Ok(_) | Err(Simulation::Reverted(_))));
         // Nonces in creation order; stop at the first request whose
-        // simulation could not run.
+        // simulation could not run for want of a node.
         let mut accepted: Vec<(usize, u64)> = Vec::new();
         for (j, (((row, req, policy), _), verdict)) in
             ready.iter().zip(&fees).zip(verdicts).enumerate()
         {
-            let gas = match verdict {
+            let reason = match verdict {
+                Ok(gas) => {
+                    self.sim_errors.remove(&row.id);
+                    Ok(gas)
+                }
+                Err(Simulation::Reverted(reason)) => Err(reason),
+                Err(Simulation::Erred(e)) if others_simulated => {
+                    let seen = self.sim_errors.entry(row.id.clone()).or_default();
+                    *seen += 1;
+                    if *seen < SIMULATION_ERRORS {
+                        tracing::warn!(tx = %row.id, error = %e, "the node could not simulate this request while it simulated others; the account's later requests go first");
+                        continue;
+                    }
+                    self.sim_errors.remove(&row.id);
+                    Err(format!(
+                        "the node could not simulate the call ({SIMULATION_ERRORS} times, while it simulated the account's other requests): {e}"
+                    ))
+                }
+                Err(Simulation::Erred(e) | Simulation::Unavailable(e)) => {
+                    tracing::warn!(tx = %row.id, error = %e, "simulation unavailable; retrying next tick");
+                    break;
+                }
+            };
+            let gas = match reason {
                 Ok(gas) => gas,
-                Err(Simulation::Reverted(reason)) => {
+                Err(reason) => {
                     let (next, _) = step(
                         &TxState::Queued,
                         &TxEvent::Simulated(Err(reason.clone())),
@@ -121,10 +156,6 @@ impl Sender {
                     self.save(row, &next, Some(&reason)).await?;
                     self.emit(row, req, &next);
                     continue;
-                }
-                Err(Simulation::Unavailable(e)) => {
-                    tracing::warn!(tx = %row.id, error = %e, "simulation unavailable; retrying next tick");
-                    break;
                 }
             };
             let (_, effects) = step(&TxState::Queued, &TxEvent::Simulated(Ok(())), policy, now());

@@ -33,6 +33,11 @@ pub(super) enum Simulation {
     Reverted(String),
     /// No endpoint answered (the reason): try again next tick.
     Unavailable(String),
+    /// The node answered with an error that says neither that the call
+    /// fails nor that the node is busy (a code nodes use for internal
+    /// errors, in words this classifier does not know): the request is
+    /// suspect if the node simulates other requests meanwhile.
+    Erred(String),
 }
 
 /// What one `eth_simulateV1` gave.
@@ -253,6 +258,7 @@ impl Sender {
                 }) if class == RpcErrorClass::Permanent || evm_failure(&message) => {
                     Err(Simulation::Reverted(self.revert_reason(req, message, data)))
                 }
+                Err(e @ ChainError::Rpc { .. }) => Err(Simulation::Erred(e.to_string())),
                 Err(e) => Err(Simulation::Unavailable(e.to_string())),
             })
             .collect()
