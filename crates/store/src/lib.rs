@@ -43,7 +43,8 @@ pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::TokenRow;
 pub use tx::{
-    AttemptRow, Inserted, NewAttempt, NewTx, StateUpdate, StatusEnvelopes, TakeNonce, TxRow,
+    AttemptRow, Inserted, NewAttempt, NewTx, Replacement, StateUpdate, StatusEnvelopes, TakeNonce,
+    TxRow,
 };
 
 /// Why a store operation failed.

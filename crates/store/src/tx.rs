@@ -105,6 +105,20 @@ pub struct TakeNonce<'a> {
     pub status: &'a str,
 }
 
+/// A replacement attempt (a bump or a no-op) of a request that already
+/// holds its nonce, for [`Store::add_attempts`].
+#[derive(Debug, Clone, Copy)]
+pub struct Replacement<'a> {
+    /// The request.
+    pub tx_id: &'a str,
+    /// The attempt, signed at the request's nonce.
+    pub attempt: &'a NewAttempt,
+    /// The request's new state (JSON).
+    pub state: &'a str,
+    /// Its status word.
+    pub status: &'a str,
+}
+
 /// A request's new state, for [`Store::set_tx_states`].
 #[derive(Debug, Clone)]
 pub struct StateUpdate {
@@ -437,26 +451,38 @@ impl Store {
         Ok(true)
     }
 
-    /// Records a replacement attempt (a bump or a no-op) and the request's
-    /// new state, before the attempt is broadcast.
-    pub async fn add_attempt(
-        &self,
-        tx_id: &str,
-        attempt: &NewAttempt,
-        state: &str,
-        status: &str,
-    ) -> Result<(), StoreError> {
+    /// Records replacement attempts (bumps and no-ops) with their requests'
+    /// new states, before any of them is broadcast: one transaction for a
+    /// tick's worth (a fee spike brings every pending request's bump due
+    /// at once). Each request at most once per call: its attempt's number
+    /// follows the rows already written.
+    pub async fn add_attempts(&self, items: &[Replacement<'_>]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        if let Some(twice) = items.iter().find(|r| !seen.insert(r.tx_id)) {
+            return Err(StoreError::Corrupt {
+                what: "add_attempts",
+                detail: format!("request {} replaced twice in one call", twice.tx_id),
+            });
+        }
         let mut db = begin(self).await?;
-        insert_attempts(&mut db, &[(tx_id, attempt)]).await?;
-        let new = NewState {
-            tx_id,
-            state,
-            status,
-            nonce: Some(attempt.nonce),
-            block_number: None,
-            error: None,
-        };
-        update_states(&mut db, &[new]).await?;
+        let attempts: Vec<(&str, &NewAttempt)> =
+            items.iter().map(|r| (r.tx_id, r.attempt)).collect();
+        insert_attempts(&mut db, &attempts).await?;
+        let states: Vec<NewState<'_>> = items
+            .iter()
+            .map(|r| NewState {
+                tx_id: r.tx_id,
+                state: r.state,
+                status: r.status,
+                nonce: Some(r.attempt.nonce),
+                block_number: None,
+                error: None,
+            })
+            .collect();
+        update_states(&mut db, &states).await?;
         db.commit().await?;
         Ok(())
     }

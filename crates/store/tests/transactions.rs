@@ -4,7 +4,8 @@
 //! many per statement, and the sender's read of new rows.
 
 use ethgate_store::{
-    Inserted, NewAttempt, NewTx, StateUpdate, StatusEnvelopes, Store, StoreError, TakeNonce,
+    Inserted, NewAttempt, NewTx, Replacement, StateUpdate, StatusEnvelopes, Store, StoreError,
+    TakeNonce,
 };
 
 const SENDER: &str = "0x00000000000000000000000000000000000000aa";
@@ -125,14 +126,43 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
         assert_eq!((list[0].n, list[0].nonce), (1, 7 + k as u64), "{id}");
         assert_eq!(list[0].raw, attempts[k].raw, "{id}");
     }
-    // A replacement is numbered after the first attempt.
-    let bump = attempt(7);
-    s.add_attempt("tx0000", &bump, "\"Pending\"", "pending")
-        .await
-        .expect("bump");
-    let list = s.attempts("tx0000").await.expect("attempts");
-    assert_eq!(list.iter().map(|a| a.n).collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(s.extra_attempts().await.expect("extra"), 1, "one bump");
+    // Replacements, a tick's worth in one call, are numbered after the
+    // first attempts; a request twice in one call writes nothing.
+    let bumps: Vec<NewAttempt> = (0..300u64).map(|k| attempt(7 + k)).collect();
+    let replacements: Vec<Replacement> = ids
+        .iter()
+        .zip(&bumps)
+        .map(|(id, a)| Replacement {
+            tx_id: id,
+            attempt: a,
+            state: "\"Pending\"",
+            status: "pending",
+        })
+        .collect();
+    let twice = [replacements[0], replacements[1], replacements[0]];
+    assert!(matches!(
+        s.add_attempts(&twice).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert_eq!(
+        s.extra_attempts().await.expect("extra"),
+        0,
+        "nothing written"
+    );
+    s.add_attempts(&replacements).await.expect("bumps");
+    for id in &ids[..300] {
+        let list = s.attempts(id).await.expect("attempts");
+        assert_eq!(
+            list.iter().map(|a| a.n).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{id}"
+        );
+    }
+    assert_eq!(
+        s.extra_attempts().await.expect("extra"),
+        300,
+        "one bump each"
+    );
 }
 
 #[tokio::test]

@@ -21,6 +21,14 @@ const REFUSED: &str = "broadcast refused: ";
 /// Re-broadcasts and replacements per JSON-RPC batch.
 const RESENDS_PER_BATCH: usize = 50;
 
+/// A replacement signed this tick, to be recorded before it is sent.
+pub(super) struct Replacing {
+    id: String,
+    attempt: ethgate_store::NewAttempt,
+    state: String,
+    status: &'static str,
+}
+
 impl Sender {
     /// Steps a request with an event and carries out the effects.
     pub(super) async fn apply(
@@ -163,10 +171,13 @@ impl Sender {
             )
         };
         let attempt = self.sign(tx, fees, noop).await?;
-        let json = serde_json::to_string(next).unwrap_or_default();
-        self.store
-            .add_attempt(&row.id, &attempt, &json, next.status())
-            .await?;
+        // Recorded with the tick's other replacements, before any is sent.
+        self.replacements.push(Replacing {
+            id: row.id.clone(),
+            attempt: attempt.clone(),
+            state: serde_json::to_string(next).unwrap_or_default(),
+            status: next.status(),
+        });
         self.changes.push(super::table::Change {
             id: row.id.clone(),
             state: next.clone(),
@@ -176,10 +187,36 @@ impl Sender {
         // New bytes, a new answer (a no-op may be affordable).
         self.forget_answers(&row.id);
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
-        // Recorded above; sent with the tick's other broadcasts (a fee
-        // spike brings every pending request's bump due at once).
+        // Sent with the tick's other broadcasts once recorded (a fee spike
+        // brings every pending request's bump due at once).
         self.resends.push((row.id.clone(), attempt.raw));
         Ok(())
+    }
+
+    /// Records the tick's replacements in one store transaction. If that
+    /// fails, none of them may be broadcast (write-ahead), and the attempts
+    /// this task remembered for them are forgotten, to be read again.
+    pub(super) async fn record_replacements(&mut self) -> Result<(), TickError> {
+        let replacing = std::mem::take(&mut self.replacements);
+        let items: Vec<ethgate_store::Replacement<'_>> = replacing
+            .iter()
+            .map(|r| ethgate_store::Replacement {
+                tx_id: &r.id,
+                attempt: &r.attempt,
+                state: &r.state,
+                status: r.status,
+            })
+            .collect();
+        let Err(e) = self.store.add_attempts(&items).await else {
+            return Ok(());
+        };
+        let ids: std::collections::HashSet<&str> =
+            replacing.iter().map(|r| r.id.as_str()).collect();
+        self.resends.retain(|(id, _)| !ids.contains(id.as_str()));
+        for id in ids {
+            self.attempts.remove(id);
+        }
+        Err(e.into())
     }
 
     /// Queues a request's new state; the tick writes all of them in one

@@ -141,6 +141,8 @@ pub struct Sender {
     /// Re-broadcasts and replacements (request id, raw bytes) this tick
     /// decided, sent together at its end.
     resends: Vec<(String, Vec<u8>)>,
+    /// Replacements this tick signed, recorded together before `resends`.
+    replacements: Vec<effects::Replacing>,
     /// Market fees by speed, read once per tick.
     market: HashMap<crate::Speed, Fees>,
     /// The head hash whose receipts were last read.
@@ -203,6 +205,7 @@ impl Sender {
             changes: Vec::new(),
             market: HashMap::new(),
             resends: Vec::new(),
+            replacements: Vec::new(),
             saves: Vec::new(),
             envelopes: Vec::new(),
             stream,
@@ -272,8 +275,9 @@ impl Sender {
     /// what the chain said.
     pub async fn tick(&mut self) -> Result<(), TickError> {
         let result = self.tick_inner().await;
+        let recorded = self.record_replacements().await;
         let sent = self.flush_resends().await;
-        let result = result.and(sent);
+        let result = result.and(recorded).and(sent);
         let saves = coalesce(std::mem::take(&mut self.saves));
         let envelopes = std::mem::take(&mut self.envelopes);
         let written = self
