@@ -488,11 +488,11 @@ impl Store {
     }
 
     /// Records the last error worth showing on a request (a broadcast
-    /// refusal), without changing its state; an empty one clears it (the
-    /// node accepted a later broadcast).
-    pub async fn set_tx_error(&self, tx_id: &str, error: &str) -> Result<(), StoreError> {
+    /// refusal), without changing its state; `None` clears it (the node
+    /// accepted a later broadcast).
+    pub async fn set_tx_error(&self, tx_id: &str, error: Option<&str>) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("UPDATE tx_requests SET error = NULLIF(?, ''), updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE tx_requests SET error = ?, updated_at = ? WHERE id = ?")
             .bind(error)
             .bind(now_secs())
             .bind(tx_id)

@@ -171,7 +171,7 @@ async fn many_state_changes_keep_errors_and_refuse_a_request_twice() {
     let ids: Vec<String> = (0..250).map(|i| format!("tx{i:04}")).collect();
     let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
     s.insert_txs(&news).await.expect("insert");
-    s.set_tx_error("tx0001", "broadcast refused: x")
+    s.set_tx_error("tx0001", Some("broadcast refused: x"))
         .await
         .expect("error");
     // Each request holds its own nonce: its number.

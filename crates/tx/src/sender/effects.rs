@@ -322,8 +322,8 @@ impl Sender {
         for id in accepted {
             self.firm_refusals.remove(id);
             if self.table.error(id).is_some_and(|e| e.starts_with(REFUSED)) {
-                self.store.set_tx_error(id, "").await?;
-                self.table.set_error(id, String::new());
+                self.store.set_tx_error(id, None).await?;
+                self.table.set_error(id, None);
             }
         }
         Ok(())
@@ -430,7 +430,7 @@ pub(super) async fn send_all(
         sent.push(Answer::Refused);
         tracing::warn!(tx = %id, account = %addr, error = %why, "broadcast refused; will retry");
         let error = format!("{REFUSED}{why}");
-        store.set_tx_error(id, &error).await?;
+        store.set_tx_error(id, Some(&error)).await?;
         if let Ok(mut list) = shared.refused.lock() {
             list.push(super::Refusal {
                 tx: (*id).to_owned(),

@@ -391,7 +391,7 @@ impl Sender {
                 true => self.firm_refusals.insert(r.tx.clone()),
                 false => self.firm_refusals.remove(&r.tx),
             };
-            self.table.set_error(&r.tx, r.error);
+            self.table.set_error(&r.tx, Some(r.error));
         }
         // The rows are lent to the pass and put back whatever it returns.
         let rows = std::mem::take(&mut self.table.rows);

@@ -117,11 +117,11 @@ impl Table {
         open.state = c.state;
     }
 
-    /// Records an error shown with a request (a broadcast refusal); an
-    /// empty one clears it.
-    pub fn set_error(&mut self, id: &str, error: String) {
+    /// Records an error shown with a request (a broadcast refusal), or
+    /// clears it (`None`: a later broadcast was accepted).
+    pub fn set_error(&mut self, id: &str, error: Option<String>) {
         if let Some(open) = self.ids.get(id).and_then(|rid| self.rows.get_mut(rid)) {
-            open.row.error = shown(error);
+            open.row.error = error;
         }
     }
 
