@@ -35,8 +35,9 @@ pub(super) enum Simulation {
     Unavailable(String),
     /// The node answered with an error that says neither that the call
     /// fails nor that the node is busy (a code nodes use for internal
-    /// errors, in words this classifier does not know): the request is
-    /// suspect if the node simulates other requests meanwhile.
+    /// errors, in words this classifier does not know), or with something
+    /// that is not a gas amount: the request is suspect if the node
+    /// simulates other requests meanwhile.
     Erred(String),
 }
 
@@ -245,7 +246,7 @@ impl Sender {
                     None => serde_json::from_value::<U64>(v)
                         .map(|g| g.to::<u64>())
                         .map_err(|e| {
-                            Simulation::Unavailable(format!(
+                            Simulation::Erred(format!(
                                 "eth_estimateGas answered something that is not a gas amount: {e}"
                             ))
                         }),
