@@ -179,7 +179,7 @@ pub struct Sender {
     /// Whether the node may be asked for `eth_simulateV1` (cleared the
     /// first time it says it has no such method, or leaves it unanswered
     /// while it answers `eth_call`).
-    simulate_v1: std::sync::atomic::AtomicBool,
+    simulate_v1: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sender {
@@ -222,7 +222,7 @@ impl Sender {
             held_stalls: Default::default(),
             sim_errors: HashMap::new(),
             contract_errors: Arc::default(),
-            simulate_v1: true.into(),
+            simulate_v1: Arc::new(true.into()),
         }
     }
 

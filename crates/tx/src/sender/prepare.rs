@@ -36,30 +36,6 @@ use crate::fees::Fees;
 use crate::request::TxRequest;
 
 impl Sender {
-    /// The call `req` makes from this account, for `eth_call` and
-    /// `eth_estimateGas` (fees and gas are added by the caller).
-    pub(super) fn call_of(&self, req: &TxRequest) -> serde_json::Value {
-        json!({"from": self.address, "to": req.to, "data": req.data, "value": req.value})
-    }
-
-    /// Why a call of `req` failed, from the node's error: decoded here
-    /// from the revert data, the same on every node; the node's own
-    /// message where it gave no revert data (an account that cannot pay,
-    /// say), or empty data with a message that is not about a revert.
-    pub(super) fn revert_reason(
-        &self,
-        req: &TxRequest,
-        message: String,
-        data: Option<Bytes>,
-    ) -> String {
-        match data {
-            Some(data) if !data.is_empty() || message.to_ascii_lowercase().contains("revert") => {
-                ethgate_core::revert::describe(&data, &self.errors_of(req))
-            }
-            _ => message,
-        }
-    }
-
     /// Why a mined transaction reverted, which its receipt does not say:
     /// its call replayed at its block (as libraries do; the state there is
     /// after the block, which may differ from what the transaction saw, so
@@ -76,7 +52,8 @@ impl Sender {
                 .find(|a| a.hash.eq_ignore_ascii_case(&hash))
                 .map(|a| a.gas_limit)
         });
-        let mut call = self.call_of(req);
+        let sim = self.simulator();
+        let mut call = sim.call_of(req);
         if let Some(gas) = gas {
             call["gas"] = json!(alloy_primitives::U64::from(gas));
         }
@@ -93,23 +70,10 @@ impl Sender {
             ),
             Err(ChainError::Rpc { message, data, .. }) => format!(
                 "reverted on chain in block {n}; replayed there: {}",
-                self.revert_reason(req, message, data)
+                sim.revert_reason(req, message, data)
             ),
             Err(e) => format!("reverted on chain in block {n}; the replay failed: {e}"),
         }
-    }
-
-    /// The custom errors a request's call may revert with: those it
-    /// names, then those the configuration's ABIs declare for its target.
-    fn errors_of(&self, req: &TxRequest) -> Vec<alloy_json_abi::Error> {
-        let mut errors = req.known_errors();
-        if let Some(known) = self
-            .contract_errors
-            .get(&(self.account.chain.clone(), req.to))
-        {
-            errors.extend(known.iter().cloned());
-        }
-        errors
     }
 
     /// The transaction to sign: EIP-1559, or legacy on chains without it.

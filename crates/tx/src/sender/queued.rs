@@ -1,7 +1,9 @@
 //! Queued requests, a tick's worth at a time: expire the expired, simulate
-//! the rest concurrently, sign in order at consecutive nonces, take those
-//! nonces with the signed attempts in a few database transactions, and
-//! hand each batch to the account's broadcaster as soon as it is written.
+//! the rest in a task of their own (a few JSON-RPC batches at once), and,
+//! as each batch of verdicts comes in, sign in order at consecutive
+//! nonces, take those nonces with the signed attempts in one database
+//! transaction, and hand the batch to the account's broadcaster as soon as
+//! it is written.
 //! Batching keeps the per-request cost near that of a raw sender while
 //! every write still precedes its broadcast.
 
@@ -18,6 +20,22 @@ use crate::request::TxRequest;
 /// Recorded attempts handed to the broadcaster, one JSON-RPC batch's
 /// worth: (request id, raw bytes).
 pub(super) type Sends = Vec<(String, Vec<u8>)>;
+
+/// Attempts signed ahead of their simulation's verdict.
+type Signing = tokio::task::JoinHandle<Result<Vec<NewAttempt>, ethgate_keys::KeyError>>;
+
+/// A tick's simulation verdicts, one JSON-RPC batch's at a time, in order.
+type Verdicts = tokio::sync::mpsc::UnboundedReceiver<Vec<Result<u64, Simulation>>>;
+
+/// Stops a task when dropped (a tick that ends early leaves no simulation
+/// running behind it).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Simulations, and first broadcasts, per JSON-RPC batch.
 const SIMULATIONS: usize = 50;
@@ -56,11 +74,6 @@ impl Sender {
             let market = self.market(req.speed).await?;
             fees.push(self.caps(req).clamp(market));
         }
-        let items: Vec<(&TxRequest, Fees)> = ready
-            .iter()
-            .zip(&fees)
-            .map(|((_, req, _), f)| (&**req, *f))
-            .collect();
         let Some(first) = self
             .store
             .next_nonce(self.account.chain_id, &self.addr)
@@ -69,39 +82,126 @@ impl Sender {
             return Ok(());
         };
         // Requests with a fixed gas limit are signed while the node
-        // simulates them, at the nonces they take if every simulation
-        // passes (the usual case); from the first that does not, the rest
-        // are signed again below.
+        // simulates them, a batch per task, at the nonces they take if
+        // every simulation passes (the usual case); where one does not,
+        // the rest are signed again at their real nonces.
         let fixed = ready
             .iter()
             .take_while(|(_, req, _)| req.gas_limit.is_some())
             .count();
-        let early: Vec<(UnsignedTx, Fees)> = ready[..fixed]
-            .iter()
-            .zip(&fees)
+        let mut signing = Vec::new();
+        for (c, (chunk, fees)) in ready
+            .chunks(NONCE_BATCH)
+            .zip(fees.chunks(NONCE_BATCH))
             .enumerate()
-            .map(|(k, ((_, req, _), f))| {
-                let gas = req.gas_limit.unwrap_or_default();
-                let tx = self.unsigned(
-                    first + k as u64,
-                    req.to,
-                    req.value,
-                    req.data.clone(),
-                    gas,
-                    *f,
-                );
-                (tx, *f)
-            })
+        {
+            let offset = c * NONCE_BATCH;
+            let n = fixed.saturating_sub(offset).min(chunk.len());
+            let txs: Vec<(UnsignedTx, Fees)> = chunk[..n]
+                .iter()
+                .zip(fees)
+                .enumerate()
+                .map(|(k, ((_, req, _), f))| {
+                    let gas = req.gas_limit.unwrap_or_default();
+                    let nonce = first + (offset + k) as u64;
+                    let tx = self.unsigned(nonce, req.to, req.value, req.data.clone(), gas, *f);
+                    (tx, *f)
+                })
+                .collect();
+            let early = (!txs.is_empty()).then(|| self.sign_many(txs));
+            signing.push((first + offset as u64, early));
+        }
+        // The tick's simulations run in a task of their own, in order, while
+        // each NONCE_BATCH whose verdicts are in is recorded and handed to
+        // the broadcaster: the first broadcasts leave after one batch's
+        // simulation, not the whole tick's, and the node mines them while
+        // the rest are simulated.
+        let (mut verdicts, _simulating) = self.simulations(&ready, &fees);
+        let chunks = ready.chunks(NONCE_BATCH).zip(fees.chunks(NONCE_BATCH));
+        for ((chunk, fees), (assumed, early)) in chunks.zip(signing) {
+            let started = self
+                .start_chunk(chunk, fees, (assumed, early), &mut verdicts)
+                .await?;
+            if !started {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Simulates `ready` at `fees` in a task of its own, a few JSON-RPC
+    /// batches at a time (a node executes one batch's calls in turn, so
+    /// several keep its cores busy; more would only queue its other calls
+    /// behind them); the verdicts arrive in order, one batch's at a time.
+    /// The task stops when the returned guard is dropped.
+    fn simulations(
+        &self,
+        ready: &[(&TxRow, std::sync::Arc<TxRequest>, Policy)],
+        fees: &[Fees],
+    ) -> (Verdicts, AbortOnDrop) {
+        let sim = self.simulator();
+        let owned: Vec<(std::sync::Arc<TxRequest>, Fees)> = ready
+            .iter()
+            .zip(fees)
+            .map(|((_, req, _), f)| (req.clone(), *f))
             .collect();
-        let early = (!early.is_empty()).then(|| self.sign_many(early));
-        // A few batches at a time: a node executes one batch's calls in
-        // turn, so several keep its cores busy; more would only queue the
-        // node's other calls behind them.
-        let verdicts: Vec<_> = super::in_batches(&items, SIMULATIONS, |c| self.simulate(c))
-            .await
-            .into_iter()
-            .flat_map(|(_, verdicts)| verdicts)
-            .collect();
+        let batches: Vec<Vec<_>> = owned.chunks(SIMULATIONS).map(<[_]>::to_vec).collect();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut verdicts = futures::stream::iter(batches)
+                .map(|batch| {
+                    let sim = sim.clone();
+                    async move {
+                        let items: Vec<(&TxRequest, Fees)> =
+                            batch.iter().map(|(req, f)| (&**req, *f)).collect();
+                        sim.simulate(&items).await
+                    }
+                })
+                .buffered(super::BATCHES_AT_ONCE);
+            while let Some(v) = verdicts.next().await {
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        (rx, AbortOnDrop(task.abort_handle()))
+    }
+
+    /// Signs, records and hands to the broadcaster the requests of `ready`
+    /// that their simulation (the next verdicts) lets take a nonce, in
+    /// order; whether all of `ready` was handled (else the rest of the
+    /// tick's requests wait for the next tick, behind the one whose
+    /// simulation could not run for want of a node or whose nonces could
+    /// not be taken).
+    async fn start_chunk(
+        &mut self,
+        ready: &[(&TxRow, std::sync::Arc<TxRequest>, Policy)],
+        fees: &[Fees],
+        (assumed, early): (u64, Option<Signing>),
+        verdicts: &mut Verdicts,
+    ) -> Result<bool, TickError> {
+        let Some(first) = self
+            .store
+            .next_nonce(self.account.chain_id, &self.addr)
+            .await?
+        else {
+            return Ok(false);
+        };
+        // Signed at nonces an earlier batch's rejections have moved: unused.
+        let early = early.filter(|_| first == assumed);
+        let mut got: Vec<Result<u64, Simulation>> = Vec::with_capacity(ready.len());
+        while got.len() < ready.len() {
+            match verdicts.recv().await {
+                Some(v) => got.extend(v),
+                None => break,
+            }
+        }
+        while got.len() < ready.len() {
+            got.push(Err(Simulation::Unavailable(
+                "the simulation task ended early".into(),
+            )));
+        }
+        let verdicts = got;
         let mut early: Vec<Option<NewAttempt>> = match early {
             Some(task) => match task.await {
                 Ok(Ok(list)) => list.into_iter().map(Some).collect(),
@@ -118,8 +218,9 @@ impl Sender {
         // Nonces in creation order; stop at the first request whose
         // simulation could not run for want of a node.
         let mut accepted: Vec<(usize, u64)> = Vec::new();
+        let mut complete = true;
         for (j, (((row, req, policy), _), verdict)) in
-            ready.iter().zip(&fees).zip(verdicts).enumerate()
+            ready.iter().zip(fees).zip(verdicts).enumerate()
         {
             let reason = match verdict {
                 Ok(gas) => {
@@ -141,6 +242,7 @@ impl Sender {
                 }
                 Err(Simulation::Erred(e) | Simulation::Unavailable(e)) => {
                     tracing::warn!(tx = %row.id, error = %e, "simulation unavailable; retrying next tick");
+                    complete = false;
                     break;
                 }
             };
@@ -210,6 +312,7 @@ impl Sender {
         for (k, ((j, _), attempt)) in accepted.iter().zip(attempts).enumerate() {
             let (row, req, policy) = &ready[*j];
             let Some(attempt) = attempt else {
+                complete = false;
                 break;
             };
             let nonce = first + k as u64;
@@ -218,7 +321,7 @@ impl Sender {
             requests.push(req);
         }
         if signed.is_empty() {
-            return Ok(());
+            return Ok(complete);
         }
         let states: Vec<String> = signed
             .iter()
@@ -283,10 +386,11 @@ impl Sender {
             self.attempts.remove(&row.id);
         }
         signed.truncate(recorded);
+        let complete = complete && failed.is_none();
         if let Some(taken) = failed
             && recorded == 0
         {
-            return taken.map(|_| ()).map_err(Into::into);
+            return taken.map(|_| false).map_err(Into::into);
         }
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
@@ -302,7 +406,7 @@ impl Sender {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
             tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
-        Ok(())
+        Ok(complete)
     }
 
     /// Hands recorded attempts (request id, raw bytes) to the account's

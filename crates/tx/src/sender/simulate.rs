@@ -12,16 +12,47 @@
 //! for every call, gas beyond the node's cap), get `eth_call` per request.
 //! Requests without a gas limit are estimated with `eth_estimateGas`.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use alloy_primitives::{U64, U256};
-use ethgate_chain::{ChainError, RpcErrorClass};
+use alloy_primitives::{Address, Bytes, U64, U256};
+use ethgate_chain::{ChainError, EndpointPool, RpcErrorClass};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Sender;
 use crate::fees::Fees;
 use crate::request::TxRequest;
+
+/// What simulating an account's requests needs, owned, so a tick's
+/// simulations can run in a task of their own while the sender records
+/// and broadcasts the requests already simulated.
+#[derive(Clone)]
+pub(super) struct Simulator {
+    pool: Arc<EndpointPool>,
+    chain: String,
+    legacy: bool,
+    address: Address,
+    errors: Arc<crate::ContractErrors>,
+    /// Whether the node may be asked for `eth_simulateV1` (shared with the
+    /// sender: cleared the first time the node says it has no such method,
+    /// or leaves it unanswered while it answers `eth_call`).
+    v1: Arc<AtomicBool>,
+}
+
+impl Sender {
+    /// The account's simulator.
+    pub(super) fn simulator(&self) -> Simulator {
+        Simulator {
+            pool: self.account.pool.clone(),
+            chain: self.account.chain.clone(),
+            legacy: self.account.legacy,
+            address: self.address,
+            errors: self.contract_errors.clone(),
+            v1: self.simulate_v1.clone(),
+        }
+    }
+}
 
 /// Gas of the calls in one simulated block: well inside any chain's block
 /// gas limit, so a block is never refused for its size.
@@ -109,15 +140,48 @@ fn evm_failure(message: &str) -> bool {
         .any(|p| m.contains(p))
 }
 
-impl Sender {
+impl Simulator {
+    /// The call `req` makes from this account, for `eth_call` and
+    /// `eth_estimateGas` (fees and gas are added by the caller).
+    pub(super) fn call_of(&self, req: &TxRequest) -> serde_json::Value {
+        json!({"from": self.address, "to": req.to, "data": req.data, "value": req.value})
+    }
+
+    /// Why a call of `req` failed, from the node's error: decoded here
+    /// from the revert data, the same on every node; the node's own
+    /// message where it gave no revert data (an account that cannot pay,
+    /// say), or empty data with a message that is not about a revert.
+    pub(super) fn revert_reason(
+        &self,
+        req: &TxRequest,
+        message: String,
+        data: Option<Bytes>,
+    ) -> String {
+        match data {
+            Some(data) if !data.is_empty() || message.to_ascii_lowercase().contains("revert") => {
+                ethgate_core::revert::describe(&data, &self.errors_of(req))
+            }
+            _ => message,
+        }
+    }
+
+    /// The custom errors a request's call may revert with: those it
+    /// names, then those the configuration's ABIs declare for its target.
+    fn errors_of(&self, req: &TxRequest) -> Vec<alloy_json_abi::Error> {
+        let mut errors = req.known_errors();
+        if let Some(known) = self.errors.get(&(self.chain.clone(), req.to)) {
+            errors.extend(known.iter().cloned());
+        }
+        errors
+    }
+
     /// The verdict on each request, in order: its gas limit, or why it
     /// must not take a nonce.
     pub(super) async fn simulate(
         &self,
         items: &[(&TxRequest, Fees)],
     ) -> Vec<Result<u64, Simulation>> {
-        if !self.simulate_v1.load(Ordering::Relaxed)
-            || items.iter().any(|(req, _)| req.gas_limit.is_none())
+        if !self.v1.load(Ordering::Relaxed) || items.iter().any(|(req, _)| req.gas_limit.is_none())
         {
             return self.simulate_each(items).await;
         }
@@ -133,8 +197,8 @@ impl Sender {
                     // The node answers eth_call but not eth_simulateV1 (in
                     // time): retrying it every tick would hold every
                     // request back by the time-out.
-                    self.simulate_v1.store(false, Ordering::Relaxed);
-                    tracing::warn!(chain = %self.account.chain, "eth_simulateV1 went unanswered where eth_call was answered; simulating with eth_call");
+                    self.v1.store(false, Ordering::Relaxed);
+                    tracing::warn!(chain = %self.chain, "eth_simulateV1 went unanswered where eth_call was answered; simulating with eth_call");
                 }
                 verdicts
             }
@@ -145,7 +209,7 @@ impl Sender {
     /// a gas price).
     fn priced_call(&self, req: &TxRequest, fees: Fees) -> serde_json::Value {
         let mut call = self.call_of(req);
-        if self.account.legacy {
+        if self.legacy {
             call["gasPrice"] = json!(U256::from(fees.max_fee));
         } else {
             call["maxFeePerGas"] = json!(U256::from(fees.max_fee));
@@ -165,7 +229,6 @@ impl Sender {
         });
         let params = json!([{"blockStateCalls": blocks(calls), "validation": false}, "latest"]);
         let answer = self
-            .account
             .pool
             .call::<Vec<SimulatedBlock>>("eth_simulateV1", params)
             .await;
@@ -178,8 +241,8 @@ impl Sender {
             Err(ChainError::Unavailable { .. }) => return InOrder::Unanswered,
             Err(ChainError::Rpc { code, message, .. }) => {
                 if no_such_method(code, &message) {
-                    self.simulate_v1.store(false, Ordering::Relaxed);
-                    tracing::info!(chain = %self.account.chain, "the node has no eth_simulateV1; simulating with eth_call");
+                    self.v1.store(false, Ordering::Relaxed);
+                    tracing::info!(chain = %self.chain, "the node has no eth_simulateV1; simulating with eth_call");
                 }
                 return InOrder::Unusable;
             }
@@ -227,7 +290,7 @@ impl Sender {
                 }
             })
             .collect();
-        let answers = match self.account.pool.batch::<serde_json::Value>(&calls).await {
+        let answers = match self.pool.batch::<serde_json::Value>(&calls).await {
             Ok(a) => a,
             Err(e) => {
                 let why = e.to_string();
