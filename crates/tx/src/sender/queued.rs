@@ -40,8 +40,11 @@ impl Drop for AbortOnDrop {
 /// Simulations, and first broadcasts, per JSON-RPC batch.
 const SIMULATIONS: usize = 50;
 /// Nonces taken per store transaction; a multiple of [`SIMULATIONS`], so
-/// each recorded batch is broadcast in full JSON-RPC batches.
+/// each recorded batch is broadcast in full JSON-RPC batches and its
+/// verdicts arrive as whole simulation batches (never one belonging to the
+/// next).
 const NONCE_BATCH: usize = 150;
+const _: () = assert!(NONCE_BATCH.is_multiple_of(SIMULATIONS));
 /// Ticks in which the node simulates the account's other requests but
 /// answers one request's simulation with an error that names no failure
 /// before that request is rejected with the node's words. Retried for
