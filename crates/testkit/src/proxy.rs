@@ -62,6 +62,8 @@ struct Seen {
     /// Raw transactions parked by [`Fault::Park`], and sends of them held.
     parked: std::collections::HashSet<String>,
     held: u64,
+    /// Hashes of the signed transactions sent through the proxy.
+    sent: std::collections::HashSet<String>,
 }
 
 struct Inner {
@@ -208,6 +210,15 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         for m in carried {
             *s.requests_with.entry(m).or_default() += 1;
         }
+        for c in calls(&req) {
+            let raw = c["params"][0].as_str().unwrap_or_default();
+            if c["method"] == "eth_sendRawTransaction"
+                && let Ok(bytes) = alloy_primitives::hex::decode(raw)
+            {
+                s.sent
+                    .insert(format!("{:#x}", alloy_primitives::keccak256(bytes)));
+            }
+        }
     }
     match fault {
         Fault::Http500 => {
@@ -318,6 +329,17 @@ impl Proxy {
     pub fn requests_with(&self, method: &str) -> u64 {
         let seen = self.inner.seen.lock().expect("lock");
         seen.requests_with.get(method).copied().unwrap_or(0)
+    }
+
+    /// The hashes of every signed transaction sent through the proxy
+    /// (`eth_sendRawTransaction`, alone or in a batch), first broadcasts
+    /// and re-broadcasts alike.
+    pub fn sent(&self) -> std::collections::HashSet<String> {
+        self.inner
+            .seen
+            .lock()
+            .map(|s| s.sent.clone())
+            .unwrap_or_default()
     }
 
     /// Sends of parked transactions answered without forwarding them

@@ -30,6 +30,14 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+impl Fixture {
+    /// The store's database, for a test that reaches into it (a trigger
+    /// that refuses some writes, say).
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}/tx.db", self._dir.path().display())
+    }
+}
+
 /// How anvil mines once the contract is deployed.
 #[derive(Clone, Copy)]
 pub enum Mining {
