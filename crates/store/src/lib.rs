@@ -43,8 +43,7 @@ pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::TokenRow;
 pub use tx::{
-    AttemptRow, Inserted, NewAttempt, NewTx, Replacement, StateUpdate, StatusEnvelopes, TakeNonce,
-    TxRow,
+    AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, TxRow,
 };
 
 /// Why a store operation failed.

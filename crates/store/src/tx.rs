@@ -9,7 +9,7 @@
 use sqlx::Row;
 
 use crate::outbox::begin;
-use crate::tx_rows::{NewState, insert_attempts, insert_requests, update_states};
+use crate::tx_rows::{NewState, insert_requests, record_attempts, update_states};
 use crate::{Store, StoreError, now_secs, to_i64};
 
 /// A request to record.
@@ -92,23 +92,11 @@ pub struct NewAttempt {
     pub max_priority_fee: u128,
 }
 
-/// The first signed attempt of a request, recorded with the nonce it takes.
+/// A signed attempt with its request's new state: a first attempt, with
+/// the nonce it takes ([`Store::take_nonces`]), or a replacement (a bump or
+/// a no-op) at the nonce the request holds ([`Store::add_attempts`]).
 #[derive(Debug, Clone, Copy)]
-pub struct TakeNonce<'a> {
-    /// The request.
-    pub tx_id: &'a str,
-    /// The attempt, signed at the nonce this item takes.
-    pub attempt: &'a NewAttempt,
-    /// The request's new state (JSON).
-    pub state: &'a str,
-    /// Its status word.
-    pub status: &'a str,
-}
-
-/// A replacement attempt (a bump or a no-op) of a request that already
-/// holds its nonce, for [`Store::add_attempts`].
-#[derive(Debug, Clone, Copy)]
-pub struct Replacement<'a> {
+pub struct SignedAttempt<'a> {
     /// The request.
     pub tx_id: &'a str,
     /// The attempt, signed at the request's nonce.
@@ -403,7 +391,7 @@ impl Store {
         chain_id: u64,
         address: &str,
         first: u64,
-        items: &[TakeNonce<'_>],
+        items: &[SignedAttempt<'_>],
         status: StatusEnvelopes<'_>,
     ) -> Result<bool, StoreError> {
         let mut db = begin(self).await?;
@@ -428,21 +416,7 @@ impl Store {
                 });
             }
         }
-        let attempts: Vec<(&str, &NewAttempt)> =
-            items.iter().map(|t| (t.tx_id, t.attempt)).collect();
-        insert_attempts(&mut db, &attempts).await?;
-        let states: Vec<NewState<'_>> = items
-            .iter()
-            .map(|t| NewState {
-                tx_id: t.tx_id,
-                state: t.state,
-                status: t.status,
-                nonce: Some(t.attempt.nonce),
-                block_number: None,
-                error: None,
-            })
-            .collect();
-        update_states(&mut db, &states).await?;
+        record_attempts(&mut db, items).await?;
         let appended = append_status(&mut db, status).await?;
         db.commit().await?;
         if appended {
@@ -456,7 +430,7 @@ impl Store {
     /// tick's worth (a fee spike brings every pending request's bump due
     /// at once). Each request at most once per call: its attempt's number
     /// follows the rows already written.
-    pub async fn add_attempts(&self, items: &[Replacement<'_>]) -> Result<(), StoreError> {
+    pub async fn add_attempts(&self, items: &[SignedAttempt<'_>]) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
@@ -468,21 +442,7 @@ impl Store {
             });
         }
         let mut db = begin(self).await?;
-        let attempts: Vec<(&str, &NewAttempt)> =
-            items.iter().map(|r| (r.tx_id, r.attempt)).collect();
-        insert_attempts(&mut db, &attempts).await?;
-        let states: Vec<NewState<'_>> = items
-            .iter()
-            .map(|r| NewState {
-                tx_id: r.tx_id,
-                state: r.state,
-                status: r.status,
-                nonce: Some(r.attempt.nonce),
-                block_number: None,
-                error: None,
-            })
-            .collect();
-        update_states(&mut db, &states).await?;
+        record_attempts(&mut db, items).await?;
         db.commit().await?;
         Ok(())
     }

@@ -6,7 +6,7 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::tx::{Inserted, NewAttempt, NewTx};
+use crate::tx::{Inserted, NewAttempt, NewTx, SignedAttempt};
 use crate::{StoreError, now_secs, to_i64};
 
 /// Rows per statement: at ten bound values a row, far below SQLite's
@@ -91,6 +91,28 @@ pub(crate) async fn insert_attempts(
         q.build().execute(&mut **db).await?;
     }
     Ok(())
+}
+
+/// Records signed attempts and their requests' new states (each request
+/// then holds the attempt's nonce), inside the caller's transaction.
+pub(crate) async fn record_attempts(
+    db: &mut Db,
+    items: &[SignedAttempt<'_>],
+) -> Result<(), StoreError> {
+    let attempts: Vec<(&str, &NewAttempt)> = items.iter().map(|t| (t.tx_id, t.attempt)).collect();
+    insert_attempts(db, &attempts).await?;
+    let states: Vec<NewState<'_>> = items
+        .iter()
+        .map(|t| NewState {
+            tx_id: t.tx_id,
+            state: t.state,
+            status: t.status,
+            nonce: Some(t.attempt.nonce),
+            block_number: None,
+            error: None,
+        })
+        .collect();
+    update_states(db, &states).await
 }
 
 /// A request's new state, as [`update_states`] writes it.

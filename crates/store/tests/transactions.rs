@@ -4,8 +4,7 @@
 //! many per statement, and the sender's read of new rows.
 
 use ethgate_store::{
-    Inserted, NewAttempt, NewTx, Replacement, StateUpdate, StatusEnvelopes, Store, StoreError,
-    TakeNonce,
+    Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, Store, StoreError,
 };
 
 const SENDER: &str = "0x00000000000000000000000000000000000000aa";
@@ -93,10 +92,10 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
     s.insert_txs(&news).await.expect("insert");
     s.raise_next_nonce(31337, SENDER, 7).await.expect("account");
     let attempts: Vec<NewAttempt> = (0..450).map(|k| attempt(7 + k)).collect();
-    let items: Vec<TakeNonce<'_>> = ids
+    let items: Vec<SignedAttempt<'_>> = ids
         .iter()
         .zip(&attempts)
-        .map(|(id, a)| TakeNonce {
+        .map(|(id, a)| SignedAttempt {
             tx_id: id,
             attempt: a,
             state: "\"Pending\"",
@@ -129,10 +128,10 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
     // Replacements, a tick's worth in one call, are numbered after the
     // first attempts; a request twice in one call writes nothing.
     let bumps: Vec<NewAttempt> = (0..300u64).map(|k| attempt(7 + k)).collect();
-    let replacements: Vec<Replacement> = ids
+    let replacements: Vec<SignedAttempt> = ids
         .iter()
         .zip(&bumps)
-        .map(|(id, a)| Replacement {
+        .map(|(id, a)| SignedAttempt {
             tx_id: id,
             attempt: a,
             state: "\"Pending\"",
@@ -299,10 +298,10 @@ async fn many_accounts_taking_nonces_at_once_each_stand_or_fall_alone() {
     // Every account's sender at once; account 5's read a stale next nonce.
     let takes = accounts.iter().enumerate().map(|(a, account)| {
         let (first, signed) = if a == 5 { (3, &stale) } else { (0, &attempts) };
-        let items: Vec<TakeNonce<'_>> = ids[a]
+        let items: Vec<SignedAttempt<'_>> = ids[a]
             .iter()
             .zip(signed)
-            .map(|(id, at)| TakeNonce {
+            .map(|(id, at)| SignedAttempt {
                 tx_id: id,
                 attempt: at,
                 state: "\"Pending\"",

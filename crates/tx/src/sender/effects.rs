@@ -198,9 +198,9 @@ impl Sender {
     /// this task remembered for them are forgotten, to be read again.
     pub(super) async fn record_replacements(&mut self) -> Result<(), TickError> {
         let replacing = std::mem::take(&mut self.replacements);
-        let items: Vec<ethgate_store::Replacement<'_>> = replacing
+        let items: Vec<ethgate_store::SignedAttempt<'_>> = replacing
             .iter()
-            .map(|r| ethgate_store::Replacement {
+            .map(|r| ethgate_store::SignedAttempt {
                 tx_id: &r.id,
                 attempt: &r.attempt,
                 state: &r.state,

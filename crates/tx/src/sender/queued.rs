@@ -10,7 +10,7 @@
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
 use ethgate_keys::UnsignedTx;
-use ethgate_store::{NewAttempt, StatusEnvelopes, TakeNonce, TxRow};
+use ethgate_store::{NewAttempt, SignedAttempt, StatusEnvelopes, TxRow};
 use futures::StreamExt;
 
 use super::{Sender, Simulation, TickError, now};
@@ -330,10 +330,10 @@ impl Sender {
             .iter()
             .map(|(_, next, _)| serde_json::to_string(next).unwrap_or_default())
             .collect();
-        let items: Vec<TakeNonce<'_>> = signed
+        let items: Vec<SignedAttempt<'_>> = signed
             .iter()
             .zip(&states)
-            .map(|((row, next, attempt), state)| TakeNonce {
+            .map(|((row, next, attempt), state)| SignedAttempt {
                 tx_id: &row.id,
                 attempt,
                 state,
