@@ -136,20 +136,8 @@ async fn a_base_fee_spike_is_answered_with_a_fee_bump() {
     let from = format!("{:#x}", f.accounts[0]);
     let id = submit(&f, &keyed(&f, &from, "spike")).await;
     let first = &until_status(&f, std::slice::from_ref(&id), "pending", 30).await[0];
-    let first_fee: u128 = first["attempts"][0]["max_fee_per_gas"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("fee");
     // The next blocks cost far more than the first attempt offers.
-    let spike = first_fee * 20;
-    let _: Value = f
-        .anvil
-        .rpc(
-            "anvil_setNextBlockBaseFeePerGas",
-            json!([format!("{spike:#x}")]),
-        )
-        .await;
-    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    let spike = price_out(&f, first).await;
     let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
     let v = &until_status(&f, &[id], "confirmed", 90).await[0];
     let attempts = v["attempts"].as_array().expect("attempts");

@@ -35,18 +35,9 @@ async fn a_bump_the_store_cannot_record_is_never_broadcast() {
         .as_str()
         .expect("hash")
         .to_owned();
-    let fee: u128 = first["attempts"][0]["max_fee_per_gas"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .expect("fee");
     // The market moves far past the attempt: a bump is due after
     // `bump_after` (3 s here), and again at every tick after that.
-    let spike = format!("{:#x}", fee * 20);
-    let _: Value = f
-        .anvil
-        .rpc("anvil_setNextBlockBaseFeePerGas", json!([spike]))
-        .await;
-    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    price_out(&f, first).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
 
     let held = &f.manager.get(&id).await.expect("get").expect("exists");

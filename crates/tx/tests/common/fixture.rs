@@ -34,7 +34,7 @@ impl Fixture {
     /// The store's database, for a test that reaches into it (a trigger
     /// that refuses some writes, say).
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}/tx.db", self._dir.path().display())
+        crate::common::db_url(&self._dir)
     }
 }
 
@@ -167,6 +167,26 @@ pub fn keyed(f: &Fixture, from: &str, key: &str) -> Value {
 /// Submits a request the manager must accept; its id.
 pub async fn submit(f: &Fixture, body: &Value) -> String {
     f.manager.submit(body).await.expect("accepted").id
+}
+
+/// Makes the next blocks' base fee 20 times the max fee of `view`'s first
+/// attempt, mining one such block: no attempt at that fee is mined again
+/// and the market reads past it. Returns the new base fee.
+pub async fn price_out(f: &Fixture, view: &Value) -> u128 {
+    let first_fee: u128 = view["attempts"][0]["max_fee_per_gas"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("fee");
+    let spike = first_fee * 20;
+    let _: Value = f
+        .anvil
+        .rpc(
+            "anvil_setNextBlockBaseFeePerGas",
+            json!([format!("{spike:#x}")]),
+        )
+        .await;
+    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    spike
 }
 
 /// Submits requests in order, each accepted; their ids.

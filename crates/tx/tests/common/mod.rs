@@ -18,11 +18,14 @@ pub fn key(i: usize) -> &'static str {
     DEV_KEYS[i + 1]
 }
 
+/// The SQLite database of the store in `dir`.
+pub fn db_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}/tx.db", dir.path().display())
+}
+
 /// A SQLite store in `dir`.
 pub async fn store(dir: &tempfile::TempDir) -> Store {
-    Store::connect(&format!("sqlite://{}/tx.db", dir.path().display()))
-        .await
-        .expect("store")
+    Store::connect(&db_url(dir)).await.expect("store")
 }
 
 /// The chain "anvil" served by `url` (anvil itself, or a proxy before it).
