@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::Address;
 use ethgate_chain::{ChainError, EndpointPool};
 use ethgate_core::tx::{Policy, TxEvent, TxState};
 use ethgate_keys::Signer;
@@ -145,8 +145,9 @@ pub struct Sender {
     replacements: Vec<effects::Replacing>,
     /// Market fees by speed, read once per tick.
     market: HashMap<crate::Speed, Fees>,
-    /// The head hash whose receipts were last read.
-    seen_head: Option<B256>,
+    /// The head whose receipts (or logs) were last read, with the
+    /// account's nonce count read beside it.
+    seen_head: Option<(ethgate_core::BlockRef, u64)>,
     /// A lower bound of the account's stored next nonce (`None` until
     /// the first tick has written it).
     nonce_floor: Option<u64>,
@@ -366,10 +367,12 @@ impl Sender {
         let head = self.head_at(number).await?;
         self.head = head.number;
         // Receipts change only with the chain: read them when the head
-        // moved (by number or, after a same-height reorg, by hash). A
-        // request signed since cannot have a receipt in an unchanged chain:
-        // its nonce is at or above the count read with that head.
-        let chain_moved = self.seen_head != Some(head.hash);
+        // moved (by number or, after a same-height reorg, by hash), or the
+        // count did (read before the head, it can lag a block mined while
+        // the node answered). A request signed since cannot have a receipt
+        // in an unchanged chain: its nonce is at or above that count.
+        let chain_moved =
+            self.seen_head.map(|(h, n)| (h.hash, n)) != Some((head.hash, self.latest_count));
         // Nonces used by others (or by attempts this store never saw) are
         // skipped; ethgate's own next nonce is never lowered. (A write, so
         // skipped while the stored next nonce is known to be at least the
@@ -395,7 +398,7 @@ impl Sender {
         }
         // The rows are lent to the pass and put back whatever it returns.
         let rows = std::mem::take(&mut self.table.rows);
-        let result = self.pass(&rows, chain_moved, head.hash).await;
+        let result = self.pass(&rows, chain_moved, head).await;
         self.table.rows = rows;
         result
     }
@@ -440,7 +443,7 @@ impl Sender {
         &mut self,
         rows: &std::collections::BTreeMap<i64, table::OpenTx>,
         chain_moved: bool,
-        head_hash: B256,
+        head: ethgate_core::BlockRef,
     ) -> Result<(), TickError> {
         let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
         let in_flight = rows
@@ -472,7 +475,7 @@ impl Sender {
         let observed = observed?;
         if observed.is_some() {
             // Only once read: a failed observation is retried next tick.
-            self.seen_head = Some(head_hash);
+            self.seen_head = Some((head, self.latest_count));
         }
         for open in rows.values() {
             let (row, req, state) = (&open.row, &open.req, &open.state);

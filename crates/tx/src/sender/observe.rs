@@ -1,13 +1,25 @@
-//! What a tick asks the chain about requests already in flight: receipts
-//! of the attempts whose nonce the chain has used, and the canonical hash
-//! at each height holding a mined request. Split in two so the reading can
-//! run beside the tick's new starts: the plan (which hashes, which heights)
-//! needs the sender; the fetch owns what it needs and borrows nothing.
+//! What a tick asks the chain about requests already in flight: where the
+//! attempts whose nonce the chain has used were mined, and the canonical
+//! hash at each height holding a mined request. Split in two so the reading
+//! can run beside the tick's new starts: the plan (which hashes, which
+//! heights) needs the sender; the fetch owns what it needs and borrows
+//! nothing.
+//!
+//! Many calls in flight are found with one `eth_getLogs` over the blocks
+//! since the last reading: a transaction that left a log was mined and
+//! succeeded (a reverted one leaves none), and the log names its block.
+//! Only the attempts no log names are read by receipt. Logs only ever
+//! confirm: an attempt they miss (no event, an event from another
+//! contract, a block outside the range, a node whose log index lags) is
+//! read by receipt as before, so the answer is the same either way — one
+//! call per tick instead of one per transaction, and on a node that
+//! rebuilds a receipt from its whole block (anvil) one block copy per
+//! block instead of one per transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use ethgate_chain::EndpointPool;
 use ethgate_core::BlockRef;
 use ethgate_core::tx::{Ending, Inclusion, Pending, TxEvent, TxState};
@@ -19,6 +31,24 @@ use super::{ChainView, Sender, TickError, table};
 
 /// Receipts read per JSON-RPC batch.
 const RECEIPTS_PER_BATCH: usize = 100;
+
+/// Calls to look up at which logs are read first: below it, a receipt
+/// each costs no more calls than the log query would.
+const LOGS_FROM: usize = 8;
+
+/// How many blocks below the head a log query reaches back at most: an
+/// attempt mined earlier (after a restart, or a sender that was idle) is
+/// read by receipt.
+const LOGS_LOOKBACK: u64 = 16;
+
+/// The part of a log that names where its transaction was mined.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogPlace {
+    block_number: alloy_primitives::U64,
+    block_hash: B256,
+    transaction_hash: B256,
+}
 
 /// The part of a receipt the state machine needs.
 #[derive(Deserialize)]
@@ -45,6 +75,9 @@ pub(super) struct Reading {
     /// Attempt hashes of pending requests whose nonce the chain has used
     /// (a nonce the chain has not reached has nothing to find).
     hashes: Vec<String>,
+    /// The contracts those attempts call, and the blocks to read their
+    /// logs from (`None`: too few calls to be worth a log query).
+    logs: Option<(BTreeSet<Address>, u64)>,
     /// Heights holding mined, confirmed or failed requests.
     heights: BTreeSet<u64>,
 }
@@ -107,11 +140,17 @@ impl Sender {
         };
         let mut hashes = Vec::new();
         let mut heights = BTreeSet::new();
+        let (mut targets, mut calls) = (BTreeSet::new(), 0);
         for open in rows.values() {
             match &open.state {
                 TxState::Pending(p) if p.nonce < self.latest_count => {
+                    let call = !open.req.data.is_empty();
                     for a in self.attempts_of(&open.row.id).await? {
                         hashes.push(a.hash.clone());
+                        if call && !a.noop {
+                            targets.insert(open.req.to);
+                            calls += 1;
+                        }
                     }
                 }
                 TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
@@ -120,11 +159,18 @@ impl Sender {
                 _ => {}
             }
         }
+        // From the block after the last one read (that one again after a
+        // reorg at the same height), at most LOGS_LOOKBACK back.
+        let after = self
+            .seen_head
+            .map_or(0, |(h, _)| (h.number + 1).min(head.number));
+        let from = after.max(head.number.saturating_sub(LOGS_LOOKBACK));
         Ok(Reading {
             pool: self.account.pool.clone(),
             view: self.view.clone(),
             head,
             hashes,
+            logs: (calls >= LOGS_FROM).then_some((targets, from)),
             heights,
         })
     }
@@ -135,7 +181,17 @@ impl Reading {
     /// batch's calls in turn) and the canonical hashes, by parent links
     /// from the head (see `ancestry`) rather than one read per height.
     pub(super) async fn fetch(self) -> Result<Observed, TickError> {
-        let answers = super::in_batches(&self.hashes, RECEIPTS_PER_BATCH, |chunk| {
+        let mut receipts = HashMap::with_capacity(self.hashes.len());
+        if let Some((targets, from)) = &self.logs {
+            receipts = self.found_in_logs(targets, *from).await;
+        }
+        let rest: Vec<String> = self
+            .hashes
+            .iter()
+            .filter(|h| !receipts.contains_key(*h))
+            .cloned()
+            .collect();
+        let answers = super::in_batches(&rest, RECEIPTS_PER_BATCH, |chunk| {
             let calls: Vec<(&str, serde_json::Value)> = chunk
                 .iter()
                 .map(|h| ("eth_getTransactionReceipt", json!([h])))
@@ -144,7 +200,6 @@ impl Reading {
             async move { pool.batch::<Option<Receipt>>(&calls).await }
         })
         .await;
-        let mut receipts = HashMap::with_capacity(self.hashes.len());
         for (chunk, answers) in answers {
             for (h, a) in chunk.iter().zip(answers?) {
                 receipts.insert(h.clone(), a?);
@@ -158,5 +213,45 @@ impl Reading {
             receipts,
             canonical,
         })
+    }
+
+    /// The looked-up attempts that left a log of `targets` in the blocks
+    /// from `from` to the head, as the receipt that says so (mined,
+    /// succeeded). A refused or failed query finds nothing: every attempt
+    /// is then read by receipt.
+    async fn found_in_logs(
+        &self,
+        targets: &BTreeSet<Address>,
+        from: u64,
+    ) -> HashMap<String, Option<Receipt>> {
+        let filter = json!({
+            "fromBlock": format!("{from:#x}"),
+            "toBlock": format!("{:#x}", self.head.number),
+            "address": targets,
+        });
+        let logs: Vec<LogPlace> = match self.pool.call("eth_getLogs", json!([filter])).await {
+            Ok(logs) => logs,
+            Err(e) => {
+                tracing::debug!(error = %e, "log query refused; reading receipts");
+                return HashMap::new();
+            }
+        };
+        let wanted: std::collections::HashSet<&str> =
+            self.hashes.iter().map(String::as_str).collect();
+        let mut found = HashMap::new();
+        for log in logs {
+            let hash = format!("{}", log.transaction_hash);
+            if wanted.contains(hash.as_str()) {
+                found.insert(
+                    hash,
+                    Some(Receipt {
+                        block_number: log.block_number,
+                        block_hash: log.block_hash,
+                        status: Some(alloy_primitives::U64::from(1)),
+                    }),
+                );
+            }
+        }
+        found
     }
 }
