@@ -6,7 +6,8 @@
 //! busy chain a header lists thousands of transactions). A link missing
 //! (the head moved more than one block between ticks) is read by hash, so
 //! the walk names exactly the chain the head sees. The senders of a chain
-//! share what they read, and the fee market read at the head as well.
+//! share what they read, the fee market read at the head and the logs
+//! read below it as well.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -29,6 +30,10 @@ pub struct ChainView {
     /// block serves every tick of every sender of the chain (a busy node
     /// answers each call late, and the tick waits on it before signing).
     markets: Mutex<HashMap<(bool, crate::Speed), (B256, crate::fees::Fees)>>,
+    /// The last log query made for the chain's senders (see `observe`),
+    /// held while it runs: every sender reads the same new blocks for the
+    /// same contracts, and the others wait for one query and share it.
+    pub(super) logs: tokio::sync::Mutex<Option<super::observe::LogRead>>,
 }
 
 impl ChainView {

@@ -11,13 +11,15 @@
 //! Only the attempts no log names are read by receipt. Logs only ever
 //! confirm: an attempt they miss (no event, an event from another
 //! contract, a block outside the range, a node whose log index lags) is
-//! read by receipt as before, so the answer is the same either way — one
-//! call per tick instead of one per transaction, and on a node that
-//! rebuilds a receipt from its whole block (anvil) one block copy per
-//! block instead of one per transaction.
+//! read by receipt as before, so the answer is the same either way. The
+//! chain's senders share one query per head (they call the same
+//! contracts, in the same new blocks): one call per block instead of one
+//! per transaction, and on a node that rebuilds a receipt from its whole
+//! block (anvil) one copy of each block instead of one per transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use alloy_primitives::{Address, B256};
 use ethgate_chain::EndpointPool;
@@ -40,6 +42,20 @@ const LOGS_FROM: usize = 8;
 /// attempt mined earlier (after a restart, or a sender that was idle) is
 /// read by receipt.
 const LOGS_LOOKBACK: u64 = 16;
+
+/// Where each transaction that left a log was mined, by its hash.
+type Found = HashMap<String, (alloy_primitives::U64, B256)>;
+
+/// One log query's answer, kept for the chain's other senders reading at
+/// the same head: the blocks from `from` to the node's latest when it was
+/// asked (at `asked`), for the contracts `targets`.
+pub(super) struct LogRead {
+    asked: Instant,
+    head: B256,
+    from: u64,
+    targets: BTreeSet<Address>,
+    found: Arc<Found>,
+}
 
 /// The part of a log that names where its transaction was mined.
 #[derive(Deserialize)]
@@ -75,8 +91,11 @@ pub(super) struct Reading {
     /// Attempt hashes of pending requests whose nonce the chain has used
     /// (a nonce the chain has not reached has nothing to find).
     hashes: Vec<String>,
-    /// The contracts those attempts call, and the blocks to read their
-    /// logs from (`None`: too few calls to be worth a log query).
+    /// When the nonce count that chose them had been read, at the latest:
+    /// a log query asked before then may have missed the blocks it counts.
+    counted: Instant,
+    /// The contracts those attempts call, and the first block to read
+    /// their logs from (`None`: too few calls to be worth a log query).
     logs: Option<(BTreeSet<Address>, u64)>,
     /// Heights holding mined, confirmed or failed requests.
     heights: BTreeSet<u64>,
@@ -166,6 +185,7 @@ impl Sender {
             .map_or(0, |(h, _)| (h.number + 1).min(head.number));
         let from = after.max(head.number.saturating_sub(LOGS_LOOKBACK));
         Ok(Reading {
+            counted: Instant::now(),
             pool: self.account.pool.clone(),
             view: self.view.clone(),
             head,
@@ -183,7 +203,19 @@ impl Reading {
     pub(super) async fn fetch(self) -> Result<Observed, TickError> {
         let mut receipts = HashMap::with_capacity(self.hashes.len());
         if let Some((targets, from)) = &self.logs {
-            receipts = self.found_in_logs(targets, *from).await;
+            let found = self.logged(targets, *from).await;
+            for h in &self.hashes {
+                if let Some(&(block_number, block_hash)) = found.get(h) {
+                    // A log: mined, and succeeded.
+                    let status = Some(alloy_primitives::U64::from(1));
+                    let r = Receipt {
+                        block_number,
+                        block_hash,
+                        status,
+                    };
+                    receipts.insert(h.clone(), Some(r));
+                }
+            }
         }
         let rest: Vec<String> = self
             .hashes
@@ -215,43 +247,50 @@ impl Reading {
         })
     }
 
-    /// The looked-up attempts that left a log of `targets` in the blocks
-    /// from `from` to the head, as the receipt that says so (mined,
-    /// succeeded). A refused or failed query finds nothing: every attempt
-    /// is then read by receipt.
-    async fn found_in_logs(
-        &self,
-        targets: &BTreeSet<Address>,
-        from: u64,
-    ) -> HashMap<String, Option<Receipt>> {
+    /// Where each transaction that left a log of `targets` from block
+    /// `from` on was mined: another sender's query at this head if it
+    /// covers these blocks and contracts, else a new one (to the node's
+    /// latest block, which a nonce count read before the head may already
+    /// reflect). A refused or failed query finds nothing, and every
+    /// attempt is read by receipt.
+    async fn logged(&self, targets: &BTreeSet<Address>, from: u64) -> Arc<Found> {
+        let mut last = self.view.logs.lock().await;
+        if let Some(r) = last.as_ref().filter(|r| {
+            r.head == self.head.hash
+                && r.from <= from
+                && targets.is_subset(&r.targets)
+                && r.asked >= self.counted
+        }) {
+            return r.found.clone();
+        }
+        let asked = Instant::now();
         let filter = json!({
             "fromBlock": format!("{from:#x}"),
-            "toBlock": format!("{:#x}", self.head.number),
+            "toBlock": "latest",
             "address": targets,
         });
         let logs: Vec<LogPlace> = match self.pool.call("eth_getLogs", json!([filter])).await {
             Ok(logs) => logs,
             Err(e) => {
                 tracing::debug!(error = %e, "log query refused; reading receipts");
-                return HashMap::new();
+                return Arc::default();
             }
         };
-        let wanted: std::collections::HashSet<&str> =
-            self.hashes.iter().map(String::as_str).collect();
-        let mut found = HashMap::new();
-        for log in logs {
-            let hash = format!("{}", log.transaction_hash);
-            if wanted.contains(hash.as_str()) {
-                found.insert(
-                    hash,
-                    Some(Receipt {
-                        block_number: log.block_number,
-                        block_hash: log.block_hash,
-                        status: Some(alloy_primitives::U64::from(1)),
-                    }),
-                );
-            }
-        }
+        let found: Found = logs
+            .into_iter()
+            .map(|l| {
+                let hash = format!("{}", l.transaction_hash);
+                (hash, (l.block_number, l.block_hash))
+            })
+            .collect();
+        let found = Arc::new(found);
+        *last = Some(LogRead {
+            asked,
+            head: self.head.hash,
+            from,
+            targets: targets.clone(),
+            found: found.clone(),
+        });
         found
     }
 }
