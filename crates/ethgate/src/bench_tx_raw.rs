@@ -2,8 +2,8 @@
 //! gateway. It signs locally with pipelined nonces, sends with
 //! `eth_sendRawTransaction`, and waits until the chain's nonce count has
 //! passed every call; the variant that also reads each call's receipt
-//! (as ethgate must, to report a call's outcome) learns what ethgate
-//! learns, for the second ratio the bench prints.
+//! (the usual way to learn a call's outcome) learns what ethgate learns,
+//! for the second ratio the bench prints.
 
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,8 @@ use crate::bench_tx::{DEADLINE, Run, calldata, chain, cpu_seconds};
 pub(crate) enum Learns {
     /// Only that the account's nonce count passed it.
     NonceCount,
-    /// Its receipt too (mined, and whether it succeeded), read the way
-    /// ethgate reads them once the count has passed a nonce.
+    /// Its receipt too (mined, and whether it succeeded), read once the
+    /// count has passed a nonce, as ethgate reads those no log names.
     Receipts,
 }
 
@@ -43,8 +43,9 @@ async fn send_raw(http: &reqwest::Client, url: &str, raw: String) -> anyhow::Res
     Ok(http.post(url).json(&body).send().await?.json().await?)
 }
 
-/// Reads the receipts of mined calls the way ethgate does (batches of
-/// 100, four at a time); each call must have one among its hashes.
+/// Reads the receipts of mined calls the way ethgate reads receipts
+/// (batches of 100, four at a time); each call must have one among its
+/// hashes.
 async fn read_receipts(http: &reqwest::Client, url: &str, calls: &[&[B256]]) -> anyhow::Result<()> {
     let flat: Vec<(usize, B256)> = calls
         .iter()
@@ -151,8 +152,8 @@ pub(crate) async fn raw(
         loop {
             let mined = nonce_count(&c.anvil, k.address(), "latest").await;
             if learns == Learns::Receipts && mined > read {
-                // As ethgate: the receipts of the nonces the chain has
-                // passed, so both sides end knowing each call's outcome.
+                // The receipts of the nonces the chain has passed, so
+                // both sides end knowing each call's outcome.
                 let calls: Vec<&[B256]> = (read..mined)
                     .map(|nonce| hashes[nonce as usize * accounts + a].as_slice())
                     .collect();

@@ -161,8 +161,11 @@ enum BenchCommand {
     /// Send the same contract calls with a raw signer and through
     /// ethgate's API, over 1 and 8 accounts, on anvil.
     Tx {
-        /// Transactions per run.
-        #[arg(long, default_value_t = 2_000)]
+        /// Transactions per run. A run should span many blocks: each
+        /// side's time ends at the block its last call makes, so a run
+        /// two blocks long (2,000 here) measures which block that was
+        /// more than throughput.
+        #[arg(long, default_value_t = 10_000)]
         txs: usize,
         /// Runs of each side per account count; medians are reported
         /// (single runs vary with block timing and the shared cores).
