@@ -19,6 +19,7 @@
 //! PostgreSQL is the next backend; callers only see `Store`.
 
 pub mod codec;
+mod combine;
 mod dead_letters;
 pub mod outbox;
 mod pools;
@@ -116,6 +117,9 @@ pub struct Store {
     changes: watch::Sender<u64>,
     /// This process's writers take turns here (see `outbox::WriteTx`).
     turns: std::sync::Arc<outbox::Turns>,
+    /// The writer that combines the transaction senders' writes (see
+    /// `combine`), started with the first.
+    writer: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<combine::Job>>>,
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -290,6 +294,7 @@ impl Store {
             pool,
             changes,
             turns: Default::default(),
+            writer: Default::default(),
         };
         if !memory {
             tokio::spawn(checkpointer(store.pool.clone(), store.turns.clone()));

@@ -9,7 +9,7 @@
 use sqlx::Row;
 
 use crate::outbox::begin;
-use crate::tx_rows::{NewState, insert_requests, record_attempts, update_states};
+use crate::tx_rows::{insert_requests, record_attempts};
 use crate::{Store, StoreError, now_secs, to_i64};
 
 /// A request to record.
@@ -394,35 +394,41 @@ impl Store {
         items: &[SignedAttempt<'_>],
         status: StatusEnvelopes<'_>,
     ) -> Result<bool, StoreError> {
-        let mut db = begin(self).await?;
-        let moved = sqlx::query(
-            "UPDATE tx_accounts SET next_nonce = next_nonce + ? WHERE chain_id = ? AND address = ? AND next_nonce = ?",
-        )
-        .bind(items.len() as i64)
-        .bind(to_i64(chain_id))
-        .bind(address)
-        .bind(to_i64(first))
-        .execute(&mut *db)
-        .await?;
-        if moved.rows_affected() != 1 {
-            return Ok(false);
-        }
-        for (k, t) in items.iter().enumerate() {
-            let nonce = first + k as u64;
-            if t.attempt.nonce != nonce {
-                return Err(StoreError::Corrupt {
-                    what: "take_nonces",
-                    detail: format!("attempt {k} signed at {} not {nonce}", t.attempt.nonce),
-                });
+        let wrong = items
+            .iter()
+            .enumerate()
+            .find(|(k, t)| t.attempt.nonce != first + *k as u64);
+        if let Some((k, t)) = wrong {
+            // Checked before writing; a stale first nonce still answers
+            // `false`, as it would have written nothing either way.
+            if self.next_nonce(chain_id, address).await? != Some(first) {
+                return Ok(false);
             }
+            return Err(StoreError::Corrupt {
+                what: "take_nonces",
+                detail: format!(
+                    "attempt {k} signed at {} not {}",
+                    t.attempt.nonce,
+                    first + k as u64
+                ),
+            });
         }
-        record_attempts(&mut db, items).await?;
-        let appended = append_status(&mut db, status).await?;
-        db.commit().await?;
-        if appended {
-            self.notify();
-        }
-        Ok(true)
+        let items = items
+            .iter()
+            .map(|t| crate::combine::Signed {
+                tx_id: t.tx_id.to_owned(),
+                attempt: t.attempt.clone(),
+                state: t.state.to_owned(),
+                status: t.status.to_owned(),
+            })
+            .collect();
+        let take = crate::combine::Take {
+            chain_id,
+            address: address.to_owned(),
+            first,
+            items,
+        };
+        crate::combine::write(self, crate::combine::Write::Take(take), status).await
     }
 
     /// Records replacement attempts (bumps and no-ops) with their requests'
@@ -479,25 +485,8 @@ impl Store {
                 detail: format!("request {} changed twice in one call", u.tx_id),
             });
         }
-        let mut db = begin(self).await?;
-        let appended = append_status(&mut db, status).await?;
-        let states: Vec<NewState<'_>> = updates
-            .iter()
-            .map(|u| NewState {
-                tx_id: &u.tx_id,
-                state: &u.state,
-                status: &u.status,
-                nonce: u.nonce,
-                block_number: u.block_number,
-                error: u.error.as_deref(),
-            })
-            .collect();
-        update_states(&mut db, &states).await?;
-        db.commit().await?;
-        if appended {
-            self.notify();
-        }
-        Ok(())
+        let write = crate::combine::Write::States(updates.to_vec());
+        crate::combine::write(self, write, status).await.map(|_| ())
     }
 }
 
@@ -512,7 +501,7 @@ pub struct StatusEnvelopes<'a> {
 }
 
 /// Appends status records as one outbox segment; whether any were.
-async fn append_status(
+pub(crate) async fn append_status(
     db: &mut crate::outbox::WriteTx,
     status: StatusEnvelopes<'_>,
 ) -> Result<bool, StoreError> {

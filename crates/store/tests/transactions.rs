@@ -1,7 +1,8 @@
 //! Transaction rows against a real SQLite file: the API's group commit
 //! (idempotency within and across batches), nonces taken with their
 //! attempts in batches larger than one statement, state changes written
-//! many per statement, and the sender's read of new rows.
+//! many per statement, the writes of many senders combined (each with its
+//! own outcome), and the sender's read of new rows.
 
 use ethgate_store::{
     Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, Store, StoreError,
@@ -334,4 +335,70 @@ async fn many_accounts_taking_nonces_at_once_each_stand_or_fall_alone() {
     // The eleven batches' status envelopes, and none of the stale one's.
     let stream = s.stream("tx.anvil").await.expect("read").expect("stream");
     assert_eq!(stream.events_recorded, 22);
+}
+
+#[tokio::test]
+async fn a_failing_write_among_concurrent_ones_fails_alone() {
+    let (_d, s) = store().await;
+    let ids: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
+    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
+    s.insert_txs(&news).await.expect("insert");
+    s.raise_next_nonce(31337, SENDER, 0).await.expect("account");
+    let first = attempt(0);
+    let take = [SignedAttempt {
+        tx_id: "s0",
+        attempt: &first,
+        state: "\"Pending\"",
+        status: "pending",
+    }];
+    let json: Vec<Vec<String>> = ids
+        .iter()
+        .map(|id| vec![format!("{{\"id\":\"{id}\"}}")])
+        .collect();
+    // Nine state saves and a take at once; save 4 reports to a stream
+    // that does not exist, which fails the write that carries it.
+    let saves = (1..10).map(|i| {
+        let update = [StateUpdate {
+            tx_id: ids[i].clone(),
+            state: "\"Cancelled\"".into(),
+            status: "cancelled".into(),
+            nonce: None,
+            block_number: None,
+            error: None,
+        }];
+        let status = StatusEnvelopes {
+            stream: if i == 4 { "tx.nowhere" } else { "tx.anvil" },
+            json: &json[i],
+        };
+        let s = &s;
+        async move { s.set_tx_states(&update, status).await }
+    });
+    let status = StatusEnvelopes {
+        stream: "tx.anvil",
+        json: &json[0],
+    };
+    let (took, saved) = tokio::join!(
+        s.take_nonces(31337, SENDER, 0, &take, status),
+        futures::future::join_all(saves)
+    );
+    assert!(took.expect("take"));
+    for (i, answer) in (1..10).zip(saved) {
+        let row = s.tx(&ids[i]).await.expect("row").expect("exists");
+        if i == 4 {
+            assert!(
+                matches!(answer, Err(StoreError::UnknownStream(ref n)) if n == "tx.nowhere"),
+                "{answer:?}"
+            );
+            assert_eq!(row.status, "queued", "nothing written for it");
+        } else {
+            answer.expect("saved");
+            assert_eq!(row.status, "cancelled", "{}", ids[i]);
+        }
+    }
+    let row = s.tx("s0").await.expect("row").expect("exists");
+    assert_eq!((row.status.as_str(), row.nonce), ("pending", Some(0)));
+    assert_eq!(s.next_nonce(31337, SENDER).await.expect("next"), Some(1));
+    // Every write's envelope but the failed one's.
+    let stream = s.stream("tx.anvil").await.expect("read").expect("stream");
+    assert_eq!(stream.events_recorded, 9);
 }
