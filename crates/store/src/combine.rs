@@ -113,7 +113,7 @@ pub(crate) async fn write(
                 detail: "the writer stopped before answering".into(),
             }),
         },
-        Err(mpsc::error::SendError(job)) => alone(store, &job).await,
+        Err(mpsc::error::SendError(job)) => one(store, &job).await,
     }
 }
 
@@ -155,25 +155,24 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         later.append(&mut held);
         held = later;
-        if batch.len() > 1 {
-            match combined(&store, &batch).await {
-                Ok((outcomes, appended)) => {
-                    if appended {
-                        store.notify();
-                    }
-                    for (job, ok) in batch.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(Ok(ok));
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, writes = batch.len(), "combined write failed; writing each alone");
+        match write_all(&store, &batch).await {
+            Ok(outcomes) => {
+                for (job, ok) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(ok));
                 }
             }
-        }
-        for job in batch {
-            let outcome = alone(&store, &job).await;
-            let _ = job.reply.send(outcome);
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, writes = batch.len(), "combined write failed; writing each alone");
+                for job in batch {
+                    let outcome = one(&store, &job).await;
+                    let _ = job.reply.send(outcome);
+                }
+            }
         }
     }
 }
@@ -202,44 +201,13 @@ fn new_states(updates: &[StateUpdate]) -> impl Iterator<Item = NewState<'_>> {
 }
 
 /// One write in a transaction of its own.
-async fn alone(store: &Store, job: &Job) -> Result<bool, StoreError> {
-    let mut db = begin(store).await?;
-    let status = StatusEnvelopes {
-        stream: &job.stream,
-        json: &job.json,
-    };
-    match &job.write {
-        Write::Take(t) => {
-            let moved = sqlx::query(
-                "UPDATE tx_accounts SET next_nonce = next_nonce + ? WHERE chain_id = ? AND address = ? AND next_nonce = ?",
-            )
-            .bind(t.items.len() as i64)
-            .bind(to_i64(t.chain_id))
-            .bind(&t.address)
-            .bind(to_i64(t.first))
-            .execute(&mut *db)
-            .await?;
-            if moved.rows_affected() != 1 {
-                return Ok(false);
-            }
-            record_attempts(&mut db, &signed(&t.items)).await?;
-        }
-        Write::States(updates) => {
-            let states: Vec<NewState<'_>> = new_states(updates).collect();
-            update_states(&mut db, &states).await?;
-        }
-    }
-    let appended = append_status(&mut db, status).await?;
-    db.commit().await?;
-    if appended {
-        store.notify();
-    }
-    Ok(true)
+async fn one(store: &Store, job: &Job) -> Result<bool, StoreError> {
+    let outcomes = write_all(store, std::slice::from_ref(job)).await?;
+    Ok(outcomes.first().copied().unwrap_or(false))
 }
 
-/// Every write of `batch` in one transaction: each one's outcome, and
-/// whether any envelope was appended.
-async fn combined(store: &Store, batch: &[Job]) -> Result<(Vec<bool>, bool), StoreError> {
+/// Every write of `batch` in one transaction: each one's outcome.
+async fn write_all(store: &Store, batch: &[Job]) -> Result<Vec<bool>, StoreError> {
     let mut db = begin(store).await?;
     let moved = take_accounts(&mut db, batch).await?;
     let outcomes: Vec<bool> = batch
@@ -280,7 +248,10 @@ async fn combined(store: &Store, batch: &[Job]) -> Result<(Vec<bool>, bool), Sto
         appended |= append_status(&mut db, status).await?;
     }
     db.commit().await?;
-    Ok((outcomes, appended))
+    if appended {
+        store.notify();
+    }
+    Ok(outcomes)
 }
 
 /// The accounts of `batch`'s takes whose next nonce was still the one
