@@ -43,6 +43,20 @@ fn attempt(nonce: u64) -> NewAttempt {
     }
 }
 
+/// Each request with its attempt, the request then `pending` (pairs as
+/// far as the shorter list goes).
+fn pending<'a>(ids: &'a [String], attempts: &'a [NewAttempt]) -> Vec<SignedAttempt<'a>> {
+    ids.iter()
+        .zip(attempts)
+        .map(|(id, a)| SignedAttempt {
+            tx_id: id,
+            attempt: a,
+            state: "\"Pending\"",
+            status: "pending",
+        })
+        .collect()
+}
+
 fn no_status() -> StatusEnvelopes<'static> {
     StatusEnvelopes {
         stream: "tx.anvil",
@@ -93,16 +107,7 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
     s.insert_txs(&news).await.expect("insert");
     s.raise_next_nonce(31337, SENDER, 7).await.expect("account");
     let attempts: Vec<NewAttempt> = (0..450).map(|k| attempt(7 + k)).collect();
-    let items: Vec<SignedAttempt<'_>> = ids
-        .iter()
-        .zip(&attempts)
-        .map(|(id, a)| SignedAttempt {
-            tx_id: id,
-            attempt: a,
-            state: "\"Pending\"",
-            status: "pending",
-        })
-        .collect();
+    let items = pending(&ids, &attempts);
     // A stale first nonce writes nothing.
     assert!(
         !s.take_nonces(31337, SENDER, 6, &items, no_status())
@@ -129,16 +134,7 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
     // Replacements, a tick's worth in one call, are numbered after the
     // first attempts; a request twice in one call writes nothing.
     let bumps: Vec<NewAttempt> = (0..300u64).map(|k| attempt(7 + k)).collect();
-    let replacements: Vec<SignedAttempt> = ids
-        .iter()
-        .zip(&bumps)
-        .map(|(id, a)| SignedAttempt {
-            tx_id: id,
-            attempt: a,
-            state: "\"Pending\"",
-            status: "pending",
-        })
-        .collect();
+    let replacements = pending(&ids, &bumps);
     let twice = [replacements[0], replacements[1], replacements[0]];
     assert!(matches!(
         s.add_attempts(&twice).await,
@@ -299,16 +295,7 @@ async fn many_accounts_taking_nonces_at_once_each_stand_or_fall_alone() {
     // Every account's sender at once; account 5's read a stale next nonce.
     let takes = accounts.iter().enumerate().map(|(a, account)| {
         let (first, signed) = if a == 5 { (3, &stale) } else { (0, &attempts) };
-        let items: Vec<SignedAttempt<'_>> = ids[a]
-            .iter()
-            .zip(signed)
-            .map(|(id, at)| SignedAttempt {
-                tx_id: id,
-                attempt: at,
-                state: "\"Pending\"",
-                status: "pending",
-            })
-            .collect();
+        let items = pending(&ids[a], signed);
         let status = StatusEnvelopes {
             stream: "tx.anvil",
             json: &json[a],

@@ -346,15 +346,7 @@ async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_g
     let id = submit(&f, &keyed(&f, &from, "capped")).await;
     until_status(&f, std::slice::from_ref(&id), "pending", 30).await;
     // The market moves past the account's cap.
-    let spike = 60_000_000_000u128;
-    let _: Value = f
-        .anvil
-        .rpc(
-            "anvil_setNextBlockBaseFeePerGas",
-            json!([format!("{spike:#x}")]),
-        )
-        .await;
-    let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
+    spike_base_fee(&f, 60_000_000_000).await;
     let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

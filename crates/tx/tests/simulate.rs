@@ -136,12 +136,19 @@ async fn a_gas_limit_too_low_for_the_call_is_rejected_and_does_not_hold_up_the_r
     assert_eq!(mined["nonce"], 0, "the next request took the first nonce");
 }
 
+/// The 4-byte selector of a function signature.
+fn selector(signature: &str) -> [u8; 4] {
+    alloy_json_abi::Function::parse(signature)
+        .expect("signature")
+        .selector()
+        .0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_the_node_cannot_simulate_lets_the_rest_go_first_then_ends_rejected() {
     let f = fixture_proxied(Mining::Auto, 1, fast()).await;
     let proxy = f.proxy.as_ref().expect("proxied");
-    let once = alloy_primitives::keccak256("once(string)");
-    proxy.set(Fault::CallErrs([once[0], once[1], once[2], once[3]]));
+    proxy.set(Fault::CallErrs(selector("once(string)")));
     let from = format!("{:#x}", f.accounts[0]);
     let odd = json!({
         "chain": "anvil", "from": from, "to": format!("{:#x}", f.contract),
@@ -173,8 +180,7 @@ async fn a_call_the_node_cannot_simulate_lets_the_rest_go_first_then_ends_reject
 async fn a_node_that_can_simulate_nothing_rejects_nothing() {
     let f = fixture_proxied(Mining::Auto, 1, fast()).await;
     let proxy = f.proxy.as_ref().expect("proxied");
-    let keyed = alloy_primitives::keccak256("keyed(string)");
-    proxy.set(Fault::CallErrs([keyed[0], keyed[1], keyed[2], keyed[3]]));
+    proxy.set(Fault::CallErrs(selector("keyed(string)")));
     let from = format!("{:#x}", f.accounts[0]);
     let ids = submit_all(&f, (0..3).map(|i| fixed(&f, &from, &format!("all-{i}")))).await;
     // Enough ticks (each runs every request's eth_call) that a request

@@ -178,15 +178,20 @@ pub async fn price_out(f: &Fixture, view: &Value) -> u128 {
         .and_then(|s| s.parse().ok())
         .expect("fee");
     let spike = first_fee * 20;
+    spike_base_fee(f, spike).await;
+    spike
+}
+
+/// Makes the next block's base fee `fee` and mines it.
+pub async fn spike_base_fee(f: &Fixture, fee: u128) {
     let _: Value = f
         .anvil
         .rpc(
             "anvil_setNextBlockBaseFeePerGas",
-            json!([format!("{spike:#x}")]),
+            json!([format!("{fee:#x}")]),
         )
         .await;
     let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
-    spike
 }
 
 /// Submits requests in order, each accepted; their ids.
