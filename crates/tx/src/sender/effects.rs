@@ -489,3 +489,24 @@ fn answer<'a>(
         (false, None) => Ok(Answer::Sent),
     }
 }
+
+/// One write per request: a tick can change a request twice (mined, then
+/// confirmed); the last state stands, with the last error given.
+pub(super) fn coalesce(saves: Vec<ethgate_store::StateUpdate>) -> Vec<ethgate_store::StateUpdate> {
+    let mut at: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(saves.len());
+    let mut out: Vec<ethgate_store::StateUpdate> = Vec::with_capacity(saves.len());
+    for u in saves {
+        match at.get(&u.tx_id) {
+            Some(&k) => {
+                let error = u.error.clone().or_else(|| out[k].error.take());
+                out[k] = ethgate_store::StateUpdate { error, ..u };
+            }
+            None => {
+                at.insert(u.tx_id.clone(), out.len());
+                out.push(u);
+            }
+        }
+    }
+    out
+}

@@ -279,7 +279,7 @@ impl Sender {
         let recorded = self.record_replacements().await;
         let sent = self.flush_resends().await;
         let result = result.and(recorded).and(sent);
-        let saves = coalesce(std::mem::take(&mut self.saves));
+        let saves = effects::coalesce(std::mem::take(&mut self.saves));
         let envelopes = std::mem::take(&mut self.envelopes);
         let written = self
             .store
@@ -579,24 +579,4 @@ fn take<T>(list: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
     list.lock()
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default()
-}
-
-/// One write per request: a tick can change a request twice (mined, then
-/// confirmed); the last state stands, with the last error given.
-fn coalesce(saves: Vec<ethgate_store::StateUpdate>) -> Vec<ethgate_store::StateUpdate> {
-    let mut at: HashMap<String, usize> = HashMap::with_capacity(saves.len());
-    let mut out: Vec<ethgate_store::StateUpdate> = Vec::with_capacity(saves.len());
-    for u in saves {
-        match at.get(&u.tx_id) {
-            Some(&k) => {
-                let error = u.error.clone().or_else(|| out[k].error.take());
-                out[k] = ethgate_store::StateUpdate { error, ..u };
-            }
-            None => {
-                at.insert(u.tx_id.clone(), out.len());
-                out.push(u);
-            }
-        }
-    }
-    out
 }
