@@ -118,7 +118,11 @@ impl Resolve for Resolver<'_> {
 }
 
 fn new_id() -> String {
-    let bytes: [u8; 12] = rand::random();
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut bytes: [u8; 12] = rand::random();
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     format!("tx_{}", hex::encode(bytes))
 }
 
