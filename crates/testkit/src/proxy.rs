@@ -59,6 +59,8 @@ struct Seen {
     requests_with: std::collections::HashMap<String, u64>,
     log_spans: Vec<(u64, bool)>,
     tampered: u64,
+    /// Logs in every `eth_getLogs` answer, summed.
+    logs_answered: u64,
     /// Raw transactions parked by [`Fault::Park`], and sends of them held.
     parked: std::collections::HashSet<String>,
     held: u64,
@@ -271,6 +273,13 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
                 StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut bytes = r.bytes().await.unwrap_or_default();
             if req["method"] == "eth_getLogs"
+                && let Ok(resp) = serde_json::from_slice::<Value>(&bytes)
+                && let Some(logs) = resp["result"].as_array()
+                && let Ok(mut s) = inner.seen.lock()
+            {
+                s.logs_answered += logs.len() as u64;
+            }
+            if req["method"] == "eth_getLogs"
                 && let Ok(mut resp) = serde_json::from_slice::<Value>(&bytes)
                 && let Some(logs) = resp["result"].as_array_mut().filter(|l| !l.is_empty())
                 && take_one(&inner)
@@ -351,6 +360,12 @@ impl Proxy {
     /// `eth_getLogs` answers rewritten by [`Fault::ForeignLogHashes`].
     pub fn tampered(&self) -> u64 {
         self.inner.seen.lock().expect("lock").tampered
+    }
+
+    /// Logs the node returned to `eth_getLogs` through the proxy, summed
+    /// over every answer: how often the same logs were read.
+    pub fn logs_answered(&self) -> u64 {
+        self.inner.seen.lock().expect("lock").logs_answered
     }
 
     /// Every `eth_getLogs` span seen, with whether it was refused.

@@ -30,10 +30,10 @@ pub struct ChainView {
     /// block serves every tick of every sender of the chain (a busy node
     /// answers each call late, and the tick waits on it before signing).
     markets: Mutex<HashMap<(bool, crate::Speed), (B256, crate::fees::Fees)>>,
-    /// The last log query made for the chain's senders (see `observe`),
-    /// held while it runs: every sender reads the same new blocks for the
-    /// same contracts, and the others wait for one query and share it.
-    pub(super) logs: tokio::sync::Mutex<Option<super::observe::LogRead>>,
+    /// The logs read for the chain's senders (see `logs`), held while a
+    /// query runs: every sender reads the same new blocks for the same
+    /// contracts, and the others wait for one query and share it.
+    pub(super) logs: tokio::sync::Mutex<super::logs::LogRead>,
 }
 
 impl ChainView {

@@ -26,6 +26,7 @@ pub use ancestry::ChainView;
 mod batches;
 use batches::{BATCHES_AT_ONCE, in_batches};
 mod effects;
+mod logs;
 mod observe;
 mod prepare;
 mod queued;

@@ -29,6 +29,7 @@ use ethgate_store::TxRow;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::logs::LOGS_LOOKBACK;
 use super::{ChainView, Sender, TickError, table};
 
 /// Receipts read per JSON-RPC batch.
@@ -37,34 +38,6 @@ const RECEIPTS_PER_BATCH: usize = 100;
 /// Calls to look up at which logs are read first: below it, a receipt
 /// each costs no more calls than the log query would.
 const LOGS_FROM: usize = 8;
-
-/// How many blocks below the head a log query reaches back at most: an
-/// attempt mined earlier (after a restart, or a sender that was idle) is
-/// read by receipt.
-const LOGS_LOOKBACK: u64 = 16;
-
-/// Where each transaction that left a log was mined, by its hash.
-type Found = HashMap<String, (alloy_primitives::U64, B256)>;
-
-/// One log query's answer, kept for the chain's other senders reading at
-/// the same head: the blocks from `from` to the node's latest when it was
-/// asked (at `asked`), for the contracts `targets`.
-pub(super) struct LogRead {
-    asked: Instant,
-    head: B256,
-    from: u64,
-    targets: BTreeSet<Address>,
-    found: Arc<Found>,
-}
-
-/// The part of a log that names where its transaction was mined.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogPlace {
-    block_number: alloy_primitives::U64,
-    block_hash: B256,
-    transaction_hash: B256,
-}
 
 /// The part of a receipt the state machine needs.
 #[derive(Deserialize)]
@@ -203,7 +176,14 @@ impl Reading {
     pub(super) async fn fetch(self) -> Result<Observed, TickError> {
         let mut receipts = HashMap::with_capacity(self.hashes.len());
         if let Some((targets, from)) = &self.logs {
-            let found = self.logged(targets, *from).await;
+            let ask = super::logs::Ask {
+                pool: &self.pool,
+                head: self.head,
+                targets,
+                from: *from,
+                counted: self.counted,
+            };
+            let found = super::logs::logged(&self.view, ask, &self.hashes).await;
             for h in &self.hashes {
                 if let Some(&(block_number, block_hash)) = found.get(h) {
                     // A log: mined, and succeeded.
@@ -245,52 +225,5 @@ impl Reading {
             receipts,
             canonical,
         })
-    }
-
-    /// Where each transaction that left a log of `targets` from block
-    /// `from` on was mined: another sender's query at this head if it
-    /// covers these blocks and contracts, else a new one (to the node's
-    /// latest block, which a nonce count read before the head may already
-    /// reflect). A refused or failed query finds nothing, and every
-    /// attempt is read by receipt.
-    async fn logged(&self, targets: &BTreeSet<Address>, from: u64) -> Arc<Found> {
-        let mut last = self.view.logs.lock().await;
-        if let Some(r) = last.as_ref().filter(|r| {
-            r.head == self.head.hash
-                && r.from <= from
-                && targets.is_subset(&r.targets)
-                && r.asked >= self.counted
-        }) {
-            return r.found.clone();
-        }
-        let asked = Instant::now();
-        let filter = json!({
-            "fromBlock": format!("{from:#x}"),
-            "toBlock": "latest",
-            "address": targets,
-        });
-        let logs: Vec<LogPlace> = match self.pool.call("eth_getLogs", json!([filter])).await {
-            Ok(logs) => logs,
-            Err(e) => {
-                tracing::debug!(error = %e, "log query refused; reading receipts");
-                return Arc::default();
-            }
-        };
-        let found: Found = logs
-            .into_iter()
-            .map(|l| {
-                let hash = format!("{}", l.transaction_hash);
-                (hash, (l.block_number, l.block_hash))
-            })
-            .collect();
-        let found = Arc::new(found);
-        *last = Some(LogRead {
-            asked,
-            head: self.head.hash,
-            from,
-            targets: targets.clone(),
-            found: found.clone(),
-        });
-        found
     }
 }
