@@ -12,10 +12,10 @@
 //! confirm: an attempt they miss (no event, an event from another
 //! contract, a block outside the range, a node whose log index lags) is
 //! read by receipt as before, so the answer is the same either way. The
-//! chain's senders share one query per head (they call the same
-//! contracts, in the same new blocks): one call per block instead of one
-//! per transaction, and on a node that rebuilds a receipt from its whole
-//! block (anvil) one copy of each block instead of one per transaction.
+//! chain's senders share what they read (see `logs`): each block's logs
+//! are read once for all of them — one call per block instead of one per
+//! transaction, and on a node that rebuilds a receipt from its whole block
+//! (anvil) one copy of each block instead of one per transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
