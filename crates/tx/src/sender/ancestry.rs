@@ -34,6 +34,9 @@ pub struct ChainView {
     /// query runs: every sender reads the same new blocks for the same
     /// contracts, and the others wait for one query and share it.
     pub(super) logs: tokio::sync::Mutex<super::logs::LogRead>,
+    /// The chain's senders woken by requests at their last wait: how long
+    /// a woken one gathers before its tick (see `Busy` in the sender).
+    pub(super) busy: std::sync::atomic::AtomicUsize,
 }
 
 impl ChainView {

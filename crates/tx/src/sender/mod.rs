@@ -24,7 +24,9 @@ use tokio::sync::{Notify, watch};
 mod ancestry;
 pub use ancestry::ChainView;
 mod batches;
+mod busy;
 use batches::{BATCHES_AT_ONCE, in_batches};
+use busy::Busy;
 mod effects;
 mod logs;
 mod observe;
@@ -106,15 +108,6 @@ pub(super) fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-
-/// How long a woken sender waits for more requests before its tick. Each
-/// tick has a fixed cost (chain readings, a read of new rows, a simulation
-/// batch, a nonce transaction), so ticks that each carry one request
-/// spend the cores on overhead: measured with eight accounts at a steady
-/// 500 requests/s, 30 ms instead of 10 cut the API's p99 from 18–22 ms to
-/// 16–20, and a 2,000-call burst on one account was mined in 740–780 ms
-/// instead of 870–900. Small beside any chain's block time.
-const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// How long a head header is trusted while the height stays the same.
 const HEAD_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
@@ -250,6 +243,7 @@ impl Sender {
                 _ = shutdown.wait_for(|v| *v) => return,
             }
         }
+        let mut busy = Busy::new(self.view.clone());
         loop {
             if *shutdown.borrow() {
                 break;
@@ -262,11 +256,12 @@ impl Sender {
                 _ = tokio::time::sleep(self.settings.poll) => false,
                 _ = shutdown.wait_for(|v| *v) => break,
             };
+            busy.set(woken);
             if woken {
                 // A burst of requests wakes the sender once per request: let
                 // it gather, so one tick (one read of the open requests, one
                 // nonce transaction) serves the burst.
-                tokio::time::sleep(WAKE_COALESCE).await;
+                tokio::time::sleep(busy.gather()).await;
             }
         }
         tracing::info!(chain = %self.account.chain, account = %self.addr, "sender stopped");
