@@ -19,6 +19,9 @@ pub(super) const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_
 /// senders are busy (see [`Busy::gather`]).
 const WAKE_COALESCE_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How long without a new request ends a gather early.
+const WAKE_QUIET: std::time::Duration = std::time::Duration::from_millis(15);
+
 /// Whether a sender is busy (woken by requests rather than by its poll),
 /// counted in its chain's view while it is.
 pub(super) struct Busy {
@@ -57,10 +60,22 @@ impl Busy {
     /// after 2.01–2.25 s instead of 2.02–2.65 s. On one account a longer
     /// gather only delays its ticks (1.87–2.23 s at 100 ms, 1.82–2.04 s at
     /// 30 ms), so one busy sender keeps 30 ms.
-    pub(super) fn gather(&self) -> std::time::Duration {
+    ///
+    /// The gather ends early once no request has woken the sender for
+    /// [`WAKE_QUIET`]: the burst is over, and the requests it brought
+    /// last are started now rather than after the longest gather.
+    pub(super) async fn gather(&self, wake: &tokio::sync::Notify) {
         let busy = self.view.busy.load(std::sync::atomic::Ordering::Relaxed);
         let busy = u32::try_from(busy).unwrap_or(u32::MAX).max(1);
-        WAKE_COALESCE.saturating_mul(busy).min(WAKE_COALESCE_MAX)
+        let until =
+            tokio::time::Instant::now() + WAKE_COALESCE.saturating_mul(busy).min(WAKE_COALESCE_MAX);
+        loop {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(WAKE_QUIET) => return,
+                _ = tokio::time::sleep_until(until) => return,
+            }
+        }
     }
 }
 

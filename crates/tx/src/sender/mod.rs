@@ -261,7 +261,7 @@ impl Sender {
                 // A burst of requests wakes the sender once per request: let
                 // it gather, so one tick (one read of the open requests, one
                 // nonce transaction) serves the burst.
-                tokio::time::sleep(busy.gather()).await;
+                busy.gather(&shared.wake).await;
             }
         }
         tracing::info!(chain = %self.account.chain, account = %self.addr, "sender stopped");
