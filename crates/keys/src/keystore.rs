@@ -26,7 +26,7 @@ pub fn open(path: &Path, password: &str) -> Result<LocalKey, KeyError> {
     }
     let inner = PrivateKeySigner::decrypt_keystore(path, password)
         .map_err(|_| keystore_err(path, "wrong password or not a keystore file"))?;
-    Ok(LocalKey { inner })
+    LocalKey::from_signer(inner, &path.display().to_string())
 }
 
 /// Records the address in the file, as geth does, so [`list`] needs no

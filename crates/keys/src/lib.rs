@@ -23,7 +23,6 @@ pub use remote::RemoteSigner;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_network::TxSignerSync;
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use futures::future::BoxFuture;
@@ -80,6 +79,27 @@ pub trait Signer: Send + Sync {
 /// A key held in memory: decrypted from a keystore, or a dev key.
 pub struct LocalKey {
     inner: PrivateKeySigner,
+    /// The same key for libsecp256k1, which signs in about half the time
+    /// of the pure-Rust curve (signing is the largest single cost of a
+    /// busy sender); the signatures are the same (RFC 6979, low s).
+    fast: secp256k1::SecretKey,
+}
+
+/// libsecp256k1's signing context, built (and blinded with random bytes
+/// against timing side channels) once per process.
+static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::SignOnly>> =
+    std::sync::LazyLock::new(|| {
+        let mut ctx = secp256k1::Secp256k1::signing_only();
+        let seed: [u8; 32] = rand08::random();
+        ctx.seeded_randomize(&seed);
+        ctx
+    });
+
+impl Drop for LocalKey {
+    /// `inner` erases itself; the libsecp256k1 copy does not on its own.
+    fn drop(&mut self) {
+        self.fast.non_secure_erase();
+    }
 }
 
 impl std::fmt::Debug for LocalKey {
@@ -99,24 +119,37 @@ impl LocalKey {
             .trim()
             .parse()
             .map_err(|_| KeyError::BadKey(what.to_owned()))?;
-        Ok(LocalKey { inner })
+        Self::from_signer(inner, what)
+    }
+
+    /// Wraps a loaded key; `what` names its source in the error.
+    pub(crate) fn from_signer(inner: PrivateKeySigner, what: &str) -> Result<Self, KeyError> {
+        let fast = secp256k1::SecretKey::from_byte_array(&inner.to_bytes().0)
+            .map_err(|_| KeyError::BadKey(what.to_owned()))?;
+        Ok(LocalKey { inner, fast })
+    }
+
+    /// The signature of a transaction's signing hash.
+    fn sign_hash(&self, hash: B256) -> Result<alloy_primitives::Signature, KeyError> {
+        let message = secp256k1::Message::from_digest(hash.0);
+        let (id, rs) = SECP
+            .sign_ecdsa_recoverable(&message, &self.fast)
+            .serialize_compact();
+        let parity = i32::from(id) == 1;
+        Ok(alloy_primitives::Signature::from_bytes_and_parity(
+            &rs, parity,
+        ))
     }
 
     /// Signs synchronously (local keys need no I/O).
     pub fn sign_sync(&self, tx: UnsignedTx) -> Result<SignedTx, KeyError> {
         let envelope: TxEnvelope = match tx {
-            UnsignedTx::Eip1559(mut t) => {
-                let sig = self
-                    .inner
-                    .sign_transaction_sync(&mut t)
-                    .map_err(|e| KeyError::Sign(e.to_string()))?;
+            UnsignedTx::Eip1559(t) => {
+                let sig = self.sign_hash(t.signature_hash())?;
                 t.into_signed(sig).into()
             }
-            UnsignedTx::Legacy(mut t) => {
-                let sig = self
-                    .inner
-                    .sign_transaction_sync(&mut t)
-                    .map_err(|e| KeyError::Sign(e.to_string()))?;
+            UnsignedTx::Legacy(t) => {
+                let sig = self.sign_hash(t.signature_hash())?;
                 t.into_signed(sig).into()
             }
         };

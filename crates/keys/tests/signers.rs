@@ -174,3 +174,30 @@ async fn a_kms_key_signs_a_transaction_anvil_mines() {
         .expect_err("not secp256k1");
     assert!(err.to_string().contains("ECC_SECG_P256K1"), "{err}");
 }
+
+#[tokio::test]
+async fn a_local_key_signs_byte_for_byte_as_the_node_does_and_anvil_mines_it() {
+    // Signatures are deterministic (RFC 6979, low s): the local key and
+    // the node's own signer for the same account must give the same bytes.
+    let anvil = Anvil::start(&[]).await;
+    let from: Address = DEV_ACCOUNT.parse().expect("address");
+    let local = LocalKey::dev(DEV_KEYS[0], "dev key").expect("key");
+    assert_eq!(local.address(), from);
+    let node = RemoteSigner::new(&anvil.url, from, TIMEOUT).expect("signer");
+    let to = Address::repeat_byte(0x42);
+    let legacy = UnsignedTx::Legacy(TxLegacy {
+        chain_id: Some(31337),
+        nonce: 1,
+        gas_price: 10_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(to),
+        value: U256::from(5),
+        input: Bytes::new(),
+    });
+    for tx in [transfer(0, to, 777), legacy] {
+        let mine = local.sign(tx.clone()).await.expect("signs");
+        let theirs = node.sign(tx).await.expect("node signs");
+        assert_eq!(mine, theirs);
+        mined(&anvil, &mine.raw, mine.hash, from).await;
+    }
+}
