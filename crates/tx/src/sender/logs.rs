@@ -55,6 +55,7 @@ pub(super) struct LogRead {
     next: u64,
     /// Each block a log named: its hash and the transactions it logged.
     blocks: BTreeMap<u64, (B256, Vec<String>)>,
+    /// Where each transaction of `blocks` was mined, for the lookups.
     found: Found,
     /// The head the kept blocks were last checked against.
     checked: Option<B256>,
@@ -123,8 +124,8 @@ impl LogRead {
         }
     }
 
-    /// Whether the kept blocks are those of `head`'s chain (`None`: the
-    /// headers could not be read).
+    /// Whether the kept blocks at or below `head` are those of its chain
+    /// (not when the headers to tell could not be read).
     async fn on_chain_of(&self, view: &ChainView, pool: &EndpointPool, head: BlockRef) -> bool {
         let heights: BTreeSet<u64> = self.blocks.range(..=head.number).map(|(n, _)| *n).collect();
         if heights.is_empty() {
