@@ -59,7 +59,15 @@ pub(super) struct LogRead {
     found: Found,
     /// The head the kept blocks were last checked against.
     checked: Option<B256>,
+    /// When each contract was last asked for: a start over reads only
+    /// those still in use, so the query does not grow with every
+    /// contract ever called.
+    asked_for: HashMap<Address, Instant>,
 }
+
+/// How long a contract no sender has asked for stays in the query (until
+/// the next start over).
+const TARGETS_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What one sender asks of the kept logs.
 pub(super) struct Ask<'a> {
@@ -77,13 +85,16 @@ pub(super) struct Ask<'a> {
 }
 
 impl LogRead {
-    fn start_over(&mut self, targets: &BTreeSet<Address>, from: u64) {
-        let mut all = std::mem::take(&mut self.targets);
-        all.extend(targets.iter().copied());
+    /// Forgets every block read, to read again from `from` for the
+    /// contracts asked for within [`TARGETS_KEPT`] of `now`.
+    fn start_over(&mut self, from: u64, now: Instant) {
+        let mut asked_for = std::mem::take(&mut self.asked_for);
+        asked_for.retain(|_, at| now.saturating_duration_since(*at) < TARGETS_KEPT);
         *self = LogRead {
-            targets: all,
+            targets: asked_for.keys().copied().collect(),
             from,
             next: from,
+            asked_for,
             ..LogRead::default()
         };
     }
@@ -150,14 +161,17 @@ impl LogRead {
 /// have found is read by receipt.
 pub(super) async fn logged(view: &ChainView, ask: Ask<'_>, hashes: &[String]) -> Found {
     let mut log = view.logs.lock().await;
+    let now = Instant::now();
+    for t in ask.targets {
+        log.asked_for.insert(*t, now);
+    }
     let lowest = ask.head.number.saturating_sub(2 * LOGS_LOOKBACK);
     if log.asked.is_none() || !ask.targets.is_subset(&log.targets) || ask.from < log.from {
-        log.start_over(ask.targets, ask.from.max(lowest));
+        log.start_over(ask.from.max(lowest), now);
     }
     if log.checked != Some(ask.head.hash) {
         if !log.on_chain_of(view, ask.pool, ask.head).await {
-            let targets = log.targets.clone();
-            log.start_over(&targets, ask.from.max(lowest));
+            log.start_over(ask.from.max(lowest), now);
         }
         log.checked = Some(ask.head.hash);
     }
@@ -187,4 +201,26 @@ pub(super) async fn logged(view: &ChainView, ask: Ask<'_>, hashes: &[String]) ->
         .iter()
         .filter_map(|h| log.found.get(h).map(|place| (h.clone(), *place)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_over_reads_only_the_contracts_asked_for_lately() {
+        let now = Instant::now();
+        let (old, recent) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut log = LogRead::default();
+        log.asked_for.insert(recent, now);
+        let then = now
+            .checked_sub(TARGETS_KEPT * 2)
+            .expect("a clock older than that");
+        log.asked_for.insert(old, then);
+        log.targets = BTreeSet::from([old, recent]);
+        log.start_over(7, now);
+        assert_eq!(log.targets, BTreeSet::from([recent]));
+        assert_eq!((log.from, log.next), (7, 7));
+        assert!(log.asked.is_none() && log.found.is_empty());
+    }
 }
