@@ -130,26 +130,23 @@ impl LocalKey {
     }
 
     /// The signature of a transaction's signing hash.
-    fn sign_hash(&self, hash: B256) -> Result<alloy_primitives::Signature, KeyError> {
+    fn sign_hash(&self, hash: B256) -> alloy_primitives::Signature {
         let message = secp256k1::Message::from_digest(hash.0);
         let (id, rs) = SECP
             .sign_ecdsa_recoverable(&message, &self.fast)
             .serialize_compact();
-        let parity = i32::from(id) == 1;
-        Ok(alloy_primitives::Signature::from_bytes_and_parity(
-            &rs, parity,
-        ))
+        alloy_primitives::Signature::from_bytes_and_parity(&rs, i32::from(id) == 1)
     }
 
     /// Signs synchronously (local keys need no I/O).
     pub fn sign_sync(&self, tx: UnsignedTx) -> Result<SignedTx, KeyError> {
         let envelope: TxEnvelope = match tx {
             UnsignedTx::Eip1559(t) => {
-                let sig = self.sign_hash(t.signature_hash())?;
+                let sig = self.sign_hash(t.signature_hash());
                 t.into_signed(sig).into()
             }
             UnsignedTx::Legacy(t) => {
-                let sig = self.sign_hash(t.signature_hash())?;
+                let sig = self.sign_hash(t.signature_hash());
                 t.into_signed(sig).into()
             }
         };
