@@ -31,6 +31,19 @@ fn transfer(nonce: u64, to: Address, value: u64) -> UnsignedTx {
     })
 }
 
+/// A legacy (EIP-155) transfer: the other kind a signer must sign.
+fn legacy_transfer(nonce: u64, to: Address, value: u64) -> UnsignedTx {
+    UnsignedTx::Legacy(TxLegacy {
+        chain_id: Some(31337),
+        nonce,
+        gas_price: 10_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(to),
+        value: U256::from(value),
+        input: Bytes::new(),
+    })
+}
+
 /// Sends `raw`, waits for its receipt, and checks it was mined from `from`.
 async fn mined(anvil: &Anvil, raw: &[u8], hash: B256, from: Address) {
     let sent: B256 = anvil
@@ -57,15 +70,7 @@ async fn a_json_rpc_signer_signs_with_anvils_unlocked_account_and_anvil_mines_it
     let signed = signer.sign(transfer(0, to, 777)).await.expect("signs");
     mined(&anvil, &signed.raw, signed.hash, from).await;
     // A legacy (EIP-155) transaction too.
-    let legacy = UnsignedTx::Legacy(TxLegacy {
-        chain_id: Some(31337),
-        nonce: 1,
-        gas_price: 10_000_000_000,
-        gas_limit: 21_000,
-        to: TxKind::Call(to),
-        value: U256::from(1),
-        input: Bytes::new(),
-    });
+    let legacy = legacy_transfer(1, to, 1);
     let signed = signer.sign(legacy).await.expect("signs legacy");
     mined(&anvil, &signed.raw, signed.hash, from).await;
     let balance: U256 = anvil.rpc("eth_getBalance", json!([to, "latest"])).await;
@@ -185,15 +190,7 @@ async fn a_local_key_signs_byte_for_byte_as_the_node_does_and_anvil_mines_it() {
     assert_eq!(local.address(), from);
     let node = RemoteSigner::new(&anvil.url, from, TIMEOUT).expect("signer");
     let to = Address::repeat_byte(0x42);
-    let legacy = UnsignedTx::Legacy(TxLegacy {
-        chain_id: Some(31337),
-        nonce: 1,
-        gas_price: 10_000_000_000,
-        gas_limit: 21_000,
-        to: TxKind::Call(to),
-        value: U256::from(5),
-        input: Bytes::new(),
-    });
+    let legacy = legacy_transfer(1, to, 5);
     for tx in [transfer(0, to, 777), legacy] {
         let mine = local.sign(tx.clone()).await.expect("signs");
         let theirs = node.sign(tx).await.expect("node signs");
