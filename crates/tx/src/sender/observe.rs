@@ -184,17 +184,15 @@ impl Reading {
                 counted: self.counted,
             };
             let found = super::logs::logged(&self.view, ask, &self.hashes).await;
-            for h in &self.hashes {
-                if let Some(&(block_number, block_hash)) = found.get(h) {
-                    // A log: mined, and succeeded.
-                    let status = Some(alloy_primitives::U64::from(1));
-                    let r = Receipt {
-                        block_number,
-                        block_hash,
-                        status,
-                    };
-                    receipts.insert(h.clone(), Some(r));
-                }
+            for (h, (block_number, block_hash)) in found {
+                // A log: mined, and succeeded.
+                let status = Some(alloy_primitives::U64::from(1));
+                let r = Receipt {
+                    block_number,
+                    block_hash,
+                    status,
+                };
+                receipts.insert(h, Some(r));
             }
         }
         let rest: Vec<String> = self
