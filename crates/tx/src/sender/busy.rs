@@ -13,7 +13,7 @@ use super::ChainView;
 /// ms instead of 10 cut the API's p99 from 18–22 ms to 16–20, and a
 /// 2,000-call burst on one account was mined in 740–780 ms instead of
 /// 870–900. Small beside any chain's block time.
-pub(super) const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(30);
+const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// The longest a woken sender gathers, however many of its chain's
 /// senders are busy (see [`Busy::gather`]).
