@@ -57,6 +57,12 @@ fn pending<'a>(ids: &'a [String], attempts: &'a [NewAttempt]) -> Vec<SignedAttem
         .collect()
 }
 
+/// Records a queued request for each id (the id is its key too).
+async fn queued(s: &Store, ids: &[String]) {
+    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
+    s.insert_txs(&news).await.expect("insert");
+}
+
 fn no_status() -> StatusEnvelopes<'static> {
     StatusEnvelopes {
         stream: "tx.anvil",
@@ -103,8 +109,7 @@ async fn one_batch_tells_created_from_retried_from_conflicting() {
 async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
     let (_d, s) = store().await;
     let ids: Vec<String> = (0..450).map(|i| format!("tx{i:04}")).collect();
-    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
-    s.insert_txs(&news).await.expect("insert");
+    queued(&s, &ids).await;
     s.raise_next_nonce(31337, SENDER, 7).await.expect("account");
     let attempts: Vec<NewAttempt> = (0..450).map(|k| attempt(7 + k)).collect();
     let items = pending(&ids, &attempts);
@@ -165,8 +170,7 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
 async fn many_state_changes_keep_errors_and_refuse_a_request_twice() {
     let (_d, s) = store().await;
     let ids: Vec<String> = (0..250).map(|i| format!("tx{i:04}")).collect();
-    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
-    s.insert_txs(&news).await.expect("insert");
+    queued(&s, &ids).await;
     s.set_tx_error("tx0001", Some("broadcast refused: x"))
         .await
         .expect("error");
@@ -328,8 +332,7 @@ async fn many_accounts_taking_nonces_at_once_each_stand_or_fall_alone() {
 async fn a_failing_write_among_concurrent_ones_fails_alone() {
     let (_d, s) = store().await;
     let ids: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
-    let news: Vec<NewTx<'_>> = ids.iter().map(|id| new_tx(id, id, "h", SENDER)).collect();
-    s.insert_txs(&news).await.expect("insert");
+    queued(&s, &ids).await;
     s.raise_next_nonce(31337, SENDER, 0).await.expect("account");
     let first = attempt(0);
     let take = [SignedAttempt {
