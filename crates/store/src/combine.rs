@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::outbox::{WriteTx, begin};
 use crate::tx::{NewAttempt, SignedAttempt, StateUpdate, StatusEnvelopes, append_status};
-use crate::tx_rows::{NewState, record_attempts, update_states};
+use crate::tx_rows::{NewState, record_attempts, shaped, update_states};
 use crate::{Store, StoreError, to_i64};
 
 /// Writes combined into one transaction, at most.
@@ -271,20 +271,27 @@ async fn take_accounts(
     if takes.is_empty() {
         return Ok(HashSet::new());
     }
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "UPDATE tx_accounts SET next_nonce = next_nonce + v.column3 FROM (",
-    );
-    q.push_values(&takes, |mut b, t| {
-        b.push_bind(to_i64(t.chain_id))
-            .push_bind(t.address.clone())
-            .push_bind(t.items.len() as i64)
-            .push_bind(to_i64(t.first));
-    });
-    q.push(
-        ") AS v WHERE tx_accounts.chain_id = v.column1 AND tx_accounts.address = v.column2 \
-         AND tx_accounts.next_nonce = v.column4 RETURNING tx_accounts.chain_id, tx_accounts.address",
-    );
-    let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut **db).await?;
+    let mut rows: Vec<(i64, String)> = Vec::with_capacity(takes.len());
+    for run in shaped(&takes, MAX_WRITES) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE tx_accounts SET next_nonce = next_nonce + v.column3 FROM (",
+        );
+        q.push_values(run, |mut b, t| {
+            b.push_bind(to_i64(t.chain_id))
+                .push_bind(t.address.clone())
+                .push_bind(t.items.len() as i64)
+                .push_bind(to_i64(t.first));
+        });
+        q.push(
+            ") AS v WHERE tx_accounts.chain_id = v.column1 AND tx_accounts.address = v.column2 \
+             AND tx_accounts.next_nonce = v.column4 RETURNING tx_accounts.chain_id, tx_accounts.address",
+        );
+        rows.extend(
+            q.build_query_as::<(i64, String)>()
+                .fetch_all(&mut **db)
+                .await?,
+        );
+    }
     Ok(rows
         .into_iter()
         .map(|(c, a)| (u64::try_from(c).unwrap_or_default(), a))

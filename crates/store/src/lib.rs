@@ -265,6 +265,10 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .page_size(16_384)
+            // Room for every statement text this store runs, the
+            // multi-row writes' power-of-two shapes among them (see
+            // `tx_rows::shaped`): an evicted statement is compiled again.
+            .statement_cache_capacity(256)
             // A backstop only: the checkpointer task below keeps the WAL short.
             .pragma("wal_autocheckpoint", "8192")
             .pragma("journal_size_limit", "67108864")

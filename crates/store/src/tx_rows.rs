@@ -9,9 +9,29 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::tx::{Inserted, NewAttempt, NewTx, SignedAttempt};
 use crate::{StoreError, now_secs, to_i64};
 
-/// Rows per statement: at ten bound values a row, far below SQLite's
-/// limit of 32,766 variables.
-const ROWS: usize = 200;
+/// Rows per statement, at most: at ten bound values a row, far below
+/// SQLite's limit of 32,766 variables.
+const ROWS: usize = 128;
+
+/// Splits `items` into runs whose lengths are powers of two (largest
+/// first, at most `max`). A multi-row statement's text depends on its row
+/// count, and SQLite compiles each new text afresh (parsing a 150-row
+/// statement cost more than running it): with power-of-two runs a kind of
+/// statement has a few texts, each compiled once per connection and then
+/// taken from its statement cache.
+pub(crate) fn shaped<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let max = 1usize << max.max(1).ilog2();
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = max.min(1 << rest.len().ilog2());
+        let (run, tail) = rest.split_at(n);
+        rest = tail;
+        Some(run)
+    })
+}
 
 type Db = crate::outbox::WriteTx;
 
@@ -23,7 +43,7 @@ pub(crate) async fn insert_requests(
 ) -> Result<Vec<Inserted>, StoreError> {
     let now = now_secs();
     let mut created = std::collections::HashSet::with_capacity(txs.len());
-    for chunk in txs.chunks(ROWS) {
+    for chunk in shaped(txs, ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) ",
         );
@@ -70,7 +90,7 @@ pub(crate) async fn insert_attempts(
     items: &[(&str, &NewAttempt)],
 ) -> Result<(), StoreError> {
     let now = now_secs();
-    for chunk in items.chunks(ROWS) {
+    for chunk in shaped(items, ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO tx_attempts (tx_id, n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at) ",
         );
@@ -129,7 +149,7 @@ pub(crate) struct NewState<'a> {
 /// Writes requests' new states. A request appears at most once per call.
 pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result<(), StoreError> {
     let now = now_secs();
-    for chunk in items.chunks(ROWS) {
+    for chunk in shaped(items, ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "UPDATE tx_requests SET state = v.column2, status = v.column3, nonce = v.column4, \
              block_number = v.column5, \
@@ -149,4 +169,24 @@ pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result
         q.build().execute(&mut **db).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shaped;
+
+    #[test]
+    fn runs_are_powers_of_two_largest_first_and_cover_every_item_in_order() {
+        let items: Vec<usize> = (0..150).collect();
+        let runs: Vec<&[usize]> = shaped(&items, 128).collect();
+        let lens: Vec<usize> = runs.iter().map(|r| r.len()).collect();
+        assert_eq!(lens, [128, 16, 4, 2]);
+        assert_eq!(runs.concat(), items);
+        let lens: Vec<usize> = shaped(&items, 32).map(<[usize]>::len).collect();
+        assert_eq!(lens, [32, 32, 32, 32, 16, 4, 2]);
+        // A maximum that is not a power of two rounds down to one.
+        let lens: Vec<usize> = shaped(&items[..7], 5).map(<[usize]>::len).collect();
+        assert_eq!(lens, [4, 2, 1]);
+        assert_eq!(shaped(&items[..0], 8).count(), 0);
+    }
 }
