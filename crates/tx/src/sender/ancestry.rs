@@ -37,6 +37,13 @@ pub struct ChainView {
     /// The chain's senders woken by requests at their last wait: how long
     /// a woken one gathers before its tick (see `Busy` in the sender).
     pub(super) busy: std::sync::atomic::AtomicUsize,
+    /// Wakes the chain's idle senders when one of them reads a head higher
+    /// than any read before: each would otherwise learn of the block only
+    /// at its own next poll, so a block's confirmations were reported as
+    /// late as the slowest sender's poll.
+    pub(super) new_head: tokio::sync::Notify,
+    /// The highest head number read so far.
+    highest: std::sync::atomic::AtomicU64,
 }
 
 impl ChainView {
@@ -56,6 +63,12 @@ impl ChainView {
         if let Ok(mut map) = self.by_hash.lock() {
             map.retain(|_, h| h.number >= lowest);
             map.insert(head.hash, head);
+        }
+        let before = self
+            .highest
+            .fetch_max(head.number, std::sync::atomic::Ordering::Relaxed);
+        if head.number > before {
+            self.new_head.notify_waiters();
         }
     }
 
@@ -151,5 +164,41 @@ impl ChainView {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn head(number: u64) -> BlockRef {
+        BlockRef {
+            number,
+            hash: B256::with_last_byte(number as u8),
+            parent_hash: B256::with_last_byte(number.saturating_sub(1) as u8),
+            timestamp: number,
+        }
+    }
+
+    /// Whether a waiter registered now is woken by `record`.
+    async fn wakes(view: &ChainView, record: impl FnOnce()) -> bool {
+        let waiting = view.new_head.notified();
+        record();
+        tokio::time::timeout(Duration::from_millis(50), waiting)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn idle_senders_are_woken_by_a_higher_head_only() {
+        let view = ChainView::default();
+        assert!(wakes(&view, || view.record_head(head(5), 0)).await);
+        // The same head read again by another sender, or an older one read
+        // late, says nothing new.
+        assert!(!wakes(&view, || view.record_head(head(5), 0)).await);
+        assert!(!wakes(&view, || view.record_head(head(4), 0)).await);
+        assert!(wakes(&view, || view.record_head(head(6), 0)).await);
     }
 }

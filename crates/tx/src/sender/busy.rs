@@ -38,6 +38,11 @@ impl Busy {
         }
     }
 
+    /// Whether the sender's last wait ended with a request's wake.
+    pub(super) fn is_set(&self) -> bool {
+        self.counted
+    }
+
     /// Records whether the sender's last wait ended with a wake.
     pub(super) fn set(&mut self, busy: bool) {
         use std::sync::atomic::Ordering::Relaxed;

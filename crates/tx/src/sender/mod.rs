@@ -251,11 +251,22 @@ impl Sender {
             if let Err(e) = self.tick().await {
                 tracing::warn!(chain = %self.account.chain, account = %self.addr, error = %e, "sender tick failed; retrying");
             }
+            let view = self.view.clone();
+            // An idle sender also ticks when another sender of its chain
+            // reads a new head (a busy one ticks often anyway).
+            let new_head = async {
+                match busy.is_set() {
+                    true => std::future::pending().await,
+                    false => view.new_head.notified().await,
+                }
+            };
             let woken = tokio::select! {
-                _ = shared.wake.notified() => true,
-                _ = tokio::time::sleep(self.settings.poll) => false,
+                _ = shared.wake.notified() => Some(true),
+                _ = tokio::time::sleep(self.settings.poll) => Some(false),
+                _ = new_head => None,
                 _ = shutdown.wait_for(|v| *v) => break,
             };
+            let Some(woken) = woken else { continue };
             busy.set(woken);
             if woken {
                 // A burst of requests wakes the sender once per request: let
