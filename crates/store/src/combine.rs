@@ -127,6 +127,9 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
                 None => return,
             },
         };
+        // One runtime turn first, so writes being prepared beside this one
+        // join its transaction (as the API's group commit does).
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
         let (mut ids, mut accounts) = (HashSet::new(), HashSet::new());
         ids.extend(batch[0].tx_ids().map(str::to_owned));
