@@ -251,13 +251,12 @@ impl Sender {
             if let Err(e) = self.tick().await {
                 tracing::warn!(chain = %self.account.chain, account = %self.addr, error = %e, "sender tick failed; retrying");
             }
-            let view = self.view.clone();
             // An idle sender also ticks when another sender of its chain
             // reads a new head (a busy one ticks often anyway).
             let new_head = async {
                 match busy.is_set() {
                     true => std::future::pending().await,
-                    false => view.new_head.notified().await,
+                    false => self.view.new_head.notified().await,
                 }
             };
             let woken = tokio::select! {
