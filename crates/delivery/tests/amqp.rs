@@ -2,7 +2,8 @@
 //! persistent, confirmed delivery with `message_id` = delivery id; the
 //! cursor advances only on confirms; retractions are delivered; and queues
 //! bound by pattern (one event name, one address) receive exactly what their
-//! binding selects. Under `CI` a missing broker fails the test.
+//! binding selects. A missing broker fails the test (`scripts/services`
+//! starts it).
 
 use std::sync::Arc;
 
@@ -18,21 +19,17 @@ use serde_json::Value;
 
 const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-async fn broker() -> Option<Channel> {
+async fn broker() -> Channel {
     match Connection::connect(URL, ConnectionProperties::default()).await {
         Ok(conn) => {
             let ch = conn.create_channel().await.expect("channel");
             // Keep the connection alive for the test's duration.
             std::mem::forget(conn);
-            Some(ch)
+            ch
         }
-        Err(e) if std::env::var_os("CI").is_some() || !e.to_string().contains("refused") => {
-            panic!("RabbitMQ is required (and on CI always) but unreachable at {URL}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: RabbitMQ unreachable ({e}); scripts/services starts it");
-            None
-        }
+        Err(e) => panic!(
+            "RabbitMQ is required but unreachable at {URL}: {e}; start it with `scripts/services rabbitmq`"
+        ),
     }
 }
 
@@ -102,7 +99,7 @@ fn log(address: Address, b: &BlockRef, i: u64) -> RawLog {
 
 #[tokio::test]
 async fn confirmed_in_order_delivery_routed_by_event_and_address() {
-    let Some(ch) = broker().await else { return };
+    let ch = broker().await;
     let exchange = format!("ethgate-test-{}", std::process::id());
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::connect(&format!("sqlite://{}/a.db", dir.path().display()))

@@ -1,7 +1,8 @@
 //! The NATS JetStream sink against the real server on 127.0.0.1:4222:
 //! acked, in-order publication on per-event subjects with `Nats-Msg-Id` =
 //! delivery id, so a redelivered batch (after a rewind, as after a crash)
-//! is deduplicated by JetStream. Under `CI` a missing server fails the test.
+//! is deduplicated by JetStream. A missing server fails the test
+//! (`scripts/services` starts it).
 
 use std::sync::Arc;
 
@@ -15,22 +16,18 @@ use serde_json::Value;
 
 const URL: &str = "nats://127.0.0.1:4222";
 
-async fn server() -> Option<async_nats::Client> {
+async fn server() -> async_nats::Client {
     match async_nats::connect(URL).await {
-        Ok(c) => Some(c),
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("NATS is required on CI and unreachable at {URL}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: NATS unreachable ({e}); scripts/services starts it");
-            None
-        }
+        Ok(c) => c,
+        Err(e) => panic!(
+            "NATS is required but unreachable at {URL}: {e}; start it with `scripts/services nats`"
+        ),
     }
 }
 
 #[tokio::test]
 async fn acked_in_order_and_deduplicated_by_message_id() {
-    let Some(client) = server().await else { return };
+    let client = server().await;
     let tag = format!("egtest{}", std::process::id());
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::connect(&format!("sqlite://{}/n.db", dir.path().display()))

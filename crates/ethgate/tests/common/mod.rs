@@ -249,20 +249,16 @@ impl Destination for Webhook {
 /// The broker every AMQP test uses.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// Connects to RabbitMQ; `None` (skip) only off CI when it is not running.
-pub async fn rabbitmq() -> Option<(Connection, Channel)> {
+/// Connects to RabbitMQ; a broker that is not running fails the test.
+pub async fn rabbitmq() -> (Connection, Channel) {
     match Connection::connect(AMQP_URL, ConnectionProperties::default()).await {
         Ok(conn) => {
             let ch = conn.create_channel().await.expect("channel");
-            Some((conn, ch))
+            (conn, ch)
         }
-        Err(e) if std::env::var_os("CI").is_some() || !e.to_string().contains("refused") => {
-            panic!("RabbitMQ is required (and on CI always) but unreachable at {AMQP_URL}: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: RabbitMQ unreachable ({e}); scripts/services starts it");
-            None
-        }
+        Err(e) => panic!(
+            "RabbitMQ is required but unreachable at {AMQP_URL}: {e}; start it with `scripts/services rabbitmq`"
+        ),
     }
 }
 
@@ -344,9 +340,9 @@ pub struct Amqp {
 }
 
 impl Amqp {
-    /// Declares the exchange and both queues; `None` off CI without a broker.
-    pub async fn start(gate: u64) -> Option<Amqp> {
-        let (conn, ch) = rabbitmq().await?;
+    /// Declares the exchange and both queues.
+    pub async fn start(gate: u64) -> Amqp {
+        let (conn, ch) = rabbitmq().await;
         let exchange_name = unique("ethgate-compliance-");
         exchange(&ch, &exchange_name).await;
         let queue = format!("{exchange_name}-all");
@@ -366,14 +362,14 @@ impl Amqp {
             AMQPValue::LongString("reject-publish".into()),
         );
         bound_queue(&ch, &gate_queue, &exchange_name, "#", args).await;
-        Some(Amqp {
+        Amqp {
             _conn: conn,
             ch,
             exchange: exchange_name,
             queue,
             gate: gate_queue,
             got: tokio::sync::Mutex::default(),
-        })
+        }
     }
 }
 
@@ -432,17 +428,14 @@ pub struct Nats {
 }
 
 impl Nats {
-    /// Creates the limited stream; `None` off CI without a server.
-    pub async fn start(gate: u64) -> Option<Nats> {
+    /// Creates the limited stream; a server that is not running fails
+    /// the test.
+    pub async fn start(gate: u64) -> Nats {
         let client = match async_nats::connect(NATS_URL).await {
             Ok(c) => c,
-            Err(e) if std::env::var_os("CI").is_some() => {
-                panic!("NATS is required on CI and unreachable at {NATS_URL}: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping: NATS unreachable ({e}); scripts/services starts it");
-                return None;
-            }
+            Err(e) => panic!(
+                "NATS is required but unreachable at {NATS_URL}: {e}; start it with `scripts/services nats`"
+            ),
         };
         let js = jetstream::new(client);
         let prefix = unique("egc");
@@ -454,12 +447,12 @@ impl Nats {
             ..Default::default()
         };
         js.create_stream(config.clone()).await.expect("stream");
-        Some(Nats {
+        Nats {
             js,
             config,
             prefix,
             got: tokio::sync::Mutex::default(),
-        })
+        }
     }
 }
 
