@@ -313,17 +313,65 @@ async fn held_long_polls_answer_at_once_when_the_server_stops() {
     );
 }
 
+/// Sends `method` to `uri` with a bearer token and an empty JSON body; the
+/// status and the JSON answer.
+async fn call(state: &ApiState, method: &str, uri: &str, token: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method.to_uppercase().as_str())
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .expect("request");
+    let resp = router(state.clone()).oneshot(req).await.expect("response");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 #[tokio::test]
 async fn every_described_route_exists_and_unknown_ones_are_json_404s() {
     let f = fixture().await;
-    for (_, path) in ROUTES {
-        let uri = path.replace("{name}", "demo");
-        let (s, body) = get(&f.state, &uri, Some(&f.reader)).await;
-        assert_ne!(
-            body["error"]["field"], "path",
-            "{path} is not routed (status {s})"
+    let (_, doc) = get(&f.state, "/openapi.json", None).await;
+    for (method, path) in ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is routed but not described"
         );
+        let uri = path
+            .replace("{name}", "demo")
+            .replace("{sink}", "hook")
+            .replace("{id}", "1");
+        // Each route answers its own method (whatever the handler then
+        // says of the empty body or the made-up id) ...
+        let (s, body) = call(&f.state, method, &uri, &f.admin).await;
+        assert!(
+            s != StatusCode::METHOD_NOT_ALLOWED && body["error"]["field"] != "path",
+            "{method} {path} is not routed (status {s}, {body})"
+        );
+        // ... and not the other one.
+        let other = if *method == "get" { "post" } else { "get" };
+        if !ROUTES.contains(&(other, path)) {
+            let (s, _) = call(&f.state, other, &uri, &f.admin).await;
+            assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{other} {path}");
+        }
     }
+    let described: usize = doc["paths"].as_object().map_or(0, |p| {
+        p.values()
+            .filter_map(Value::as_object)
+            .map(|m| m.len())
+            .sum()
+    });
+    assert_eq!(
+        described,
+        ROUTES.len(),
+        "the document describes only routes"
+    );
     let (s, body) = get(&f.state, "/v2/nothing", None).await;
     assert_eq!(
         (s, body["error"]["code"].clone()),
