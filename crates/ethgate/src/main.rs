@@ -8,6 +8,7 @@ mod bench_delivery;
 mod bench_tx;
 mod bench_tx_raw;
 mod cli_accounts;
+mod cli_chaos;
 mod cli_keys_tx;
 mod commands;
 mod config;
@@ -91,6 +92,10 @@ enum Command {
         #[command(subcommand)]
         command: cli_keys_tx::TxCommand,
     },
+    /// A JSON-RPC proxy in front of a node that answers like the
+    /// endpoints users really have: lagging load-balanced nodes, errors
+    /// and timeouts, dropped sends, a stale head, a forgotten pool.
+    ChaosProxy(cli_chaos::ChaosArgs),
     /// Benchmarks that print figures and their ratio to a baseline.
     Bench {
         #[command(subcommand)]
@@ -240,6 +245,7 @@ async fn run(cli: Cli) -> ExitCode {
             );
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
+        Command::ChaosProxy(args) => return report(cli_chaos::chaos_proxy(args).await),
         _ => {}
     }
     let cfg = match config::load(cli.config.as_deref(), std::env::vars()) {
@@ -277,7 +283,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Accounts { api, command } => {
             cli_accounts::accounts(&cfg, api.as_deref(), command).await
         }
-        Command::Bench { .. } | Command::Keys { .. } => Ok(()),
+        Command::Bench { .. } | Command::Keys { .. } | Command::ChaosProxy(_) => Ok(()),
     };
     report(result)
 }
