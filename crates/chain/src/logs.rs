@@ -111,39 +111,66 @@ impl RangeSizer {
 /// concurrent queries on several cores, so a backfill is not bound by one
 /// request's latency; any part's error is the whole call's error (a "too
 /// large" from one part shrinks the whole span).
+///
+/// Every part is pinned to `end`, the header of block `to` the caller
+/// read: it is asked in one batch with that block's header, and its answer
+/// counts only if the node answering holds `end`. A node behind answers a
+/// range past its head with the logs it has, or none, and a load balancer
+/// sends each query to whichever node: an empty answer from a node that
+/// lacks the range is not evidence of no logs. `Ok(None)`: some part was
+/// answered by a node that does not hold `end` (behind, or on another
+/// fork); ask again.
 pub async fn get_logs_split(
     pool: &EndpointPool,
     filter: &LogFilter,
     from: u64,
-    to: u64,
+    end: (u64, B256),
     parts: u64,
-) -> Result<Vec<RawLog>, ChainError> {
-    let span = to.saturating_sub(from) + 1;
-    let parts = parts.clamp(1, span);
-    if parts == 1 {
-        return get_logs(pool, filter, from, to).await;
-    }
-    let step = span.div_ceil(parts);
-    let ranges: Vec<(u64, u64)> = (0..parts)
-        .map(|i| (from + i * step, to.min(from + (i + 1) * step - 1)))
-        .filter(|(a, b)| a <= b)
-        .collect();
-    let results =
-        futures::future::join_all(ranges.iter().map(|(a, b)| get_logs(pool, filter, *a, *b))).await;
+) -> Result<Option<Vec<RawLog>>, ChainError> {
+    let ranges = split(from, end.0, parts);
+    let results = futures::future::join_all(
+        ranges
+            .iter()
+            .map(|(a, b)| get_logs_pinned(pool, filter, *a, *b, end)),
+    )
+    .await;
     let mut out = Vec::new();
     for r in results {
-        out.extend(r?);
+        match r? {
+            Some(logs) => out.extend(logs),
+            None => return Ok(None),
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
-/// Fetches the logs of `[from, to]` in one query.
-pub async fn get_logs(
+/// `[from, to]` cut into at most `parts` contiguous sub-ranges of equal
+/// span (the last may be shorter), in order.
+fn split(from: u64, to: u64, parts: u64) -> Vec<(u64, u64)> {
+    let span = to.saturating_sub(from) + 1;
+    let parts = parts.clamp(1, span);
+    let step = span.div_ceil(parts);
+    (0..parts)
+        .map(|i| (from + i * step, to.min(from + (i + 1) * step - 1)))
+        .filter(|(a, b)| a <= b)
+        .collect()
+}
+
+/// The hash of a header, all a pinned query needs of it.
+#[derive(serde::Deserialize)]
+struct HeaderHash {
+    hash: B256,
+}
+
+/// The logs of `[from, to]`, asked in one batch with the header of block
+/// `end.0`: `None` when the node answering does not hold `end`.
+async fn get_logs_pinned(
     pool: &EndpointPool,
     filter: &LogFilter,
     from: u64,
     to: u64,
-) -> Result<Vec<RawLog>, ChainError> {
+    end: (u64, B256),
+) -> Result<Option<Vec<RawLog>>, ChainError> {
     let mut f = json!({
         "fromBlock": format!("{from:#x}"),
         "toBlock": format!("{to:#x}"),
@@ -152,7 +179,30 @@ pub async fn get_logs(
     if !filter.topic0.is_empty() {
         f["topics"] = json!([filter.topic0]);
     }
-    pool.call("eth_getLogs", json!([f])).await
+    let calls = [
+        ("eth_getLogs", json!([f])),
+        (
+            "eth_getBlockByNumber",
+            json!([format!("{:#x}", end.0), false]),
+        ),
+    ];
+    let mut answers = pool
+        .batch::<Box<serde_json::value::RawValue>>(&calls)
+        .await?
+        .into_iter();
+    let (Some(logs), Some(header)) = (answers.next(), answers.next()) else {
+        return Ok(None);
+    };
+    // A refused query is the caller's to classify (a range too large).
+    let logs = logs?;
+    let header: Option<HeaderHash> = serde_json::from_str(header?.get())
+        .map_err(|e| pool.malformed("eth_getBlockByNumber", e.to_string()))?;
+    if header.map(|h| h.hash) != Some(end.1) {
+        return Ok(None);
+    }
+    let logs = serde_json::from_str(logs.get())
+        .map_err(|e| pool.malformed("eth_getLogs", e.to_string()))?;
+    Ok(Some(logs))
 }
 
 #[cfg(test)]
@@ -216,15 +266,10 @@ mod tests {
 
     #[test]
     fn split_ranges_cover_the_span_contiguously() {
-        // The arithmetic of get_logs_split, checked without a node.
+        // The ranges get_logs_split queries, checked without a node.
         for (from, to, parts) in [(0u64, 9u64, 2u64), (5, 5, 4), (10, 20, 3), (0, 99, 7)] {
-            let span = to - from + 1;
-            let parts = parts.clamp(1, span);
-            let step = span.div_ceil(parts);
-            let ranges: Vec<(u64, u64)> = (0..parts)
-                .map(|i| (from + i * step, to.min(from + (i + 1) * step - 1)))
-                .filter(|(a, b)| a <= b)
-                .collect();
+            let ranges = split(from, to, parts);
+            assert!(!ranges.is_empty() && ranges.len() as u64 <= parts);
             assert_eq!(ranges.first().map(|r| r.0), Some(from));
             assert_eq!(ranges.last().map(|r| r.1), Some(to));
             assert!(
@@ -232,6 +277,9 @@ mod tests {
                 "{ranges:?}"
             );
         }
+        assert_eq!(split(10, 20, 3), [(10, 13), (14, 17), (18, 20)]);
+        assert_eq!(split(5, 5, 4), [(5, 5)]);
+        assert_eq!(split(0, 9, 0), [(0, 9)], "no parts means one");
     }
 
     #[test]

@@ -268,6 +268,17 @@ impl EndpointPool {
         futures::future::join_all(sends).await
     }
 
+    /// A batch answer the caller parsed itself (a batch of different
+    /// methods is read as raw JSON) that is not what `method` returns.
+    pub fn malformed(&self, method: &str, reason: String) -> ChainError {
+        ChainError::Malformed {
+            chain: self.cfg.chain.clone(),
+            endpoint: "a batch answer".to_owned(),
+            method: method.to_owned(),
+            reason,
+        }
+    }
+
     fn unavailable(&self, method: &str, why: &str) -> ChainError {
         ChainError::Unavailable {
             chain: self.cfg.chain.clone(),
@@ -317,7 +328,7 @@ impl EndpointPool {
                 Some(e) => Err(self.rpc_error(ep, m, e)),
                 None => {
                     let raw = item.result.as_deref().map_or("null", |r| r.get());
-                    serde_json::from_str(raw).map_err(|e| self.malformed(ep, m, e.to_string()))
+                    serde_json::from_str(raw).map_err(|e| self.malformed_from(ep, m, e.to_string()))
                 }
             });
         }
@@ -339,7 +350,7 @@ impl EndpointPool {
         }
     }
 
-    fn malformed(&self, ep: &Endpoint, method: &str, reason: String) -> ChainError {
+    fn malformed_from(&self, ep: &Endpoint, method: &str, reason: String) -> ChainError {
         ChainError::Malformed {
             chain: self.cfg.chain.clone(),
             endpoint: ep.label.clone(),
@@ -358,7 +369,7 @@ impl EndpointPool {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Endpoint(
-                    self.malformed(ep, method, e.to_string()).to_string(),
+                    self.malformed_from(ep, method, e.to_string()).to_string(),
                     None,
                 );
             }
@@ -378,7 +389,7 @@ impl EndpointPool {
             Some(v) => Attempt::Done(v),
             None => match serde_json::from_value(Value::Null) {
                 Ok(v) => Attempt::Done(v),
-                Err(_) => Attempt::Fatal(self.malformed(ep, method, "null result".to_owned())),
+                Err(_) => Attempt::Fatal(self.malformed_from(ep, method, "null result".to_owned())),
             },
         }
     }

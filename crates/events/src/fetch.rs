@@ -96,11 +96,17 @@ impl Fetcher {
         Ok((head, target.map(|t| self.stop_at.map_or(t, |s| t.min(s)))))
     }
 
-    /// Whether the cursor block is still canonical.
-    pub async fn cursor_is_canonical(&self, number: u64, hash: B256) -> Result<bool, SyncError> {
+    /// Whether the cursor block is still canonical: `None` when the node
+    /// answering has no block at its height (it is behind; a block that is
+    /// missing is not one that was replaced).
+    pub async fn cursor_is_canonical(
+        &self,
+        number: u64,
+        hash: B256,
+    ) -> Result<Option<bool>, SyncError> {
         Ok(headers::header(&self.pool, BlockTag::Number(number))
             .await?
-            .is_some_and(|b| b.hash == hash))
+            .map(|b| b.hash == hash))
     }
 
     fn retry(&self, why: &'static str) -> Fetch {
@@ -122,8 +128,10 @@ impl Fetcher {
             let Some(pre) = headers::header(&self.pool, BlockTag::Number(to)).await? else {
                 return Ok(self.retry("range end not found"));
             };
-            match get_logs_split(&self.pool, &self.filter, next, to, self.parallel).await {
-                Ok(logs) => {
+            let end = (pre.number, pre.hash);
+            match get_logs_split(&self.pool, &self.filter, next, end, self.parallel).await {
+                Ok(None) => return Ok(self.retry("logs answered by a node without the range")),
+                Ok(Some(logs)) => {
                     self.sizer.on_success(logs.len(), self.target_logs);
                     break (to, pre, logs);
                 }

@@ -25,7 +25,11 @@ impl Syncer {
             .store
             .window(&self.spec.name, WALK_LIMIT)
             .await?;
-        let fork = self.find_fork(&window).await?;
+        let fork = match self.find_fork(&window).await? {
+            Fork::At(b) => Some(b),
+            Fork::BeforeWindow => None,
+            Fork::Unknown => return Ok(Step::Retry("a node behind answered the walk to the fork")),
+        };
         if fork.is_none() {
             tracing::error!(stream = %self.spec.name, cursor, window = window.len(), "reorg deeper than the stored window; re-syncing the stream from its start");
         }
@@ -46,19 +50,31 @@ impl Syncer {
         })
     }
 
-    /// The highest stored block whose hash is still canonical.
-    async fn find_fork(&self, window: &[BlockRef]) -> Result<Option<BlockRef>, SyncError> {
+    /// The highest stored block whose hash is still canonical. A block
+    /// the node has no header for is not evidence of a reorg (the node is
+    /// behind it): the walk is then `Unknown`, never a deeper fork.
+    async fn find_fork(&self, window: &[BlockRef]) -> Result<Fork, SyncError> {
         for chunk in window.chunks(WALK_BATCH) {
             let numbers: Vec<u64> = chunk.iter().map(|b| b.number).collect();
             let canon = headers::headers(&self.fetcher.pool, &numbers).await?;
-            if let Some(found) = chunk
-                .iter()
-                .zip(canon)
-                .find(|(stored, canon)| canon.as_ref().is_some_and(|c| c.hash == stored.hash))
-            {
-                return Ok(Some(*found.0));
+            for (stored, canon) in chunk.iter().zip(canon) {
+                match canon {
+                    Some(c) if c.hash == stored.hash => return Ok(Fork::At(*stored)),
+                    Some(_) => {}
+                    None => return Ok(Fork::Unknown),
+                }
             }
         }
-        Ok(None)
+        Ok(Fork::BeforeWindow)
     }
+}
+
+/// Where a walk back found the chain and the stored window to part.
+enum Fork {
+    /// At this stored block, the highest still canonical.
+    At(BlockRef),
+    /// Below the whole window.
+    BeforeWindow,
+    /// A node without one of the window's blocks answered: nothing known.
+    Unknown,
 }

@@ -216,7 +216,7 @@ impl Syncer {
             // Caught up: the head may have been replaced at the same height,
             // so the cursor must still be checked.
             if let Some((number, hash)) = cursor
-                && !self.fetcher.cursor_is_canonical(number, hash).await?
+                && self.fetcher.cursor_is_canonical(number, hash).await? == Some(false)
             {
                 return self.handle_reorg(number).await;
             }

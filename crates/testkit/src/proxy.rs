@@ -152,6 +152,16 @@ fn calls_selector(c: &Value, selector: [u8; 4]) -> bool {
     }
 }
 
+/// The blocks an `eth_getLogs` call spans, when it names both ends.
+fn log_span(c: &Value) -> Option<u64> {
+    if c["method"] != "eth_getLogs" {
+        return None;
+    }
+    let f = &c["params"][0];
+    let (from, to) = (quantity(&f["fromBlock"])?, quantity(&f["toBlock"])?);
+    Some(to.saturating_sub(from) + 1)
+}
+
 /// What the proxy itself answers to one call under the current fault;
 /// `None` to forward it.
 fn answer_here(inner: &Inner, fault: Fault, c: &Value) -> Option<Value> {
@@ -159,6 +169,9 @@ fn answer_here(inner: &Inner, fault: Fault, c: &Value) -> Option<Value> {
     match fault {
         Fault::CallErrs(selector) if calls_selector(c, selector) => {
             Some(error(-32603, "internal error: cannot run this call"))
+        }
+        Fault::RangeCap(cap) if log_span(c).is_some_and(|span| span > cap) => {
+            Some(error(-32005, "query returned more than 10000 results"))
         }
         _ => {
             let raw = c["params"][0].as_str().unwrap_or_default();
@@ -212,6 +225,15 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         for m in carried {
             *s.requests_with.entry(m).or_default() += 1;
         }
+        for c in calls(&req)
+            .into_iter()
+            .filter(|c| c["method"] == "eth_getLogs")
+        {
+            if let Some(span) = log_span(c) {
+                let refused = matches!(fault, Fault::RangeCap(cap) if span > cap);
+                s.log_spans.push((span, refused));
+            }
+        }
         for c in calls(&req) {
             let raw = c["params"][0].as_str().unwrap_or_default();
             if c["method"] == "eth_sendRawTransaction"
@@ -246,20 +268,6 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     if let Some(answer) = answer_some(&inner, fault, &req).await {
         return answer;
     }
-    if req["method"] == "eth_getLogs" {
-        let f = &req["params"][0];
-        if let (Some(from), Some(to)) = (quantity(&f["fromBlock"]), quantity(&f["toBlock"])) {
-            let span = to.saturating_sub(from) + 1;
-            let refused = matches!(fault, Fault::RangeCap(cap) if span > cap);
-            if let Ok(mut s) = inner.seen.lock() {
-                s.log_spans.push((span, refused));
-            }
-            if refused {
-                let err = json!({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32005, "message": "query returned more than 10000 results"}});
-                return axum::Json(err).into_response();
-            }
-        }
-    }
     let upstream = inner
         .client
         .post(&inner.upstream)
@@ -272,17 +280,34 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             let status =
                 StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut bytes = r.bytes().await.unwrap_or_default();
-            if req["method"] == "eth_getLogs"
+            let log_ids: Vec<&Value> = calls(&req)
+                .into_iter()
+                .filter(|c| c["method"] == "eth_getLogs")
+                .map(|c| &c["id"])
+                .collect();
+            if !log_ids.is_empty()
                 && let Ok(mut resp) = serde_json::from_slice::<Value>(&bytes)
-                && let Some(logs) = resp["result"].as_array_mut()
             {
-                if let Ok(mut s) = inner.seen.lock() {
-                    s.logs_answered += logs.len() as u64;
-                }
-                if !logs.is_empty() && take_one(&inner) {
-                    for log in logs.iter_mut() {
-                        log["blockHash"] = json!(format!("0x{}", "11".repeat(32)));
+                let mut answers: Vec<&mut Value> = match &mut resp {
+                    Value::Array(a) => a.iter_mut().collect(),
+                    one => vec![one],
+                };
+                let mut tampered = false;
+                for a in answers.iter_mut().filter(|a| log_ids.contains(&&a["id"])) {
+                    let Some(logs) = a["result"].as_array_mut() else {
+                        continue;
+                    };
+                    if let Ok(mut s) = inner.seen.lock() {
+                        s.logs_answered += logs.len() as u64;
                     }
+                    if !logs.is_empty() && take_one(&inner) {
+                        for log in logs.iter_mut() {
+                            log["blockHash"] = json!(format!("0x{}", "11".repeat(32)));
+                        }
+                        tampered = true;
+                    }
+                }
+                if tampered {
                     bytes = serde_json::to_vec(&resp).unwrap_or_default().into();
                 }
             }
