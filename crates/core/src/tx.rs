@@ -13,6 +13,16 @@
 //! from `pending` on; `rejected` never has one. Cancelling or expiring a
 //! transaction that already holds a nonce replaces it with a 0-value
 //! self-send at that nonce, so the nonce is used and nothing is left gapped.
+//!
+//! What the sender saw reaches `step` only as evidence that holds on a
+//! chain read through nodes that disagree ([`evidence`]): a request goes
+//! back to `queued` — to be sent again at a new nonce — only when the
+//! transaction that used its nonce was found in a canonical block and is
+//! none of its attempts, or when no attempt of it has been found anywhere
+//! for the finality depth since its nonce was first seen used.
+
+mod evidence;
+pub use evidence::{Reading, event_of};
 
 use alloy_primitives::B256;
 use serde::{Deserialize, Serialize};
@@ -44,6 +54,12 @@ pub struct Pending {
     pub capped: bool,
     /// Set once a no-op replacement was asked for.
     pub ending: Option<Ending>,
+    /// The first block (height) at which a pinned reading found the nonce
+    /// used with no attempt of this request's found: the start of the
+    /// finality wait before it is sent again at a new nonce (see
+    /// [`TxEvent::NonceUnaccounted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unaccounted_since: Option<u64>,
 }
 
 /// Where an attempt of a transaction was included.
@@ -159,8 +175,18 @@ pub enum TxEvent {
     Reorged,
     /// The mined block is this deep on the canonical chain now.
     Depth(u64),
-    /// The nonce was used by a transaction that is none of our attempts.
+    /// The transaction that used the nonce was found in a canonical block,
+    /// and it is none of our attempts (compared by hash).
     NonceTakenElsewhere,
+    /// At block `head`, read from a node that holds it, the account's nonce
+    /// count has passed this nonce and no attempt of the request has a
+    /// receipt, but the transaction that used the nonce was not found. Not
+    /// enough to spend a new nonce: that takes the finality depth of such
+    /// readings (see [`Policy::finality_depth`]).
+    NonceUnaccounted {
+        /// The height the reading was pinned to.
+        head: u64,
+    },
     /// The chain's next nonce is this request's, yet the node's pending
     /// count says it holds nothing executable there: it lost the attempt,
     /// or holds it where it will never be mined (anvil parks a transaction
@@ -224,6 +250,10 @@ pub struct Policy {
     pub stall_after: u64,
     /// Unix seconds after which the request is cancelled as `expired`.
     pub valid_until: Option<u64>,
+    /// Blocks a nonce must stay used with none of the request's attempts
+    /// found before the request is sent again at a new nonce (when the
+    /// transaction that used it cannot be found).
+    pub finality_depth: u64,
 }
 
 fn expired(policy: &Policy, now: u64) -> bool {
@@ -256,6 +286,7 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
                 bumped_at: now,
                 capped: false,
                 ending: None,
+                unaccounted_since: None,
             }),
             vec![Rebroadcast, Emit],
         ),
@@ -290,6 +321,17 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
             (S::Mined(i.clone()), vec![Emit])
         }
         (S::Pending(_), TxEvent::NonceTakenElsewhere) => (S::Queued, vec![Emit]),
+        (S::Pending(p), TxEvent::NonceUnaccounted { head }) => match p.unaccounted_since {
+            Some(since) if head.saturating_sub(since) >= policy.finality_depth.max(1) => {
+                (S::Queued, vec![Emit])
+            }
+            Some(_) => same(),
+            None => {
+                let mut p = p.clone();
+                p.unaccounted_since = Some(*head);
+                (S::Pending(p), Vec::new())
+            }
+        },
 
         (S::Mined(i), TxEvent::Depth(d)) if *d >= policy.confirmations.max(1) => {
             let next = match (i.noop, i.success) {
@@ -312,6 +354,7 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
                 bumped_at: now,
                 capped: false,
                 ending: i.noop,
+                unaccounted_since: None,
             }),
             vec![Rebroadcast, Emit],
         ),
@@ -387,5 +430,7 @@ fn stalled(p: &Pending, held: bool, policy: &Policy, now: u64) -> (TxState, Vec<
     (TxState::Pending(next), vec![Effect::Rebroadcast])
 }
 
+#[cfg(test)]
+mod evidence_tests;
 #[cfg(test)]
 mod tests;

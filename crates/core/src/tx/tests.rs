@@ -10,6 +10,7 @@ const POLICY: Policy = Policy {
     confirmations: 3,
     stall_after: 3,
     valid_until: None,
+    finality_depth: 64,
 };
 
 fn inclusion(nonce: u64, success: bool, noop: Option<Ending>) -> Inclusion {
@@ -155,6 +156,7 @@ fn past_valid_until_a_queued_request_expires_and_a_pending_one_is_replaced() {
         bumped_at: 95,
         capped: false,
         ending: None,
+        unaccounted_since: None,
     });
     let (s, e) = step(&pending, &TxEvent::Tick, &policy, 101);
     assert_eq!(e, vec![Effect::ReplaceWithNoop]);
@@ -312,6 +314,7 @@ fn event() -> impl Strategy<Value = TxEvent> {
         1 => Just(TxEvent::Reorged),
         2 => (0u64..6).prop_map(TxEvent::Depth),
         1 => Just(TxEvent::NonceTakenElsewhere),
+        1 => (0u64..200).prop_map(|head| TxEvent::NonceUnaccounted { head }),
         1 => Just(TxEvent::Cancel),
         2 => any::<bool>().prop_map(|held| TxEvent::Stalled { held }),
         2 => Just(TxEvent::Refused),

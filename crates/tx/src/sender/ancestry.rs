@@ -109,12 +109,14 @@ impl ChainView {
         }
     }
 
-    /// The canonical hash, as `head` sees the chain, at each of `heights`.
-    /// Heights the walk cannot reach (above the head — a receipt read
-    /// just after a block the head reading missed — or past a link the
-    /// node could not name) are read by number, as the node sees them
-    /// now; a height the node has no block at is left out, which the
-    /// caller treats as reorganised away.
+    /// The canonical hash, as `head` sees the chain, at each of `heights`,
+    /// by parent links from `head` only: a header by hash is the same
+    /// whichever node gives it, so the walk names exactly the chain `head`
+    /// ends. A height the walk cannot reach — above the head (a receipt
+    /// read from a node ahead of the head reading), or past a parent no
+    /// node answering could name (a node behind) — is left out, and the
+    /// caller knows nothing of it: a node that lacks a block is not
+    /// evidence that it was replaced.
     pub(super) async fn canonical(
         &self,
         pool: &EndpointPool,
@@ -122,50 +124,54 @@ impl ChainView {
         heights: &BTreeSet<u64>,
     ) -> Result<HashMap<u64, B256>, ChainError> {
         let mut out = HashMap::new();
-        if let Some(&lowest) = heights.first() {
-            let mut at = head;
-            loop {
-                if heights.contains(&at.number) {
-                    out.insert(at.number, at.hash);
-                }
-                if at.number <= lowest || at.number == 0 {
-                    break;
-                }
-                let parent = match self.known(&at.parent_hash) {
+        let Some(&lowest) = heights.first() else {
+            return Ok(out);
+        };
+        let mut at = head;
+        loop {
+            if heights.contains(&at.number) {
+                out.insert(at.number, at.hash);
+            }
+            if at.number <= lowest || at.number == 0 {
+                break;
+            }
+            let parent = match self.known(&at.parent_hash) {
+                Some(p) => p,
+                None => match self.parent_of(pool, at).await? {
                     Some(p) => p,
-                    None => {
-                        match ethgate_chain::headers::header_by_hash(pool, at.parent_hash).await? {
-                            Some(p) => {
-                                self.record(p);
-                                p
-                            }
-                            None => break,
-                        }
-                    }
-                };
-                if parent.number + 1 != at.number {
-                    // Not a parent: the node answered something else.
-                    break;
-                }
-                at = parent;
+                    None => break,
+                },
+            };
+            if parent.number + 1 != at.number {
+                // Not a parent: the node answered something else.
+                break;
             }
-        }
-        let rest: Vec<u64> = heights
-            .iter()
-            .filter(|n| !out.contains_key(n))
-            .copied()
-            .collect();
-        if !rest.is_empty() {
-            let headers = ethgate_chain::headers::headers(pool, &rest).await?;
-            for (n, h) in rest.iter().zip(headers) {
-                if let Some(h) = h {
-                    out.insert(*n, h.hash);
-                }
-            }
+            at = parent;
         }
         Ok(out)
     }
+
+    /// The parent header of `child`, read by hash: asked again when the
+    /// node answering does not know it (behind a load balancer, the next
+    /// call may reach a node that does).
+    async fn parent_of(
+        &self,
+        pool: &EndpointPool,
+        child: BlockRef,
+    ) -> Result<Option<BlockRef>, ChainError> {
+        for _ in 0..PARENT_TRIES {
+            if let Some(p) = ethgate_chain::headers::header_by_hash(pool, child.parent_hash).await?
+            {
+                self.record(p);
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
+    }
 }
+
+/// How many times a parent header is asked for before the walk stops.
+const PARENT_TRIES: usize = 3;
 
 #[cfg(test)]
 mod tests {

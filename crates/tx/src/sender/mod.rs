@@ -30,6 +30,7 @@ use busy::Busy;
 mod effects;
 mod logs;
 mod observe;
+mod pinned;
 mod prepare;
 mod queued;
 pub use queued::SIMULATION_ERRORS;
@@ -56,6 +57,13 @@ pub enum TickError {
     /// The signer refused.
     #[error(transparent)]
     Key(#[from] ethgate_keys::KeyError),
+    /// The nodes answering had no block at the head height another had
+    /// just reported (they are behind it); the next tick reads again.
+    #[error("no node answering holds block {number} yet")]
+    Behind {
+        /// The height.
+        number: u64,
+    },
 }
 
 /// An account the gateway sends from.
@@ -108,6 +116,9 @@ pub(super) fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// How many times a head header is asked for before the tick gives up.
+const HEAD_TRIES: usize = 3;
 
 /// How long a head header is trusted while the height stays the same.
 const HEAD_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
@@ -248,8 +259,14 @@ impl Sender {
             if *shutdown.borrow() {
                 break;
             }
-            if let Err(e) = self.tick().await {
-                tracing::warn!(chain = %self.account.chain, account = %self.addr, error = %e, "sender tick failed; retrying");
+            match self.tick().await {
+                Ok(()) => {}
+                Err(e @ TickError::Behind { .. }) => {
+                    tracing::debug!(chain = %self.account.chain, account = %self.addr, error = %e, "nodes behind; reading again");
+                }
+                Err(e) => {
+                    tracing::warn!(chain = %self.account.chain, account = %self.addr, error = %e, "sender tick failed; retrying");
+                }
             }
             // An idle sender also ticks when another sender of its chain
             // reads a new head (a busy one ticks often anyway).
@@ -429,11 +446,16 @@ impl Sender {
             return Ok(head);
         }
         let tag = ethgate_chain::BlockTag::Number(number);
-        let head = ethgate_chain::headers::header(&self.account.pool, tag)
-            .await?
-            .ok_or_else(|| {
-                TickError::Corrupt("head".into(), format!("the node has no block {number}"))
-            })?;
+        let mut head = None;
+        // The number and its header may come from different nodes behind a
+        // load balancer: one behind has no such block yet; ask again.
+        for _ in 0..HEAD_TRIES {
+            head = ethgate_chain::headers::header(&self.account.pool, tag).await?;
+            if head.is_some() {
+                break;
+            }
+        }
+        let head = head.ok_or(TickError::Behind { number })?;
         self.tick_head = Some(head);
         let lowest = number.saturating_sub(self.settings.finality_depth.saturating_add(1));
         self.view.record_head(head, lowest);
@@ -478,7 +500,17 @@ impl Sender {
         };
         let (observed, started) = tokio::join!(observing, self.start(queued));
         started?;
-        let observed = observed?;
+        let mut observed = observed?;
+        if let Some(o) = observed.as_mut() {
+            let suspects = self.suspects(rows, o);
+            if !suspects.is_empty() {
+                let pinned = self.pinned(head, &suspects).await?;
+                for (h, r) in pinned.receipts {
+                    o.receipts.insert(h, Some(r));
+                }
+                o.readings = pinned.readings;
+            }
+        }
         if observed.is_some() {
             // Only once read: a failed observation is retried next tick.
             self.seen_head = Some((head, self.latest_count));
@@ -519,7 +551,11 @@ impl Sender {
                         None => depth,
                         Some(o) => match o.canonical.get(&i.block_number) {
                             Some(h) if *h == i.block_hash => depth,
-                            _ => TxEvent::Reorged,
+                            Some(_) => TxEvent::Reorged,
+                            // The head's chain could not be read down to
+                            // it (the head is below it, or a node behind
+                            // answered): nothing is known.
+                            None => continue,
                         },
                     };
                     self.apply(row, req, state, &event, &policy).await?;
@@ -538,6 +574,7 @@ impl Sender {
             stall_after: self.settings.stall_after,
             confirmations: req.confirmations,
             valid_until: req.valid_until,
+            finality_depth: self.settings.finality_depth,
         }
     }
 

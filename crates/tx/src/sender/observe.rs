@@ -52,8 +52,12 @@ pub(super) struct Receipt {
 pub(super) struct Observed {
     /// Receipts by attempt hash (`None`: not mined).
     pub(super) receipts: HashMap<String, Option<Receipt>>,
-    /// Canonical block hash by height, for heights holding mined requests.
+    /// Canonical block hash by height, for heights holding mined requests
+    /// (a height the head's chain could not be read at is absent).
     pub(super) canonical: HashMap<u64, B256>,
+    /// Pinned readings of the requests whose nonce the count says is used
+    /// while no receipt of theirs was read (see `pinned`).
+    pub(super) readings: HashMap<String, ethgate_core::tx::Reading>,
 }
 
 /// What to read, with everything needed to read it.
@@ -99,11 +103,15 @@ impl Sender {
                     });
                 }
             }
-            if self.latest_count > p.nonce {
-                // The nonce is used on chain and none of our attempts is
-                // the one that used it (their receipts were read after the
-                // count).
-                return TxEvent::NonceTakenElsewhere;
+            // Only a pinned reading may say the nonce went to another.
+            if let Some(reading) = o.readings.get(&row.id) {
+                let hashes: Vec<B256> = attempts
+                    .iter()
+                    .filter_map(|a| a.hash.parse().ok())
+                    .collect();
+                if let Some(event) = ethgate_core::tx::event_of(reading, &hashes) {
+                    return event;
+                }
             }
         }
         if self.firm_refusals.contains(&row.id) {
@@ -117,6 +125,36 @@ impl Sender {
             };
         }
         TxEvent::Tick
+    }
+
+    /// Pending requests whose nonce the count says is used while none of
+    /// their attempts' receipts was read: they are read again, pinned
+    /// (see `pinned`), before anything is decided about them.
+    pub(super) fn suspects(
+        &self,
+        rows: &BTreeMap<i64, table::OpenTx>,
+        observed: &Observed,
+    ) -> Vec<super::pinned::Suspect> {
+        let mined = |h: &String| matches!(observed.receipts.get(h), Some(Some(_)));
+        rows.values()
+            .filter_map(|open| match &open.state {
+                TxState::Pending(p) if p.nonce < self.latest_count => {
+                    let hashes: Vec<String> = self
+                        .attempts
+                        .get(&open.row.id)?
+                        .iter()
+                        .filter(|a| a.nonce == p.nonce)
+                        .map(|a| a.hash.clone())
+                        .collect();
+                    (!hashes.iter().any(mined)).then(|| super::pinned::Suspect {
+                        id: open.row.id.clone(),
+                        nonce: p.nonce,
+                        hashes,
+                    })
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Plans this tick's reading of `rows`.
@@ -222,6 +260,7 @@ impl Reading {
         Ok(Observed {
             receipts,
             canonical,
+            readings: HashMap::new(),
         })
     }
 }
