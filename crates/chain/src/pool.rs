@@ -6,7 +6,7 @@
 //! line, a metric label or an error.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -102,7 +102,6 @@ pub struct EndpointPool {
     cfg: PoolConfig,
     endpoints: Vec<Endpoint>,
     client: reqwest::Client,
-    preferred: AtomicUsize,
     next_id: AtomicU64,
     last_ok_ms: AtomicU64,
 }
@@ -182,7 +181,6 @@ impl EndpointPool {
             cfg,
             endpoints,
             client,
-            preferred: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             last_ok_ms: AtomicU64::new(0),
         })
@@ -405,8 +403,9 @@ impl EndpointPool {
         let n = self.endpoints.len().max(1);
         let mut last = String::from("no endpoints configured");
         for round in 0..self.cfg.max_rounds.max(1) {
-            let start = self.preferred.load(Ordering::Relaxed);
-            let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+            // The configured order is the preference: an endpoint that
+            // failed cools down, and is first again once it has.
+            let mut order: Vec<usize> = (0..n).collect();
             // Endpoints out of cooldown first, keeping preference order.
             order.sort_by_key(|i| self.cooling(*i));
             for idx in order {
@@ -529,7 +528,6 @@ impl EndpointPool {
         if let Ok(mut g) = ep.failures.lock() {
             *g = (0, None);
         }
-        self.preferred.store(idx, Ordering::Relaxed);
         self.last_ok_ms.store(now_ms(), Ordering::Relaxed);
         metrics::gauge!(m::RPC_ENDPOINT_UP, "chain" => self.cfg.chain.clone(), "endpoint" => ep.label.clone()).set(1.0);
     }
@@ -540,10 +538,6 @@ impl EndpointPool {
             g.0 = g.0.saturating_add(1);
             let wait = retry_after.unwrap_or_else(|| self.backoff(g.0));
             g.1 = Some(Instant::now() + wait);
-        }
-        if self.preferred.load(Ordering::Relaxed) == idx && self.endpoints.len() > 1 {
-            self.preferred
-                .store((idx + 1) % self.endpoints.len(), Ordering::Relaxed);
         }
         metrics::gauge!(m::RPC_ENDPOINT_UP, "chain" => self.cfg.chain.clone(), "endpoint" => ep.label.clone()).set(0.0);
     }
