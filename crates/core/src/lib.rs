@@ -12,6 +12,7 @@ pub mod block;
 pub mod decode;
 pub mod envelope;
 pub mod revert;
+pub mod signature;
 pub mod stream;
 pub mod tx;
 pub mod tx_envelope;

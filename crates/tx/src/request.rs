@@ -80,8 +80,12 @@ impl TxRequest {
     /// The custom errors this request's call may revert with (signatures
     /// were checked at intake; one that no longer parses is skipped).
     pub fn known_errors(&self) -> Vec<alloy_json_abi::Error> {
+        // A stored request is measured again before anything parses it:
+        // one stored before intake bounded signatures must not take the
+        // sender down (see `ethgate_core::signature`).
         self.errors
             .iter()
+            .filter(|e| ethgate_core::signature::check(e).is_ok())
             .filter_map(|e| alloy_json_abi::Error::parse(e).ok())
             .collect()
     }
@@ -270,6 +274,7 @@ fn error_signatures(errors: Option<&Value>) -> Result<Vec<String>, FieldError> {
             let text = v.as_str().ok_or_else(|| bad(&field, "must be a string"))?;
             let text = text.trim();
             let text = text.strip_prefix("error ").unwrap_or(text);
+            ethgate_core::signature::check(text).map_err(|e| bad(&field, e.to_string()))?;
             alloy_json_abi::Error::parse(text)
                 .map_err(|e| bad(&field, format!("not an error signature: {e}")))?;
             Ok(text.to_owned())
@@ -279,6 +284,7 @@ fn error_signatures(errors: Option<&Value>) -> Result<Vec<String>, FieldError> {
 
 /// ABI-encodes `function` (e.g. `"charge(uint256)"`) with JSON `args`.
 fn encode_call(signature: &str, args: Option<&Value>) -> Result<Bytes, FieldError> {
+    ethgate_core::signature::check(signature).map_err(|e| bad("function", e.to_string()))?;
     let f = Function::parse(signature)
         .map_err(|e| bad("function", format!("not a function signature: {e}")))?;
     let args = match args {

@@ -140,6 +140,19 @@ fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
     }
 }
 
+/// Whether an ABI item's signature is within the parser's bounds; an
+/// issue under `key` when it is not.
+fn deep(issues: &mut Issues, key: String, signature: &str) -> bool {
+    match ethgate_core::signature::check(signature) {
+        Ok(()) => true,
+        Err(e) => {
+            let name = signature.split('(').next().unwrap_or(signature);
+            issues.add(key, format!("{name}: the signature {e}"));
+            false
+        }
+    }
+}
+
 fn confirmations(issues: &mut Issues, key: String, v: Option<toml::Value>) -> Confirmations {
     match v {
         None => Confirmations::Depth(0),
@@ -203,6 +216,19 @@ fn stream(
                     serde_json::from_str::<serde_json::Value>(&text)
                         .and_then(|v| serde_json::from_value::<JsonAbi>(v["abi"].clone()))
                 });
+                // Types nested past the bounds would overflow the stack
+                // when resolved (see `ethgate_core::signature`).
+                let parsed = parsed.map(|mut abi| {
+                    abi.events.retain(|_, list| {
+                        list.retain(|e| deep(issues, k("abi"), &e.signature()));
+                        !list.is_empty()
+                    });
+                    abi.errors.retain(|_, list| {
+                        list.retain(|e| deep(issues, k("abi"), &e.signature()));
+                        !list.is_empty()
+                    });
+                    abi
+                });
                 if let Ok(abi) = &parsed {
                     for a in &addresses {
                         let known = errors.entry((s.chain.clone(), *a)).or_default();
@@ -231,6 +257,10 @@ fn stream(
         } else {
             format!("event {text}")
         };
+        if let Err(e) = ethgate_core::signature::check(&text) {
+            issues.add(format!("streams[{i}].events[{j}]"), e.to_string());
+            continue;
+        }
         match Event::parse(&text) {
             Ok(e) if e.anonymous => issues.add(
                 format!("streams[{i}].events[{j}]"),
@@ -408,5 +438,36 @@ mod tests {
             .collect();
         known.sort();
         assert_eq!(known, ["Refused(uint256,string)", "Used(string)"]);
+    }
+
+    #[test]
+    fn signatures_nested_too_deep_are_config_errors_not_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deep = format!("uint256{}", "[]".repeat(40_000));
+        let abi = serde_json::json!([
+            {"type": "event", "name": "Deep", "anonymous": false,
+             "inputs": [{"name": "x", "type": deep, "indexed": false}]},
+            {"type": "error", "name": "Worse", "inputs": [{"name": "x", "type": deep}]},
+        ]);
+        std::fs::write(dir.path().join("deep.json"), abi.to_string()).expect("abi");
+        let path = dir.path().join("ethgate.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"http://127.0.0.1:1\"]\n\n\
+                 [[streams]]\nname = \"source\"\nchain = \"anvil\"\n\
+                 addresses = [\"0x5fbdb2315678afecb367f032d93f642f64180aa3\"]\n\
+                 abi = \"deep.json\"\nevents = [\"event Deeper({deep} x)\"]\n"
+            ),
+        )
+        .expect("config");
+        let Err(e) = super::super::load(Some(&path), std::iter::empty()) else {
+            panic!("a deep signature was accepted");
+        };
+        let text = e.to_string();
+        for key in ["streams[0].abi", "streams[0].events[0]"] {
+            assert!(text.contains(key), "{key} named: {text}");
+        }
+        assert!(text.contains("Deep: the signature") && text.contains("Worse: the signature"));
     }
 }
