@@ -352,12 +352,48 @@ impl Sender {
         } else {
             tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
         }
-        let json = self.status_envelope(row, req, next);
+        let json = self.status_envelope(row, &req.metadata, next);
+        self.envelopes.push(json);
+    }
+
+    /// Ends a stored request the sender cannot read, or sets it aside:
+    /// without a nonce it is rejected with the reason (it never reached
+    /// the chain); one holding a nonce is left alone, and named in the log,
+    /// for an operator to look at.
+    pub(super) fn unreadable(&mut self, u: super::table::Unreadable) {
+        let holds_nonce = match &u.state {
+            Some(state) => state.nonce().is_some(),
+            None => u.row.nonce.is_some(),
+        };
+        if holds_nonce {
+            tracing::error!(tx = %u.row.id, account = %self.addr, nonce = ?u.row.nonce, why = %u.why, "a stored transaction cannot be read and is left as it is; nonces after it may wait behind it");
+            return;
+        }
+        tracing::error!(tx = %u.row.id, account = %self.addr, why = %u.why, "a stored transaction cannot be read; it is rejected");
+        let reason = format!("ethgate cannot read this stored request: {}", u.why);
+        self.saves.push(ethgate_store::StateUpdate {
+            tx_id: u.row.id.clone(),
+            state: serde_json::to_string(&TxState::Rejected {
+                reason: reason.clone(),
+            })
+            .unwrap_or_default(),
+            status: "rejected".to_owned(),
+            nonce: None,
+            block_number: None,
+            error: Some(reason.clone()),
+        });
+        let next = TxState::Rejected { reason };
+        let json = self.status_envelope(&u.row, &serde_json::Value::Null, &next);
         self.envelopes.push(json);
     }
 
     /// The status envelope (JSON) of `row` entering `next`.
-    pub(super) fn status_envelope(&self, row: &TxRow, req: &TxRequest, next: &TxState) -> String {
+    pub(super) fn status_envelope(
+        &self,
+        row: &TxRow,
+        metadata: &serde_json::Value,
+        next: &TxState,
+    ) -> String {
         let latest = self
             .attempts
             .get(&row.id)
@@ -385,7 +421,7 @@ impl Sender {
             hash,
             block_number,
             error,
-            metadata: req.metadata.clone(),
+            metadata: metadata.clone(),
             seq: None,
         };
         serde_json::to_string(&envelope).unwrap_or_default()

@@ -412,6 +412,9 @@ impl Sender {
             Some(r) => r?,
             None => self.refresh_table(self.head).await?,
         }
+        for u in std::mem::take(&mut self.table.unreadable) {
+            self.unreadable(u);
+        }
         for r in take(&self.shared.refused) {
             match r.firm {
                 true => self.firm_refusals.insert(r.tx.clone()),

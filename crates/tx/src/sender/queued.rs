@@ -348,7 +348,7 @@ impl Sender {
         let envelopes: Vec<String> = signed
             .iter()
             .zip(&requests)
-            .map(|((row, next, _), req)| self.status_envelope(row, req, next))
+            .map(|((row, next, _), req)| self.status_envelope(row, &req.metadata, next))
             .collect();
         // Nonces are taken in transactions of NONCE_BATCH, so the store's
         // write lock is never held long (accepting requests waits on it).

@@ -16,10 +16,6 @@ use ethgate_store::{Store, TxRow};
 use super::TickError;
 use crate::request::TxRequest;
 
-fn corrupt((id, why): (String, String)) -> TickError {
-    TickError::Corrupt(id, why)
-}
-
 /// How often the table is read in full even when nothing went wrong.
 const RELOAD: Duration = Duration::from_secs(60);
 
@@ -38,10 +34,23 @@ pub(super) struct Change {
     pub error: Option<String>,
 }
 
+/// A stored request the sender cannot read: its row, its state if that
+/// much parsed, and why. One bad row must not stop the account's others,
+/// nor be read again and again without an end.
+pub(super) struct Unreadable {
+    pub row: TxRow,
+    pub state: Option<TxState>,
+    pub why: String,
+}
+
 /// Open requests by rowid, which is the order they were accepted in.
 #[derive(Default)]
 pub(super) struct Table {
     pub rows: BTreeMap<i64, OpenTx>,
+    /// Rows that did not parse since the sender last took them.
+    pub unreadable: Vec<Unreadable>,
+    /// Ids of unreadable rows already reported (each is logged once).
+    reported: std::collections::HashSet<String>,
     ids: HashMap<String, i64>,
     /// The highest rowid read.
     seen: i64,
@@ -69,27 +78,44 @@ impl Table {
             self.rows.clear();
             self.ids.clear();
             for (rid, row) in rows {
-                self.admit(rid, row).map_err(corrupt)?;
+                self.admit(rid, row);
             }
             self.loaded = Some(Instant::now());
         }
         for (rid, row) in store.new_txs(chain_id, addr, self.seen).await? {
             if !self.rows.contains_key(&rid) {
-                self.admit(rid, row).map_err(corrupt)?;
+                self.admit(rid, row);
             }
         }
         Ok(())
     }
 
-    /// Adds a row; a stored value that does not parse is refused with the
-    /// request's id and the reason.
-    fn admit(&mut self, rid: i64, mut row: TxRow) -> Result<(), (String, String)> {
-        let corrupt = |e: serde_json::Error| (row.id.clone(), e.to_string());
-        let state: TxState = serde_json::from_str(&row.state).map_err(corrupt)?;
-        let req: TxRequest = serde_json::from_str(&row.request).map_err(corrupt)?;
+    /// Adds a row; one whose stored state or request does not parse goes
+    /// to `unreadable` (the first time it is seen).
+    fn admit(&mut self, rid: i64, mut row: TxRow) {
+        self.seen = self.seen.max(rid);
+        let state = serde_json::from_str::<TxState>(&row.state);
+        let req = serde_json::from_str::<TxRequest>(&row.request);
+        let (state, req) = match (state, req) {
+            (Ok(state), Ok(req)) => (state, req),
+            (state, req) => {
+                if self.reported.insert(row.id.clone()) {
+                    let why = match (&state, req) {
+                        (Err(e), _) => format!("its stored state does not parse: {e}"),
+                        (_, Err(e)) => format!("its stored request does not parse: {e}"),
+                        _ => String::new(),
+                    };
+                    self.unreadable.push(Unreadable {
+                        row,
+                        state: state.ok(),
+                        why,
+                    });
+                }
+                return;
+            }
+        };
         row.request = String::new();
         row.state = String::new();
-        self.seen = self.seen.max(rid);
         self.ids.insert(row.id.clone(), rid);
         self.rows.insert(
             rid,
@@ -99,7 +125,6 @@ impl Table {
                 req: Arc::new(req),
             },
         );
-        Ok(())
     }
 
     /// Applies a change the sender made to one of its rows.
