@@ -35,6 +35,7 @@ pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
     for w in &cfg.sinks {
         println!("  sink    {}", w.describe());
     }
+    private_webhooks(cfg)?;
     for (stream, sink) in &cfg.routes {
         println!("  route   {stream} -> {sink}");
     }
@@ -49,6 +50,37 @@ pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
             s.from_block,
             s.confirmations
         );
+    }
+    Ok(())
+}
+
+/// Refuses a webhook sink whose host name resolves to a private address
+/// while `allow_private_network` is off (an address literal or `localhost`
+/// is refused when the config is read; a name needs a lookup, which only
+/// `config check` makes). A name that does not resolve here is not
+/// refused: the sink checks every connection anyway.
+fn private_webhooks(cfg: &Config) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs;
+    for sink in &cfg.sinks {
+        let ethgate_delivery::sinks::SinkConfig::Webhook(w) = sink else {
+            continue;
+        };
+        let Some(host) = w.url.host_str().filter(|_| !w.allow_private_network) else {
+            continue;
+        };
+        let port = w.url.port_or_known_default().unwrap_or(443);
+        let Ok(addrs) = (host, port).to_socket_addrs() else {
+            continue;
+        };
+        for a in addrs {
+            if ethgate_delivery::sinks::webhook::is_private(a.ip()) {
+                anyhow::bail!(
+                    "sinks.{}.url: {host} resolves to the private address {}; set allow_private_network = true for this sink to allow it",
+                    w.name,
+                    a.ip()
+                );
+            }
+        }
     }
     Ok(())
 }

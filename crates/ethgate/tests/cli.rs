@@ -108,6 +108,41 @@ fn config_check_reports_every_error_with_key_and_line_and_starts_nothing() {
 }
 
 #[test]
+fn config_check_refuses_a_private_webhook_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = |name: &str, url: &str, allow: bool| {
+        format!(
+            "[[sinks]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\n\
+             secret_env = \"HOOK_SECRET\"\nallow_private_network = {allow}\n\n"
+        )
+    };
+    let config = [
+        sink("a", "http://10.1.2.3/in", false),
+        sink("b", "http://localhost:8080/in", false),
+        sink("c", "http://[64:ff9b::a00:1]/in", false),
+        sink("d", "http://127.0.0.1:9/in", true),
+    ]
+    .concat();
+    std::fs::write(dir.path().join("ethgate.toml"), config).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ethgate"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env_remove("ETHGATE_CONFIG")
+        .env("HOOK_SECRET", "s")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for key in ["sinks[0].url", "sinks[1].url", "sinks[2].url"] {
+        assert!(
+            err.contains(key) && err.contains("allow_private_network"),
+            "{key}: {err}"
+        );
+    }
+    assert!(!err.contains("sinks[3]"), "allowed: {err}");
+}
+
+#[test]
 fn sink_errors_name_the_key_and_never_print_secrets() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

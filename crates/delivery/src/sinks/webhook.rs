@@ -7,6 +7,8 @@
 //! the dispatcher retries.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ethgate_store::StoredEnvelope;
@@ -125,10 +127,14 @@ pub fn verify(
 }
 
 /// Whether an address is outside the public internet: loopback, private,
-/// link-local, shared, unspecified, multicast or unique-local.
-pub fn is_private(ip: std::net::IpAddr) -> bool {
+/// link-local, shared, unspecified, multicast or unique-local — also when
+/// an IPv6 address carries such an IPv4 one (mapped `::ffff:a.b.c.d`,
+/// compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) or is
+/// in the local NAT64 prefix `64:ff9b:1::/48`, which reaches the
+/// operator's own network.
+pub fn is_private(ip: IpAddr) -> bool {
     match ip {
-        std::net::IpAddr::V4(v4) => {
+        IpAddr::V4(v4) => {
             let o = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
@@ -139,83 +145,196 @@ pub fn is_private(ip: std::net::IpAddr) -> bool {
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || o[0] == 0
         }
-        std::net::IpAddr::V6(v6) => {
+        IpAddr::V6(v6) => {
             let seg = v6.segments();
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00
                 || (seg[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(std::net::IpAddr::V4(v4)))
+                || (seg[0], seg[1], seg[2]) == (0x64, 0xff9b, 1)
+                || embedded_v4(v6).is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
+}
+
+/// The IPv4 address an IPv6 one stands for, in the forms a connection to
+/// it reaches that IPv4 address.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = v6.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match seg {
+        // IPv4-mapped ::ffff:a.b.c.d
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(low(hi, lo)),
+        // IPv4-compatible ::a.b.c.d (the loopback and unspecified aside)
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        // NAT64 well-known prefix 64:ff9b::/96
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        // 6to4 2002:AABB:CCDD::/48
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        _ => None,
+    }
+}
+
+/// Why a URL's host is private without any lookup: an address literal
+/// outside the public internet, or a `localhost` name (which resolves to
+/// loopback by definition). `None` when only a lookup could tell.
+pub fn private_host(url: &reqwest::Url) -> Option<String> {
+    let host = url
+        .host_str()?
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Some(format!("{host} is the local host"));
+    }
+    let ip = host.parse::<IpAddr>().ok()?;
+    is_private(ip).then(|| format!("{ip} is a private address"))
+}
+
+/// A destination refused because it is not on the public internet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{host} resolves to the private address {ip}; set allow_private_network = true for this sink to allow it"
+)]
+pub struct PrivateDestination {
+    /// The host as the URL names it.
+    pub host: String,
+    /// The address it resolved to.
+    pub ip: IpAddr,
+}
+
+/// How a webhook's host names become addresses: the system's resolver by
+/// default. The addresses it returns are the only ones connected to.
+pub type Lookup =
+    Arc<dyn Fn(String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> + Send + Sync>;
+
+/// The system's resolver.
+fn system_lookup() -> Lookup {
+    Arc::new(|host: String| {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(addrs.map(|a| a.ip()).collect())
+        })
+    })
+}
+
+/// Resolves a host and refuses it if any address is private, in one step
+/// that is also the connection's only resolution: what is connected to is
+/// what was checked (a second lookup, which DNS could answer differently,
+/// would open a rebinding window).
+struct PublicOnly(Lookup);
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let lookup = self.0.clone();
+        Box::pin(async move {
+            let ips = lookup(host.clone()).await?;
+            if let Some(ip) = ips.iter().copied().find(|ip| is_private(*ip)) {
+                return Err(Box::new(PrivateDestination { host, ip }) as _);
+            }
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
+
+/// The [`PrivateDestination`] a client error carries, if any.
+fn refusal(e: &reqwest::Error) -> Option<&PrivateDestination> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(p) = s.downcast_ref::<PrivateDestination>() {
+            return Some(p);
+        }
+        source = s.source();
+    }
+    None
 }
 
 impl WebhookSink {
     /// Builds the sink; fails only if the HTTP client cannot be built.
     pub fn new(cfg: WebhookConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder().timeout(cfg.timeout).build()?;
-        Ok(WebhookSink { cfg, client })
+        Self::with_lookup(cfg, system_lookup())
+    }
+
+    /// Builds the sink resolving host names with `lookup` (a resolver of
+    /// the operator's choosing, or a test's DNS) instead of the system's.
+    /// Redirects are never followed: a 3xx would send the signed body to
+    /// wherever it points, past the private-address check.
+    pub fn with_lookup(cfg: WebhookConfig, lookup: Lookup) -> Result<Self, reqwest::Error> {
+        let mut client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if !cfg.allow_private_network {
+            client = client.dns_resolver(PublicOnly(lookup));
+        }
+        Ok(WebhookSink {
+            cfg,
+            client: client.build()?,
+        })
     }
 
     fn fail(&self, message: String) -> SinkError {
         SinkError::retriable(&self.cfg.name, message)
     }
 
-    /// Refuses a destination that resolves to a private address unless
-    /// allowed. Checked before every POST, since DNS answers change.
-    async fn check_destination(&self) -> Result<(), SinkError> {
+    fn refuse(&self, p: &PrivateDestination) -> SinkError {
+        SinkError {
+            sink: self.cfg.name.clone(),
+            message: format!("refused: {p}"),
+            retriable: false,
+        }
+    }
+
+    /// Refuses a URL whose host is private without a lookup (a name is
+    /// checked as it is resolved for the connection, see [`PublicOnly`]).
+    fn check_literal(&self) -> Result<(), SinkError> {
         if self.cfg.allow_private_network {
             return Ok(());
         }
-        let host = self
-            .cfg
-            .url
-            .host_str()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let port = self.cfg.url.port_or_known_default().unwrap_or(443);
-        let addrs = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| self.fail(format!("resolving {host}: {e}")))?;
-        for a in addrs {
-            if is_private(a.ip()) {
-                return Err(SinkError {
-                    sink: self.cfg.name.clone(),
-                    message: format!(
-                        "refused: {host} resolves to the private address {}; set allow_private_network = true for this sink to allow it",
-                        a.ip()
-                    ),
-                    retriable: false,
-                });
-            }
+        match private_host(&self.cfg.url) {
+            Some(why) => Err(SinkError {
+                sink: self.cfg.name.clone(),
+                message: format!(
+                    "refused: {why}; set allow_private_network = true for this sink to allow it"
+                ),
+                retriable: false,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn post(&self, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
-        self.check_destination().await?;
+        self.check_literal()?;
         let body = StoredEnvelope::json_array(batch);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let signature = sign(&self.cfg.secret, now, body.as_bytes());
         let host = self.cfg.url.host_str().unwrap_or("?").to_owned();
-        let resp = self
+        let sent = self
             .client
             .post(self.cfg.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
             .body(body)
             .send()
-            .await
-            .map_err(|e| self.fail(format!("POST to {host}: {}", e.without_url())))?;
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => match refusal(&e) {
+                Some(p) => return Err(self.refuse(p)),
+                None => return Err(self.fail(format!("POST to {host}: {}", e.without_url()))),
+            },
+        };
         let status = resp.status();
         if status.is_success() {
             Ok(())
+        } else if status.is_redirection() {
+            Err(self.fail(format!(
+                "POST to {host}: HTTP {status}; redirects are not followed (point the sink at the final URL)"
+            )))
         } else {
             Err(self.fail(format!("POST to {host}: HTTP {status}")))
         }
@@ -283,10 +402,22 @@ mod tests {
             "fc00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            "2002:c0a8:0101::1",
         ] {
             assert!(is_private(private.parse().expect("ip")), "{private}");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "64:ff9b::808:808",
+            "2002:0808:0808::1",
+        ] {
             assert!(!is_private(public.parse().expect("ip")), "{public}");
         }
     }

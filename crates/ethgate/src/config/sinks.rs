@@ -121,6 +121,16 @@ pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Op
                     None
                 }
             };
+            if let Some(why) = url
+                .as_ref()
+                .filter(|_| !s.allow_private_network)
+                .and_then(ethgate_delivery::sinks::webhook::private_host)
+            {
+                issues.add(
+                    k("url"),
+                    format!("{why}; set allow_private_network = true for this sink to allow it"),
+                );
+            }
             let secret = secret(
                 issues,
                 |f| k(&format!("secret{f}")),
