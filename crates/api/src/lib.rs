@@ -6,6 +6,7 @@
 //! with `oneshot` and no socket.
 
 pub mod auth;
+mod chains;
 pub mod error;
 mod health;
 mod openapi;
@@ -43,7 +44,10 @@ pub const MAX_BODY: usize = 1 << 20;
 pub struct ChainHealth {
     /// Chain name.
     pub name: String,
-    /// Its endpoint pool (for the time of the last successful call).
+    /// Its configured chain id.
+    pub chain_id: u64,
+    /// Its endpoint pool (for the time of the last successful call, and
+    /// each endpoint's health).
     pub pool: Arc<EndpointPool>,
     /// How old the last success may be before the chain counts as down.
     pub stale_after: Duration,
@@ -89,6 +93,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
+        .route("/v1/chains", get(chains::list))
         .route("/v1/streams", get(streams::list))
         .route("/v1/streams/{name}", get(streams::one))
         .route("/v1/streams/{name}/events", get(streams::events))

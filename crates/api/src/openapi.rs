@@ -12,6 +12,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/v1/chains"),
     ("get", "/v1/streams"),
     ("get", "/v1/streams/{name}"),
     ("get", "/v1/streams/{name}/events"),
@@ -79,7 +80,17 @@ pub fn spec() -> Value {
                     "from_block": {"type": "integer"}, "confirmations": {"type": "string"},
                     "cursor": {"type": ["integer", "null"]}, "head": {"type": ["integer", "null"]}, "lag": {"type": ["integer", "null"]},
                     "events_recorded": {"type": "integer"}, "reorgs": {"type": "integer"}, "range_span": {"type": "integer"},
-                    "last_error": {"type": ["string", "null"]}, "last_ok": {"type": ["integer", "null"]}}}
+                    "last_error": {"type": ["string", "null"]}, "last_ok": {"type": ["integer", "null"]}}},
+                "ChainStatus": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "chain_id": {"type": "integer"},
+                    "head": {"type": ["integer", "null"], "description": "the best head of its endpoints"},
+                    "endpoints": {"type": "array", "items": {"type": "object", "properties": {
+                        "endpoint": {"type": "string", "description": "scheme://host:port only"},
+                        "up": {"type": "boolean"}, "head": {"type": ["integer", "null"]},
+                        "lag": {"type": ["integer", "null"], "description": "blocks behind the best head"},
+                        "serves_chain": {"type": ["boolean", "null"], "description": "null until it answered eth_chainId"},
+                        "answered_chain_id": {"type": ["integer", "null"]},
+                        "error": {"type": ["string", "null"]}, "probed_at_ms": {"type": ["integer", "null"]}}}}}}
             }
         },
         "paths": {
@@ -88,6 +99,9 @@ pub fn spec() -> Value {
                 "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/v1/chains": {"get": {"summary": "Every chain's endpoints: head, up or down, lag behind the best, chain id check", "security": secured,
+                "responses": auth_errors(json!({"description": "chains", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"chains": {"type": "array", "items": {"$ref": "#/components/schemas/ChainStatus"}}}}}}}))}},
             "/v1/streams": {"get": {"summary": "Every stream with its cursor, head and lag", "security": secured,
                 "responses": auth_errors(json!({"description": "streams", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"streams": {"type": "array", "items": {"$ref": "#/components/schemas/StreamStatus"}}}}}}}))}},

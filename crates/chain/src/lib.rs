@@ -12,12 +12,14 @@
 //! those classifications.
 
 pub mod headers;
+pub mod health;
 pub mod logs;
 pub mod metrics;
 pub mod pool;
 pub mod rpc_error;
 
 pub use headers::BlockTag;
+pub use health::{ChainCheck, EndpointStatus};
 pub use logs::{LogFilter, RangeSizer};
 pub use pool::{ChainError, EndpointPool, PoolConfig};
 pub use rpc_error::{RpcErrorClass, classify};

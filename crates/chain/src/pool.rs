@@ -88,19 +88,25 @@ pub struct PoolConfig {
     pub backoff_base: Duration,
     /// Longest cooldown.
     pub backoff_max: Duration,
+    /// The chain id every endpoint must answer (`None`: not checked). An
+    /// endpoint is used only once [`EndpointPool::probe`] has seen it
+    /// answer this id, and never after it answered another.
+    pub chain_id: Option<u64>,
 }
 
-struct Endpoint {
+pub(crate) struct Endpoint {
     url: String,
-    label: String,
+    pub(crate) label: String,
     failures: Mutex<(u32, Option<Instant>)>,
+    /// What probes found (see `health`).
+    pub(crate) health: Mutex<crate::health::Health>,
 }
 
 /// A chain's endpoints. Cheap to share behind an `Arc`; all methods take
 /// `&self`.
 pub struct EndpointPool {
-    cfg: PoolConfig,
-    endpoints: Vec<Endpoint>,
+    pub(crate) cfg: PoolConfig,
+    pub(crate) endpoints: Vec<Endpoint>,
     client: reqwest::Client,
     next_id: AtomicU64,
     last_ok_ms: AtomicU64,
@@ -175,6 +181,7 @@ impl EndpointPool {
                 url: u.clone(),
                 label: redact(u),
                 failures: Mutex::new((0, None)),
+                health: Mutex::default(),
             })
             .collect();
         Ok(EndpointPool {
@@ -248,7 +255,8 @@ impl EndpointPool {
         let (first, body) = self.batch_body(calls);
         let method = calls[0].0;
         let parse = |ep: &Endpoint, bytes: &[u8]| self.parse_batch::<T>(ep, calls, first, bytes);
-        let sends = self.endpoints.iter().map(|ep| {
+        let usable = (0..self.endpoints.len()).filter(|i| self.usable(*i));
+        let sends = usable.map(|i| &self.endpoints[i]).map(|ep| {
             let body = &body;
             let parse = &parse;
             async move {
@@ -401,11 +409,15 @@ impl EndpointPool {
         parse: impl Fn(&Endpoint, &[u8]) -> Attempt<T>,
     ) -> Result<T, ChainError> {
         let n = self.endpoints.len().max(1);
-        let mut last = String::from("no endpoints configured");
+        let mut last = match self.cfg.chain_id {
+            Some(id) => format!("no endpoint has been seen to serve chain id {id}"),
+            None => String::from("no endpoints configured"),
+        };
         for round in 0..self.cfg.max_rounds.max(1) {
             // The configured order is the preference: an endpoint that
-            // failed cools down, and is first again once it has.
-            let mut order: Vec<usize> = (0..n).collect();
+            // failed cools down, and is first again once it has. One not
+            // known to serve the chain is not asked at all.
+            let mut order: Vec<usize> = (0..n).filter(|i| self.usable(*i)).collect();
             // Endpoints out of cooldown first, keeping preference order.
             order.sort_by_key(|i| self.cooling(*i));
             for idx in order {
@@ -434,6 +446,29 @@ impl EndpointPool {
             }
         }
         Err(self.unavailable(method, &last))
+    }
+
+    /// Calls `method` on endpoint `idx` alone (no failover): for probes.
+    pub(crate) async fn call_on<T: DeserializeOwned>(
+        &self,
+        idx: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<T, String> {
+        let ep = &self.endpoints[idx];
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let parse = |ep: &Endpoint, bytes: &[u8]| self.parse_single(ep, method, bytes);
+        match self.attempt(ep, method, &body, &parse).await {
+            Attempt::Done(v) => {
+                self.last_ok_ms.store(now_ms(), Ordering::Relaxed);
+                Ok(v)
+            }
+            Attempt::Fatal(e) => Err(e.to_string()),
+            Attempt::Endpoint(why, _) => Err(why),
+        }
     }
 
     async fn attempt<T>(

@@ -171,6 +171,7 @@ async fn ours(
         max_rounds: 3,
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(2),
+        chain_id: None,
     })?);
     let mut list = Vec::new();
     let mut members = Vec::new();

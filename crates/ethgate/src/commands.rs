@@ -12,7 +12,7 @@ use ethgate_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
-use crate::serve::pool;
+use crate::serve::checked_pool;
 
 /// Prints what the config means (URLs redacted).
 pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
@@ -121,7 +121,7 @@ pub async fn streams(cfg: &Config) -> anyhow::Result<()> {
         let row = store.stream(&s.name).await?;
         let head = match cfg.chain(&s.chain) {
             Some(c) => {
-                let p = pool(c, 1)?;
+                let p = checked_pool(c, 1).await?;
                 tokio::time::timeout(Duration::from_secs(5), headers::block_number(&p))
                     .await
                     .ok()
@@ -162,7 +162,7 @@ pub async fn sync(cfg: &Config, stream: &str, to: u64) -> anyhow::Result<()> {
     let store = Store::connect(&cfg.store_url)
         .await
         .context("opening the store")?;
-    let pool = std::sync::Arc::new(pool(chain, 5)?);
+    let pool = std::sync::Arc::new(checked_pool(chain, 5).await?);
     let mut syncer = Syncer::new(spec.clone(), pool, store.clone(), chain.sync.clone()).await?;
     let total = to - spec.from_block + 1;
     let bar = ProgressBar::new(total);

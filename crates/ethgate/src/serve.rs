@@ -16,15 +16,18 @@ use tokio::sync::watch;
 use crate::config::{ChainConfig, Config};
 use crate::telemetry;
 
-/// Builds one endpoint pool per chain.
-pub fn pools(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<EndpointPool>>> {
-    cfg.chains
-        .iter()
-        .map(|c| Ok((c.name.clone(), Arc::new(pool(c, 5)?))))
-        .collect()
+/// Builds one endpoint pool per chain, each checked (see [`checked_pool`]).
+pub async fn pools(cfg: &Config) -> anyhow::Result<HashMap<String, Arc<EndpointPool>>> {
+    let mut pools = HashMap::new();
+    for c in &cfg.chains {
+        pools.insert(c.name.clone(), Arc::new(checked_pool(c, 5).await?));
+    }
+    Ok(pools)
 }
 
-/// One chain's pool with `max_rounds` retry rounds.
+/// One chain's pool with `max_rounds` retry rounds. Its endpoints are used
+/// once a probe has seen them answer the chain's id: see
+/// [`checked_pool`].
 pub fn pool(c: &ChainConfig, max_rounds: u32) -> anyhow::Result<EndpointPool> {
     EndpointPool::new(PoolConfig {
         chain: c.name.clone(),
@@ -33,30 +36,36 @@ pub fn pool(c: &ChainConfig, max_rounds: u32) -> anyhow::Result<EndpointPool> {
         max_rounds,
         backoff_base: Duration::from_millis(200),
         backoff_max: Duration::from_secs(30),
+        chain_id: Some(c.chain_id),
     })
     .with_context(|| format!("chain {}: building the HTTP client", c.name))
 }
 
-/// Refuses a chain whose node reports another chain id; a node that does
-/// not answer yet is only warned about (the syncers keep retrying).
-async fn check_chain_id(c: &ChainConfig, pool: &EndpointPool) -> anyhow::Result<()> {
-    match pool
-        .call::<alloy_primitives::U64>("eth_chainId", serde_json::json!([]))
-        .await
-    {
-        Ok(id) if id.to::<u64>() == c.chain_id => Ok(()),
-        Ok(id) => anyhow::bail!(
-            "chains.{}: chain_id is {} but the node reports {}",
-            c.name,
-            c.chain_id,
-            id.to::<u64>()
-        ),
-        Err(e) => {
-            tracing::warn!(chain = %c.name, error = %e, "chain not reachable at start; syncers will retry");
-            Ok(())
+/// A pool whose every endpoint was asked for its chain id: one that
+/// answers another chain is refused by name (nothing starts); one that
+/// does not answer yet is warned about, and admitted once a later probe
+/// sees it answer the right id.
+pub async fn checked_pool(c: &ChainConfig, max_rounds: u32) -> anyhow::Result<EndpointPool> {
+    let pool = pool(c, max_rounds)?;
+    for (i, s) in pool.probe().await.iter().enumerate() {
+        match s.chain {
+            ethgate_chain::ChainCheck::Wrong(id) => anyhow::bail!(
+                "chains.{}.rpc[{i}]: {} answers chain id {id}, but the chain is configured with chain_id {}",
+                c.name,
+                s.endpoint,
+                c.chain_id
+            ),
+            ethgate_chain::ChainCheck::Unchecked => {
+                tracing::warn!(chain = %c.name, endpoint = %s.endpoint, error = ?s.error, "endpoint not reachable at start; it is used once it answers the chain id");
+            }
+            ethgate_chain::ChainCheck::Matches => {}
         }
     }
+    Ok(pool)
 }
+
+/// How often every endpoint is probed (health, head, chain id).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -152,14 +161,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let store = Store::connect(&cfg.store_url)
         .await
         .context("opening the store")?;
-    let pools = pools(&cfg)?;
-    for c in &cfg.chains {
-        check_chain_id(c, &pools[&c.name]).await?;
-    }
+    let pools = pools(&cfg).await?;
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
     let sync = SyncState::default();
     let mut tasks = Vec::new();
+    for pool in pools.values() {
+        tasks.push(tokio::spawn(ethgate_chain::health::watch(
+            pool.clone(),
+            PROBE_EVERY,
+            stopped.clone(),
+        )));
+    }
     for spec in &cfg.streams {
         let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
         let syncer = Syncer::new(
@@ -201,6 +214,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .iter()
         .map(|c| ChainHealth {
             name: c.name.clone(),
+            chain_id: c.chain_id,
             pool: pools[&c.name].clone(),
             stale_after: (c.sync.poll_interval * 5).max(Duration::from_secs(30)),
         })

@@ -41,6 +41,7 @@ pub fn pool(urls: &[&str], timeout: Duration) -> Arc<EndpointPool> {
             max_rounds: 4,
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_millis(200),
+            chain_id: None,
         })
         .expect("pool"),
     )

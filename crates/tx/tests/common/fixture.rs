@@ -26,6 +26,8 @@ pub struct Fixture {
     /// The JSON-RPC proxy the manager reaches anvil through, when asked
     /// for one (to count or disturb its calls).
     pub proxy: Option<Proxy>,
+    /// Every proxy, in the chain's endpoint order, when asked for several.
+    pub proxies: Vec<Proxy>,
     _stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -74,12 +76,18 @@ pub async fn fixture_with(
     caps: Caps,
     legacy: bool,
 ) -> Fixture {
-    build(mining, accounts, settings, caps, legacy, false).await
+    build(mining, accounts, settings, caps, legacy, 0).await
 }
 
 /// A fixture whose manager reaches anvil through a [`Proxy`] (`f.proxy`).
 pub async fn fixture_proxied(mining: Mining, accounts: usize, settings: Settings) -> Fixture {
-    build(mining, accounts, settings, Caps::default(), false, true).await
+    build(mining, accounts, settings, Caps::default(), false, 1).await
+}
+
+/// A fixture whose chain has `n` endpoints, each a [`Proxy`] before the
+/// same anvil (`f.proxies`, in order).
+pub async fn fixture_endpoints(mining: Mining, n: usize, settings: Settings) -> Fixture {
+    build(mining, 1, settings, Caps::default(), false, n).await
 }
 
 async fn build(
@@ -88,7 +96,7 @@ async fn build(
     settings: Settings,
     caps: Caps,
     legacy: bool,
-    proxied: bool,
+    proxied: usize,
 ) -> Fixture {
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
@@ -104,11 +112,16 @@ async fn build(
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let store = crate::common::store(&dir).await;
-    let proxy = match proxied {
-        true => Some(Proxy::start(&anvil.url).await),
-        false => None,
+    let mut proxies = Vec::new();
+    for _ in 0..proxied {
+        proxies.push(Proxy::start(&anvil.url).await);
+    }
+    let urls: Vec<&str> = match proxies.is_empty() {
+        true => vec![anvil.url.as_str()],
+        false => proxies.iter().map(|p| p.url.as_str()).collect(),
     };
-    let pool = crate::common::pool(proxy.as_ref().map_or(&anvil.url, |p| &p.url));
+    let pool = crate::common::pool_of(&urls);
+    let proxy = proxies.first().cloned();
     let (list, addresses) = crate::common::accounts(&pool, accounts, caps, legacy);
     let manager = Arc::new(
         TxManager::new(
@@ -134,6 +147,7 @@ async fn build(
         store,
         accounts: addresses,
         proxy,
+        proxies,
         _stop: stop,
         _dir: dir,
     }

@@ -28,16 +28,18 @@ pub async fn store(dir: &tempfile::TempDir) -> Store {
     Store::connect(&db_url(dir)).await.expect("store")
 }
 
-/// The chain "anvil" served by `url` (anvil itself, or a proxy before it).
-pub fn pool(url: &str) -> Arc<EndpointPool> {
+/// The chain "anvil" served by `urls` (anvil itself, or proxies before
+/// it), in order of preference.
+pub fn pool_of(urls: &[&str]) -> Arc<EndpointPool> {
     Arc::new(
         EndpointPool::new(PoolConfig {
             chain: "anvil".into(),
-            urls: vec![url.to_owned()],
+            urls: urls.iter().map(|u| (*u).to_owned()).collect(),
             request_timeout: Duration::from_secs(10),
             max_rounds: 3,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
+            chain_id: None,
         })
         .expect("pool"),
     )
