@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::outbox::{WriteTx, begin};
+use crate::outbox::{WriteTx, begin, begin_durable};
 use crate::tx::{NewAttempt, SignedAttempt, StateUpdate, StatusEnvelopes, append_status};
 use crate::tx_rows::{NewState, record_attempts, shaped, update_states};
 use crate::{Store, StoreError, to_i64};
@@ -211,7 +211,13 @@ async fn one(store: &Store, job: &Job) -> Result<bool, StoreError> {
 
 /// Every write of `batch` in one transaction: each one's outcome.
 async fn write_all(store: &Store, batch: &[Job]) -> Result<Vec<bool>, StoreError> {
-    let mut db = begin(store).await?;
+    // Nonces taken with signed attempts are on disk before they are sent;
+    // states alone the chain can tell again.
+    let takes = batch.iter().any(|j| matches!(j.write, Write::Take(_)));
+    let mut db = match takes {
+        true => begin_durable(store).await?,
+        false => begin(store).await?,
+    };
     let moved = take_accounts(&mut db, batch).await?;
     let outcomes: Vec<bool> = batch
         .iter()

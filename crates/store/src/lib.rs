@@ -7,10 +7,16 @@
 //! its blocks and the cursor move together in **one** transaction, so a
 //! crash at any instant leaves either all of a range recorded or none of it.
 //!
-//! SQLite runs in WAL mode with `synchronous = NORMAL`: a killed process
-//! loses nothing committed; a power cut may lose the last commits, but
-//! events and cursor are lost together, so the range is simply read again.
-//! A background task checkpoints the WAL so commits stay cheap.
+//! SQLite runs in WAL mode. Most writes commit with `synchronous = NORMAL`:
+//! a killed process loses nothing committed; a power cut may lose the last
+//! commits, but events and cursor are lost together, so the range is
+//! simply read again. The transaction journal's writes — a request
+//! accepted (the API has answered 202 for it), nonces taken with their
+//! signed attempts, replacements — commit on connections with
+//! `synchronous = FULL`, so they are on disk before the call returns and
+//! before any signed byte leaves the process: after a power cut no nonce is
+//! forgotten and nothing is signed again. A background task checkpoints
+//! the WAL so commits stay cheap.
 //!
 //! The outbox stores envelopes in segments (one row per up to
 //! [`outbox::SEGMENT_MAX`] events, see the migration) of compact binary
@@ -114,6 +120,9 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Connections whose commits are fsync'd (`synchronous = FULL`), for
+    /// the transaction journal's writes (see the crate docs).
+    durable: SqlitePool,
     changes: watch::Sender<u64>,
     /// This process's writers take turns here (see `outbox::WriteTx`).
     turns: std::sync::Arc<outbox::Turns>,
@@ -285,6 +294,7 @@ impl Store {
             // disk each spilled into a temp file opened, written and closed
             // per statement.
             .pragma("temp_store", "memory");
+        let durable_opts = opts.clone().synchronous(SqliteSynchronous::Full);
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 4 })
             .min_connections(if memory { 1 } else { 0 })
@@ -301,9 +311,23 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        // An in-memory database exists once per connection: it has one.
+        let durable = match memory {
+            true => pool.clone(),
+            false => {
+                SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .min_connections(0)
+                    .idle_timeout(Some(Duration::from_secs(300)))
+                    .max_lifetime(Some(Duration::from_secs(3600)))
+                    .connect_with(durable_opts)
+                    .await?
+            }
+        };
         let (changes, _) = watch::channel(0);
         let store = Store {
             pool,
+            durable,
             changes,
             turns: Default::default(),
             writer: Default::default(),
@@ -321,6 +345,21 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The `synchronous` level of the connections the transaction
+    /// journal commits on (2: FULL) and of the others (1: NORMAL), as
+    /// SQLite reports them.
+    pub async fn synchronous_levels(&self) -> Result<(i64, i64), StoreError> {
+        let level = |pool: &SqlitePool| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                    .fetch_one(&pool)
+                    .await
+            }
+        };
+        Ok((level(&self.durable).await?, level(&self.pool).await?))
     }
 
     /// Whether the database answers; `/readyz` asks this.

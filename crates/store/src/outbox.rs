@@ -208,7 +208,14 @@ impl Turns {
 
 pub(crate) async fn begin(store: &Store) -> Result<WriteTx, StoreError> {
     let turn = turn(store).await;
-    open(store, turn).await
+    open(&store.pool, turn).await
+}
+
+/// A background writer's transaction whose commit is on disk before it
+/// returns: for the transaction journal's nonces and signed attempts.
+pub(crate) async fn begin_durable(store: &Store) -> Result<WriteTx, StoreError> {
+    let turn = turn(store).await;
+    open(&store.durable, turn).await
 }
 
 /// The write turn of a background writer, for a single-statement write
@@ -223,18 +230,19 @@ pub(crate) async fn turn(store: &Store) -> tokio::sync::OwnedMutexGuard<()> {
 
 /// A write transaction for a caller that someone waits on (the API's
 /// group commit): it skips the background writers queued at the gate.
+/// It commits durably: the API answers 202 only for requests on disk.
 pub(crate) async fn begin_urgent(store: &Store) -> Result<WriteTx, StoreError> {
     let turn = store.turns.urgent().await;
-    open(store, turn).await
+    open(&store.durable, turn).await
 }
 
 async fn open(
-    store: &Store,
+    pool: &sqlx::SqlitePool,
     turn: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<WriteTx, StoreError> {
     // IMMEDIATE takes the write lock up front, so a read-then-write
     // transaction never fails to upgrade while another process commits.
-    let tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     Ok(WriteTx { tx, _turn: turn })
 }
 

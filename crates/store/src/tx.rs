@@ -8,7 +8,6 @@
 
 use sqlx::Row;
 
-use crate::outbox::begin;
 use crate::tx_rows::{insert_requests, record_attempts};
 use crate::{Store, StoreError, now_secs, to_i64};
 
@@ -447,7 +446,7 @@ impl Store {
                 detail: format!("request {} replaced twice in one call", twice.tx_id),
             });
         }
-        let mut db = begin(self).await?;
+        let mut db = crate::outbox::begin_durable(self).await?;
         record_attempts(&mut db, items).await?;
         db.commit().await?;
         Ok(())

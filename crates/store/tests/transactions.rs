@@ -392,3 +392,12 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
     let stream = s.stream("tx.anvil").await.expect("read").expect("stream");
     assert_eq!(stream.events_recorded, 9);
 }
+
+#[tokio::test]
+async fn the_journal_commits_on_disk_before_it_returns_and_events_need_not() {
+    // Requests accepted, nonces taken and attempts signed commit with
+    // synchronous = FULL (fsync'd before the write returns, so before any
+    // byte is broadcast); the rest with NORMAL.
+    let (_dir, s) = store().await;
+    assert_eq!(s.synchronous_levels().await.expect("levels"), (2, 1));
+}
