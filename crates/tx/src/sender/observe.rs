@@ -150,6 +150,7 @@ impl Sender {
                         id: open.row.id.clone(),
                         nonce: p.nonce,
                         hashes,
+                        unaccounted_since: p.unaccounted_since,
                     })
                 }
                 _ => None,

@@ -31,6 +31,12 @@ use super::{Sender, TickError};
 const RECEIPTS_PER_BATCH: usize = 100;
 /// Most pinned probes spent looking for the block where a nonce was used.
 const MOST_PROBES: u32 = 48;
+/// Blocks a nonce must have stayed used with no receipt of the request's
+/// found before the transaction that used it is looked for. A node can
+/// count a block's nonces a moment before it answers the block's receipts;
+/// looking at once would read whole blocks for every request of a busy
+/// account in that moment, only to find its own attempts.
+const LOCATE_AFTER: u64 = 2;
 
 /// A pending request whose nonce the count says is used, with no receipt
 /// of its attempts read: its id, nonce and attempt hashes.
@@ -38,6 +44,8 @@ pub(super) struct Suspect {
     pub id: String,
     pub nonce: u64,
     pub hashes: Vec<String>,
+    /// Since when the nonce has been seen used without a receipt of its.
+    pub unaccounted_since: Option<u64>,
 }
 
 /// What the pinned reading found: receipts of attempts (positive
@@ -118,8 +126,16 @@ impl Sender {
             if s.hashes.iter().any(|h| out.receipts.contains_key(h)) {
                 continue;
             }
+            let due = s
+                .unaccounted_since
+                .is_some_and(|since| head.number >= since + LOCATE_AFTER);
             let reading = if count <= s.nonce {
                 Reading::Unused { head: head.number }
+            } else if !due {
+                Reading::Used {
+                    head: head.number,
+                    by: None,
+                }
             } else {
                 let by = match located.get(&s.nonce) {
                     Some(by) => *by,
