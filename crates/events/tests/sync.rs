@@ -182,3 +182,47 @@ async fn a_stream_whose_contracts_change_after_recording_is_refused() {
         "from_block changed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_range_hint_is_followed_end_to_end() {
+    let anvil = Anvil::start(&[]).await;
+    let contract = anvil.deploy_event_source().await;
+    for i in 0..12 {
+        anvil.burst(contract, 2, i * 2).await;
+        anvil.mine(4).await;
+    }
+    let proxy = Proxy::start(&anvil.url).await;
+    proxy.set(Fault::RangeHint(7));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let mut s = syncer(
+        contract,
+        0,
+        &[&proxy.url],
+        &store,
+        SyncerConfig {
+            parallel_queries: 1,
+            ..config(64, 64)
+        },
+    )
+    .await;
+    sync_to_head(&mut s).await;
+    let spans = proxy.log_spans();
+    // The first query (the whole chain) is refused with a hint of 7
+    // blocks, and the next is exactly the hinted range, not a halving.
+    assert!(
+        spans
+            .first()
+            .is_some_and(|(span, refused)| *span > 14 && *refused),
+        "{spans:?}"
+    );
+    assert_eq!(spans.get(1), Some(&(7, false)), "{spans:?}");
+    assert!(
+        spans.iter().all(|(span, refused)| *refused || *span <= 7),
+        "{spans:?}"
+    );
+    assert_equals_truth(
+        &outbox(&store).await,
+        &anvil.logs(contract, 0, anvil.head().await).await,
+    );
+}

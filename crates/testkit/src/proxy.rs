@@ -25,6 +25,10 @@ pub enum Fault {
     /// Refuse `eth_getLogs` spanning more than this many blocks with geth's
     /// "query returned more than 10000 results".
     RangeCap(u64),
+    /// Refuse `eth_getLogs` spanning more than this many blocks the way
+    /// Alchemy does, naming in its message a range that would work
+    /// (`… this block range should work: [0xFROM, 0xTO]`).
+    RangeHint(u64),
     /// Rewrite every log's `blockHash` in the next this-many non-empty
     /// `eth_getLogs` answers, as a node on another fork would answer.
     ForeignLogHashes(u64),
@@ -173,6 +177,14 @@ fn answer_here(inner: &Inner, fault: Fault, c: &Value) -> Option<Value> {
         Fault::RangeCap(cap) if log_span(c).is_some_and(|span| span > cap) => {
             Some(error(-32005, "query returned more than 10000 results"))
         }
+        Fault::RangeHint(cap) if log_span(c).is_some_and(|span| span > cap) => {
+            let from = quantity(&c["params"][0]["fromBlock"]).unwrap_or(0);
+            let message = format!(
+                "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response. Based on your parameters, this block range should work: [{from:#x}, {:#x}]",
+                from + cap - 1
+            );
+            Some(error(-32602, &message))
+        }
         _ => {
             let raw = c["params"][0].as_str().unwrap_or_default();
             (c["method"] == "eth_sendRawTransaction" && parks(inner, raw))
@@ -230,7 +242,8 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
             .filter(|c| c["method"] == "eth_getLogs")
         {
             if let Some(span) = log_span(c) {
-                let refused = matches!(fault, Fault::RangeCap(cap) if span > cap);
+                let refused =
+                    matches!(fault, Fault::RangeCap(cap) | Fault::RangeHint(cap) if span > cap);
                 s.log_spans.push((span, refused));
             }
         }
@@ -259,6 +272,7 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         }
         Fault::Pass
         | Fault::RangeCap(_)
+        | Fault::RangeHint(_)
         | Fault::ForeignLogHashes(_)
         | Fault::Park(_)
         | Fault::NoSimulate

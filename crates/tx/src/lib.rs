@@ -10,10 +10,31 @@
 //! replace with higher [`fees`] when still not mined, `mined` when a
 //! receipt appears, `confirmed` at depth with the block hash checked, back
 //! to `pending` (and re-broadcast) when a reorg removes the block. Every
-//! rule lives in `core::tx::step`; this crate is the I/O around it.
+//! state change writes a status envelope to the chain's `tx.<chain>`
+//! stream in the same store transaction. Chains without EIP-1559 get
+//! legacy transactions priced by `eth_gasPrice`; an operator can bump past
+//! a fee cap or cancel. Every rule lives in `core::tx::step`; this crate
+//! is the I/O around it.
 //!
-//! What it does not do yet: status envelopes on the outbox, legacy
-//! (pre-EIP-1559) chains, and an operator bump past a fee cap.
+//! The chain is not one node. A provider's load balancer answers each
+//! call from one of several nodes a few blocks apart, and several
+//! endpoints are several views; an empty answer ("no receipt", a lower
+//! nonce count, no block) from a node behind the block in question is
+//! not evidence. So a tick's readings are used only as far as they prove
+//! something: a receipt found is an inclusion, whoever gave it; a reorg is
+//! a different hash at a height reached by parent links from the tick's
+//! head, never a height the node answering does not have. A request is
+//! sent again at a new nonce only on a reading pinned to one block (its
+//! header in the same batch as the nonce count and receipts, from a node
+//! that holds it): when the transaction that used the nonce is found in
+//! that chain and is none of the request's attempts by hash, or failing
+//! that, after the finality depth of such readings with none of its
+//! attempts found (`core::tx::evidence`, `sender::pinned`).
+//!
+//! Durability: a request is on disk (fsync'd) before the API answers 202,
+//! and a nonce with its signed attempt before the bytes leave the process
+//! (the store's journal commits with `synchronous = FULL`), so a power cut
+//! neither forgets a nonce nor signs anything twice.
 
 pub mod fees;
 mod intake;
