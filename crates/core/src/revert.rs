@@ -217,6 +217,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// An error as deep as intake accepts decodes any revert data
+        /// (its own selector first) without trouble: the bound is safe
+        /// for decoding, not only for parsing.
+        #[test]
+        fn the_deepest_accepted_error_decodes_any_data(
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            words in proptest::collection::vec(0u8..4, 0..12),
+        ) {
+            let depth = crate::signature::MAX_TYPE_DEPTH - 1;
+            let signature = format!("Deep(uint256{})", "[]".repeat(depth - 1));
+            proptest::prop_assert!(crate::signature::check(&signature).is_ok());
+            let known = [error(&signature)];
+            let mut data = known[0].selector().0.to_vec();
+            // Offsets and lengths of 0-3 words, so the decoder goes deep.
+            for w in words {
+                let mut word = [0u8; 32];
+                word[31] = w * 32;
+                data.extend(word);
+            }
+            data.extend(tail);
+            let said = describe(&data, &known);
+            proptest::prop_assert!(said.starts_with("execution reverted"));
+        }
+    }
+
     #[test]
     fn long_data_is_cut_short() {
         let data = vec![0x11; 1_000];
