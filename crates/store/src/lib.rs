@@ -120,7 +120,7 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
-    /// Connections whose commits are fsync'd (`synchronous = FULL`), for
+    /// A connection whose commits are fsync'd (`synchronous = FULL`), for
     /// the transaction journal's writes (see the crate docs).
     durable: SqlitePool,
     changes: watch::Sender<u64>,
@@ -296,7 +296,7 @@ impl Store {
             .pragma("temp_store", "memory");
         let durable_opts = opts.clone().synchronous(SqliteSynchronous::Full);
         let pool = SqlitePoolOptions::new()
-            .max_connections(if memory { 1 } else { 4 })
+            .max_connections(if memory { 1 } else { 3 })
             .min_connections(if memory { 1 } else { 0 })
             .idle_timeout(if memory {
                 None
@@ -312,11 +312,15 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         // An in-memory database exists once per connection: it has one.
+        // One connection: writers take turns anyway (see `outbox::WriteTx`),
+        // and the shared pool keeps one fewer, so readers hold no more
+        // connections than before — more of them, always in flight, keep
+        // the checkpointer from restarting the log.
         let durable = match memory {
             true => pool.clone(),
             false => {
                 SqlitePoolOptions::new()
-                    .max_connections(2)
+                    .max_connections(1)
                     .min_connections(0)
                     .idle_timeout(Some(Duration::from_secs(300)))
                     .max_lifetime(Some(Duration::from_secs(3600)))
