@@ -7,10 +7,12 @@
 //! endpoint whose chain id was not yet seen.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::U64;
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::metrics as m;
@@ -64,6 +66,29 @@ fn now_ms() -> u64 {
 }
 
 impl EndpointPool {
+    /// Calls `method` on endpoint `idx` alone (no failover): for probes.
+    pub(crate) async fn call_on<T: DeserializeOwned>(
+        &self,
+        idx: usize,
+        method: &str,
+        params: Value,
+    ) -> Result<T, String> {
+        let ep = &self.endpoints[idx];
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let parse = |ep: &crate::pool::Endpoint, bytes: &[u8]| self.parse_single(ep, method, bytes);
+        match self.attempt(ep, method, &body, &parse).await {
+            crate::pool::Attempt::Done(v) => {
+                self.last_ok_ms.store(now_ms(), Ordering::Relaxed);
+                Ok(v)
+            }
+            crate::pool::Attempt::Fatal(e) => Err(e.to_string()),
+            crate::pool::Attempt::Endpoint(why, _) => Err(why),
+        }
+    }
+
     /// Whether endpoint `idx` may be asked: it never answered another
     /// chain id, and when one is configured it has answered it.
     pub(crate) fn usable(&self, idx: usize) -> bool {

@@ -108,8 +108,8 @@ pub struct EndpointPool {
     pub(crate) cfg: PoolConfig,
     pub(crate) endpoints: Vec<Endpoint>,
     client: reqwest::Client,
-    next_id: AtomicU64,
-    last_ok_ms: AtomicU64,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) last_ok_ms: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +139,7 @@ struct BatchItem {
 }
 
 /// Outcome of one attempt on one endpoint.
-enum Attempt<T> {
+pub(crate) enum Attempt<T> {
     Done(T),
     /// The endpoint is at fault; try another.
     Endpoint(String, Option<Duration>),
@@ -365,7 +365,7 @@ impl EndpointPool {
         }
     }
 
-    fn parse_single<T: DeserializeOwned>(
+    pub(crate) fn parse_single<T: DeserializeOwned>(
         &self,
         ep: &Endpoint,
         method: &str,
@@ -448,30 +448,7 @@ impl EndpointPool {
         Err(self.unavailable(method, &last))
     }
 
-    /// Calls `method` on endpoint `idx` alone (no failover): for probes.
-    pub(crate) async fn call_on<T: DeserializeOwned>(
-        &self,
-        idx: usize,
-        method: &str,
-        params: Value,
-    ) -> Result<T, String> {
-        let ep = &self.endpoints[idx];
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        let parse = |ep: &Endpoint, bytes: &[u8]| self.parse_single(ep, method, bytes);
-        match self.attempt(ep, method, &body, &parse).await {
-            Attempt::Done(v) => {
-                self.last_ok_ms.store(now_ms(), Ordering::Relaxed);
-                Ok(v)
-            }
-            Attempt::Fatal(e) => Err(e.to_string()),
-            Attempt::Endpoint(why, _) => Err(why),
-        }
-    }
-
-    async fn attempt<T>(
+    pub(crate) async fn attempt<T>(
         &self,
         ep: &Endpoint,
         method: &str,

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::Address;
 use ethgate_chain::{ChainError, EndpointPool};
-use ethgate_core::tx::{Policy, TxEvent, TxState};
+use ethgate_core::tx::{Policy, TxState};
 use ethgate_keys::Signer;
 use ethgate_store::{AttemptRow, StatusEnvelopes, Store, StoreError};
 use serde_json::json;
@@ -30,6 +30,7 @@ use busy::Busy;
 mod effects;
 mod logs;
 mod observe;
+mod pass;
 mod pinned;
 mod prepare;
 mod queued;
@@ -463,111 +464,6 @@ impl Sender {
         let lowest = number.saturating_sub(self.settings.finality_depth.saturating_add(1));
         self.view.record_head(head, lowest);
         Ok(head)
-    }
-
-    /// Starts queued requests and, meanwhile, reads what the chain says
-    /// about the others; then steps every open request with what the
-    /// chain and the operator said. The two run side by side so a slow
-    /// receipt read (a node rebuilds receipts from their whole block) never
-    /// holds up new requests, nor they it; they touch different requests.
-    async fn pass(
-        &mut self,
-        rows: &std::collections::BTreeMap<i64, table::OpenTx>,
-        chain_moved: bool,
-        head: ethgate_core::BlockRef,
-    ) -> Result<(), TickError> {
-        let (cancels, bumps) = (take(&self.shared.cancels), take(&self.shared.bumps));
-        let in_flight = rows
-            .values()
-            .filter(|o| matches!(o.state, TxState::Pending(_) | TxState::Mined(_)))
-            .count();
-        let queued: Vec<_> = rows
-            .values()
-            .filter(|o| {
-                matches!(o.state, TxState::Queued)
-                    && !cancels.contains(&o.row.id)
-                    && !bumps.contains(&o.row.id)
-            })
-            .take(self.settings.max_in_flight.saturating_sub(in_flight))
-            .map(|o| (&o.row, o.req.clone(), self.policy(&o.req)))
-            .collect();
-        let reading = match chain_moved {
-            true => Some(self.reading(rows).await?),
-            false => None,
-        };
-        let observing = async move {
-            match reading {
-                Some(r) => r.fetch().await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (observed, started) = tokio::join!(observing, self.start(queued));
-        started?;
-        let mut observed = observed?;
-        if let Some(o) = observed.as_mut() {
-            let suspects = self.suspects(rows, o);
-            if !suspects.is_empty() {
-                let pinned = self.pinned(head, &suspects).await?;
-                for (h, r) in pinned.receipts {
-                    o.receipts.insert(h, Some(r));
-                }
-                o.readings = pinned.readings;
-            }
-        }
-        if observed.is_some() {
-            // Only once read: a failed observation is retried next tick.
-            self.seen_head = Some((head, self.latest_count));
-        }
-        for open in rows.values() {
-            let (row, req, state) = (&open.row, &open.req, &open.state);
-            match (state, &observed) {
-                // An unchanged head cannot have reorganised a confirmed or
-                // failed request, and one still in its block needs nothing.
-                (TxState::Confirmed(_) | TxState::Failed(_), None) => continue,
-                (TxState::Confirmed(i) | TxState::Failed(i), Some(o))
-                    if o.canonical.get(&i.block_number) == Some(&i.block_hash) =>
-                {
-                    continue;
-                }
-                _ => {}
-            }
-            let policy = self.policy(req);
-            if cancels.contains(&row.id) {
-                self.apply(row, req, state, &TxEvent::Cancel, &policy)
-                    .await?;
-                continue;
-            }
-            if bumps.contains(&row.id) {
-                self.apply(row, req, state, &TxEvent::BumpPastCap, &policy)
-                    .await?;
-                continue;
-            }
-            match state {
-                TxState::Pending(p) => {
-                    let event = self.pending_event(row, p, observed.as_ref());
-                    self.apply(row, req, state, &event, &policy).await?;
-                }
-                TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
-                    let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
-                    let event = match &observed {
-                        // The chain has not moved since it was last read.
-                        None => depth,
-                        Some(o) => match o.canonical.get(&i.block_number) {
-                            Some(h) if *h == i.block_hash => depth,
-                            Some(_) => TxEvent::Reorged,
-                            // The head's chain could not be read down to
-                            // it (the head is below it, or a node behind
-                            // answered): nothing is known.
-                            None => continue,
-                        },
-                    };
-                    self.apply(row, req, state, &event, &policy).await?;
-                }
-                // Queued ones were started above (or wait for room).
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
     fn policy(&self, req: &TxRequest) -> Policy {
