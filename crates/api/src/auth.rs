@@ -6,6 +6,11 @@ use axum::http::request::Parts;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 /// A permission a token can carry.
@@ -55,58 +60,254 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Recently checked tokens by hash, so a busy client does not cost a
-/// database read per request. Entries live [`TOKEN_TTL`]: a token created
-/// or changed in the store is seen within that time.
+/// Per-token state kept in memory: recently checked tokens by hash, so a
+/// busy client does not cost a database read per request, and each
+/// token's rate-limit bucket. A checked token is trusted [`TOKEN_TTL`]:
+/// a token revoked from the command line is refused within that time (at
+/// once when revoked through the API).
 #[derive(Clone, Default)]
-pub struct TokenCache(
-    std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<String, (Caller, std::time::Instant)>>,
-    >,
-);
+pub struct TokenCache(std::sync::Arc<std::sync::Mutex<CacheInner>>);
+
+#[derive(Default)]
+struct CacheInner {
+    checked: HashMap<String, (Caller, Instant)>,
+    buckets: HashMap<String, (f64, Instant)>,
+}
 
 /// How long a checked token is trusted without asking the store again.
-pub const TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+pub const TOKEN_TTL: Duration = Duration::from_secs(1);
+
+/// How stale a token's "last used" may get before it is written again.
+const TOUCH_EVERY: i64 = 60;
 
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<Caller> {
         let map = self.0.lock().ok()?;
-        map.get(hash)
+        map.checked
+            .get(hash)
             .filter(|(_, at)| at.elapsed() < TOKEN_TTL)
             .map(|(c, _)| c.clone())
     }
 
     fn put(&self, hash: String, caller: &Caller) {
         if let Ok(mut map) = self.0.lock() {
-            if map.len() > 10_000 {
-                map.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+            if map.checked.len() > 10_000 {
+                map.checked.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
             }
-            map.insert(hash, (caller.clone(), std::time::Instant::now()));
+            map.checked.insert(hash, (caller.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets every checked token, so a revocation through the API takes
+    /// effect on the next request.
+    pub fn forget(&self) {
+        if let Ok(mut map) = self.0.lock() {
+            map.checked.clear();
+        }
+    }
+
+    /// Takes one request from the token's bucket (`per_sec` a second,
+    /// bursts of twice that); `Err` holds the seconds to wait.
+    fn take(&self, token_id: &str, per_sec: u32) -> Result<(), u64> {
+        let Ok(mut map) = self.0.lock() else {
+            return Ok(());
+        };
+        let rate = f64::from(per_sec.max(1));
+        let burst = rate * 2.0;
+        if map.buckets.len() > 10_000 {
+            map.buckets
+                .retain(|_, (_, at)| at.elapsed() < Duration::from_secs(60));
+        }
+        let now = Instant::now();
+        let (level, at) = map
+            .buckets
+            .entry(token_id.to_owned())
+            .or_insert((burst, now));
+        *level = (*level + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *level >= 1.0 {
+            *level -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *level) / rate).ceil().max(1.0) as u64)
         }
     }
 }
 
-/// The caller's scopes, from a valid bearer token.
+/// What a request needs the caller to hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Right<'a> {
+    /// Read a stream's status and events.
+    ReadStream(&'a str),
+    /// Read chain and sink status.
+    ReadStatus,
+    /// Submit transactions, read and cancel one's own.
+    Send,
+    /// Read, bump and cancel other tokens' transactions.
+    OthersTx,
+    /// Start a pool rotation.
+    RotatePools,
+    /// Create, list and revoke tokens.
+    ManageTokens,
+    /// Rewind a sink or redeliver its dead letters.
+    Sink(&'a str),
+    /// Read the audit trail.
+    ReadAudit,
+    /// Read a sink's dead letters (they hold envelopes).
+    ReadDeadLetters(&'a str),
+}
+
+impl Right<'_> {
+    /// The scope a scope-only token needs for this right.
+    fn scope(self) -> Scope {
+        match self {
+            Right::ReadStream(s) if s.starts_with("tx.") => Scope::TxWrite,
+            Right::ReadStream(_) | Right::ReadStatus | Right::ReadDeadLetters(_) => {
+                Scope::EventsRead
+            }
+            Right::Send | Right::OthersTx => Scope::TxWrite,
+            Right::RotatePools | Right::ManageTokens | Right::Sink(_) | Right::ReadAudit => {
+                Scope::Admin
+            }
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Right::ReadStream(s) => format!("reading stream {s:?}"),
+            Right::ReadStatus => "reading status".into(),
+            Right::Send => "sending transactions".into(),
+            Right::OthersTx => "acting on other tokens' transactions".into(),
+            Right::RotatePools => "rotating pools".into(),
+            Right::ManageTokens => "managing tokens".into(),
+            Right::Sink(s) => format!("rewinding or redelivering sink {s:?}"),
+            Right::ReadAudit => "reading the audit trail".into(),
+            Right::ReadDeadLetters(s) => format!("reading sink {s:?}'s dead letters"),
+        }
+    }
+}
+
+/// What a token grants: scopes, or a policy.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// Coarse scopes; `admin` implies the others.
+    Scopes(Vec<Scope>),
+    /// A configured policy.
+    Policy(Arc<Policy>),
+}
+
+/// The caller, from a valid bearer token.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Token id.
     pub token_id: String,
-    scopes: Vec<String>,
+    /// Token label, for the audit trail.
+    pub label: String,
+    /// What it may do.
+    pub grant: Grant,
 }
 
 impl Caller {
-    /// Refuses unless the token has `scope` (or `admin`).
+    /// Refuses unless the token has `scope` (or `admin`); a policy token
+    /// holds the scope its policy implies.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self
-            .scopes
-            .iter()
-            .any(|s| s == scope.as_str() || s == Scope::Admin.as_str())
-        {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(scope.as_str()))
+        match &self.grant {
+            Grant::Scopes(s) if s.contains(&scope) || s.contains(&Scope::Admin) => Ok(()),
+            Grant::Scopes(_) => Err(ApiError::forbidden(scope.as_str())),
+            Grant::Policy(p) => {
+                let ok = match scope {
+                    Scope::EventsRead => true,
+                    Scope::TxWrite => p.may_send(),
+                    Scope::Admin => false,
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ApiError::forbidden(scope.as_str()))
+                }
+            }
         }
     }
+
+    /// Refuses unless the token holds `right`.
+    pub fn allow(&self, right: Right<'_>) -> Result<(), ApiError> {
+        let Grant::Policy(p) = &self.grant else {
+            return self.require(right.scope());
+        };
+        let ok = match right {
+            Right::ReadStream(s) => p.may_read(s),
+            Right::ReadStatus => true,
+            Right::Send => p.may_send(),
+            Right::OthersTx => p.others_transactions,
+            Right::RotatePools => p.rotate_pools,
+            Right::ManageTokens => p.manage_tokens,
+            Right::Sink(s) | Right::ReadDeadLetters(s) => p.sinks.allows(&s.to_owned()),
+            Right::ReadAudit => p.audit,
+        };
+        if ok {
+            Ok(())
+        } else {
+            let r = p.not_granted(&right.name());
+            Err(ApiError::refused(r.field, r.message))
+        }
+    }
+
+    /// The policy, when the token carries one.
+    pub fn policy(&self) -> Option<&Policy> {
+        match &self.grant {
+            Grant::Policy(p) => Some(p),
+            Grant::Scopes(_) => None,
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("Authorization header must be \"Bearer <token>\""))
+}
+
+async fn load(state: &ApiState, hash: &str) -> Result<Caller, ApiError> {
+    let row = state
+        .store
+        .token_by_hash(hash)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if row.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::unauthorized("this token has expired"));
+    }
+    let grant = match &row.policy {
+        Some(name) => Grant::Policy(state.policies.get(name).cloned().ok_or_else(|| {
+            ApiError::unauthorized(format!(
+                "this token's policy {name:?} is not in the configuration"
+            ))
+        })?),
+        None => Grant::Scopes(row.scopes.iter().filter_map(|s| Scope::parse(s)).collect()),
+    };
+    if row.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
+        let (store, id) = (state.store.clone(), row.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(&id).await {
+                tracing::warn!(error = %e, "recording a token's last use failed");
+            }
+        });
+    }
+    Ok(Caller {
+        token_id: row.id,
+        label: row.label,
+        grant,
+    })
 }
 
 impl FromRequestParts<ApiState> for Caller {
@@ -116,35 +317,21 @@ impl FromRequestParts<ApiState> for Caller {
         parts: &mut Parts,
         state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized("missing Authorization: Bearer <token> header")
-            })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("Authorization header must be \"Bearer <token>\"")
-            })?;
-        let hash = hash_token(token);
-        if let Some(caller) = state.tokens.get(&hash) {
-            return Ok(caller);
-        }
-        let row = state
-            .store
-            .token_by_hash(&hash)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-        let caller = Caller {
-            token_id: row.id,
-            scopes: row.scopes,
+        let hash = hash_token(bearer(parts)?);
+        let caller = match state.tokens.get(&hash) {
+            Some(c) => c,
+            None => {
+                let c = load(state, &hash).await?;
+                state.tokens.put(hash, &c);
+                c
+            }
         };
-        state.tokens.put(hash, &caller);
+        if let Some(per_sec) = state.limits.rate_per_token {
+            state
+                .tokens
+                .take(&caller.token_id, per_sec)
+                .map_err(ApiError::rate_limited)?;
+        }
         Ok(caller)
     }
 }
@@ -174,12 +361,14 @@ mod tests {
         assert_eq!(Scope::parse("root"), None);
         let admin = Caller {
             token_id: "t".into(),
-            scopes: vec!["admin".into()],
+            label: String::new(),
+            grant: Grant::Scopes(vec![Scope::Admin]),
         };
         assert!(admin.require(Scope::TxWrite).is_ok());
         let reader = Caller {
             token_id: "t".into(),
-            scopes: vec!["events:read".into()],
+            label: String::new(),
+            grant: Grant::Scopes(vec![Scope::EventsRead]),
         };
         assert!(reader.require(Scope::EventsRead).is_ok());
         assert_eq!(

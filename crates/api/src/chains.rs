@@ -8,12 +8,12 @@ use axum::extract::State;
 use ethgate_chain::ChainCheck;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{Caller, Right};
 use crate::{ApiError, ApiState};
 
 /// `GET /v1/chains`.
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::EventsRead)?;
+    caller.allow(Right::ReadStatus)?;
     let chains: Vec<Value> = state
         .chains
         .iter()

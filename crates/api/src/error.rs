@@ -17,9 +17,58 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    retry_after: Option<u64>,
+}
+
+/// Longest message or field name an error carries: messages quote what the
+/// caller sent, which must not come back unbounded.
+const MAX_ECHO: usize = 300;
+
+fn clip(mut s: String) -> String {
+    if s.len() > MAX_ECHO {
+        let mut end = MAX_ECHO;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 impl ApiError {
+    /// Any status with a stable code, for the middleware's own answers.
+    pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429: the token's request rate is spent; retry after `secs`.
+    pub fn rate_limited(secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(secs),
+            ..ApiError::with_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this token's request rate limit is reached; retry after the Retry-After seconds",
+            )
+        }
+    }
+
+    /// 403: a policy refused the request; `message` names the policy and
+    /// the rule.
+    pub fn refused(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.to_owned()),
+            ..ApiError::with_status(StatusCode::FORBIDDEN, "policy", message)
+        }
+    }
+
     /// 400 for a bad request parameter, naming it.
     pub fn bad_param(field: &str, message: impl Into<String>) -> Self {
         ApiError {
@@ -27,6 +76,7 @@ impl ApiError {
             code: "invalid_parameter",
             message: message.into(),
             field: Some(field.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -37,6 +87,7 @@ impl ApiError {
             code: "not_found",
             message: message.into(),
             field: Some(field.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -47,6 +98,7 @@ impl ApiError {
             code: "unauthorized",
             message: message.into(),
             field: Some("Authorization".into()),
+            retry_after: None,
         }
     }
 
@@ -57,6 +109,7 @@ impl ApiError {
             code: "forbidden",
             message: format!("this token lacks the {scope:?} scope"),
             field: Some("Authorization".into()),
+            retry_after: None,
         }
     }
 
@@ -67,6 +120,7 @@ impl ApiError {
             code: "conflict",
             message: message.into(),
             field: Some(field.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -77,6 +131,7 @@ impl ApiError {
             code: "unavailable",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -87,6 +142,7 @@ impl ApiError {
             code: "sink_failed",
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -98,12 +154,27 @@ impl ApiError {
             code: "internal",
             message: "internal error; see the server log".into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// The message, for the audit trail.
+    pub fn message(&self) -> String {
+        clip(self.message.clone())
     }
 
     /// The status code, for tests and middleware.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
     }
 }
 
@@ -115,8 +186,16 @@ impl From<ethgate_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
-        (self.status, Json(body)).into_response()
+        let body = json!({"error": {
+            "code": self.code,
+            "message": clip(self.message),
+            "field": self.field.map(clip),
+        }});
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

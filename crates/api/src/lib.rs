@@ -5,17 +5,23 @@
 //! [`router`] builds the whole app from an [`ApiState`], so tests drive it
 //! with `oneshot` and no socket.
 
+mod audit;
 pub mod auth;
 mod chains;
 pub mod error;
 mod health;
+pub mod limits;
 mod openapi;
+mod openapi_admin;
 mod openapi_pools;
 mod openapi_tx;
 mod params;
+pub mod policy;
 mod pools;
+pub mod server;
 mod sinks;
 mod streams;
+mod tokens;
 mod transactions;
 
 use std::collections::HashMap;
@@ -35,6 +41,9 @@ use tokio::sync::watch;
 pub use auth::{Scope, hash_token, new_token};
 pub use error::ApiError;
 pub use openapi::ROUTES;
+pub use policy::Policy;
+pub use server::Limits;
+pub use tokens::new_token_row;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
@@ -84,6 +93,13 @@ pub struct ApiState {
     /// Turns true when the server is stopping, so held long-polls answer at
     /// once instead of delaying shutdown by up to `max_wait`.
     pub stopping: watch::Receiver<bool>,
+    /// Timeouts, caps and the per-token rate.
+    pub limits: Limits,
+    /// Configured policies by name.
+    pub policies: Arc<HashMap<String, Arc<Policy>>>,
+    /// Accounts no token may send from unless its policy names them: the
+    /// pools' funding and master accounts.
+    pub guarded: Arc<std::collections::HashSet<alloy_primitives::Address>>,
 }
 
 /// The whole API.
@@ -117,7 +133,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/accounts", get(pools::list))
         .route("/v1/pools/{name}/rotate", post(pools::rotate))
         .route("/v1/pools/{name}/rotation", get(pools::rotation))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/audit", get(audit::list))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::bound,
+        ))
+        .layer(axum::middleware::from_fn(limits::json_errors))
         .with_state(state)
 }

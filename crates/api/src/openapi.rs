@@ -28,6 +28,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/accounts"),
     ("post", "/v1/pools/{name}/rotate"),
     ("get", "/v1/pools/{name}/rotation"),
+    ("get", "/v1/tokens"),
+    ("post", "/v1/tokens"),
+    ("post", "/v1/tokens/{id}/revoke"),
+    ("get", "/v1/audit"),
 ];
 
 fn error_response(description: &str) -> Value {
@@ -132,6 +136,7 @@ pub fn spec() -> Value {
     for (path, item) in crate::openapi_tx::paths()
         .into_iter()
         .chain(crate::openapi_pools::paths())
+        .chain(crate::openapi_admin::paths())
     {
         doc["paths"][path] = item;
     }

@@ -8,8 +8,10 @@ use axum::http::StatusCode;
 use ethgate_accounts::{Pools, RotateError};
 use serde_json::Value;
 
-use crate::auth::{Caller, Scope};
+use crate::audit::{record, refused};
+use crate::auth::{Caller, Right};
 use crate::{ApiError, ApiState};
+use ethgate_store::{Action, Outcome};
 
 fn pools(state: &ApiState) -> Result<&Pools, ApiError> {
     state.pools.as_deref().ok_or_else(|| {
@@ -33,7 +35,7 @@ fn rotate_error(e: RotateError) -> ApiError {
 /// `GET /v1/accounts`: pools with members, balances, top-ups, alerts and
 /// their latest rotation; every account the gateway sends from.
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::TxWrite)?;
+    caller.allow(Right::Send)?;
     Ok(Json(pools(&state)?.snapshot().await?))
 }
 
@@ -47,13 +49,10 @@ pub async fn rotate(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Scope::Admin)?;
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_param("body", format!("not JSON: {e}")))?
-    };
+    if let Err(e) = caller.allow(Right::RotatePools) {
+        return Err(refused(&state, &caller, Action::PoolRotate, &name, e).await);
+    }
+    let body = rotate_body(&body)?;
     let key = match body.get("idempotency_key") {
         None | Some(Value::Null) => None,
         Some(Value::String(k)) if !k.is_empty() && k.len() <= 200 => Some(k.as_str()),
@@ -67,8 +66,37 @@ pub async fn rotate(
     let view = pools(&state)?
         .rotate(&name, key)
         .await
-        .map_err(rotate_error)?;
-    Ok((StatusCode::ACCEPTED, Json(view)))
+        .map_err(rotate_error);
+    let (outcome, detail) = match &view {
+        Ok(_) => (Outcome::Accepted, String::new()),
+        Err(e) if e.status().is_server_error() => (Outcome::Failed, e.message()),
+        Err(e) => (Outcome::Refused, e.message()),
+    };
+    record(&state, &caller, Action::PoolRotate, &name, outcome, &detail).await;
+    Ok((StatusCode::ACCEPTED, Json(view?)))
+}
+
+/// The rotate body: empty, or an object with at most `idempotency_key`.
+fn rotate_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_param("body", format!("not JSON: {e}")))?;
+    match v.as_object() {
+        None if v.is_null() => Ok(v),
+        None => Err(ApiError::bad_param(
+            "body",
+            "must be a JSON object like {\"idempotency_key\": \"…\"}, or empty",
+        )),
+        Some(o) => match o.keys().find(|k| *k != "idempotency_key") {
+            Some(k) => Err(ApiError::bad_param(
+                k,
+                "unknown field; only idempotency_key",
+            )),
+            None => Ok(v),
+        },
+    }
 }
 
 /// `GET /v1/pools/{name}/rotation`: the unfinished or latest rotation.
@@ -77,7 +105,7 @@ pub async fn rotation(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::TxWrite)?;
+    caller.allow(Right::Send)?;
     Ok(Json(
         pools(&state)?.rotation(&name).await.map_err(rotate_error)?,
     ))

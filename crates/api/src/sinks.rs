@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use axum::extract::RawQuery;
 use ethgate_delivery::dead_letters::{RedeliverError, redeliver as redeliver_one};
 
-use crate::auth::{Caller, Scope};
+use crate::audit::{record, refused};
+use crate::auth::{Caller, Right};
 use crate::{ApiError, ApiState, params};
+use ethgate_store::{Action, Outcome};
 
 /// `GET /v1/sinks`: every routed (stream, sink) with cursor, lag and counts.
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::EventsRead)?;
+    caller.allow(Right::ReadStatus)?;
     let out: Vec<Value> = state
         .store
         .route_statuses(&state.routes)
@@ -45,7 +47,10 @@ pub async fn rewind(
     Path((stream, sink)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::Admin)?;
+    let target = format!("{stream}/{sink}");
+    if let Err(e) = caller.allow(Right::Sink(&sink)) {
+        return Err(refused(&state, &caller, Action::SinkRewind, &target, e).await);
+    }
     if !state.streams.iter().any(|s| s.name == stream) {
         return Err(ApiError::not_found(
             "name",
@@ -109,6 +114,16 @@ pub async fn rewind(
         }
     };
     state.store.rewind_sink(&stream, &sink, seq).await?;
+    let detail = format!("cursor {seq}");
+    record(
+        &state,
+        &caller,
+        Action::SinkRewind,
+        &target,
+        Outcome::Accepted,
+        &detail,
+    )
+    .await;
     tracing::info!(stream = %stream, sink = %sink, seq, token = %caller.token_id, "sink rewound");
     Ok(Json(json!({"stream": stream, "sink": sink, "cursor": seq})))
 }
@@ -131,7 +146,7 @@ pub async fn dead_letters(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::EventsRead)?;
+    caller.allow(Right::ReadDeadLetters(&name))?;
     sink(&state, &name)?;
     let p = params::parse(query.as_deref(), &["limit"])?;
     let limit = params::int(&p, "limit", 100, 1, 1_000)?;
@@ -156,12 +171,30 @@ pub async fn redeliver(
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::Admin)?;
+    let target = format!("{name}/{id}");
+    if let Err(e) = caller.allow(Right::Sink(&name)) {
+        return Err(refused(&state, &caller, Action::Redeliver, &target, e).await);
+    }
     let sink = sink(&state, &name)?.clone();
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad_param("id", format!("{id:?} is not a dead-letter id")))?;
-    match redeliver_one(&state.store, sink.as_ref(), id).await {
+    let done = redeliver_one(&state.store, sink.as_ref(), id).await;
+    let (outcome, detail) = match &done {
+        Ok(_) => (Outcome::Accepted, String::new()),
+        Err(RedeliverError::NotFound { .. }) => (Outcome::Refused, "no such dead letter".into()),
+        Err(e) => (Outcome::Failed, e.to_string()),
+    };
+    record(
+        &state,
+        &caller,
+        Action::Redeliver,
+        &target,
+        outcome,
+        &detail,
+    )
+    .await;
+    match done {
         Ok(d) => Ok(Json(
             json!({"redelivered": d.id, "stream": d.stream, "first_seq": d.first_seq, "last_seq": d.last_seq}),
         )),

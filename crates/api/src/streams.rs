@@ -10,7 +10,7 @@ use ethgate_core::StreamSpec;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::auth::{Caller, Scope};
+use crate::auth::{Caller, Right};
 use crate::{ApiError, ApiState, params};
 
 /// Most envelopes per page.
@@ -52,9 +52,12 @@ fn find<'a>(state: &'a ApiState, name: &str) -> Result<&'a StreamSpec, ApiError>
 
 /// `GET /v1/streams`.
 pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::EventsRead)?;
+    caller.allow(Right::ReadStatus)?;
     let mut out = Vec::with_capacity(state.streams.len());
     for spec in state.streams.iter() {
+        if caller.allow(Right::ReadStream(&spec.name)).is_err() {
+            continue;
+        }
         out.push(status(&state, spec).await?);
     }
     Ok(Json(json!({ "streams": out })))
@@ -66,7 +69,7 @@ pub async fn one(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Scope::EventsRead)?;
+    caller.allow(Right::ReadStream(&name))?;
     let spec = find(&state, &name)?;
     Ok(Json(status(&state, spec).await?))
 }
@@ -87,7 +90,7 @@ pub async fn events(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::EventsRead)?;
+    caller.allow(Right::ReadStream(&name))?;
     // A configured stream, or a chain's transaction status stream
     // (`tx.<chain>`) once its senders have registered it.
     let stream = match find(&state, &name) {

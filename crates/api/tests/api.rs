@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode};
 use ethgate_api::{ApiState, ROUTES, hash_token, new_token, router};
 use ethgate_core::{BlockRef, Confirmations, RawLog, StreamSpec};
 use ethgate_events::SyncState;
-use ethgate_store::{NewEvent, RangeCommit, Store};
+use ethgate_store::{NewEvent, NewToken, RangeCommit, Store};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -44,21 +44,9 @@ async fn fixture() -> Fixture {
         from_block: 0,
         confirmations: Confirmations::Depth(0),
     };
-    let (id, reader) = new_token();
-    store
-        .insert_token(&id, &hash_token(&reader), &["events:read".into()], "reader")
-        .await
-        .expect("token");
-    let (id, admin) = new_token();
-    store
-        .insert_token(&id, &hash_token(&admin), &["admin".into()], "admin")
-        .await
-        .expect("token");
-    let (id, tx) = new_token();
-    store
-        .insert_token(&id, &hash_token(&tx), &["tx:write".into()], "tx")
-        .await
-        .expect("token");
+    let reader = add_token(&store, "events:read", "reader").await;
+    let admin = add_token(&store, "admin", "admin").await;
+    let tx = add_token(&store, "tx:write", "tx").await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let state = ApiState {
         store: store.clone(),
@@ -73,6 +61,9 @@ async fn fixture() -> Fixture {
         pools: None,
         tokens: Default::default(),
         stopping: stop_rx,
+        limits: Default::default(),
+        policies: Arc::default(),
+        guarded: Arc::default(),
     };
     Fixture {
         _dir: dir,
@@ -83,6 +74,21 @@ async fn fixture() -> Fixture {
         admin_only_tx: tx,
         stop,
     }
+}
+
+async fn add_token(store: &Store, scope: &str, label: &str) -> String {
+    let (id, token) = new_token();
+    store
+        .insert_token(&NewToken {
+            id,
+            hash: hash_token(&token),
+            scopes: vec![scope.into()],
+            label: label.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("token");
+    token
 }
 
 async fn record(store: &Store, block: u64, logs: u64) {

@@ -208,12 +208,13 @@ async fn ours(
     manager.spawn(&stopped);
     let (id, token) = ethgate_api::new_token();
     store
-        .insert_token(
-            &id,
-            &ethgate_api::hash_token(&token),
-            &["tx:write".to_owned()],
-            "bench",
-        )
+        .insert_token(&ethgate_store::NewToken {
+            hash: ethgate_api::hash_token(&token),
+            id,
+            scopes: vec!["tx:write".to_owned()],
+            label: "bench".into(),
+            ..Default::default()
+        })
         .await?;
     let state = ApiState {
         store: store.clone(),
@@ -228,6 +229,9 @@ async fn ours(
         pools: None,
         tokens: Default::default(),
         stopping: stopped.clone(),
+        limits: Default::default(),
+        policies: Arc::default(),
+        guarded: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

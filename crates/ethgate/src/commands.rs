@@ -1,10 +1,9 @@
-//! The short-lived subcommands: `config check`, `token create`, `streams`
+//! The short-lived subcommands: `config check`, `streams`, `sinks`
 //! and `sync`.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use ethgate_api::Scope;
 use ethgate_chain::headers;
 use ethgate_chain::pool::redact;
 use ethgate_events::Syncer;
@@ -82,29 +81,6 @@ fn private_webhooks(cfg: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-/// Creates a token and prints it once, on stdout alone so it can be captured.
-pub async fn token_create(cfg: &Config, scopes: &[String], label: &str) -> anyhow::Result<()> {
-    for s in scopes {
-        if Scope::parse(s).is_none() {
-            let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-            anyhow::bail!("--scope: {s:?} is not a scope; use one of {known:?}");
-        }
-    }
-    let store = Store::connect(&cfg.store_url)
-        .await
-        .context("opening the store")?;
-    let (id, token) = ethgate_api::new_token();
-    store
-        .insert_token(&id, &ethgate_api::hash_token(&token), scopes, label)
-        .await?;
-    eprintln!(
-        "created token {id} with scopes {}; it is shown once:",
-        scopes.join(" ")
-    );
-    println!("{token}");
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod bench_tx_raw;
 mod cli_accounts;
 mod cli_chaos;
 mod cli_keys_tx;
+mod cli_tokens;
 mod commands;
 mod config;
 mod serve;
@@ -48,10 +49,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Manage API tokens.
+    /// Manage API tokens: create (with a policy or scopes), list, revoke.
     Token {
         #[command(subcommand)]
-        command: TokenCommand,
+        command: cli_tokens::TokenCommand,
+    },
+    /// Print the audit trail: who did what, when, and how it ended.
+    Audit {
+        /// Show entries after this id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
     /// Show every stream's cursor, head, lag and counts.
     Streams,
@@ -126,19 +136,6 @@ enum SinksCommand {
 enum ConfigCommand {
     /// Validate the config; print every problem with its key and line.
     Check,
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token; it is printed once and only its hash is stored.
-    Create {
-        /// Scope to grant (events:read, tx:write, admin); repeatable.
-        #[arg(long = "scope", required = true)]
-        scopes: Vec<String>,
-        /// A label to recognise the token by.
-        #[arg(long, default_value = "")]
-        label: String,
-    },
 }
 
 #[derive(Subcommand)]
@@ -264,9 +261,8 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check,
         } => commands::config_check(&cfg),
-        Command::Token {
-            command: TokenCommand::Create { scopes, label },
-        } => commands::token_create(&cfg, &scopes, &label).await,
+        Command::Token { command } => cli_tokens::token(&cfg, command).await,
+        Command::Audit { after, limit } => cli_tokens::audit(&cfg, after, limit).await,
         Command::Streams => commands::streams(&cfg).await,
         Command::Sinks { command: None } => commands::sinks(&cfg).await,
         Command::Sinks {

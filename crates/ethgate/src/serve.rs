@@ -232,22 +232,36 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         pools: pools_service,
         tokens: Default::default(),
         stopping: stopped.clone(),
+        limits: cfg.limits,
+        policies: Arc::new(
+            cfg.policies
+                .iter()
+                .map(|p| (p.name.clone(), Arc::new(p.clone())))
+                .collect(),
+        ),
+        guarded: Arc::new(guarded_accounts(&cfg)),
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, store = %cfg.store_url, chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
-    axum::serve(listener, ethgate_api::router(state))
-        .with_graceful_shutdown({
-            // Tell syncers and held long-polls first, so shutdown is prompt.
-            let stop = stop.clone();
-            async move {
-                shutdown_signal().await;
-                let _ = stop.send(true);
-            }
-        })
-        .await
-        .context("serving the API")?;
+    // Tell syncers and held long-polls first, so shutdown is prompt.
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        }
+    });
+    ethgate_api::server::serve(
+        listener,
+        ethgate_api::router(state),
+        cfg.limits,
+        stopped.clone(),
+        Duration::from_secs(10),
+    )
+    .await
+    .context("serving the API")?;
     tracing::info!("shutting down");
     let _ = stop.send(true);
     for t in tasks {
@@ -257,4 +271,17 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
     Ok(())
+}
+
+/// The pools' funding and master accounts: no token sends from them
+/// unless its policy names them.
+fn guarded_accounts(cfg: &Config) -> std::collections::HashSet<alloy_primitives::Address> {
+    let mut out = std::collections::HashSet::new();
+    for p in &cfg.tx.pool_configs {
+        out.extend(p.funding);
+        if let Some(ethgate_accounts::Master::Account(a)) = &p.master {
+            out.insert(*a);
+        }
+    }
+    out
 }

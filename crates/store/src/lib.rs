@@ -24,6 +24,7 @@
 //! thousand, and about half the bytes of their JSON.
 //! PostgreSQL is the next backend; callers only see `Store`.
 
+pub mod audit;
 pub mod codec;
 mod combine;
 mod dead_letters;
@@ -42,13 +43,14 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
+pub use audit::{Action, AuditEntry, Outcome};
 pub use codec::NewEvent;
 pub use dead_letters::DeadLetter;
 pub use outbox::{RangeCommit, StoredEnvelope};
 pub use pools::{MemberRow, RotationRow};
 pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
-pub use tokens::TokenRow;
+pub use tokens::{NewToken, TokenRow};
 pub use tx::{
     AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, TxRow,
 };

@@ -285,7 +285,40 @@ impl TxManager {
     /// Validates and records a request (`queued`), or finds the one already
     /// accepted under its idempotency key.
     pub async fn submit(&self, body: &Value) -> Result<Submitted, SubmitError> {
-        let req = request::parse(body, &Resolver(self), self.settings.default_confirmations)?;
+        let req = self.parse(body)?;
+        self.submit_parsed(body, req).await
+    }
+
+    /// Validates a request body and resolves its `from` (a pool name picks
+    /// the member with the fewest open requests), recording nothing: the
+    /// API's policy check looks at the result before it is submitted.
+    pub fn parse(&self, body: &Value) -> Result<TxRequest, SubmitError> {
+        Ok(request::parse(
+            body,
+            &Resolver(self),
+            self.settings.default_confirmations,
+        )?)
+    }
+
+    /// The pools `account` is a member of now.
+    pub fn pools_of(&self, account: Address) -> Vec<String> {
+        let Ok(pools) = self.pools.read() else {
+            return Vec::new();
+        };
+        pools
+            .iter()
+            .filter(|(_, members)| members.contains(&account))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Records a request [`TxManager::parse`] accepted (`body` is what the
+    /// caller sent, for the idempotency check).
+    pub async fn submit_parsed(
+        &self,
+        body: &Value,
+        req: TxRequest,
+    ) -> Result<Submitted, SubmitError> {
         let id = new_id();
         let chain_id = self.chain_id(&req);
         let request_json = serde_json::to_string(&req).unwrap_or_default();

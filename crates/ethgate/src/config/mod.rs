@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod env;
+pub mod policies;
 pub mod pools;
 pub mod raw;
 mod remote_signers;
@@ -68,6 +69,10 @@ pub struct Config {
     pub routes: Vec<(String, String)>,
     /// The transaction manager's settings and accounts.
     pub tx: accounts::TxConfig,
+    /// The API's timeouts, caps and rate.
+    pub limits: ethgate_api::Limits,
+    /// `[[policies]]`.
+    pub policies: Vec<ethgate_api::Policy>,
 }
 
 impl Config {

@@ -31,6 +31,56 @@ pub struct RawConfig {
     /// `[[pools]]`.
     #[serde(default)]
     pub pools: Vec<RawPool>,
+    /// `[[policies]]`.
+    #[serde(default)]
+    pub policies: Vec<RawPolicy>,
+}
+
+/// `[[policies]]`: what a token that names the policy may do. Lists
+/// accept `"any"`; what is not listed is refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// The name tokens refer to.
+    pub name: String,
+    /// Chains it may send on (default any).
+    pub chains: Option<Vec<String>>,
+    /// Pool names and account addresses it may send from.
+    #[serde(default)]
+    pub from: Vec<String>,
+    /// Contracts and recipients it may send to.
+    pub to: Option<Vec<String>>,
+    /// Function selectors (`"0xa9059cbb"` or `"transfer(address,uint256)"`).
+    pub selectors: Option<Vec<String>>,
+    /// Whether requests without calldata are allowed.
+    #[serde(default)]
+    pub value_transfers: bool,
+    /// Largest `value` per request, e.g. `"0.1 ether"` (default 0).
+    pub max_value: Option<String>,
+    /// Cap on max fee per gas, e.g. `"200 gwei"`.
+    pub max_fee_per_gas: Option<String>,
+    /// Largest gas limit (default 1,000,000).
+    pub max_gas: Option<u64>,
+    /// Daily cap on value + fee cost for each token, per chain.
+    pub daily_cap: Option<String>,
+    /// Daily cap on value + fee cost for each sending account.
+    pub account_daily_cap: Option<String>,
+    /// Streams it may read.
+    pub streams: Option<Vec<String>>,
+    /// Sinks it may rewind and redeliver to.
+    pub sinks: Option<Vec<String>>,
+    /// May start pool rotations.
+    #[serde(default)]
+    pub rotate_pools: bool,
+    /// May create, list and revoke tokens.
+    #[serde(default)]
+    pub manage_tokens: bool,
+    /// May read, bump and cancel other tokens' transactions.
+    #[serde(default)]
+    pub others_transactions: bool,
+    /// May read the audit trail.
+    #[serde(default)]
+    pub audit: bool,
 }
 
 /// `[tx]`: how the transaction manager sends.
@@ -184,6 +234,16 @@ pub struct RawApi {
     pub listen: Option<String>,
     /// Longest long-poll `wait`, seconds.
     pub max_wait_secs: Option<u64>,
+    /// Time to send a request's headers, e.g. `"10s"`.
+    pub header_timeout: Option<String>,
+    /// Time to send a request's body, e.g. `"10s"`.
+    pub body_timeout: Option<String>,
+    /// Longest a request may run, e.g. `"90s"` (above the long-poll wait).
+    pub request_timeout: Option<String>,
+    /// Connections served at once.
+    pub max_connections: Option<usize>,
+    /// Requests a second per token (bursts of twice that).
+    pub rate_limit: Option<u32>,
 }
 
 /// `[[chains]]`.

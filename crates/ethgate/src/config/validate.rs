@@ -304,7 +304,11 @@ pub fn validate(
             "must be sqlite://PATH (PostgreSQL support is not built yet)",
         );
     }
-    let listen_text = raw.api.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen_text = raw
+        .api
+        .listen
+        .clone()
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let listen = listen_text.parse().unwrap_or_else(|_| {
         issues.add(
             "api.listen",
@@ -393,10 +397,20 @@ pub fn validate(
             }
         }
     }
+    let limits = super::policies::limits(&mut issues, &raw.api, Duration::from_secs(max_wait));
+    let known = super::policies::Known {
+        chains: &chains,
+        streams: streams.iter().map(|s| s.name.clone()).collect(),
+        sinks: sinks.iter().map(|s| s.name().to_owned()).collect(),
+        tx: &tx,
+    };
+    let policies = super::policies::policies(&mut issues, raw.policies, &known);
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
     Ok(Config {
+        limits,
+        policies,
         tx,
         source,
         store_url,

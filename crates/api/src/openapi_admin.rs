@@ -1,0 +1,77 @@
+//! The OpenAPI description of `/v1/tokens` and `/v1/audit`, beside the
+//! rest of the document.
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn token_schema() -> Value {
+    let when = json!({"type": ["integer", "null"], "description": "Unix seconds"});
+    json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "label": {"type": "string"},
+        "scopes": {"type": "array", "items": {"enum": ["events:read", "tx:write", "admin"]}},
+        "policy": {"type": ["string", "null"]}, "created_at": {"type": "integer"},
+        "expires_at": when, "revoked_at": when, "last_used_at": when}})
+}
+
+/// The paths, to merge into the document.
+pub fn paths() -> Vec<(&'static str, Value)> {
+    let secured = json!([{"bearer": []}]);
+    let refused = "the token may not manage tokens (admin scope or a policy with manage_tokens)";
+    vec![
+        (
+            "/v1/tokens",
+            json!({
+                "get": {"summary": "Every token, revoked ones included; never a secret", "security": secured,
+                    "responses": {
+                        "200": {"description": "tokens", "content": {"application/json": {"schema": {"type": "object",
+                            "properties": {"tokens": {"type": "array", "items": token_schema()}}}}}},
+                        "401": error_response("missing, unknown, revoked or expired token"), "403": error_response(refused)}},
+                "post": {"summary": "Create a token held to a policy or scopes; the answer shows it once", "security": secured,
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                        "additionalProperties": false, "properties": {
+                            "label": {"type": "string", "maxLength": 100},
+                            "policy": {"type": "string", "description": "a [[policies]] name; or give scopes"},
+                            "scopes": {"type": "array", "items": {"enum": ["events:read", "tx:write", "admin"]}},
+                            "expires": {"type": "string", "description": "lifetime, e.g. \"90d\""}}}}}},
+                    "responses": {
+                        "201": {"description": "the token, shown this once", "content": {"application/json": {"schema": {"type": "object",
+                            "properties": {"id": {"type": "string"}, "token": {"type": "string"}, "label": {"type": "string"},
+                                "policy": {"type": ["string", "null"]}, "scopes": {"type": "array", "items": {"type": "string"}},
+                                "expires_at": {"type": ["integer", "null"]}}}}}},
+                        "400": error_response("a field is invalid; `field` names it"),
+                        "401": error_response("missing, unknown, revoked or expired token"), "403": error_response(refused)}}}),
+        ),
+        (
+            "/v1/tokens/{id}/revoke",
+            json!({"post": {"summary": "Revoke a token: refused on every path from the next request", "security": secured,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "revoked", "content": {"application/json": {"schema": {"type": "object",
+                        "properties": {"id": {"type": "string"}, "revoked": {"const": true}}}}}},
+                    "401": error_response("missing, unknown, revoked or expired token"), "403": error_response(refused),
+                    "404": error_response("no such unrevoked token")}}}),
+        ),
+        (
+            "/v1/audit",
+            json!({"get": {"summary": "The audit trail: every admin action and transaction request, with who, when and the outcome",
+                "security": secured,
+                "parameters": [
+                    {"name": "after", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {
+                    "200": {"description": "entries after `after`, oldest first", "content": {"application/json": {"schema": {"type": "object",
+                        "properties": {"next": {"type": "integer"}, "entries": {"type": "array", "items": {"type": "object", "properties": {
+                            "id": {"type": "integer"}, "at_ms": {"type": "integer"}, "token_id": {"type": ["string", "null"]},
+                            "label": {"type": "string"},
+                            "action": {"enum": ["tx_submit", "tx_cancel", "tx_bump", "pool_rotate", "sink_rewind", "redeliver", "token_create", "token_revoke"]},
+                            "target": {"type": "string"}, "outcome": {"enum": ["accepted", "refused", "failed"]},
+                            "detail": {"type": "string"}}}}}}}}},
+                    "400": error_response("a parameter is invalid"),
+                    "401": error_response("missing, unknown, revoked or expired token"),
+                    "403": error_response("the token may not read the audit trail (admin scope or a policy with audit)")}}}),
+        ),
+    ]
+}

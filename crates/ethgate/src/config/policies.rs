@@ -1,0 +1,219 @@
+//! `[[policies]]` and the API's limits in `[api]`: what each token may do,
+//! and how long and how much any caller may take. Every name a policy
+//! uses (chain, pool, account, stream, sink) must exist, so a typo is a
+//! config error rather than a policy that silently allows nothing.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use ethgate_api::Limits;
+use ethgate_api::policy::{Allow, Policy, Sender};
+
+use super::ChainConfig;
+use super::accounts::{TxConfig, amount};
+use super::raw::{RawApi, RawPolicy};
+use super::validate::{Issues, duration, valid_name};
+
+/// The API's limits from `[api]`.
+pub(super) fn limits(issues: &mut Issues, api: &RawApi, max_wait: Duration) -> Limits {
+    let d = Limits::default();
+    let header_timeout = duration(
+        issues,
+        "api.header_timeout".into(),
+        api.header_timeout.as_deref(),
+        d.header_timeout,
+    );
+    let body_timeout = duration(
+        issues,
+        "api.body_timeout".into(),
+        api.body_timeout.as_deref(),
+        d.body_timeout,
+    );
+    let default_request = d.request_timeout.max(max_wait + Duration::from_secs(30));
+    let request_timeout = duration(
+        issues,
+        "api.request_timeout".into(),
+        api.request_timeout.as_deref(),
+        default_request,
+    );
+    if request_timeout <= max_wait {
+        issues.add(
+            "api.request_timeout",
+            "must be longer than max_wait_secs, or long-polls time out",
+        );
+    }
+    let max_connections = api.max_connections.unwrap_or(d.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        issues.add("api.max_connections", "must be between 1 and 1000000");
+    }
+    if api.rate_limit == Some(0) {
+        issues.add("api.rate_limit", "must be at least 1 request a second");
+    }
+    Limits {
+        header_timeout,
+        body_timeout,
+        request_timeout,
+        max_connections,
+        rate_per_token: api.rate_limit,
+    }
+}
+
+/// What a policy's names are checked against.
+pub(super) struct Known<'a> {
+    pub chains: &'a [ChainConfig],
+    pub streams: HashSet<String>,
+    pub sinks: HashSet<String>,
+    pub tx: &'a TxConfig,
+}
+
+fn allow_list<T>(
+    issues: &mut Issues,
+    key: &str,
+    items: Option<&[String]>,
+    default_any: bool,
+    mut one: impl FnMut(&str) -> Result<T, String>,
+) -> Allow<T> {
+    let Some(items) = items else {
+        return if default_any {
+            Allow::Any
+        } else {
+            Allow::Only(Vec::new())
+        };
+    };
+    if items.iter().any(|s| s == "any") {
+        if items.len() > 1 {
+            issues.add(key, "\"any\" stands alone");
+        }
+        return Allow::Any;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (j, s) in items.iter().enumerate() {
+        match one(s) {
+            Ok(v) => out.push(v),
+            Err(e) => issues.add(format!("{key}[{j}]"), e),
+        }
+    }
+    Allow::Only(out)
+}
+
+fn selector(s: &str) -> Result<[u8; 4], String> {
+    if let Some(h) = s.strip_prefix("0x") {
+        let b = hex::decode(h).map_err(|_| format!("{s:?} is not 4 bytes of hex"))?;
+        return b
+            .try_into()
+            .map_err(|_| format!("{s:?} is not 4 bytes of hex"));
+    }
+    ethgate_core::signature::check(s).map_err(|e| e.to_string())?;
+    let f = alloy_json_abi::Function::parse(s)
+        .map_err(|_| format!("{s:?} is neither 0x and 8 hex digits nor a function signature"))?;
+    Ok(f.selector().0)
+}
+
+/// Validates `[[policies]]`.
+pub(super) fn policies(issues: &mut Issues, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
+    let mut names = HashSet::new();
+    let accounts: HashSet<Address> = known
+        .tx
+        .accounts
+        .iter()
+        .map(|a| a.signer.address())
+        .collect();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        let k = |f: &str| format!("policies[{i}].{f}");
+        if !valid_name(&p.name) {
+            issues.add(k("name"), "must be 1-64 letters, digits, '-', '_' or '.'");
+        } else if !names.insert(p.name.clone()) {
+            issues.add(k("name"), format!("{:?} is configured twice", p.name));
+        }
+        let chains = allow_list(issues, &k("chains"), p.chains.as_deref(), true, |c| {
+            if known.chains.iter().any(|x| x.name == c) {
+                Ok(c.to_owned())
+            } else {
+                Err(format!("no [[chains]] entry is named {c:?}"))
+            }
+        });
+        let mut from = Vec::with_capacity(p.from.len());
+        for (j, f) in p.from.iter().enumerate() {
+            match f.parse::<Address>() {
+                Ok(a) if accounts.contains(&a) => from.push(Sender::Account(a)),
+                Ok(a) => issues.add(
+                    format!("policies[{i}].from[{j}]"),
+                    format!("{a:#x} is not in [[accounts]]"),
+                ),
+                Err(_) if known.tx.pools.contains_key(f) => from.push(Sender::Pool(f.clone())),
+                Err(_) => issues.add(
+                    format!("policies[{i}].from[{j}]"),
+                    format!("{f:?} is neither a [[pools]] name nor an account address"),
+                ),
+            }
+        }
+        let to = allow_list(issues, &k("to"), p.to.as_deref(), false, |t| {
+            t.parse::<Address>()
+                .map_err(|_| format!("{t:?} is not an address"))
+        });
+        let selectors = allow_list(
+            issues,
+            &k("selectors"),
+            p.selectors.as_deref(),
+            false,
+            selector,
+        );
+        let streams = allow_list(issues, &k("streams"), p.streams.as_deref(), false, |s| {
+            let is_status = s
+                .strip_prefix("tx.")
+                .is_some_and(|c| known.chains.iter().any(|x| x.name == c));
+            if known.streams.contains(s) || is_status {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("no stream is named {s:?}"))
+            }
+        });
+        let sinks = allow_list(issues, &k("sinks"), p.sinks.as_deref(), false, |s| {
+            if known.sinks.contains(s) {
+                Ok(s.to_owned())
+            } else {
+                Err(format!("no [[sinks]] entry is named {s:?}"))
+            }
+        });
+        let max_value = amount(issues, k("max_value"), p.max_value.as_deref()).unwrap_or(0);
+        let max_fee_per_gas = amount(issues, k("max_fee_per_gas"), p.max_fee_per_gas.as_deref());
+        let daily_cap = amount(issues, k("daily_cap"), p.daily_cap.as_deref());
+        let account_daily_cap = amount(
+            issues,
+            k("account_daily_cap"),
+            p.account_daily_cap.as_deref(),
+        );
+        if (daily_cap.is_some() || account_daily_cap.is_some()) && max_fee_per_gas.is_none() {
+            issues.add(
+                k("max_fee_per_gas"),
+                "is needed with a daily cap, so a request's fee cost has a bound",
+            );
+        }
+        let max_gas = p.max_gas.unwrap_or(1_000_000);
+        if max_gas == 0 {
+            issues.add(k("max_gas"), "must be more than 0");
+        }
+        out.push(Policy {
+            name: p.name,
+            chains,
+            from,
+            to,
+            selectors,
+            value_transfers: p.value_transfers,
+            max_value,
+            max_fee_per_gas,
+            max_gas,
+            daily_cap,
+            account_daily_cap,
+            streams,
+            sinks,
+            rotate_pools: p.rotate_pools,
+            manage_tokens: p.manage_tokens,
+            others_transactions: p.others_transactions,
+            audit: p.audit,
+        });
+    }
+    out
+}
