@@ -158,6 +158,11 @@ impl ApiError {
         }
     }
 
+    /// The request field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// The message, for the audit trail.
     pub fn message(&self) -> String {
         clip(self.message.clone())

@@ -58,9 +58,11 @@ fn date(secs: Option<i64>) -> String {
 
 /// Runs a token subcommand.
 pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
-    let store = Store::connect(&cfg.store_url)
-        .await
-        .context("opening the store")?;
+    let open = || async {
+        Store::connect(&cfg.store_url)
+            .await
+            .context("opening the store")
+    };
     match command {
         TokenCommand::Create {
             scopes,
@@ -76,7 +78,17 @@ pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
                 &label,
                 expires.as_deref(),
             )
-            .map_err(|e| anyhow::anyhow!("--{e}"))?;
+            .map_err(|e| {
+                // The API's field names, as this command's flags.
+                let flag = match e.field() {
+                    Some("scopes") => "--scope",
+                    Some("policy") => "--policy",
+                    Some("expires") => "--expires",
+                    _ => "--label",
+                };
+                anyhow::anyhow!("{flag}: {}", e.message())
+            })?;
+            let store = open().await?;
             store.insert_token(&row).await?;
             let grant = match &row.policy {
                 Some(p) => format!("policy {p}"),
@@ -97,7 +109,7 @@ pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
                 "{:<18} {:<20} {:<24} {:<20} {:<20} {:<20} REVOKED",
                 "ID", "LABEL", "GRANT", "CREATED", "LAST USED", "EXPIRES"
             );
-            for t in store.list_tokens().await? {
+            for t in open().await?.list_tokens().await? {
                 let grant = match &t.policy {
                     Some(p) => format!("policy:{p}"),
                     None => t.scopes.join(","),
@@ -115,6 +127,7 @@ pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
+            let store = open().await?;
             if !store.revoke_token(&id).await? {
                 anyhow::bail!("no unrevoked token {id:?}");
             }

@@ -36,13 +36,30 @@ fn record_address(file: &Path, address: Address) -> Result<(), KeyError> {
     let mut json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| keystore_err(file, e.to_string()))?;
     json["address"] = serde_json::Value::String(alloy_primitives::hex::encode(address));
-    std::fs::write(file, json.to_string()).map_err(|e| keystore_err(file, e.to_string()))
+    std::fs::write(file, json.to_string()).map_err(|e| keystore_err(file, e.to_string()))?;
+    owner_only(file, 0o600)
+}
+
+/// Makes a keystore file (0600) or directory (0700) the owner's alone.
+fn owner_only(path: &Path, mode: u32) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| keystore_err(path, e.to_string()))
+}
+
+/// Creates `dir` if missing; a directory made here is 0700.
+fn key_dir(dir: &Path) -> Result<(), KeyError> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| keystore_err(dir, e.to_string()))?;
+        owner_only(dir, 0o700)?;
+    }
+    Ok(())
 }
 
 /// Creates a new random key, encrypted under `password`, in `dir` (created
 /// if missing); returns its address and file.
 pub fn create(dir: &Path, password: &str) -> Result<(Address, PathBuf), KeyError> {
-    std::fs::create_dir_all(dir).map_err(|e| keystore_err(dir, e.to_string()))?;
+    key_dir(dir)?;
     let (signer, uuid) =
         PrivateKeySigner::new_keystore(dir, &mut rand08::thread_rng(), password, None)
             .map_err(|e| keystore_err(dir, e.to_string()))?;
@@ -60,8 +77,8 @@ pub fn import(
     password: &str,
 ) -> Result<(Address, PathBuf), KeyError> {
     let key = LocalKey::dev(hex_key, what)?;
-    std::fs::create_dir_all(dir).map_err(|e| keystore_err(dir, e.to_string()))?;
-    let bytes = key.inner.to_bytes();
+    key_dir(dir)?;
+    let bytes = zeroize::Zeroizing::new(key.inner.to_bytes().0);
     let (signer, uuid) = PrivateKeySigner::encrypt_keystore(
         dir,
         &mut rand08::thread_rng(),

@@ -124,7 +124,8 @@ impl LocalKey {
 
     /// Wraps a loaded key; `what` names its source in the error.
     pub(crate) fn from_signer(inner: PrivateKeySigner, what: &str) -> Result<Self, KeyError> {
-        let fast = secp256k1::SecretKey::from_byte_array(&inner.to_bytes().0)
+        let bytes = zeroize::Zeroizing::new(inner.to_bytes().0);
+        let fast = secp256k1::SecretKey::from_byte_array(&bytes)
             .map_err(|_| KeyError::BadKey(what.to_owned()))?;
         Ok(LocalKey { inner, fast })
     }

@@ -133,6 +133,29 @@ pub struct Store {
     writer: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<combine::Job>>>,
 }
 
+/// Creates the database file (0600) and any directory above it (0700)
+/// that does not exist yet, so the store — which holds signed
+/// transactions and token hashes — is the owner's alone. SQLite gives its
+/// `-wal` and `-shm` files the database file's mode.
+fn owner_only_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
 pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -259,13 +282,11 @@ impl Store {
         let path = url
             .strip_prefix("sqlite://")
             .map(|p| p.split('?').next().unwrap_or(p));
-        if let Some(dir) = path
-            .and_then(|p| std::path::Path::new(p).parent())
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        }
         let memory = url.contains(":memory:");
+        if let Some(path) = path.filter(|_| !memory) {
+            owner_only_file(std::path::Path::new(path))
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        }
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(if memory {

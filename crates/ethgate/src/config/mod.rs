@@ -181,18 +181,22 @@ pub fn load(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     validate(raw, &base, chosen.clone()).map_err(|mut issues| {
+        let lines = spans::Lines::new(&text);
+        let overridden: Vec<(String, &str)> = overrides
+            .iter()
+            .map(|o| (spans::key_of(&o.path), o.var.as_str()))
+            .collect();
         for issue in &mut issues {
-            issue.var = overrides
+            issue.var = overridden
                 .iter()
-                .find(|o| {
-                    spans::key_of(&o.path) == issue.key
-                        || issue
-                            .key
-                            .starts_with(&format!("{}.", spans::key_of(&o.path)))
+                .find(|(key, _)| {
+                    issue.key == *key
+                        || (issue.key.starts_with(key.as_str())
+                            && issue.key[key.len()..].starts_with('.'))
                 })
-                .map(|o| o.var.clone());
+                .map(|(_, var)| (*var).to_owned());
             if issue.var.is_none() {
-                issue.line = spans::line_of(&text, &issue.key);
+                issue.line = lines.line_of(&issue.key);
             }
         }
         ConfigError { file, issues }

@@ -217,3 +217,36 @@ pub(super) fn policies(issues: &mut Issues, raw: Vec<RawPolicy>, known: &Known) 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn policy_mistakes_are_named_by_key_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ethgate.toml");
+        std::fs::write(
+            &path,
+            "[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"http://127.0.0.1:1\"]\n\n\
+             [[policies]]\nname = \"ops\"\nfrom = [\"no-such-pool\"]\n\
+             to = [\"0x5fbdb2315678afecb367f032d93f642f64180aa3\", \"nowhere\"]\n\
+             selectors = [\"0x1234\", \"f(uint256\"]\nmax_value = \"lots\"\n\
+             daily_cap = \"1 ether\"\nstreams = [\"tx.nochain\"]\n",
+        )
+        .expect("config");
+        let Err(e) = super::super::load(Some(&path), std::iter::empty()) else {
+            panic!("a bad policy was accepted");
+        };
+        let text = e.to_string();
+        for want in [
+            "ethgate.toml:8: policies[0].from[0]: \"no-such-pool\" is neither",
+            "ethgate.toml:9: policies[0].to[1]: \"nowhere\" is not an address",
+            "ethgate.toml:10: policies[0].selectors[0]",
+            "ethgate.toml:10: policies[0].selectors[1]",
+            "ethgate.toml:11: policies[0].max_value",
+            "policies[0].max_fee_per_gas: is needed with a daily cap",
+            "ethgate.toml:13: policies[0].streams[0]: no stream is named \"tx.nochain\"",
+        ] {
+            assert!(text.contains(want), "{want:?} in:\n{text}");
+        }
+    }
+}

@@ -2,11 +2,6 @@
 
 use toml::de::{DeTable, DeValue};
 
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
 /// `["chains", "0", "rpc"]` → `chains[0].rpc`.
 pub fn key_of(path: &[String]) -> String {
     let mut out = String::new();
@@ -23,55 +18,66 @@ pub fn key_of(path: &[String]) -> String {
     out
 }
 
-fn parse_key(key: &str) -> Vec<Seg> {
-    let mut segs = Vec::new();
-    for part in key.split('.') {
-        let mut rest = part;
-        if let Some(open) = rest.find('[') {
-            segs.push(Seg::Key(rest[..open].to_owned()));
-            rest = &rest[open..];
-            while let Some(close) = rest.find(']') {
-                if let Ok(i) = rest[1..close].parse() {
-                    segs.push(Seg::Index(i));
+/// Every key of a document with its line, built in one walk, so that
+/// finding the lines of many problems costs one pass over the file rather
+/// than one per problem.
+pub struct Lines(std::collections::HashMap<String, usize>);
+
+impl Lines {
+    /// Indexes `text`; an unparsable text has no lines.
+    pub fn new(text: &str) -> Lines {
+        let mut map = std::collections::HashMap::new();
+        let Ok(doc) = DeTable::parse(text) else {
+            return Lines(map);
+        };
+        let starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        let line = |offset: usize| starts.partition_point(|&nl| nl < offset) + 1;
+        let mut stack: Vec<(String, &DeValue)> = Vec::new();
+        for (k, v) in doc.get_ref().iter() {
+            let key = k.get_ref().to_string();
+            map.insert(key.clone(), line(v.span().start));
+            stack.push((key, v.get_ref()));
+        }
+        while let Some((key, v)) = stack.pop() {
+            match v {
+                DeValue::Table(t) => {
+                    for (k, child) in t.iter() {
+                        let ck = format!("{key}.{}", k.get_ref());
+                        map.insert(ck.clone(), line(child.span().start));
+                        stack.push((ck, child.get_ref()));
+                    }
                 }
-                rest = &rest[close + 1..];
+                DeValue::Array(a) => {
+                    for (i, child) in a.iter().enumerate() {
+                        let ck = format!("{key}[{i}]");
+                        map.insert(ck.clone(), line(child.span().start));
+                        stack.push((ck, child.get_ref()));
+                    }
+                }
+                _ => {}
             }
-        } else {
-            segs.push(Seg::Key(rest.to_owned()));
+        }
+        Lines(map)
+    }
+
+    /// The line of `key` (e.g. `streams[1].addresses[0]`), or of its
+    /// nearest parent present in the file.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        let mut k = key;
+        loop {
+            if let Some(l) = self.0.get(k) {
+                return Some(*l);
+            }
+            let cut = k.rfind(['.', '['])?;
+            k = &k[..cut];
         }
     }
-    segs
 }
 
-fn line(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The line of `key` (e.g. `streams[1].addresses[0]`), or of its nearest
-/// parent present in the file.
+/// The line of one key; [`Lines`] for many.
+#[cfg(test)]
 pub fn line_of(text: &str, key: &str) -> Option<usize> {
-    let doc = DeTable::parse(text).ok()?;
-    let mut best: Option<usize> = None;
-    let mut table: Option<&DeTable> = Some(doc.get_ref());
-    let mut value: Option<&DeValue> = None;
-    for seg in parse_key(key) {
-        let next = match (seg, table, value) {
-            (Seg::Key(k), Some(t), _) => t
-                .iter()
-                .find(|(name, _)| name.get_ref().as_ref() == k)
-                .map(|(_, v)| v),
-            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(i),
-            _ => None,
-        };
-        let Some(next) = next else { break };
-        best = Some(line(text, next.span().start));
-        value = Some(next.get_ref());
-        table = match next.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => None,
-        };
-    }
-    best
+    Lines::new(text).line_of(key)
 }
 
 /// The key whose value spans `offset`, for serde errors that only carry a
