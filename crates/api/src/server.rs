@@ -79,16 +79,93 @@ pub fn raise_fd_limit() -> Option<usize> {
     Some(soft.saturating_sub(RESERVED_FDS) as usize)
 }
 
+/// The TLS settings [`serve`] takes.
+pub use rustls::ServerConfig as TlsConfig;
+
+/// Why a certificate or key could not be used for TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate file could not be read or held no certificate.
+    #[error("{0}")]
+    Cert(String),
+    /// The key file could not be read or held no key.
+    #[error("{0}")]
+    Key(String),
+    /// rustls refused the pair.
+    #[error("the certificate and key do not make a TLS configuration: {0}")]
+    Config(String),
+}
+
+/// A TLS server configuration from PEM files: the certificate chain and
+/// its private key (PKCS#8, PKCS#1 or SEC1).
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let name = |p: &std::path::Path| p.display().to_string();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| TlsError::Cert(format!("{}: {e}", name(cert))))?;
+    if certs.is_empty() {
+        let e = format!("{}: no certificate in the file", name(cert));
+        return Err(TlsError::Cert(e));
+    }
+    // The error names the file only: its text could quote key material.
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|_| TlsError::Key(format!("{}: no readable private key", name(key))))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves one connection until it ends or `closed` asks it to finish.
+async fn connection<I>(
+    io: I,
+    app: Router,
+    builder: Arc<hyper::server::conn::http1::Builder>,
+    mut closed: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req.map(axum::body::Body::new)).await;
+            Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { closed.wait_for(|c| *c).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
 /// Serves `app` on `listener` within `limits` until `stop` turns true,
 /// then lets open requests finish (each connection is asked to close
-/// after its current response) for up to `drain`.
+/// after its current response) for up to `drain`. With `tls`, every
+/// connection must complete its handshake within the header timeout.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: watch::Receiver<bool>,
     drain: Duration,
 ) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let room = raise_fd_limit().unwrap_or(limits.max_connections);
     let cap = limits.max_connections.min(room).max(1);
     if cap < limits.max_connections {
@@ -126,25 +203,19 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let builder = builder.clone();
-        let mut closed = closed.clone();
+        let (app, builder, closed) = (app.clone(), builder.clone(), closed.clone());
+        let tls = tls.clone();
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let app = app.clone();
-                async move {
-                    let resp = app.oneshot(req.map(axum::body::Body::new)).await;
-                    Ok::<_, Infallible>(resp.unwrap_or_else(|e| match e {}))
-                }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = async { closed.wait_for(|c| *c).await.map(|_| ()) } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => connection(stream, app, builder, closed).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(io)) => connection(io, app, builder, closed).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
             }
         });

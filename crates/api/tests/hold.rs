@@ -3,7 +3,8 @@
 //! half-sent connections cannot starve `/healthz` or an authorised route
 //! and are closed after their timeouts; every error, whoever raises it,
 //! is the JSON error shape and echoes nothing unbounded; a token's rate
-//! limit answers 429 with Retry-After.
+//! limit answers 429 with Retry-After; with a certificate it speaks only
+//! HTTPS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,10 @@ struct Server {
 }
 
 async fn server(limits: Limits) -> Server {
+    server_tls(limits, None).await
+}
+
+async fn server_tls(limits: Limits, tls: Option<Arc<ethgate_api::server::TlsConfig>>) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::connect(&format!("sqlite://{}/api.db", dir.path().display()))
         .await
@@ -64,6 +69,7 @@ async fn server(limits: Limits) -> Server {
         listener,
         router(state),
         limits,
+        tls,
         stopped,
         Duration::from_secs(1),
     ));
@@ -249,4 +255,44 @@ async fn a_tokens_rate_limit_answers_429_with_retry_after() {
     for _ in 0..10 {
         assert_eq!(exchange(srv.addr, &get("/healthz", None)).await.0, 200);
     }
+}
+
+#[tokio::test]
+async fn with_a_certificate_the_api_speaks_https_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).expect("write key");
+    let Err(e) = ethgate_api::server::tls_config(&key_pem, &key_pem) else {
+        panic!("a key file was taken for a certificate");
+    };
+    assert!(matches!(e, ethgate_api::server::TlsError::Cert(_)), "{e}");
+    let tls = ethgate_api::server::tls_config(&cert_pem, &key_pem).expect("tls config");
+    let srv = server_tls(Limits::default(), Some(tls)).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = TcpStream::connect(srv.addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    tls.write_all(&get("/v1/streams", Some(&srv.reader)))
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.200}");
+
+    // Plain HTTP on the same port gets no answer.
+    let (status, _, _) = exchange(srv.addr, &get("/healthz", None)).await;
+    assert_eq!(status, 0, "a plain request was answered");
 }

@@ -257,6 +257,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         listener,
         ethgate_api::router(state),
         cfg.limits,
+        cfg.tls.clone(),
         stopped.clone(),
         Duration::from_secs(10),
     )

@@ -73,6 +73,8 @@ pub struct Config {
     pub limits: ethgate_api::Limits,
     /// `[[policies]]`.
     pub policies: Vec<ethgate_api::Policy>,
+    /// HTTPS, when `[api] tls_cert` and `tls_key` are set.
+    pub tls: Option<std::sync::Arc<ethgate_api::server::TlsConfig>>,
 }
 
 impl Config {

@@ -59,6 +59,38 @@ pub(super) fn limits(issues: &mut Issues, api: &RawApi, max_wait: Duration) -> L
     }
 }
 
+/// The API's TLS settings from `[api] tls_cert` and `tls_key` (paths
+/// relative to the config file), loaded now so a bad file is a config
+/// error that names the key.
+pub(super) fn tls(
+    issues: &mut Issues,
+    api: &RawApi,
+    base: &std::path::Path,
+) -> Option<std::sync::Arc<ethgate_api::server::TlsConfig>> {
+    match (&api.tls_cert, &api.tls_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            issues.add("api.tls_key", "is needed with tls_cert");
+            None
+        }
+        (None, Some(_)) => {
+            issues.add("api.tls_cert", "is needed with tls_key");
+            None
+        }
+        (Some(c), Some(k)) => match ethgate_api::server::tls_config(&base.join(c), &base.join(k)) {
+            Ok(t) => Some(t),
+            Err(e @ ethgate_api::server::TlsError::Key(_)) => {
+                issues.add("api.tls_key", e.to_string());
+                None
+            }
+            Err(e) => {
+                issues.add("api.tls_cert", e.to_string());
+                None
+            }
+        },
+    }
+}
+
 /// What a policy's names are checked against.
 pub(super) struct Known<'a> {
     pub chains: &'a [ChainConfig],

@@ -244,6 +244,10 @@ pub struct RawApi {
     pub max_connections: Option<usize>,
     /// Requests a second per token (bursts of twice that).
     pub rate_limit: Option<u32>,
+    /// PEM certificate chain: serve HTTPS (with `tls_key`).
+    pub tls_cert: Option<String>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
 }
 
 /// `[[chains]]`.

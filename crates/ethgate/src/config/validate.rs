@@ -405,12 +405,14 @@ pub fn validate(
         tx: &tx,
     };
     let policies = super::policies::policies(&mut issues, raw.policies, &known);
+    let tls = super::policies::tls(&mut issues, &raw.api, base);
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
     Ok(Config {
         limits,
         policies,
+        tls,
         tx,
         source,
         store_url,
