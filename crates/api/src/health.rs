@@ -3,12 +3,35 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::{Caller, Right};
 use crate::{ApiError, ApiState};
+
+/// Who may read `/metrics` on the API's address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone (the default: scrapers carry no token).
+    #[default]
+    Open,
+    /// Any valid token.
+    Token,
+    /// Nobody here: they are served on `[api] metrics_listen`.
+    Elsewhere,
+}
+
+/// How the API shows itself beyond its routes: metrics access and the
+/// browser origins allowed to call it (CORS; none by default).
+#[derive(Debug, Clone, Default)]
+pub struct Exposure {
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
+    /// Origins (`https://dash.example.com`) a browser may call from.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+}
 
 /// `/healthz`: the process is up.
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -43,15 +66,48 @@ pub async fn readyz(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// `/metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<ApiState>) -> Response {
-    match &state.metrics {
+/// `/metrics`: Prometheus text format; behind any valid token, or only on
+/// its own address, when so configured.
+pub async fn metrics(State(state): State<ApiState>, req: Request) -> Response {
+    match state.exposure.metrics {
+        MetricsAccess::Open => {}
+        MetricsAccess::Elsewhere => {
+            return ApiError::not_found("path", "metrics are served on [api] metrics_listen")
+                .into_response();
+        }
+        MetricsAccess::Token => {
+            let (mut parts, _) = req.into_parts();
+            let caller = Caller::from_request_parts(&mut parts, &state).await;
+            if let Err(e) = caller.and_then(|c| c.allow(Right::ReadStatus)) {
+                return e.into_response();
+            }
+        }
+    }
+    render(state.metrics.as_ref())
+}
+
+/// A router with `/metrics` alone, for `[api] metrics_listen`.
+pub fn metrics_router(render_fn: Option<crate::MetricsRender>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let r = render_fn.clone();
+                async move { render(r.as_ref()) }
+            }),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::limits::json_errors))
+}
+
+fn render(metrics: Option<&crate::MetricsRender>) -> Response {
+    match metrics {
         Some(render) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
             render(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
+        None => ApiError::not_found("path", "no metrics recorder is installed").into_response(),
     }
 }
 

@@ -9,7 +9,7 @@ mod audit;
 pub mod auth;
 mod chains;
 pub mod error;
-mod health;
+pub mod health;
 pub mod limits;
 mod openapi;
 mod openapi_admin;
@@ -100,11 +100,14 @@ pub struct ApiState {
     /// Accounts no token may send from unless its policy names them: the
     /// pools' funding and master accounts.
     pub guarded: Arc<std::collections::HashSet<alloy_primitives::Address>>,
+    /// Metrics access and CORS origins.
+    pub exposure: health::Exposure,
 }
 
 /// The whole API.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let cors = cors(&state.exposure.cors_origins);
+    let app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -143,5 +146,25 @@ pub fn router(state: ApiState) -> Router {
             limits::bound,
         ))
         .layer(axum::middleware::from_fn(limits::json_errors))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(layer) => app.layer(layer),
+        None => app,
+    }
+}
+
+/// CORS for the configured origins only; `None` (no CORS headers at all,
+/// so browsers refuse cross-origin calls) when there are none.
+fn cors(origins: &[axum::http::HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins.to_vec())
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
+    )
 }

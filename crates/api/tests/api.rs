@@ -64,6 +64,7 @@ async fn fixture() -> Fixture {
         limits: Default::default(),
         policies: Arc::default(),
         guarded: Arc::default(),
+        exposure: Default::default(),
     };
     Fixture {
         _dir: dir,
@@ -469,4 +470,67 @@ async fn sinks_show_lag_and_rewind_by_seq_or_block_with_admin_scope() {
         3,
         "refused requests changed nothing"
     );
+}
+
+async fn raw(state: &ApiState, req: Request<Body>) -> axum::response::Response {
+    router(state.clone()).oneshot(req).await.expect("answer")
+}
+
+#[tokio::test]
+async fn metrics_can_need_a_token_or_live_elsewhere_and_cors_is_off_unless_configured() {
+    use ethgate_api::health::{Exposure, MetricsAccess};
+    let mut f = fixture().await;
+    f.state.metrics = Some(Arc::new(|| "ethgate_up 1\n".to_owned()));
+    let metrics = |token: Option<&str>| {
+        let mut b = Request::get("/metrics");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::empty()).expect("request")
+    };
+    assert_eq!(raw(&f.state, metrics(None)).await.status(), StatusCode::OK);
+    f.state.exposure.metrics = MetricsAccess::Token;
+    assert_eq!(
+        raw(&f.state, metrics(None)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        raw(&f.state, metrics(Some(&f.reader))).await.status(),
+        StatusCode::OK
+    );
+    f.state.exposure.metrics = MetricsAccess::Elsewhere;
+    assert_eq!(
+        raw(&f.state, metrics(Some(&f.admin))).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let own = ethgate_api::health::metrics_router(f.state.metrics.clone());
+    let resp = own.oneshot(metrics(None)).await.expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/streams")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let resp = raw(&f.state, preflight("https://dash.example.com")).await;
+    assert!(
+        resp.headers().get("access-control-allow-origin").is_none(),
+        "CORS is off by default"
+    );
+    f.state.exposure = Exposure {
+        metrics: MetricsAccess::Open,
+        cors_origins: vec!["https://dash.example.com".parse().expect("origin")],
+    };
+    let resp = raw(&f.state, preflight("https://dash.example.com")).await;
+    assert_eq!(
+        resp.headers().get("access-control-allow-origin"),
+        Some(&"https://dash.example.com".parse().expect("value"))
+    );
+    let resp = raw(&f.state, preflight("https://evil.example.com")).await;
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
 }

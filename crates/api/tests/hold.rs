@@ -60,6 +60,7 @@ async fn server_tls(limits: Limits, tls: Option<Arc<ethgate_api::server::TlsConf
         limits,
         policies: Arc::default(),
         guarded: Arc::default(),
+        exposure: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -232,6 +232,7 @@ async fn ours(
         limits: Default::default(),
         policies: Arc::default(),
         guarded: Arc::default(),
+        exposure: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

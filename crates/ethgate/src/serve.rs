@@ -240,7 +240,25 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 .collect(),
         ),
         guarded: Arc::new(guarded_accounts(&cfg)),
+        exposure: cfg.exposure.clone(),
     };
+    if let Some(addr) = cfg.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("api.metrics_listen: cannot listen on {addr}"))?;
+        let app = ethgate_api::health::metrics_router(state.metrics.clone());
+        tasks.push(tokio::spawn({
+            let (limits, stopped) = (cfg.limits, stopped.clone());
+            async move {
+                let drain = Duration::from_secs(1);
+                if let Err(e) =
+                    ethgate_api::server::serve(listener, app, limits, None, stopped, drain).await
+                {
+                    tracing::error!(error = %e, "serving metrics failed");
+                }
+            }
+        }));
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;

@@ -211,8 +211,18 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The same status stream through the pull API.
-    let reader = common::token(dir.path(), &env, "events:read");
+    // The same status stream through the pull API. It carries callers'
+    // metadata and keys: it belongs to the sending rights, not to
+    // events:read.
+    let events_only = common::token(dir.path(), &env, "events:read");
+    let refused = http
+        .get(format!("{base}/v1/streams/tx.anvil/events?after=0&limit=5"))
+        .bearer_auth(&events_only)
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(refused.status().as_u16(), 403);
+    let reader = common::token(dir.path(), &env, "tx:write");
     let page: Value = http
         .get(format!("{base}/v1/streams/tx.anvil/events?after=0&limit=5"))
         .bearer_auth(&reader)

@@ -75,6 +75,10 @@ pub struct Config {
     pub policies: Vec<ethgate_api::Policy>,
     /// HTTPS, when `[api] tls_cert` and `tls_key` are set.
     pub tls: Option<std::sync::Arc<ethgate_api::server::TlsConfig>>,
+    /// Who may read `/metrics`, and the browser origins allowed.
+    pub exposure: ethgate_api::health::Exposure,
+    /// `/metrics`' own address, when it has one.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {

@@ -91,6 +91,56 @@ pub(super) fn tls(
     }
 }
 
+/// Metrics access and CORS origins from `[api]`, and the metrics
+/// address when `/metrics` has one of its own.
+pub(super) fn exposure(
+    issues: &mut Issues,
+    api: &RawApi,
+) -> (ethgate_api::health::Exposure, Option<std::net::SocketAddr>) {
+    use ethgate_api::health::MetricsAccess;
+    let listen = api.metrics_listen.as_deref().and_then(|l| match l.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            issues.add(
+                "api.metrics_listen",
+                format!("{l:?} is not host:port, e.g. \"127.0.0.1:9100\""),
+            );
+            None
+        }
+    });
+    let metrics = match (api.metrics_listen.is_some(), api.metrics_token) {
+        (true, true) => {
+            issues.add(
+                "api.metrics_token",
+                "has no effect with metrics_listen; choose one",
+            );
+            MetricsAccess::Elsewhere
+        }
+        (true, false) => MetricsAccess::Elsewhere,
+        (false, true) => MetricsAccess::Token,
+        (false, false) => MetricsAccess::Open,
+    };
+    let mut cors_origins = Vec::with_capacity(api.cors_origins.len());
+    for (i, o) in api.cors_origins.iter().enumerate() {
+        let scheme_ok = o.starts_with("https://") || o.starts_with("http://");
+        let rest = o.split_once("://").map_or("", |(_, r)| r);
+        match axum::http::HeaderValue::from_str(o) {
+            Ok(v) if scheme_ok && !rest.is_empty() && !rest.contains('/') => cors_origins.push(v),
+            _ => issues.add(
+                format!("api.cors_origins[{i}]"),
+                format!("{o:?} is not an origin like \"https://dash.example.com\" (scheme and host, no path, no *)"),
+            ),
+        }
+    }
+    (
+        ethgate_api::health::Exposure {
+            metrics,
+            cors_origins,
+        },
+        listen,
+    )
+}
+
 /// What a policy's names are checked against.
 pub(super) struct Known<'a> {
     pub chains: &'a [ChainConfig],

@@ -248,6 +248,14 @@ pub struct RawApi {
     pub tls_cert: Option<String>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<String>,
+    /// Serve `/metrics` on this `host:port` only (plain HTTP).
+    pub metrics_listen: Option<String>,
+    /// Require a valid token for `/metrics` on the API's address.
+    #[serde(default)]
+    pub metrics_token: bool,
+    /// Browser origins allowed to call the API (CORS); none by default.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 /// `[[chains]]`.

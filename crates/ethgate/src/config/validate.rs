@@ -406,6 +406,7 @@ pub fn validate(
     };
     let policies = super::policies::policies(&mut issues, raw.policies, &known);
     let tls = super::policies::tls(&mut issues, &raw.api, base);
+    let (exposure, metrics_listen) = super::policies::exposure(&mut issues, &raw.api);
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
@@ -413,6 +414,8 @@ pub fn validate(
         limits,
         policies,
         tls,
+        exposure,
+        metrics_listen,
         tx,
         source,
         store_url,
