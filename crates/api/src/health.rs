@@ -107,7 +107,7 @@ fn render(metrics: Option<&crate::MetricsRender>) -> Response {
             render(),
         )
             .into_response(),
-        None => ApiError::not_found("path", "no metrics recorder is installed").into_response(),
+        None => ApiError::unavailable("no metrics recorder is installed").into_response(),
     }
 }
 

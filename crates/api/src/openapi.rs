@@ -38,8 +38,15 @@ fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
-fn name_param() -> Value {
-    json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}})
+/// A path parameter naming one of `names` (any string when none are
+/// known): an unknown name is outside the document, and a 404.
+fn path_param(param: &str, names: &[String], what: &str) -> Value {
+    let schema = if names.is_empty() {
+        json!({"type": "string"})
+    } else {
+        json!({"enum": names})
+    };
+    json!({"name": param, "in": "path", "required": true, "schema": schema, "description": what})
 }
 
 fn query_int(name: &str, description: &str, min: u64, max: u64) -> Value {
@@ -47,8 +54,65 @@ fn query_int(name: &str, description: &str, min: u64, max: u64) -> Value {
            "schema": {"type": "integer", "minimum": min, "maximum": max}})
 }
 
-/// The document.
-pub fn spec() -> Value {
+/// What the document says that depends on the deployment: the limits
+/// validation applies and the names a request may use, so that a request
+/// the document allows is one the server accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Longest long-poll `wait`, seconds.
+    pub max_wait_secs: u64,
+    /// `[[chains]]` names.
+    pub chains: Vec<String>,
+    /// `[[policies]]` names.
+    pub policies: Vec<String>,
+    /// Readable streams: configured ones and the `tx.<chain>` status streams.
+    pub streams: Vec<String>,
+    /// `[[sinks]]` names.
+    pub sinks: Vec<String>,
+}
+
+impl Facts {
+    /// The facts of a running API.
+    pub fn of(state: &crate::ApiState) -> Facts {
+        let mut policies: Vec<String> = state.policies.keys().cloned().collect();
+        policies.sort();
+        let mut streams: Vec<String> = state.streams.iter().map(|s| s.name.clone()).collect();
+        if state.tx.is_some() {
+            streams.extend(state.chains.iter().map(|c| format!("tx.{}", c.name)));
+        }
+        let mut sinks: Vec<String> = state.sinks.keys().cloned().collect();
+        sinks.sort();
+        Facts {
+            max_wait_secs: state.max_wait.as_secs(),
+            chains: state.chains.iter().map(|c| c.name.clone()).collect(),
+            policies,
+            streams,
+            sinks,
+        }
+    }
+}
+
+/// A string schema limited to `names` (any string when none are known).
+pub(crate) fn one_of_names(names: &[String], description: &str) -> Value {
+    if names.is_empty() {
+        json!({"type": "string", "minLength": 1, "description": description})
+    } else {
+        json!({"enum": names, "description": description})
+    }
+}
+
+/// The document, with the default facts.
+#[cfg(test)]
+fn spec() -> Value {
+    spec_with(&Facts {
+        max_wait_secs: 60,
+        ..Facts::default()
+    })
+}
+
+/// The document for a deployment.
+pub fn spec_with(facts: &Facts) -> Value {
+    let stream = path_param("name", &facts.streams, "a stream");
     let secured = json!([{"bearer": []}]);
     let auth_errors = |ok: Value| -> Value {
         let mut r = json!({
@@ -109,17 +173,17 @@ pub fn spec() -> Value {
             "/v1/streams": {"get": {"summary": "Every stream with its cursor, head and lag", "security": secured,
                 "responses": auth_errors(json!({"description": "streams", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"streams": {"type": "array", "items": {"$ref": "#/components/schemas/StreamStatus"}}}}}}}))}},
-            "/v1/streams/{name}": {"get": {"summary": "One stream's status", "security": secured, "parameters": [name_param()],
+            "/v1/streams/{name}": {"get": {"summary": "One stream's status", "security": secured, "parameters": [stream.clone()],
                 "responses": {
                     "200": {"description": "status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StreamStatus"}}}},
                     "401": error_response("missing or unknown token"), "403": error_response("token lacks the events:read scope"),
                     "404": error_response("no such stream")}}},
             "/v1/streams/{name}/events": {"get": {"summary": "Envelopes with seq > after, in order; long-polls with wait",
                 "security": secured,
-                "parameters": [name_param(),
+                "parameters": [stream,
                     query_int("after", "return envelopes after this seq", 0, i64::MAX as u64),
                     query_int("limit", "page size (default 100)", 1, 1000),
-                    query_int("wait", "seconds to hold the request while nothing is new", 0, 300)],
+                    query_int("wait", "seconds to hold the request while nothing is new (at most [api] max_wait_secs)", 0, facts.max_wait_secs)],
                 "responses": {
                     "200": {"description": "a page", "content": {"application/json": {"schema": {"type": "object", "properties": {
                         "stream": {"type": "string"}, "next": {"type": "integer", "description": "pass as `after` for the next page"},
@@ -129,34 +193,39 @@ pub fn spec() -> Value {
                     "404": error_response("no such stream")}}}
         }
     });
-    doc["paths"]["/v1/streams/{name}/sinks/{sink}/rewind"] = rewind_path();
+    doc["paths"]["/v1/streams/{name}/sinks/{sink}/rewind"] = rewind_path(facts);
     doc["paths"]["/v1/sinks"] = sinks_path();
-    doc["paths"]["/v1/sinks/{name}/dead-letters"] = dead_letters_path();
-    doc["paths"]["/v1/sinks/{name}/dead-letters/{id}/redeliver"] = redeliver_path();
-    for (path, item) in crate::openapi_tx::paths()
+    doc["paths"]["/v1/sinks/{name}/dead-letters"] = dead_letters_path(facts);
+    doc["paths"]["/v1/sinks/{name}/dead-letters/{id}/redeliver"] = redeliver_path(facts);
+    for (path, item) in crate::openapi_tx::paths(facts)
         .into_iter()
         .chain(crate::openapi_pools::paths())
-        .chain(crate::openapi_admin::paths())
+        .chain(crate::openapi_admin::paths(facts))
     {
         doc["paths"][path] = item;
     }
     doc
 }
 
-fn rewind_path() -> Value {
+fn rewind_path(facts: &Facts) -> Value {
     json!({"post": {"summary": "Replay: move a sink's cursor back (scope admin)",
         "security": [{"bearer": []}],
-        "parameters": [name_param(), {"name": "sink", "in": "path", "required": true, "schema": {"type": "string"}}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
-            "description": "exactly one of seq (redeliver everything after it) or block (redeliver from that block on)",
-            "properties": {"seq": {"type": "integer", "minimum": 0}, "block": {"type": "integer", "minimum": 0}}}}}},
+        "parameters": [path_param("name", &facts.streams, "a stream"), path_param("sink", &facts.sinks, "a sink it is delivered to")],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "description": "exactly one of seq (redeliver everything after it; at most the stream's last seq) or block (redeliver from that block on)",
+            "oneOf": [
+                {"type": "object", "required": ["seq"], "additionalProperties": false,
+                 "properties": {"seq": {"type": "integer", "minimum": 0, "maximum": i64::MAX}}},
+                {"type": "object", "required": ["block"], "additionalProperties": false,
+                 "properties": {"block": {"type": "integer", "minimum": 0, "maximum": i64::MAX}}}]}}}},
         "responses": {
             "200": {"description": "the new cursor", "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "stream": {"type": "string"}, "sink": {"type": "string"}, "cursor": {"type": "integer"}}}}}},
             "400": error_response("bad body; `field` names it"),
             "401": error_response("missing or unknown token"),
             "403": error_response("token lacks the admin scope"),
-            "404": error_response("no such stream, or the stream is not delivered to that sink")}}})
+            "404": error_response("no such stream, or the stream is not delivered to that sink"),
+            "409": error_response("seq is past the stream's last seq")}}})
 }
 
 fn sinks_path() -> Value {
@@ -173,13 +242,13 @@ fn sinks_path() -> Value {
             "403": error_response("token lacks the events:read scope")}}})
 }
 
-fn dead_letters_path() -> Value {
+fn dead_letters_path(facts: &Facts) -> Value {
     let item = json!({"type": "object", "properties": {
         "id": {"type": "integer"}, "stream": {"type": "string"}, "first_seq": {"type": "integer"}, "last_seq": {"type": "integer"},
         "count": {"type": "integer"}, "error": {"type": "string"}, "created_at": {"type": "integer"},
         "envelopes": {"type": "array", "items": {"$ref": "#/components/schemas/EventEnvelope"}}}});
     json!({"get": {"summary": "Batches the sink gave up on (oldest first)", "security": [{"bearer": []}],
-        "parameters": [name_param(), query_int("limit", "most dead letters returned (default 100)", 1, 1000)],
+        "parameters": [path_param("name", &facts.sinks, "a sink"), query_int("limit", "most dead letters returned (default 100)", 1, 1000)],
         "responses": {
             "200": {"description": "dead letters", "content": {"application/json": {"schema": {"type": "object", "properties": {
                 "sink": {"type": "string"}, "dead_letters": {"type": "array", "items": item}}}}}},
@@ -189,10 +258,10 @@ fn dead_letters_path() -> Value {
             "404": error_response("no such sink")}}})
 }
 
-fn redeliver_path() -> Value {
+fn redeliver_path(facts: &Facts) -> Value {
     json!({"post": {"summary": "Send a dead letter again (scope admin); removed once acknowledged",
         "security": [{"bearer": []}],
-        "parameters": [name_param(), {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "parameters": [path_param("name", &facts.sinks, "a sink"), {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
         "responses": {
             "200": {"description": "redelivered"},
             "400": error_response("bad id"),
@@ -202,9 +271,11 @@ fn redeliver_path() -> Value {
             "502": error_response("the sink refused again; the dead letter stays")}}})
 }
 
-/// `GET /openapi.json`.
-pub async fn document() -> Json<Value> {
-    Json(spec())
+/// `GET /openapi.json`: the document for this deployment.
+pub async fn document(
+    axum::extract::State(state): axum::extract::State<crate::ApiState>,
+) -> Json<Value> {
+    Json(spec_with(&Facts::of(&state)))
 }
 
 #[cfg(test)]

@@ -16,8 +16,27 @@ fn token_schema() -> Value {
         "expires_at": when, "revoked_at": when, "last_used_at": when}})
 }
 
+fn new_token_schema(facts: &crate::openapi::Facts) -> Value {
+    let label = json!({"type": "string", "maxLength": 100});
+    let expires = json!({"type": "string", "pattern": "^[1-9][0-9]{0,3}[smhd]$",
+        "description": "lifetime, e.g. \"90d\" or \"12h\""});
+    let policy = crate::openapi::one_of_names(&facts.policies, "a [[policies]] name");
+    let scopes = json!({"type": "array", "minItems": 1, "items": {"enum": ["events:read", "tx:write", "admin"]}});
+    let mut variants = vec![
+        json!({"type": "object", "required": ["scopes"], "additionalProperties": false,
+        "properties": {"label": label, "scopes": scopes, "expires": expires}}),
+    ];
+    if !facts.policies.is_empty() {
+        variants.push(
+            json!({"type": "object", "required": ["policy"], "additionalProperties": false,
+            "properties": {"label": label, "policy": policy, "expires": expires}}),
+        );
+    }
+    json!({"description": "a policy or scopes, not both", "oneOf": variants})
+}
+
 /// The paths, to merge into the document.
-pub fn paths() -> Vec<(&'static str, Value)> {
+pub fn paths(facts: &crate::openapi::Facts) -> Vec<(&'static str, Value)> {
     let secured = json!([{"bearer": []}]);
     let refused = "the token may not manage tokens (admin scope or a policy with manage_tokens)";
     vec![
@@ -30,12 +49,7 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                             "properties": {"tokens": {"type": "array", "items": token_schema()}}}}}},
                         "401": error_response("missing, unknown, revoked or expired token"), "403": error_response(refused)}},
                 "post": {"summary": "Create a token held to a policy or scopes; the answer shows it once", "security": secured,
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
-                        "additionalProperties": false, "properties": {
-                            "label": {"type": "string", "maxLength": 100},
-                            "policy": {"type": "string", "description": "a [[policies]] name; or give scopes"},
-                            "scopes": {"type": "array", "items": {"enum": ["events:read", "tx:write", "admin"]}},
-                            "expires": {"type": "string", "description": "lifetime, e.g. \"90d\""}}}}}},
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": new_token_schema(facts)}}},
                     "responses": {
                         "201": {"description": "the token, shown this once", "content": {"application/json": {"schema": {"type": "object",
                             "properties": {"id": {"type": "string"}, "token": {"type": "string"}, "label": {"type": "string"},

@@ -57,11 +57,12 @@ pub fn paths() -> Vec<(&'static str, Value)> {
             "/v1/pools/{name}/rotate",
             json!({"post": {"summary": "Rotate a pool's operational accounts in one master transaction (scope admin); resumes an unfinished rotation",
                 "security": secured, "parameters": [name_param()],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "idempotency_key": {"type": "string", "description": "a repeated key returns the rotation it started, even finished"}}}}}},
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
+                    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "description": "a repeated key returns the rotation it started, even finished"}}}}}},
                 "responses": {
                     "202": {"description": "the rotation, running in the gateway", "content": {"application/json": {"schema": rotation_schema()}}},
-                    "400": error_response("the pool lacks a setting rotation needs; `message` names it"),
+                    "400": error_response("a bad body; `field` names it"),
+                    "409": error_response("the pool lacks a setting rotation needs; `message` names it"),
                     "401": error_response("missing or unknown token"), "403": error_response("token lacks the admin scope"),
                     "404": error_response("no such pool")}}}),
         ),

@@ -11,24 +11,25 @@ fn id_param() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}})
 }
 
-fn request_schema() -> Value {
-    json!({"type": "object", "required": ["chain", "from", "to", "idempotency_key"], "properties": {
-        "chain": {"type": "string", "description": "a [[chains]] name"},
+fn request_schema(facts: &crate::openapi::Facts) -> Value {
+    let uint = |d: &str| json!({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$"}], "description": d});
+    json!({"type": "object", "required": ["chain", "from", "to", "idempotency_key"], "additionalProperties": false, "properties": {
+        "chain": crate::openapi::one_of_names(&facts.chains, "a [[chains]] name"),
         "from": {"type": "string", "description": "a configured account address, or a [[pools]] name (least-loaded account)"},
-        "to": {"type": "string"},
+        "to": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
         "data": {"type": "string", "description": "0x calldata; or give function + args"},
         "function": {"type": "string", "description": "e.g. \"charge(uint256)\""},
         "args": {"type": "array"},
-        "value": {"type": ["string", "integer"], "description": "wei"},
-        "gas_limit": {"type": "integer", "description": "default: estimate × tx.gas_margin"},
+        "value": uint("wei"),
+        "gas_limit": {"type": "integer", "minimum": 21000, "description": "default: estimate × tx.gas_margin"},
         "speed": {"enum": ["slow", "normal", "fast"]},
-        "max_fee_per_gas": {"type": ["string", "integer"], "description": "cap, wei"},
-        "max_priority_fee_per_gas": {"type": ["string", "integer"], "description": "cap, wei"},
-        "valid_until": {"type": "integer", "description": "unix seconds; then cancelled as expired"},
-        "confirmations": {"type": "integer"},
+        "max_fee_per_gas": uint("cap, wei"),
+        "max_priority_fee_per_gas": uint("cap, wei; at most max_fee_per_gas"),
+        "valid_until": {"type": "integer", "minimum": 0, "description": "unix seconds; then cancelled as expired"},
+        "confirmations": {"type": "integer", "minimum": 0, "maximum": 1000},
         "metadata": {"description": "any JSON, echoed back"},
         "errors": {"type": "array", "items": {"type": "string"}, "maxItems": 64, "description": "custom errors the call may revert with, e.g. \"TooEarly(uint256 billingId, uint64 nextChargeAt)\": a rejection then names the error and its arguments (errors in a [[streams]] ABI file for the contract are known without this)"},
-        "idempotency_key": {"type": "string", "description": "same key + same body = same transaction; another body = 409"}}})
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "description": "same key + same body = same transaction; another body = 409"}}})
 }
 
 fn tx_schema() -> Value {
@@ -45,7 +46,7 @@ fn tx_schema() -> Value {
 }
 
 /// The paths, to merge into the document.
-pub fn paths() -> Vec<(&'static str, Value)> {
+pub fn paths(facts: &crate::openapi::Facts) -> Vec<(&'static str, Value)> {
     let secured = json!([{"bearer": []}]);
     let common = |ok: Value| {
         let mut r = json!({
@@ -64,7 +65,7 @@ pub fn paths() -> Vec<(&'static str, Value)> {
             "/v1/transactions",
             json!({
             "post": {"summary": "Submit a transaction request (scope tx:write)", "security": secured,
-                "requestBody": {"required": true, "content": {"application/json": {"schema": request_schema()}}},
+                "requestBody": {"required": true, "content": {"application/json": {"schema": request_schema(facts)}}},
                 "responses": common(json!({
                     "202": {"description": "accepted, queued", "content": {"application/json": {"schema": {"type": "object", "properties": {
                         "id": {"type": "string"}, "status": {"const": "queued"}, "existing": {"type": "boolean"}}}}}},
@@ -73,8 +74,8 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                     "409": error_response("idempotency_key used before with a different body")}))},
             "get": {"summary": "List transactions, newest first (scope tx:write)", "security": secured,
                 "parameters": [
-                    {"name": "status", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "from", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "status", "in": "query", "required": false, "schema": {"enum": ["queued", "pending", "mined", "confirmed", "failed", "rejected", "cancelled", "expired"]}},
+                    {"name": "from", "in": "query", "required": false, "schema": {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}},
                     {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                 "responses": common(json!({
                     "200": {"description": "transactions", "content": {"application/json": {"schema": {"type": "object", "properties": {

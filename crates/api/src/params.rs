@@ -23,6 +23,22 @@ pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, Stri
     Ok(out)
 }
 
+/// A JSON body integer from 0 to `i64::MAX`: JSON Schema counts `113.0`
+/// as the integer 113, so it is taken as one.
+pub fn body_uint(v: &serde_json::Value) -> Option<u64> {
+    let n = match v.as_u64() {
+        Some(n) => n,
+        None => {
+            let f = v.as_f64()?;
+            if f.fract() != 0.0 || !(0.0..=9.2e18).contains(&f) {
+                return None;
+            }
+            f as u64
+        }
+    };
+    i64::try_from(n).is_ok().then_some(n)
+}
+
 /// An optional integer parameter within `[min, max]`.
 pub fn int(
     params: &HashMap<String, String>,

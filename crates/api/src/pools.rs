@@ -24,7 +24,9 @@ fn rotate_error(e: RotateError) -> ApiError {
         RotateError::UnknownPool(p) => {
             ApiError::not_found("name", format!("no pool is named {p:?}"))
         }
-        RotateError::NotConfigured { pool, field } => ApiError::bad_param(
+        // The request is well-formed; the pool's configuration is what
+        // stands in the way: a conflict with the server's state.
+        RotateError::NotConfigured { pool, field } => ApiError::conflict(
             "name",
             format!("pool {pool} cannot rotate: set {field} in its [[pools]] entry"),
         ),

@@ -88,17 +88,16 @@ pub async fn rewind(
     let int = |k: &str| -> Result<Option<u64>, ApiError> {
         match obj.get(k) {
             None => Ok(None),
-            Some(x) => x
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| ApiError::bad_param(k, "must be a non-negative integer")),
+            Some(x) => params::body_uint(x).map(Some).ok_or_else(|| {
+                ApiError::bad_param(k, "must be an integer from 0 to 9223372036854775807")
+            }),
         }
     };
     let seq = match (int("seq")?, int("block")?) {
         (Some(seq), None) => {
             let last = state.store.last_seq(&stream).await?;
             if seq > last {
-                return Err(ApiError::bad_param(
+                return Err(ApiError::conflict(
                     "seq",
                     format!("{seq} is past the stream's last seq {last}"),
                 ));

@@ -13,8 +13,9 @@ use crate::audit::{record, refused};
 use crate::auth::{Caller, Right, Scope};
 use crate::{ApiError, ApiState, hash_token, new_token};
 
-/// Longest a token may be made to live.
-const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
+/// Longest a token may be made to live: 9,999 days, the most the
+/// document's `expires` pattern can say.
+const MAX_LIFETIME_SECS: u64 = 9_999 * 86_400;
 
 /// A token's public view.
 pub fn view(t: &TokenRow) -> Value {
@@ -74,7 +75,7 @@ pub fn new_token_row(
                 .ok_or_else(|| {
                     ApiError::bad_param(
                         "expires",
-                        "must be a lifetime like \"90d\" or \"12h\", at most 10 years",
+                        "must be a lifetime like \"90d\" or \"12h\", at most 9999 days",
                     )
                 })?;
             let now = std::time::SystemTime::now()
@@ -97,7 +98,7 @@ pub fn new_token_row(
 
 fn strings(body: &Value, field: &str) -> Result<Vec<String>, ApiError> {
     match body.get(field) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().map(str::to_owned))
@@ -109,7 +110,7 @@ fn strings(body: &Value, field: &str) -> Result<Vec<String>, ApiError> {
 
 fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(ApiError::bad_param(field, "must be a string")),
     }

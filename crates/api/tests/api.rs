@@ -440,7 +440,7 @@ async fn sinks_show_lag_and_rewind_by_seq_or_block_with_admin_scope() {
         (r#"{"seq": "1"}"#, "seq"),
         (r#"{"seq": 1, "block": 1}"#, "seq"),
         (r#"{}"#, "seq"),
-        (r#"{"seq": 99}"#, "seq"),
+        (r#"{"seq": 9223372036854775808}"#, "seq"),
         (r#"{"colour": 1}"#, "colour"),
     ] {
         let (s, e) = post(&f.state, uri, &f.admin, body).await;
@@ -450,6 +450,12 @@ async fn sinks_show_lag_and_rewind_by_seq_or_block_with_admin_scope() {
             "{body}"
         );
     }
+    // Past the stream's end: well-formed, but not possible now.
+    let (s, e) = post(&f.state, uri, &f.admin, r#"{"seq": 99}"#).await;
+    assert_eq!(
+        (s, &e["error"]["field"]),
+        (StatusCode::CONFLICT, &Value::from("seq"))
+    );
     let (s, e) = post(
         &f.state,
         "/v1/streams/demo/sinks/nope/rewind",
