@@ -7,6 +7,8 @@ pub mod accounts;
 pub mod env;
 pub mod policies;
 pub mod pools;
+#[cfg(test)]
+mod props;
 pub mod raw;
 mod remote_signers;
 mod sinks;
