@@ -7,6 +7,7 @@
 //! through its states — so that those agreements are made
 //! once and tested without any I/O.
 
+pub mod audit;
 pub mod backoff;
 pub mod block;
 pub mod decode;
@@ -17,6 +18,7 @@ pub mod stream;
 pub mod tx;
 pub mod tx_envelope;
 
+pub use audit::AuditEnvelope;
 pub use block::BlockRef;
 pub use decode::{DecodeError, Decoded, EventDecoder};
 pub use envelope::{EventEnvelope, RawLog, event_id};

@@ -50,6 +50,8 @@ pub enum Envelope {
     Event(EventEnvelope),
     /// A transaction status change.
     Tx(TxEnvelope),
+    /// An audit entry (stream `audit`).
+    Audit(crate::AuditEnvelope),
 }
 
 impl Envelope {
@@ -58,6 +60,7 @@ impl Envelope {
         match self {
             Envelope::Event(e) => e.write_json(out),
             Envelope::Tx(t) => out.push_str(&serde_json::to_string(t).unwrap_or_default()),
+            Envelope::Audit(a) => out.push_str(&serde_json::to_string(a).unwrap_or_default()),
         }
     }
 
@@ -67,6 +70,7 @@ impl Envelope {
         match self {
             Envelope::Event(e) => e.delivery_id(),
             Envelope::Tx(t) => format!("{}/{}", t.id, t.seq.unwrap_or(0)),
+            Envelope::Audit(a) => a.id.clone(),
         }
     }
 
@@ -74,7 +78,7 @@ impl Envelope {
     pub fn as_event(&self) -> Option<&EventEnvelope> {
         match self {
             Envelope::Event(e) => Some(e),
-            Envelope::Tx(_) => None,
+            Envelope::Tx(_) | Envelope::Audit(_) => None,
         }
     }
 }

@@ -47,12 +47,15 @@ pub async fn redeliver(
     for (i, v) in values.into_iter().enumerate() {
         let envelope = if v["kind"] == "tx" {
             Envelope::Tx(serde_json::from_value::<TxEnvelope>(v).map_err(corrupt)?)
+        } else if v["kind"] == "audit" {
+            Envelope::Audit(serde_json::from_value(v).map_err(corrupt)?)
         } else {
             Envelope::Event(serde_json::from_value::<EventEnvelope>(v).map_err(corrupt)?)
         };
         let seq = match &envelope {
             Envelope::Event(e) => e.seq,
             Envelope::Tx(t) => t.seq,
+            Envelope::Audit(a) => a.seq,
         };
         batch.push(StoredEnvelope {
             seq: seq.unwrap_or(dl.first_seq + i as u64),

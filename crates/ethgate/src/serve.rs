@@ -189,6 +189,17 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     for w in &cfg.sinks {
         sinks.insert(w.name().to_owned(), w.build().map_err(anyhow::Error::msg)?);
     }
+    if cfg
+        .routes
+        .iter()
+        .any(|(s, _)| s == ethgate_store::audit::AUDIT_STREAM)
+    {
+        // The trail is written to the outbox only once its stream exists.
+        store
+            .ensure_stream(ethgate_store::audit::AUDIT_STREAM, 0)
+            .await
+            .context("registering the audit stream")?;
+    }
     for (stream, sink) in &cfg.routes {
         let sink = sinks.get(sink).context("routed sink vanished")?.clone();
         tasks.push(tokio::spawn(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use alloy_primitives::{Address, U64};
-use common::{ShowLog, ready, serve, token, until};
+use common::{Destination, ShowLog, Webhook, ready, serve, token, until};
 use ethgate_testkit::{Anvil, DEV_KEYS, free_port};
 use serde_json::{Value, json};
 
@@ -24,9 +24,18 @@ const OPS: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
 const OTHER: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
 const FUNDING: &str = "0x90f79bf6eb2c4f870365e785982e1f101e93b906";
 
-fn config(port: u16, rpc: &str, contract: Address) -> String {
+/// The gateway's config; with `audit_sink` (a sink's TOML body), the
+/// audit trail is delivered to it.
+fn config(port: u16, rpc: &str, contract: Address, audit_sink: Option<String>) -> String {
+    let (audit, sink) = match audit_sink {
+        Some(body) => (
+            "audit_sinks = [\"audit-hook\"]\n",
+            format!("[[sinks]]\nname = \"audit-hook\"\n{body}\n\n"),
+        ),
+        None => ("", String::new()),
+    };
     format!(
-        "[api]\nlisten = \"127.0.0.1:{port}\"\n\n\
+        "[api]\nlisten = \"127.0.0.1:{port}\"\n{audit}\n{sink}\
          [[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{rpc}\"]\npoll_interval = \"200ms\"\n\n\
          [tx]\nallow_dev_keys = true\n\n\
          [[accounts]]\nchain = \"anvil\"\ndev_key_env = \"KEY_OPS\"\n\n\
@@ -49,12 +58,12 @@ fn env() -> Vec<(&'static str, String)> {
 }
 
 /// `ethgate token create` with extra arguments; the token printed.
-fn cli_token(dir: &Path, args: &[&str]) -> String {
+fn cli_token(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ethgate"))
         .args(["token", "create"])
         .args(args)
         .current_dir(dir)
-        .envs(env())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("token create");
     assert!(
@@ -115,22 +124,24 @@ async fn stolen_token_drill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _log = ShowLog(dir.path().to_owned());
     let port = free_port();
-    std::fs::write(
-        dir.path().join("ethgate.toml"),
-        config(port, &anvil.url, contract),
-    )
-    .expect("config");
+    // The audit trail goes to a webhook too, as a SIEM would take it.
+    let hook = Webhook::start(u64::MAX).await;
+    let config = config(port, &anvil.url, contract, Some(hook.sink_toml()));
+    std::fs::write(dir.path().join("ethgate.toml"), config).expect("config");
+    let env: Vec<(&str, String)> = env().into_iter().chain(hook.env()).collect();
     let attacker = cli_token(
         dir.path(),
+        &env,
         &["--policy", "ops-billing", "--label", "stolen"],
     );
     let backend = cli_token(
         dir.path(),
+        &env,
         &["--policy", "ops-billing", "--label", "backend"],
     );
-    let broad = token(dir.path(), &env(), "tx:write");
-    let admin = token(dir.path(), &env(), "admin");
-    let _serve = serve(dir.path(), &env());
+    let broad = token(dir.path(), &env, "tx:write");
+    let admin = token(dir.path(), &env, "admin");
+    let _serve = serve(dir.path(), &env);
     let api = Api {
         http: reqwest::Client::new(),
         base: format!("http://127.0.0.1:{port}"),
@@ -266,6 +277,21 @@ async fn stolen_token_drill() {
         !trail.to_string().contains(&attacker[4..]),
         "no secret in the trail"
     );
+    let delivered = until(30, "the trail delivered to the webhook", || async {
+        let got = hook.received().await;
+        let refusals = got
+            .iter()
+            .filter(|d| d.envelope["kind"] == "audit" && d.envelope["label"] == "stolen")
+            .filter(|d| d.envelope["outcome"] == "refused")
+            .count();
+        (refusals == 8).then_some(got)
+    })
+    .await;
+    assert!(
+        delivered
+            .iter()
+            .all(|d| !d.envelope.to_string().contains(&attacker[4..]))
+    );
     // The policy token reads its own transactions, not the trail or
     // other tokens' transactions.
     let (status, _) = api.get(&attacker, "/v1/audit").await;
@@ -285,19 +311,22 @@ async fn revoked_and_expired_tokens_are_refused() {
     let port = free_port();
     std::fs::write(
         dir.path().join("ethgate.toml"),
-        config(port, &anvil.url, contract),
+        config(port, &anvil.url, contract, None),
     )
     .expect("config");
     let by_api = cli_token(
         dir.path(),
+        &env(),
         &["--policy", "ops-billing", "--label", "by-api"],
     );
     let by_cli = cli_token(
         dir.path(),
+        &env(),
         &["--policy", "ops-billing", "--label", "by-cli"],
     );
     let brief = cli_token(
         dir.path(),
+        &env(),
         &[
             "--policy",
             "ops-billing",

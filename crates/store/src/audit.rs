@@ -9,90 +9,14 @@
 
 use serde::Serialize;
 
+use ethgate_core::AuditEnvelope;
+
 use crate::{Store, StoreError};
 
-/// What was done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// `POST /v1/transactions`.
-    TxSubmit,
-    /// A cancel request.
-    TxCancel,
-    /// A bump request.
-    TxBump,
-    /// A pool rotation.
-    PoolRotate,
-    /// A sink cursor moved back.
-    SinkRewind,
-    /// A dead letter sent again.
-    Redeliver,
-    /// A token created.
-    TokenCreate,
-    /// A token revoked.
-    TokenRevoke,
-}
+/// The outbox stream the trail is delivered from, once registered.
+pub const AUDIT_STREAM: &str = "audit";
 
-impl Action {
-    /// Every action, for parsing.
-    pub const ALL: [Action; 8] = [
-        Action::TxSubmit,
-        Action::TxCancel,
-        Action::TxBump,
-        Action::PoolRotate,
-        Action::SinkRewind,
-        Action::Redeliver,
-        Action::TokenCreate,
-        Action::TokenRevoke,
-    ];
-
-    /// Stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::TxSubmit => "tx_submit",
-            Action::TxCancel => "tx_cancel",
-            Action::TxBump => "tx_bump",
-            Action::PoolRotate => "pool_rotate",
-            Action::SinkRewind => "sink_rewind",
-            Action::Redeliver => "redeliver",
-            Action::TokenCreate => "token_create",
-            Action::TokenRevoke => "token_revoke",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-/// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Done or queued.
-    Accepted,
-    /// Refused by scope, policy or validation.
-    Refused,
-    /// Allowed but failed.
-    Failed,
-}
-
-impl Outcome {
-    /// Stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Refused => "refused",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Accepted, Outcome::Refused, Outcome::Failed]
-            .into_iter()
-            .find(|o| o.as_str() == s)
-    }
-}
+pub use ethgate_core::audit::{Action, Outcome};
 
 /// One audit row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,22 +57,53 @@ fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Appends an entry (its `id` and, when 0, `at_ms` are set here).
+    /// Appends an entry (its `id` and, when 0, `at_ms` are set here); when
+    /// the `audit` stream is registered (a sink receives the trail), its
+    /// envelope goes to the outbox in the same transaction.
     pub async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
+        let at_ms = if e.at_ms == 0 { now_ms() } else { e.at_ms };
+        let mut db = crate::outbox::begin(self).await?;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO audit (at_ms, token_id, label, action, target, outcome, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(if e.at_ms == 0 { now_ms() } else { e.at_ms })
+        .bind(at_ms)
         .bind(&e.token_id)
         .bind(&e.label)
         .bind(e.action.as_str())
         .bind(&e.target)
         .bind(e.outcome.as_str())
         .bind(&e.detail)
-        .execute(&self.pool)
+        .fetch_one(&mut *db)
         .await?;
+        let delivered: Option<i64> =
+            sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
+                .bind(AUDIT_STREAM)
+                .fetch_optional(&mut *db)
+                .await?;
+        if delivered.is_some() {
+            let envelope = AuditEnvelope {
+                id: format!("audit:{id}"),
+                kind: "audit".into(),
+                at_ms,
+                token_id: e.token_id.clone(),
+                label: e.label.clone(),
+                action: e.action,
+                target: e.target.clone(),
+                outcome: e.outcome,
+                detail: e.detail.clone(),
+                seq: None,
+            };
+            let json = serde_json::to_string(&envelope)
+                .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+            let mut payload = Vec::new();
+            crate::codec::encode_audit(&json, &mut payload);
+            crate::tx::append_segment(&mut db, AUDIT_STREAM, payload, 1).await?;
+        }
+        db.commit().await?;
+        if delivered.is_some() {
+            self.notify();
+        }
         Ok(())
     }
 

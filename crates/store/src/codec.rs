@@ -176,14 +176,26 @@ impl<'a> Reader<'a> {
 /// Flag of a transaction status record: the rest after the (zero) block
 /// number is the status envelope's JSON.
 const TX_RECORD: u8 = 2;
+/// Flag of an audit record (JSON, like a status record).
+const AUDIT_RECORD: u8 = 4;
 
 /// Appends a transaction status envelope (its JSON) as a length-prefixed
 /// record. Status records have block number 0 and are never retracted.
 pub fn encode_tx(json: &str, out: &mut Vec<u8>) {
+    encode_json(TX_RECORD, json, out);
+}
+
+/// Appends an audit envelope (its JSON) as a length-prefixed record, like
+/// a status record.
+pub fn encode_audit(json: &str, out: &mut Vec<u8>) {
+    encode_json(AUDIT_RECORD, json, out);
+}
+
+fn encode_json(kind: u8, json: &str, out: &mut Vec<u8>) {
     let len = (2 + 8 + json.len()) as u32;
     out.extend_from_slice(&len.to_le_bytes());
     out.push(VERSION);
-    out.push(TX_RECORD);
+    out.push(kind);
     out.extend_from_slice(&0u64.to_le_bytes());
     out.extend_from_slice(json.as_bytes());
 }
@@ -200,6 +212,13 @@ pub fn decode(
         return Err(CodecError("unknown version"));
     }
     let flags = r.u8()?;
+    if flags & AUDIT_RECORD != 0 {
+        let _block = r.u64()?;
+        let mut a: ethgate_core::AuditEnvelope =
+            serde_json::from_slice(r.0).map_err(|_| CodecError("audit envelope JSON"))?;
+        a.seq = Some(seq);
+        return Ok(Envelope::Audit(a));
+    }
     if flags & TX_RECORD != 0 {
         let _block = r.u64()?;
         let mut t: TxEnvelope =

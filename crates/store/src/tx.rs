@@ -507,20 +507,31 @@ pub(crate) async fn append_status(
     if status.json.is_empty() {
         return Ok(false);
     }
-    let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
-        .bind(status.stream)
-        .fetch_optional(&mut **db)
-        .await?;
-    let next = next.ok_or_else(|| StoreError::UnknownStream(status.stream.to_owned()))?;
     let mut payload = Vec::new();
     for j in status.json {
         crate::codec::encode_tx(j, &mut payload);
     }
-    let n = status.json.len() as i64;
+    append_segment(db, status.stream, payload, status.json.len() as i64).await?;
+    Ok(true)
+}
+
+/// Appends `n` encoded records (no block: status and audit records) to
+/// `stream` as one outbox segment.
+pub(crate) async fn append_segment(
+    db: &mut crate::outbox::WriteTx,
+    stream: &str,
+    payload: Vec<u8>,
+    n: i64,
+) -> Result<(), StoreError> {
+    let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
+        .bind(stream)
+        .fetch_optional(&mut **db)
+        .await?;
+    let next = next.ok_or_else(|| StoreError::UnknownStream(stream.to_owned()))?;
     sqlx::query(
         "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES (?, ?, ?, 0, 0, 0, ?)",
     )
-    .bind(status.stream)
+    .bind(stream)
     .bind(next)
     .bind(next + n - 1)
     .bind(payload)
@@ -532,8 +543,8 @@ pub(crate) async fn append_status(
     .bind(n)
     .bind(n)
     .bind(now_secs())
-    .bind(status.stream)
+    .bind(stream)
     .execute(&mut **db)
     .await?;
-    Ok(true)
+    Ok(())
 }

@@ -45,7 +45,8 @@ impl fmt::Debug for AmqpConfig {
 }
 
 /// The routing key of an envelope: `event.<chain_id>.<address>.<Event>`,
-/// or `tx.<chain_id>.<status>` for a transaction status.
+/// `tx.<chain_id>.<status>` for a transaction status, or
+/// `audit.<action>.<outcome>` for an audit entry.
 pub fn routing_key(e: &ethgate_core::Envelope) -> String {
     match e {
         ethgate_core::Envelope::Event(e) => format!(
@@ -55,6 +56,9 @@ pub fn routing_key(e: &ethgate_core::Envelope) -> String {
             e.event.as_deref().unwrap_or("unknown")
         ),
         ethgate_core::Envelope::Tx(t) => format!("tx.{}.{}", t.chain_id, t.status),
+        ethgate_core::Envelope::Audit(a) => {
+            format!("audit.{}.{}", a.action.as_str(), a.outcome.as_str())
+        }
     }
 }
 

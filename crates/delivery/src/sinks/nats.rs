@@ -45,7 +45,8 @@ impl fmt::Debug for NatsConfig {
 }
 
 /// The subject of an envelope: `<prefix>.event.<chain_id>.<address>.<Event>`,
-/// or `<prefix>.tx.<chain_id>.<status>` for a transaction status.
+/// `<prefix>.tx.<chain_id>.<status>` for a transaction status, or
+/// `<prefix>.audit.<action>.<outcome>` for an audit entry.
 pub fn subject(prefix: &str, e: &ethgate_core::Envelope) -> String {
     match e {
         ethgate_core::Envelope::Event(e) => format!(
@@ -55,6 +56,11 @@ pub fn subject(prefix: &str, e: &ethgate_core::Envelope) -> String {
             e.event.as_deref().unwrap_or("unknown")
         ),
         ethgate_core::Envelope::Tx(t) => format!("{prefix}.tx.{}.{}", t.chain_id, t.status),
+        ethgate_core::Envelope::Audit(a) => format!(
+            "{prefix}.audit.{}.{}",
+            a.action.as_str(),
+            a.outcome.as_str()
+        ),
     }
 }
 

@@ -141,6 +141,26 @@ pub(super) fn exposure(
     )
 }
 
+/// The (stream, sink) routes of the audit trail, from `[api] audit_sinks`.
+pub(super) fn audit_routes(
+    issues: &mut Issues,
+    api: &RawApi,
+    sinks: &HashSet<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, name) in api.audit_sinks.iter().enumerate() {
+        if !sinks.contains(name) {
+            issues.add(
+                format!("api.audit_sinks[{i}]"),
+                format!("no [[sinks]] entry is named {name:?}"),
+            );
+        } else if !out.iter().any(|(_, s)| s == name) {
+            out.push((ethgate_store::audit::AUDIT_STREAM.to_owned(), name.clone()));
+        }
+    }
+    out
+}
+
 /// What a policy's names are checked against.
 pub(super) struct Known<'a> {
     pub chains: &'a [ChainConfig],

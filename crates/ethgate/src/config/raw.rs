@@ -256,6 +256,9 @@ pub struct RawApi {
     /// Browser origins allowed to call the API (CORS); none by default.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// `[[sinks]]` that receive the audit trail (stream `audit`).
+    #[serde(default)]
+    pub audit_sinks: Vec<String>,
 }
 
 /// `[[chains]]`.

@@ -405,6 +405,11 @@ pub fn validate(
         tx: &tx,
     };
     let policies = super::policies::policies(&mut issues, raw.policies, &known);
+    routes.extend(super::policies::audit_routes(
+        &mut issues,
+        &raw.api,
+        &known.sinks,
+    ));
     let tls = super::policies::tls(&mut issues, &raw.api, base);
     let (exposure, metrics_listen) = super::policies::exposure(&mut issues, &raw.api);
     if !issues.0.is_empty() {
