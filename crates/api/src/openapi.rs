@@ -261,7 +261,7 @@ fn dead_letters_path(facts: &Facts) -> Value {
 fn redeliver_path(facts: &Facts) -> Value {
     json!({"post": {"summary": "Send a dead letter again (scope admin); removed once acknowledged",
         "security": [{"bearer": []}],
-        "parameters": [path_param("name", &facts.sinks, "a sink"), {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+        "parameters": [path_param("name", &facts.sinks, "a sink"), {"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": i64::MAX}}],
         "responses": {
             "200": {"description": "redelivered"},
             "400": error_response("bad id"),
