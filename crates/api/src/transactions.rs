@@ -276,30 +276,7 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if let Err(e) = caller.allow(Right::Send) {
-        return Err(refused(&state, &caller, Action::TxCancel, &id, e).await);
-    }
-    if let Err(e) = owned(&state, &caller, &id).await {
-        return Err(refused(&state, &caller, Action::TxCancel, &id, e).await);
-    }
-    let outcome = manager(&state)?.cancel(&id).await?;
-    let (o, detail) = match outcome {
-        CancelOutcome::Requested => (Outcome::Accepted, "requested"),
-        CancelOutcome::NotFound => (Outcome::Refused, "no such transaction"),
-        CancelOutcome::AlreadyEnded => (Outcome::Refused, "already ended"),
-    };
-    record(&state, &caller, Action::TxCancel, &id, o, detail).await;
-    match outcome {
-        CancelOutcome::NotFound => Err(ApiError::not_found("id", format!("no transaction {id:?}"))),
-        CancelOutcome::AlreadyEnded => Err(ApiError::conflict(
-            "id",
-            "the transaction is already mined or ended; it cannot be cancelled",
-        )),
-        CancelOutcome::Requested => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"id": id, "cancel": "requested"})),
-        )),
-    }
+    act(&state, &caller, &id, Action::TxCancel).await
 }
 
 /// `POST /v1/transactions/{id}/bump`: a pending transaction is replaced
@@ -309,28 +286,42 @@ pub async fn bump(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    act(&state, &caller, &id, Action::TxBump).await
+}
+
+/// A cancel or a bump: checked, asked of the manager, audited.
+async fn act(
+    state: &ApiState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if let Err(e) = caller.allow(Right::Send) {
-        return Err(refused(&state, &caller, Action::TxBump, &id, e).await);
+        return Err(refused(state, caller, action, id, e).await);
     }
-    if let Err(e) = owned(&state, &caller, &id).await {
-        return Err(refused(&state, &caller, Action::TxBump, &id, e).await);
+    if let Err(e) = owned(state, caller, id).await {
+        return Err(refused(state, caller, action, id, e).await);
     }
-    let outcome = manager(&state)?.bump(&id).await?;
+    let tx = manager(state)?;
+    let (outcome, verb, ended) = if action == Action::TxBump {
+        let why = "only a pending transaction can be bumped";
+        (tx.bump(id).await?, "bump", why)
+    } else {
+        let why = "the transaction is already mined or ended; it cannot be cancelled";
+        (tx.cancel(id).await?, "cancel", why)
+    };
     let (o, detail) = match outcome {
         CancelOutcome::Requested => (Outcome::Accepted, "requested"),
         CancelOutcome::NotFound => (Outcome::Refused, "no such transaction"),
         CancelOutcome::AlreadyEnded => (Outcome::Refused, "already ended"),
     };
-    record(&state, &caller, Action::TxBump, &id, o, detail).await;
+    record(state, caller, action, id, o, detail).await;
     match outcome {
         CancelOutcome::NotFound => Err(ApiError::not_found("id", format!("no transaction {id:?}"))),
-        CancelOutcome::AlreadyEnded => Err(ApiError::conflict(
-            "id",
-            "only a pending transaction can be bumped",
-        )),
+        CancelOutcome::AlreadyEnded => Err(ApiError::conflict("id", ended)),
         CancelOutcome::Requested => Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"id": id, "bump": "requested"})),
+            Json(json!({"id": id, verb: "requested"})),
         )),
     }
 }

@@ -10,11 +10,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use alloy_primitives::{Address, U64};
-use common::{Destination, ShowLog, Webhook, ready, serve, token, until};
+use common::{Destination, ShowLog, Webhook, ready, serve, token, token_with, until};
 use ethgate_testkit::{Anvil, DEV_KEYS, free_port};
 use serde_json::{Value, json};
 
@@ -55,23 +54,6 @@ fn env() -> Vec<(&'static str, String)> {
         ("KEY_OTHER", DEV_KEYS[2].to_owned()),
         ("KEY_FUNDING", DEV_KEYS[3].to_owned()),
     ]
-}
-
-/// `ethgate token create` with extra arguments; the token printed.
-fn cli_token(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ethgate"))
-        .args(["token", "create"])
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("token create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 struct Api {
@@ -129,12 +111,12 @@ async fn stolen_token_drill() {
     let config = config(port, &anvil.url, contract, Some(hook.sink_toml()));
     std::fs::write(dir.path().join("ethgate.toml"), config).expect("config");
     let env: Vec<(&str, String)> = env().into_iter().chain(hook.env()).collect();
-    let attacker = cli_token(
+    let attacker = token_with(
         dir.path(),
         &env,
         &["--policy", "ops-billing", "--label", "stolen"],
     );
-    let backend = cli_token(
+    let backend = token_with(
         dir.path(),
         &env,
         &["--policy", "ops-billing", "--label", "backend"],
@@ -314,17 +296,17 @@ async fn revoked_and_expired_tokens_are_refused() {
         config(port, &anvil.url, contract, None),
     )
     .expect("config");
-    let by_api = cli_token(
+    let by_api = token_with(
         dir.path(),
         &env(),
         &["--policy", "ops-billing", "--label", "by-api"],
     );
-    let by_cli = cli_token(
+    let by_cli = token_with(
         dir.path(),
         &env(),
         &["--policy", "ops-billing", "--label", "by-cli"],
     );
-    let brief = cli_token(
+    let brief = token_with(
         dir.path(),
         &env(),
         &[

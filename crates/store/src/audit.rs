@@ -50,6 +50,23 @@ type Row = (
     String,
 );
 
+/// What `who` has been allowed to move on `day` and `chain`, wei.
+async fn spent(
+    tx: &mut crate::outbox::WriteTx,
+    day: i64,
+    chain: &str,
+    who: &str,
+) -> Result<u128, StoreError> {
+    let r: Option<(String,)> =
+        sqlx::query_as("SELECT wei FROM policy_spend WHERE day = ? AND chain = ? AND who = ?")
+            .bind(day)
+            .bind(chain)
+            .bind(who)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(r.and_then(|(w,)| w.parse().ok()).unwrap_or(0))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -167,16 +184,7 @@ impl Store {
         let mut tx = crate::outbox::begin_urgent(self).await?;
         let mut next = Vec::with_capacity(whos.len());
         for (i, (who, cap)) in whos.iter().enumerate() {
-            let r: Option<(String,)> = sqlx::query_as(
-                "SELECT wei FROM policy_spend WHERE day = ? AND chain = ? AND who = ?",
-            )
-            .bind(day)
-            .bind(chain)
-            .bind(who)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let spent: u128 = r.and_then(|(w,)| w.parse().ok()).unwrap_or(0);
-            match spent.checked_add(amount) {
+            match spent(&mut tx, day, chain, who).await?.checked_add(amount) {
                 Some(total) if total <= *cap => next.push(total),
                 _ => return Ok(Err(i)),
             }
@@ -208,17 +216,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = crate::outbox::begin_urgent(self).await?;
         for who in whos {
-            let r: Option<(String,)> = sqlx::query_as(
-                "SELECT wei FROM policy_spend WHERE day = ? AND chain = ? AND who = ?",
-            )
-            .bind(day)
-            .bind(chain)
-            .bind(who)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let spent: u128 = r.and_then(|(w,)| w.parse().ok()).unwrap_or(0);
+            let left = spent(&mut tx, day, chain, who)
+                .await?
+                .saturating_sub(amount);
             sqlx::query("UPDATE policy_spend SET wei = ? WHERE day = ? AND chain = ? AND who = ?")
-                .bind(spent.saturating_sub(amount).to_string())
+                .bind(left.to_string())
                 .bind(day)
                 .bind(chain)
                 .bind(who)

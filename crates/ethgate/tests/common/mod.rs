@@ -75,8 +75,14 @@ pub fn serve(dir: &Path, env: &[(&str, String)]) -> Child {
 
 /// A new API token with `scope`, made by `ethgate token create` in `dir`.
 pub fn token(dir: &Path, env: &[(&str, String)], scope: &str) -> String {
+    token_with(dir, env, &["--scope", scope])
+}
+
+/// A new API token made by `ethgate token create ARGS…` in `dir`.
+pub fn token_with(dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ethgate"))
-        .args(["token", "create", "--scope", scope])
+        .args(["token", "create"])
+        .args(args)
         .current_dir(dir)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
