@@ -35,18 +35,8 @@ pub async fn submit(
         .and_then(|b| b.get("idempotency_key")?.as_str().map(str::to_owned))
         .unwrap_or_default();
     match submit_checked(&state, &caller, &body).await {
+        // An accepted request's entry was written with it (intake).
         Ok(s) => {
-            if !s.existing {
-                record(
-                    &state,
-                    &caller,
-                    Action::TxSubmit,
-                    &s.id,
-                    Outcome::Accepted,
-                    &key,
-                )
-                .await;
-            }
             let code = if s.existing {
                 StatusCode::OK
             } else {
@@ -144,7 +134,14 @@ async fn submit_checked(
             charge
         }
     };
-    let out = tx.submit_parsed(&body, req).await.map_err(submit_error);
+    let submitter = ethgate_store::Submitter {
+        token_id: caller.token_id.clone(),
+        label: caller.label.clone(),
+    };
+    let out = tx
+        .submit_parsed(&body, req, Some(submitter))
+        .await
+        .map_err(submit_error);
     if let Some(c) = charge
         && !matches!(
             out,

@@ -50,6 +50,90 @@ type Row = (
     String,
 );
 
+/// Who submitted a transaction request, for its audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitter {
+    /// The token's id.
+    pub token_id: String,
+    /// The token's label.
+    pub label: String,
+}
+
+impl Submitter {
+    /// The entry of a request of this submitter's that was accepted.
+    pub fn accepted(&self, tx_id: &str, idempotency_key: &str) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            at_ms: 0,
+            token_id: Some(self.token_id.clone()),
+            label: self.label.clone(),
+            action: Action::TxSubmit,
+            target: tx_id.to_owned(),
+            outcome: Outcome::Accepted,
+            detail: idempotency_key.chars().take(500).collect(),
+        }
+    }
+}
+
+/// Writes `entries` in `db`'s transaction and, when the `audit` stream is
+/// registered, their envelopes to the outbox; whether it did.
+pub(crate) async fn insert_rows(
+    db: &mut crate::outbox::WriteTx,
+    entries: &[AuditEntry],
+) -> Result<bool, StoreError> {
+    if entries.is_empty() {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let mut rows = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(100) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO audit (at_ms, token_id, label, action, target, outcome, detail) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(if e.at_ms == 0 { now } else { e.at_ms })
+                .push_bind(e.token_id.clone())
+                .push_bind(e.label.clone())
+                .push_bind(e.action.as_str())
+                .push_bind(e.target.clone())
+                .push_bind(e.outcome.as_str())
+                .push_bind(e.detail.clone());
+        });
+        q.push(" RETURNING id, at_ms");
+        let mut ids: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut **db).await?;
+        // RETURNING's order is unspecified; ids follow the VALUES order.
+        ids.sort_unstable();
+        rows.extend(ids);
+    }
+    let registered: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
+        .bind(AUDIT_STREAM)
+        .fetch_optional(&mut **db)
+        .await?;
+    if registered.is_none() {
+        return Ok(false);
+    }
+    let mut payload = Vec::new();
+    for (e, (id, at_ms)) in entries.iter().zip(rows) {
+        let envelope = AuditEnvelope {
+            id: format!("audit:{id}"),
+            kind: "audit".into(),
+            at_ms,
+            token_id: e.token_id.clone(),
+            label: e.label.clone(),
+            action: e.action,
+            target: e.target.clone(),
+            outcome: e.outcome,
+            detail: e.detail.clone(),
+            seq: None,
+        };
+        let json = serde_json::to_string(&envelope)
+            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        crate::codec::encode_audit(&json, &mut payload);
+    }
+    crate::tx::append_segment(db, AUDIT_STREAM, payload, entries.len() as i64).await?;
+    Ok(true)
+}
+
 /// What `who` has been allowed to move on `day` and `chain`, wei.
 async fn spent(
     tx: &mut crate::outbox::WriteTx,
@@ -78,47 +162,10 @@ impl Store {
     /// the `audit` stream is registered (a sink receives the trail), its
     /// envelope goes to the outbox in the same transaction.
     pub async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        let at_ms = if e.at_ms == 0 { now_ms() } else { e.at_ms };
         let mut db = crate::outbox::begin(self).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit (at_ms, token_id, label, action, target, outcome, detail) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(&e.token_id)
-        .bind(&e.label)
-        .bind(e.action.as_str())
-        .bind(&e.target)
-        .bind(e.outcome.as_str())
-        .bind(&e.detail)
-        .fetch_one(&mut *db)
-        .await?;
-        let delivered: Option<i64> =
-            sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
-                .bind(AUDIT_STREAM)
-                .fetch_optional(&mut *db)
-                .await?;
-        if delivered.is_some() {
-            let envelope = AuditEnvelope {
-                id: format!("audit:{id}"),
-                kind: "audit".into(),
-                at_ms,
-                token_id: e.token_id.clone(),
-                label: e.label.clone(),
-                action: e.action,
-                target: e.target.clone(),
-                outcome: e.outcome,
-                detail: e.detail.clone(),
-                seq: None,
-            };
-            let json = serde_json::to_string(&envelope)
-                .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
-            let mut payload = Vec::new();
-            crate::codec::encode_audit(&json, &mut payload);
-            crate::tx::append_segment(&mut db, AUDIT_STREAM, payload, 1).await?;
-        }
+        let delivered = insert_rows(&mut db, std::slice::from_ref(e)).await?;
         db.commit().await?;
-        if delivered.is_some() {
+        if delivered {
             self.notify();
         }
         Ok(())

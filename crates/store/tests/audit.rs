@@ -105,3 +105,43 @@ async fn a_spend_past_any_cap_changes_nothing_and_a_refund_gives_back() {
     );
     assert_eq!(s.spend(1, "anvil", &huge, 1).await.expect("spend"), Err(0));
 }
+
+#[tokio::test]
+async fn a_new_request_is_audited_in_its_own_commit_a_repeat_is_not() {
+    let (_dir, s) = store().await;
+    let who = ethgate_store::Submitter {
+        token_id: "tok_b".into(),
+        label: "backend".into(),
+    };
+    let new = |id: &'static str, key: &'static str, hash: &'static str| ethgate_store::NewTx {
+        id,
+        idempotency_key: key,
+        body_hash: hash,
+        chain_id: 1,
+        sender: "0xaa",
+        request: "{}",
+        state: "\"Queued\"",
+        status: "queued",
+        submitter: Some(&who),
+    };
+    s.insert_txs(&[new("tx_1", "k1", "h"), new("tx_2", "k2", "h")])
+        .await
+        .expect("insert");
+    // The same key again: the same body (a retry) and another (a conflict).
+    s.insert_txs(&[new("tx_3", "k1", "h"), new("tx_4", "k2", "other")])
+        .await
+        .expect("insert");
+    let all = s.audit_since(0, 10).await.expect("read");
+    let targets: Vec<&str> = all.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, ["tx_1", "tx_2"]);
+    assert!(
+        all.iter()
+            .all(|e| e.label == "backend" && e.outcome == Outcome::Accepted)
+    );
+    assert_eq!(
+        s.audit_actor(Action::TxSubmit, "tx_2")
+            .await
+            .expect("actor"),
+        Some("tok_b".into())
+    );
+}
