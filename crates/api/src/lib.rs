@@ -5,7 +5,7 @@
 //! [`router`] builds the whole app from an [`ApiState`], so tests drive it
 //! with `oneshot` and no socket.
 
-mod audit;
+pub mod audit;
 pub mod auth;
 mod chains;
 pub mod error;
@@ -102,6 +102,8 @@ pub struct ApiState {
     pub guarded: Arc<std::collections::HashSet<alloy_primitives::Address>>,
     /// Metrics access and CORS origins.
     pub exposure: health::Exposure,
+    /// The batching writer of accepted requests' audit entries.
+    pub audit: audit::AuditWriter,
 }
 
 /// The whole API.

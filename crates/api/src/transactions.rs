@@ -10,7 +10,7 @@ use ethgate_store::{Action, Outcome};
 use ethgate_tx::{CancelOutcome, SubmitError, Submitted, TxManager};
 use serde_json::{Value, json};
 
-use crate::audit::{record, refused};
+use crate::audit::{accepted, record, refused};
 use crate::auth::{Caller, Right};
 use crate::policy::{SendAsk, Sender};
 use crate::{ApiError, ApiState, params};
@@ -35,8 +35,10 @@ pub async fn submit(
         .and_then(|b| b.get("idempotency_key")?.as_str().map(str::to_owned))
         .unwrap_or_default();
     match submit_checked(&state, &caller, &body).await {
-        // An accepted request's entry was written with it (intake).
         Ok(s) => {
+            if !s.existing {
+                accepted(&state, &caller, Action::TxSubmit, &s.id, &key).await;
+            }
             let code = if s.existing {
                 StatusCode::OK
             } else {
@@ -134,14 +136,7 @@ async fn submit_checked(
             charge
         }
     };
-    let submitter = ethgate_store::Submitter {
-        token_id: caller.token_id.clone(),
-        label: caller.label.clone(),
-    };
-    let out = tx
-        .submit_parsed(&body, req, Some(submitter))
-        .await
-        .map_err(submit_error);
+    let out = tx.submit_parsed(&body, req).await.map_err(submit_error);
     if let Some(c) = charge
         && !matches!(
             out,
@@ -193,7 +188,14 @@ async fn owned(state: &ApiState, caller: &Caller, id: &str) -> Result<(), ApiErr
     if caller.allow(Right::OthersTx).is_ok() {
         return Ok(());
     }
-    match state.store.audit_actor(Action::TxSubmit, id).await? {
+    // The submission's entry may still be queued: a miss looks again
+    // once the queue is written.
+    let mut actor = state.store.audit_actor(Action::TxSubmit, id).await?;
+    if actor.is_none() {
+        state.audit.flush(&state.store).await;
+        actor = state.store.audit_actor(Action::TxSubmit, id).await?;
+    }
+    match actor {
         Some(t) if t == caller.token_id => Ok(()),
         _ => Err(caller
             .allow(Right::OthersTx)
@@ -254,10 +256,13 @@ pub async fn list(
     let limit = params::int(&p, "limit", 100, 1, 1000)?;
     let mut items = manager(&state)?.list(status, from, limit as u32).await?;
     if caller.allow(Right::OthersTx).is_err() {
+        // One wait for queued entries, then one lookup per item.
+        state.audit.flush(&state.store).await;
         let mut mine = Vec::with_capacity(items.len());
         for item in items {
             let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
-            if owned(&state, &caller, id).await.is_ok() {
+            let actor = state.store.audit_actor(Action::TxSubmit, id).await?;
+            if actor.as_deref() == Some(caller.token_id.as_str()) {
                 mine.push(item);
             }
         }

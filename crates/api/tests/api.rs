@@ -65,6 +65,7 @@ async fn fixture() -> Fixture {
         policies: Arc::default(),
         guarded: Arc::default(),
         exposure: Default::default(),
+        audit: Default::default(),
     };
     Fixture {
         _dir: dir,

@@ -50,40 +50,12 @@ type Row = (
     String,
 );
 
-/// Who submitted a transaction request, for its audit entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Submitter {
-    /// The token's id.
-    pub token_id: String,
-    /// The token's label.
-    pub label: String,
-}
-
-impl Submitter {
-    /// The entry of a request of this submitter's that was accepted.
-    pub fn accepted(&self, tx_id: &str, idempotency_key: &str) -> AuditEntry {
-        AuditEntry {
-            id: 0,
-            at_ms: 0,
-            token_id: Some(self.token_id.clone()),
-            label: self.label.clone(),
-            action: Action::TxSubmit,
-            target: tx_id.to_owned(),
-            outcome: Outcome::Accepted,
-            detail: idempotency_key.chars().take(500).collect(),
-        }
-    }
-}
-
 /// Writes `entries` in `db`'s transaction and, when the `audit` stream is
 /// registered, their envelopes to the outbox; whether it did.
-pub(crate) async fn insert_rows(
+async fn insert_rows(
     db: &mut crate::outbox::WriteTx,
     entries: &[AuditEntry],
 ) -> Result<bool, StoreError> {
-    if entries.is_empty() {
-        return Ok(false);
-    }
     let now = now_ms();
     let mut rows = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(100) {
@@ -162,8 +134,16 @@ impl Store {
     /// the `audit` stream is registered (a sink receives the trail), its
     /// envelope goes to the outbox in the same transaction.
     pub async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.audit_many(std::slice::from_ref(e)).await
+    }
+
+    /// Appends entries in one transaction, as [`Store::audit`] does one.
+    pub async fn audit_many(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut db = crate::outbox::begin(self).await?;
-        let delivered = insert_rows(&mut db, std::slice::from_ref(e)).await?;
+        let delivered = insert_rows(&mut db, entries).await?;
         db.commit().await?;
         if delivered {
             self.notify();

@@ -43,7 +43,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
-pub use audit::{Action, AuditEntry, Outcome, Submitter};
+pub use audit::{Action, AuditEntry, Outcome};
 pub use codec::NewEvent;
 pub use dead_letters::DeadLetter;
 pub use outbox::{RangeCommit, StoredEnvelope};

@@ -30,9 +30,6 @@ pub struct NewTx<'a> {
     pub state: &'a str,
     /// Status word of `state`.
     pub status: &'a str,
-    /// The token that submitted it: a new request's audit entry is
-    /// written in the same commit (`None`: not audited here).
-    pub submitter: Option<&'a crate::audit::Submitter>,
 }
 
 /// What [`Store::insert_txs`] did with one request.
@@ -197,17 +194,7 @@ impl Store {
     pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
         let mut db = crate::outbox::begin_urgent(self).await?;
         let out = insert_requests(&mut db, txs).await?;
-        let entries: Vec<crate::AuditEntry> = txs
-            .iter()
-            .zip(&out)
-            .filter(|(_, o)| **o == Inserted::Created)
-            .filter_map(|(t, _)| t.submitter.map(|s| s.accepted(t.id, t.idempotency_key)))
-            .collect();
-        let delivered = crate::audit::insert_rows(&mut db, &entries).await?;
         db.commit().await?;
-        if delivered {
-            self.notify();
-        }
         Ok(out)
     }
 

@@ -28,7 +28,6 @@ fn new_tx<'a>(id: &'a str, key: &'a str, body: &'a str, sender: &'a str) -> NewT
         request: "{}",
         state: "\"Queued\"",
         status: "queued",
-        submitter: None,
     }
 }
 

@@ -54,7 +54,6 @@ async fn the_log_is_restarted_while_reads_and_writes_never_stop() {
                 request: &body,
                 state: "\"Queued\"",
                 status: "queued",
-                submitter: None,
             })
             .collect();
         let before = std::fs::metadata(&wal).map_or(0, |m| m.len());

@@ -15,7 +15,6 @@ pub(crate) struct Owned {
     pub sender: String,
     pub request: String,
     pub state: String,
-    pub submitter: Option<ethgate_store::Submitter>,
 }
 
 pub(crate) type Job = (Owned, oneshot::Sender<Result<Inserted, String>>);
@@ -55,7 +54,6 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 request: &o.request,
                 state: &o.state,
                 status: "queued",
-                submitter: o.submitter.as_ref(),
             })
             .collect();
         let result = store.insert_txs(&news).await;

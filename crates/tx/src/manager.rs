@@ -286,7 +286,7 @@ impl TxManager {
     /// accepted under its idempotency key.
     pub async fn submit(&self, body: &Value) -> Result<Submitted, SubmitError> {
         let req = self.parse(body)?;
-        self.submit_parsed(body, req, None).await
+        self.submit_parsed(body, req).await
     }
 
     /// Validates a request body and resolves its `from` (a pool name picks
@@ -313,13 +313,11 @@ impl TxManager {
     }
 
     /// Records a request [`TxManager::parse`] accepted (`body` is what the
-    /// caller sent, for the idempotency check); with `submitter`, its audit
-    /// entry is written in the same commit.
+    /// caller sent, for the idempotency check).
     pub async fn submit_parsed(
         &self,
         body: &Value,
         req: TxRequest,
-        submitter: Option<ethgate_store::Submitter>,
     ) -> Result<Submitted, SubmitError> {
         let id = new_id();
         let chain_id = self.chain_id(&req);
@@ -335,7 +333,6 @@ impl TxManager {
             sender,
             request: request_json,
             state,
-            submitter,
         };
         let lost = || SubmitError::Intake("the request recorder stopped".into());
         self.intake.send((job, reply)).await.map_err(|_| lost())?;
