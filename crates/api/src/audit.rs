@@ -30,7 +30,7 @@ enum Msg {
 pub struct AuditWriter(Arc<OnceLock<mpsc::Sender<Msg>>>);
 
 /// Entries recorded per transaction, at most.
-const BATCH: usize = 256;
+const BATCH: usize = 2048;
 
 impl AuditWriter {
     fn sender(&self, store: &Store) -> &mpsc::Sender<Msg> {
@@ -57,8 +57,16 @@ impl AuditWriter {
     }
 }
 
+/// How long an entry waits for others to share its commit: a few commits
+/// a second at most, so the trail takes SQLite's one write lock from the
+/// requests' own commits as little as it can.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
 async fn write(store: Store, mut rx: mpsc::Receiver<Msg>) {
     while let Some(first) = rx.recv().await {
+        if matches!(first, Msg::Entry(_)) {
+            tokio::time::sleep(LINGER).await;
+        }
         let mut msgs = vec![first];
         while msgs.len() < BATCH {
             match rx.try_recv() {
