@@ -34,7 +34,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit"),
 ];
 
-fn error_response(description: &str) -> Value {
+/// A response described by the error shape.
+pub(crate) fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 

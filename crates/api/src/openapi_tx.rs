@@ -3,9 +3,7 @@
 
 use serde_json::{Value, json};
 
-fn error_response(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
-}
+use crate::openapi::error_response;
 
 fn id_param() -> Value {
     json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}})
