@@ -281,9 +281,7 @@ async fn load(state: &ApiState, hash: &str) -> Result<Caller, ApiError> {
         .token_by_hash(hash)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::unix_secs();
     if row.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::unauthorized("this token has expired"));
     }

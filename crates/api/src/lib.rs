@@ -106,6 +106,13 @@ pub struct ApiState {
     pub audit: audit::AuditWriter,
 }
 
+/// Unix seconds now: token expiry, lifetimes and the daily caps' day.
+pub(crate) fn unix_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The whole API.
 pub fn router(state: ApiState) -> Router {
     let cors = cors(&state.exposure.cors_origins);

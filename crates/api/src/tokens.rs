@@ -78,10 +78,7 @@ pub fn new_token_row(
                         "must be a lifetime like \"90d\" or \"12h\", at most 9999 days",
                     )
                 })?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            Some((now + d.as_secs()) as i64)
+            Some(crate::unix_secs() + d.as_secs() as i64)
         }
     };
     let (id, secret) = new_token();

@@ -30,11 +30,13 @@ pub async fn submit(
     caller: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let key = serde_json::from_slice::<Value>(&body)
+    let body = serde_json::from_slice::<Value>(&body);
+    let key = body
+        .as_ref()
         .ok()
         .and_then(|b| b.get("idempotency_key")?.as_str().map(str::to_owned))
         .unwrap_or_default();
-    match submit_checked(&state, &caller, &body).await {
+    match submit_checked(&state, &caller, body).await {
         Ok(s) => {
             if !s.existing {
                 accepted(&state, &caller, Action::TxSubmit, &s.id, &key).await;
@@ -85,12 +87,11 @@ struct Charge {
 async fn submit_checked(
     state: &ApiState,
     caller: &Caller,
-    body: &[u8],
+    body: serde_json::Result<Value>,
 ) -> Result<Submitted, ApiError> {
     caller.allow(Right::Send)?;
     let tx = manager(state)?;
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_param("body", format!("not JSON: {e}")))?;
+    let body = body.map_err(|e| ApiError::bad_param("body", format!("not JSON: {e}")))?;
     let mut req = tx.parse(&body).map_err(submit_error)?;
     let charge = match caller.policy() {
         None if state.guarded.contains(&req.from) => {
@@ -159,10 +160,7 @@ async fn charge(
     req: &ethgate_tx::TxRequest,
     cost: u128,
 ) -> Result<Charge, ApiError> {
-    let day = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        / 86_400) as i64;
+    let day = crate::unix_secs() / 86_400;
     let mut whos = Vec::new();
     if let Some(c) = p.daily_cap {
         whos.push((format!("token:{}", caller.token_id), c));
@@ -185,9 +183,9 @@ async fn charge(
 /// Refuses a token without the right to act on others' transactions
 /// unless it submitted `id` itself.
 async fn owned(state: &ApiState, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    if caller.allow(Right::OthersTx).is_ok() {
+    let Err(denied) = caller.allow(Right::OthersTx) else {
         return Ok(());
-    }
+    };
     // The submission's entry may still be queued: a miss looks again
     // once the queue is written.
     let mut actor = state.store.audit_actor(Action::TxSubmit, id).await?;
@@ -197,10 +195,7 @@ async fn owned(state: &ApiState, caller: &Caller, id: &str) -> Result<(), ApiErr
     }
     match actor {
         Some(t) if t == caller.token_id => Ok(()),
-        _ => Err(caller
-            .allow(Right::OthersTx)
-            .err()
-            .unwrap_or_else(|| ApiError::forbidden("tx:write"))),
+        _ => Err(denied),
     }
 }
 
