@@ -13,6 +13,7 @@
 //! the config names a pool's first members; rotations replace them.
 
 mod rotation;
+mod view;
 mod watcher;
 
 use std::collections::HashMap;
@@ -26,10 +27,13 @@ use ethgate_keys::{Signer, keystore};
 use ethgate_store::{MemberRow, Store, StoreError};
 use ethgate_tx::fees::Caps;
 use ethgate_tx::{Account, TxManager};
-use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 pub use rotation::RotateError;
+pub use view::{
+    AccountRef, AccountsView, MemberState, MemberView, MultisigTx, PoolView, ReadError,
+    RotationStep, RotationView, UnknownWord,
+};
 
 /// Who signs the rotation's `setOperators`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,41 +279,54 @@ impl Pools {
 
     /// Every pool: members with state and last balance, funding, caps,
     /// alerts, and the latest rotation — `GET /v1/accounts`.
-    pub async fn snapshot(&self) -> Result<Value, StoreError> {
+    pub async fn snapshot(&self) -> Result<AccountsView, ReadError> {
         let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
         let mut pools = Vec::new();
         for spec in &self.specs {
             let s = seen.get(&spec.settings.name).cloned().unwrap_or_default();
             let members = self.store().pool_members(&spec.settings.name).await?;
-            let rotation = self.rotation_view(spec).await?;
-            pools.push(json!({
-                "name": spec.settings.name,
-                "chain": spec.settings.chain,
-                "members": members.iter().map(|m| {
-                    let balance = m.address.parse::<Address>().ok().and_then(|a| s.balances.get(&a));
-                    json!({
-                        "address": m.address,
-                        "state": m.state,
-                        "managed": !m.keystore.is_empty(),
-                        "balance": balance.map(|b| b.to_string()),
+            let members = members
+                .iter()
+                .map(|m| {
+                    let state = MemberState::parse(&m.state).ok_or_else(|| UnknownWord {
+                        what: "member state",
+                        word: m.state.clone(),
+                    })?;
+                    let balance = m.address.parse::<Address>().ok();
+                    Ok(MemberView {
+                        address: m.address.clone(),
+                        state,
+                        managed: !m.keystore.is_empty(),
+                        balance: balance
+                            .and_then(|a| s.balances.get(&a))
+                            .map(U256::to_string),
                     })
-                }).collect::<Vec<_>>(),
-                "funding": spec.settings.funding.map(hex_addr),
-                "min_balance": spec.settings.min_balance.map(|v| v.to_string()),
-                "top_up": spec.settings.top_up.map(|v| v.to_string()),
-                "daily_top_up_cap": spec.settings.daily_cap.map(|v| v.to_string()),
-                "topped_up_today": s.topped_up_today.to_string(),
-                "alerts": s.alerts,
-                "registry": spec.settings.registry.map(hex_addr),
-                "rotation": rotation,
-            }));
+                })
+                .collect::<Result<_, UnknownWord>>()?;
+            let wei = |v: Option<u128>| v.map(|v| v.to_string());
+            pools.push(PoolView {
+                name: spec.settings.name.clone(),
+                chain: spec.settings.chain.clone(),
+                members,
+                funding: spec.settings.funding.map(hex_addr),
+                min_balance: wei(spec.settings.min_balance),
+                top_up: wei(spec.settings.top_up),
+                daily_top_up_cap: wei(spec.settings.daily_cap),
+                topped_up_today: s.topped_up_today.to_string(),
+                alerts: s.alerts,
+                registry: spec.settings.registry.map(hex_addr),
+                rotation: self.rotation_view(spec).await?,
+            });
         }
-        let accounts: Vec<Value> = self
+        let accounts = self
             .tx
             .accounts()
             .into_iter()
-            .map(|(chain, a)| json!({"chain": chain, "address": hex_addr(a)}))
+            .map(|(chain, a)| AccountRef {
+                chain,
+                address: hex_addr(a),
+            })
             .collect();
-        Ok(json!({"pools": pools, "accounts": accounts}))
+        Ok(AccountsView { pools, accounts })
     }
 }

@@ -24,6 +24,7 @@ use ethgate_keys::keystore;
 use ethgate_store::{MemberRow, RotationRow, StoreError};
 use serde_json::{Value, json};
 
+use crate::view::{MultisigTx, ReadError, RotationStep, RotationView, UnknownWord};
 use crate::{Master, PoolSpec, Pools, hex_addr};
 
 /// Why a rotation could not be started or shown.
@@ -43,6 +44,18 @@ pub enum RotateError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored rotation or member does not read back.
+    #[error(transparent)]
+    Corrupt(#[from] UnknownWord),
+}
+
+impl From<ReadError> for RotateError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Store(e) => RotateError::Store(e),
+            ReadError::Unknown(e) => RotateError::Corrupt(e),
+        }
+    }
 }
 
 const ENDED_BADLY: [&str; 4] = ["rejected", "failed", "cancelled", "expired"];
@@ -65,7 +78,7 @@ impl Pools {
         &self,
         pool: &str,
         request_key: Option<&str>,
-    ) -> Result<Value, RotateError> {
+    ) -> Result<RotationView, RotateError> {
         let spec = self
             .spec(pool)
             .ok_or_else(|| RotateError::UnknownPool(pool.to_owned()))?;
@@ -103,46 +116,58 @@ impl Pools {
             .await?;
         tracing::info!(pool, rotation = %row.id, step = %row.step, "rotation requested");
         self.wake.notify_one();
-        Ok(self.rotation_view(spec).await?)
+        self.rotation_view(spec)
+            .await?
+            .ok_or_else(|| RotateError::UnknownPool(pool.to_owned()))
     }
 
     /// The pool's unfinished rotation, or its latest.
-    pub async fn rotation(&self, pool: &str) -> Result<Value, RotateError> {
+    pub async fn rotation(&self, pool: &str) -> Result<Option<RotationView>, RotateError> {
         let spec = self
             .spec(pool)
             .ok_or_else(|| RotateError::UnknownPool(pool.to_owned()))?;
         Ok(self.rotation_view(spec).await?)
     }
 
-    pub(crate) async fn rotation_view(&self, spec: &PoolSpec) -> Result<Value, StoreError> {
+    pub(crate) async fn rotation_view(
+        &self,
+        spec: &PoolSpec,
+    ) -> Result<Option<RotationView>, ReadError> {
         let Some(r) = self.store().rotation(&spec.settings.name).await? else {
-            return Ok(Value::Null);
+            return Ok(None);
         };
+        let step = RotationStep::parse(&r.step).ok_or_else(|| UnknownWord {
+            what: "rotation step",
+            word: r.step.clone(),
+        })?;
         let (old, new) = self.sides(&r).await?;
-        let mut view = json!({
-            "id": r.id,
-            "pool": r.pool,
-            "step": r.step,
-            "attempt": r.attempt,
-            "error": r.error,
-            "old": old.iter().map(|a| hex_addr(*a)).collect::<Vec<_>>(),
-            "new": new.iter().map(|a| hex_addr(*a)).collect::<Vec<_>>(),
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
-        });
-        if r.step == "registering"
-            && spec.settings.master == Some(Master::External)
-            && let Some(registry) = spec.settings.registry
-        {
-            view["multisig_transaction"] = json!({
-                "chain_id": spec.chain_id,
-                "to": hex_addr(registry),
-                "value": "0",
-                "data": set_operators(&new, &old),
-                "function": "setOperators(address[],address[])",
-            });
-        }
-        Ok(view)
+        let multisig_transaction = match spec.settings.registry {
+            Some(registry)
+                if step == RotationStep::Registering
+                    && spec.settings.master == Some(Master::External) =>
+            {
+                Some(MultisigTx {
+                    chain_id: spec.chain_id,
+                    to: hex_addr(registry),
+                    value: "0".into(),
+                    data: set_operators(&new, &old).to_string(),
+                    function: "setOperators(address[],address[])".into(),
+                })
+            }
+            _ => None,
+        };
+        Ok(Some(RotationView {
+            id: r.id,
+            pool: r.pool,
+            step,
+            attempt: r.attempt,
+            error: r.error,
+            old: old.iter().map(|a| hex_addr(*a)).collect(),
+            new: new.iter().map(|a| hex_addr(*a)).collect(),
+            multisig_transaction,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }))
     }
 
     /// The members a rotation replaces and the ones it made.

@@ -9,7 +9,6 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use ethgate_store::{Action, AuditEntry, Outcome};
-use serde_json::{Value, json};
 
 use std::sync::{Arc, OnceLock};
 
@@ -17,6 +16,7 @@ use ethgate_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{Caller, Right};
+use crate::error::ErrorBody;
 use crate::{ApiError, ApiState, params};
 
 enum Msg {
@@ -158,18 +158,55 @@ pub async fn refused(
     err
 }
 
+/// `GET /v1/audit`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Entries after `after`, oldest first.
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `after` for the next page.
+    pub next: i64,
+}
+
+/// The audit page's query.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries after this id (default 0).
+    #[param(minimum = 0, maximum = 9223372036854775807_u64)]
+    pub after: Option<u64>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
 /// `GET /v1/audit?after=ID&limit=N`: entries after `after`, oldest first.
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit", security(("bearer" = [])),
+    summary = "The audit trail: every admin action and transaction request, with who, when and the outcome",
+    params(AuditQuery),
+    responses((status = 200, body = AuditPage, description = "entries after `after`, oldest first"),
+        (status = 400, body = ErrorBody, description = "a parameter is invalid"),
+        (status = 401, body = ErrorBody, description = "missing, unknown, revoked or expired token"),
+        (status = 403, body = ErrorBody, description = "the token may not read the audit trail (admin scope or a policy with audit)")))]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller.allow(Right::ReadAudit)?;
     state.audit.flush(&state.store).await;
     let p = params::parse(query.as_deref(), &["after", "limit"])?;
-    let after = params::int(&p, "after", 0, 0, i64::MAX as u64)?;
-    let limit = params::int(&p, "limit", 100, 1, 1_000)?;
-    let rows = state.store.audit_since(after as i64, limit as u32).await?;
-    let next = rows.last().map_or(after as i64, |r| r.id);
-    Ok(Json(json!({ "entries": rows, "next": next })))
+    let q = AuditQuery {
+        after: Some(params::int(&p, "after", 0, 0, i64::MAX as u64)?),
+        limit: Some(params::int(&p, "limit", 100, 1, 1_000)?),
+    };
+    let after = q.after.unwrap_or(0) as i64;
+    let rows = state
+        .store
+        .audit_since(after, q.limit.unwrap_or(100) as u32)
+        .await?;
+    let next = rows.last().map_or(after, |r| r.id);
+    Ok(Json(AuditPage {
+        entries: rows,
+        next,
+    }))
 }

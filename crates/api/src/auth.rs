@@ -14,19 +14,30 @@ use crate::policy::Policy;
 use crate::{ApiError, ApiState};
 
 /// A permission a token can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub enum Scope {
     /// Read streams and their events.
+    #[serde(rename = "events:read")]
     EventsRead,
     /// Submit and cancel transactions.
+    #[serde(rename = "tx:write")]
     TxWrite,
     /// Everything, including operator actions.
+    #[serde(rename = "admin")]
     Admin,
+    /// Read chain state: calls, balances, nonces.
+    #[serde(rename = "chain:read")]
+    ChainRead,
 }
 
 impl Scope {
     /// Every scope, for validation and help text.
-    pub const ALL: [Scope; 3] = [Scope::EventsRead, Scope::TxWrite, Scope::Admin];
+    pub const ALL: [Scope; 4] = [
+        Scope::EventsRead,
+        Scope::TxWrite,
+        Scope::Admin,
+        Scope::ChainRead,
+    ];
 
     /// Wire name.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +45,7 @@ impl Scope {
             Scope::EventsRead => "events:read",
             Scope::TxWrite => "tx:write",
             Scope::Admin => "admin",
+            Scope::ChainRead => "chain:read",
         }
     }
 
@@ -155,6 +167,8 @@ pub enum Right<'a> {
     ReadAudit,
     /// Read a sink's dead letters (they hold envelopes).
     ReadDeadLetters(&'a str),
+    /// Read a chain's state (calls, balances).
+    ReadChain(&'a str),
 }
 
 impl Right<'_> {
@@ -166,6 +180,7 @@ impl Right<'_> {
                 Scope::EventsRead
             }
             Right::Send | Right::OthersTx => Scope::TxWrite,
+            Right::ReadChain(_) => Scope::ChainRead,
             Right::RotatePools | Right::ManageTokens | Right::Sink(_) | Right::ReadAudit => {
                 Scope::Admin
             }
@@ -183,6 +198,7 @@ impl Right<'_> {
             Right::Sink(s) => format!("rewinding or redelivering sink {s:?}"),
             Right::ReadAudit => "reading the audit trail".into(),
             Right::ReadDeadLetters(s) => format!("reading sink {s:?}'s dead letters"),
+            Right::ReadChain(c) => format!("reading chain {c:?}'s state"),
         }
     }
 }
@@ -218,7 +234,7 @@ impl Caller {
                 let ok = match scope {
                     Scope::EventsRead => true,
                     Scope::TxWrite => p.may_send(),
-                    Scope::Admin => false,
+                    Scope::Admin | Scope::ChainRead => false,
                 };
                 if ok {
                     Ok(())
@@ -243,6 +259,7 @@ impl Caller {
             Right::ManageTokens => p.manage_tokens,
             Right::Sink(s) | Right::ReadDeadLetters(s) => p.sinks.allows(&s.to_owned()),
             Right::ReadAudit => p.audit,
+            Right::ReadChain(c) => p.chains.allows(&c.to_owned()),
         };
         if ok {
             Ok(())

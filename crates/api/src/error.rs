@@ -8,7 +8,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// An error answer.
 #[derive(Debug)]
@@ -189,13 +188,33 @@ impl From<ethgate_store::StoreError> for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// An error's code, message and the request field at fault.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `invalid_parameter`, `not_found`, `policy`, …
+    pub code: &'static str,
+    /// For people; at most 300 bytes of what the caller sent is quoted.
+    pub message: String,
+    /// The request parameter or field at fault, if one is.
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "code": self.code,
-            "message": clip(self.message),
-            "field": self.field.map(clip),
-        }});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: clip(self.message),
+                field: self.field.map(clip),
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()

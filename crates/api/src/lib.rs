@@ -7,22 +7,20 @@
 
 pub mod audit;
 pub mod auth;
-mod chains;
+pub mod calls;
+pub mod chains;
 pub mod error;
 pub mod health;
 pub mod limits;
-mod openapi;
-mod openapi_admin;
-mod openapi_pools;
-mod openapi_tx;
+pub mod openapi;
 mod params;
 pub mod policy;
-mod pools;
+pub mod pools;
 pub mod server;
-mod sinks;
-mod streams;
-mod tokens;
-mod transactions;
+pub mod sinks;
+pub mod streams;
+pub mod tokens;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +28,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use ethgate_chain::EndpointPool;
 use ethgate_core::StreamSpec;
 use ethgate_delivery::Sink;
@@ -40,7 +37,7 @@ use tokio::sync::watch;
 
 pub use auth::{Scope, hash_token, new_token};
 pub use error::ApiError;
-pub use openapi::ROUTES;
+pub use openapi::described_routes;
 pub use policy::Policy;
 pub use server::Limits;
 pub use tokens::new_token_row;
@@ -104,6 +101,8 @@ pub struct ApiState {
     pub exposure: health::Exposure,
     /// The batching writer of accepted requests' audit entries.
     pub audit: audit::AuditWriter,
+    /// Functions and errors the configured ABIs declare, for calls.
+    pub abis: Arc<calls::KnownAbis>,
 }
 
 /// Unix seconds now: token expiry, lifetimes and the daily caps' day.
@@ -116,38 +115,8 @@ pub(crate) fn unix_secs() -> i64 {
 /// The whole API.
 pub fn router(state: ApiState) -> Router {
     let cors = cors(&state.exposure.cors_origins);
-    let app = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi::document))
-        .route("/v1/chains", get(chains::list))
-        .route("/v1/streams", get(streams::list))
-        .route("/v1/streams/{name}", get(streams::one))
-        .route("/v1/streams/{name}/events", get(streams::events))
-        .route(
-            "/v1/streams/{name}/sinks/{sink}/rewind",
-            post(sinks::rewind),
-        )
-        .route("/v1/sinks", get(sinks::list))
-        .route("/v1/sinks/{name}/dead-letters", get(sinks::dead_letters))
-        .route(
-            "/v1/sinks/{name}/dead-letters/{id}/redeliver",
-            post(sinks::redeliver),
-        )
-        .route(
-            "/v1/transactions",
-            post(transactions::submit).get(transactions::list),
-        )
-        .route("/v1/transactions/{id}", get(transactions::one))
-        .route("/v1/transactions/{id}/cancel", post(transactions::cancel))
-        .route("/v1/transactions/{id}/bump", post(transactions::bump))
-        .route("/v1/accounts", get(pools::list))
-        .route("/v1/pools/{name}/rotate", post(pools::rotate))
-        .route("/v1/pools/{name}/rotation", get(pools::rotation))
-        .route("/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
-        .route("/v1/audit", get(audit::list))
+    let (app, _) = openapi::routes().split_for_parts();
+    let app = app
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(

@@ -58,3 +58,16 @@ pub fn int(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_whole_float_body_integer_reads_exactly() {
+        // Without serde_json's correctly rounded float parsing this read
+        // as 4330863159275441.5 and was refused (found by the API fuzzer).
+        let v: serde_json::Value = serde_json::from_str("4330863159275442.0").expect("json");
+        assert_eq!(super::body_uint(&v), Some(4_330_863_159_275_442));
+        let v: serde_json::Value = serde_json::from_str("113.5").expect("json");
+        assert_eq!(super::body_uint(&v), None);
+    }
+}

@@ -5,11 +5,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ethgate_accounts::{Pools, RotateError};
+use ethgate_accounts::{AccountsView, Pools, RotateError, RotationView};
 use serde_json::Value;
 
 use crate::audit::{record, refused};
 use crate::auth::{Caller, Right};
+use crate::error::ErrorBody;
 use crate::{ApiError, ApiState};
 use ethgate_store::{Action, Outcome};
 
@@ -31,26 +32,57 @@ fn rotate_error(e: RotateError) -> ApiError {
             format!("pool {pool} cannot rotate: set {field} in its [[pools]] entry"),
         ),
         RotateError::Store(e) => e.into(),
+        RotateError::Corrupt(e) => ApiError::internal(&e),
     }
 }
 
 /// `GET /v1/accounts`: pools with members, balances, top-ups, alerts and
 /// their latest rotation; every account the gateway sends from.
-pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/accounts", operation_id = "list_accounts", tag = "accounts", security(("bearer" = [])),
+    summary = "Pools with members, balances, top-ups, alerts and rotation; every sending account (scope tx:write)",
+    responses((status = 200, body = AccountsView, description = "pools and accounts"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not send"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<AccountsView>, ApiError> {
     caller.allow(Right::Send)?;
-    Ok(Json(pools(&state)?.snapshot().await?))
+    let view = pools(&state)?.snapshot().await;
+    Ok(Json(view.map_err(|e| ApiError::internal(&e))?))
+}
+
+/// `POST /v1/pools/{name}/rotate`'s optional body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// A repeated key returns the rotation it started, even finished.
+    #[schema(min_length = 1, max_length = 200)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `POST /v1/pools/{name}/rotate`: starts a rotation, or returns the
 /// unfinished one (retrying a failed step); a body
 /// `{"idempotency_key": "…"}` makes a repeated request return the rotation
 /// it started, even finished. 202: it runs in the server.
+#[utoipa::path(post, path = "/v1/pools/{name}/rotate", operation_id = "rotate_pool", tag = "accounts", security(("bearer" = [])),
+    summary = "Rotate a pool's operational accounts in one master transaction (scope admin); resumes an unfinished rotation",
+    params(("name" = String, Path, description = "a [[pools]] name")),
+    request_body(content = Option<RotateBody>, description = "optional"),
+    responses((status = 202, body = RotationView, description = "the rotation, running in the gateway"),
+        (status = 400, body = ErrorBody, description = "a bad body; `field` names it"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not rotate pools"),
+        (status = 404, body = ErrorBody, description = "no such pool"),
+        (status = 409, body = ErrorBody, description = "the pool lacks a setting rotation needs; `message` names it"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn rotate(
     State(state): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RotationView>), ApiError> {
     if let Err(e) = caller.allow(Right::RotatePools) {
         return Err(refused(&state, &caller, Action::PoolRotate, &name, e).await);
     }
@@ -102,11 +134,19 @@ fn rotate_body(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// `GET /v1/pools/{name}/rotation`: the unfinished or latest rotation.
+#[utoipa::path(get, path = "/v1/pools/{name}/rotation", operation_id = "get_rotation", tag = "accounts", security(("bearer" = [])),
+    summary = "The pool's unfinished or latest rotation (scope tx:write)",
+    params(("name" = String, Path, description = "a [[pools]] name")),
+    responses((status = 200, body = Option<RotationView>, description = "the rotation, or null"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not send"),
+        (status = 404, body = ErrorBody, description = "no such pool"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn rotation(
     State(state): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Option<RotationView>>, ApiError> {
     caller.allow(Right::Send)?;
     Ok(Json(
         pools(&state)?.rotation(&name).await.map_err(rotate_error)?,

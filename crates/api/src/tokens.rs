@@ -7,23 +7,127 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ethgate_store::{Action, NewToken, Outcome, TokenRow};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::audit::{record, refused};
 use crate::auth::{Caller, Right, Scope};
+use crate::error::ErrorBody;
 use crate::{ApiError, ApiState, hash_token, new_token};
 
 /// Longest a token may be made to live: 9,999 days, the most the
 /// document's `expires` pattern can say.
 const MAX_LIFETIME_SECS: u64 = 9_999 * 86_400;
 
-/// A token's public view.
-pub fn view(t: &TokenRow) -> Value {
-    json!({
-        "id": t.id, "label": t.label, "scopes": t.scopes, "policy": t.policy,
-        "created_at": t.created_at, "expires_at": t.expires_at,
-        "revoked_at": t.revoked_at, "last_used_at": t.last_used_at,
-    })
+/// A token's public view: never its secret.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    /// `tok_…`.
+    pub id: String,
+    /// Who holds it.
+    pub label: String,
+    /// Its scopes, when it has no policy.
+    #[schema(value_type = Vec<Scope>)]
+    pub scopes: Vec<String>,
+    /// Its `[[policies]]` name.
+    pub policy: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; refused from then on.
+    pub expires_at: Option<i64>,
+    /// Unix seconds.
+    pub revoked_at: Option<i64>,
+    /// Unix seconds of its last request (to the minute).
+    pub last_used_at: Option<i64>,
+}
+
+impl TokenView {
+    /// The view of a stored token.
+    pub fn of(t: &TokenRow) -> TokenView {
+        TokenView {
+            id: t.id.clone(),
+            label: t.label.clone(),
+            scopes: t.scopes.clone(),
+            policy: t.policy.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            revoked_at: t.revoked_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// `GET /v1/tokens`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokensPage {
+    /// Every token, revoked ones included.
+    pub tokens: Vec<TokenView>,
+}
+
+/// `POST /v1/tokens`'s body: a policy or scopes, not both.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum NewTokenBody {
+    /// Held to scopes.
+    Scopes(ScopedToken),
+    /// Held to a `[[policies]]` entry.
+    Policy(PolicyToken),
+}
+
+/// A token held to scopes.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedToken {
+    /// Who will hold it.
+    #[schema(max_length = 100)]
+    pub label: Option<String>,
+    /// Its scopes.
+    #[schema(min_items = 1, value_type = Vec<Scope>)]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. `"90d"` or `"12h"`.
+    #[schema(pattern = "^[1-9][0-9]{0,3}[smhd]$")]
+    pub expires: Option<String>,
+}
+
+/// A token held to a policy.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyToken {
+    /// Who will hold it.
+    #[schema(max_length = 100)]
+    pub label: Option<String>,
+    /// A `[[policies]]` name.
+    #[schema(min_length = 1)]
+    pub policy: String,
+    /// Lifetime, e.g. `"90d"` or `"12h"`.
+    #[schema(pattern = "^[1-9][0-9]{0,3}[smhd]$")]
+    pub expires: Option<String>,
+}
+
+/// A new token, shown this once.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    /// `tok_…`.
+    pub id: String,
+    /// The secret: keep it; it is never shown again.
+    pub token: String,
+    /// Who holds it.
+    pub label: String,
+    /// Its policy.
+    pub policy: Option<String>,
+    /// Its scopes.
+    #[schema(value_type = Vec<Scope>)]
+    pub scopes: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+/// A revocation's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    /// The token.
+    pub id: String,
+    /// Always `true`.
+    pub revoked: bool,
 }
 
 /// Checks a token request: scopes or a known policy (not both, not
@@ -95,7 +199,7 @@ pub fn new_token_row(
 
 fn strings(body: &Value, field: &str) -> Result<Vec<String>, ApiError> {
     match body.get(field) {
-        None => Ok(Vec::new()),
+        None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| v.as_str().map(str::to_owned))
@@ -107,7 +211,7 @@ fn strings(body: &Value, field: &str) -> Result<Vec<String>, ApiError> {
 
 fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
-        None => Ok(None),
+        None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(ApiError::bad_param(field, "must be a string")),
     }
@@ -115,11 +219,18 @@ fn opt_str<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError
 
 /// `POST /v1/tokens` with `{"label", "policy" | "scopes", "expires"?}`:
 /// 201 with the token, shown this once.
+#[utoipa::path(post, path = "/v1/tokens", operation_id = "create_token", tag = "tokens", security(("bearer" = [])),
+    summary = "Create a token held to a policy or scopes; the answer shows it once",
+    request_body = NewTokenBody,
+    responses((status = 201, body = CreatedToken, description = "the token, shown this once"),
+        (status = 400, body = ErrorBody, description = "a field is invalid; `field` names it"),
+        (status = 401, body = ErrorBody, description = "missing, unknown, revoked or expired token"),
+        (status = 403, body = ErrorBody, description = "the token may not manage tokens (admin scope or a policy with manage_tokens)")))]
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     if let Err(e) = caller.allow(Right::ManageTokens) {
         return Err(refused(&state, &caller, Action::TokenCreate, "", e).await);
     }
@@ -164,29 +275,48 @@ pub async fn create(
     .await;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"id": row.id, "token": secret, "label": row.label, "policy": row.policy,
-            "scopes": row.scopes, "expires_at": row.expires_at}),
-        ),
+        Json(CreatedToken {
+            id: row.id,
+            token: secret,
+            label: row.label,
+            policy: row.policy,
+            scopes: row.scopes,
+            expires_at: row.expires_at,
+        }),
     ))
 }
 
 /// `GET /v1/tokens`: every token, revoked ones included; no secrets.
-pub async fn list(State(state): State<ApiState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/tokens", operation_id = "list_tokens", tag = "tokens", security(("bearer" = [])),
+    summary = "Every token, revoked ones included; never a secret",
+    responses((status = 200, body = TokensPage, description = "tokens"),
+        (status = 401, body = ErrorBody, description = "missing, unknown, revoked or expired token"),
+        (status = 403, body = ErrorBody, description = "the token may not manage tokens (admin scope or a policy with manage_tokens)")))]
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<TokensPage>, ApiError> {
     caller.allow(Right::ManageTokens)?;
     let rows = state.store.list_tokens().await?;
-    Ok(Json(
-        json!({"tokens": rows.iter().map(view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(TokensPage {
+        tokens: rows.iter().map(TokenView::of).collect(),
+    }))
 }
 
 /// `POST /v1/tokens/{id}/revoke`: refused on every path from the next
 /// request on.
+#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", operation_id = "revoke_token", tag = "tokens", security(("bearer" = [])),
+    summary = "Revoke a token: refused on every path from the next request",
+    params(("id" = String, Path, description = "a token id")),
+    responses((status = 200, body = Revoked, description = "revoked"),
+        (status = 401, body = ErrorBody, description = "missing, unknown, revoked or expired token"),
+        (status = 403, body = ErrorBody, description = "the token may not manage tokens (admin scope or a policy with manage_tokens)"),
+        (status = 404, body = ErrorBody, description = "no such unrevoked token")))]
 pub async fn revoke(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     if let Err(e) = caller.allow(Right::ManageTokens) {
         return Err(refused(&state, &caller, Action::TokenRevoke, &id, e).await);
     }
@@ -206,5 +336,5 @@ pub async fn revoke(
         "",
     )
     .await;
-    Ok(Json(json!({"id": id, "revoked": true})))
+    Ok(Json(Revoked { id, revoked: true }))
 }

@@ -6,14 +6,173 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use ethgate_core::TxStatus;
 use ethgate_store::{Action, Outcome};
+use ethgate_tx::TxView;
 use ethgate_tx::{CancelOutcome, SubmitError, Submitted, TxManager};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::audit::{accepted, record, refused};
 use crate::auth::{Caller, Right};
+use crate::error::ErrorBody;
 use crate::policy::{SendAsk, Sender};
 use crate::{ApiError, ApiState, params};
+
+/// `POST /v1/transactions`'s body. The manager reads it field by field
+/// (so an error names the field); this is its shape for the document.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TxSubmitBody {
+    /// A `[[chains]]` name.
+    pub chain: String,
+    /// A configured account address, or a `[[pools]]` name (its
+    /// least-loaded account).
+    pub from: String,
+    /// The called contract or recipient.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub to: String,
+    /// 0x calldata; or give `function` and `args`.
+    pub data: Option<String>,
+    /// E.g. `"charge(uint256)"`.
+    pub function: Option<String>,
+    /// The function's arguments.
+    pub args: Option<Vec<serde_json::Value>>,
+    /// Wei sent.
+    pub value: Option<Wei>,
+    /// Default: the estimate × `tx.gas_margin`.
+    #[schema(minimum = 21000)]
+    pub gas_limit: Option<u64>,
+    /// Fee urgency.
+    pub speed: Option<ethgate_tx::Speed>,
+    /// Cap, wei.
+    pub max_fee_per_gas: Option<Wei>,
+    /// Cap, wei; at most `max_fee_per_gas`.
+    pub max_priority_fee_per_gas: Option<Wei>,
+    /// Unix seconds; then cancelled as expired.
+    pub valid_until: Option<u64>,
+    /// Depth for `confirmed`.
+    #[schema(maximum = 1000)]
+    pub confirmations: Option<u64>,
+    /// Any JSON, echoed back.
+    pub metadata: Option<serde_json::Value>,
+    /// Custom errors the call may revert with, e.g. `"TooEarly(uint256
+    /// billingId, uint64 nextChargeAt)"`: a rejection then names the error
+    /// and its arguments (errors in a `[[streams]]` ABI file for the
+    /// contract are known without this).
+    #[schema(max_items = 64)]
+    pub errors: Option<Vec<String>>,
+    /// Same key and same body: the same transaction; another body: 409.
+    #[schema(min_length = 1, max_length = 200)]
+    pub idempotency_key: String,
+}
+
+/// An amount of wei: a JSON integer, or a decimal or 0x string for
+/// amounts past 2^53.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Wei {
+    /// A JSON integer.
+    Int(u64),
+    /// Decimal or 0x hex.
+    Text(String),
+}
+
+impl utoipa::PartialSchema for Wei {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$")),
+            )
+            .description(Some("wei: an integer, or a decimal or 0x string"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Wei {}
+
+/// A submission's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SubmitAnswer {
+    /// The transaction's id.
+    pub id: String,
+    /// `queued` when new; the request's status does not change here.
+    pub status: TxStatus,
+    /// The same key and body were accepted before: this is that
+    /// transaction.
+    pub existing: bool,
+}
+
+/// `GET /v1/transactions`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TxPage {
+    /// Newest first; without attempts.
+    pub transactions: Vec<TxView>,
+}
+
+/// A cancel's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CancelRequested {
+    /// The transaction.
+    pub id: String,
+    /// Always `"requested"`.
+    pub cancel: &'static str,
+}
+
+/// A bump's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BumpRequested {
+    /// The transaction.
+    pub id: String,
+    /// Always `"requested"`.
+    pub bump: &'static str,
+}
+
+/// The list's query.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TxListQuery {
+    /// Only this status.
+    pub status: Option<TxStatus>,
+    /// Only this sending account.
+    #[param(value_type = Option<String>, pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub from: Option<alloy_primitives::Address>,
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+impl TxListQuery {
+    fn parse(raw: Option<&str>) -> Result<TxListQuery, ApiError> {
+        let p = params::parse(raw, &["status", "from", "limit"])?;
+        let status = match p.get("status") {
+            None => None,
+            Some(s) => Some(TxStatus::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = TxStatus::ALL.iter().map(|t| t.as_str()).collect();
+                ApiError::bad_param("status", format!("{s:?} is not one of {all:?}"))
+            })?),
+        };
+        let from = match p.get("from") {
+            None => None,
+            Some(f) => Some(
+                f.parse()
+                    .map_err(|_| ApiError::bad_param("from", "is not an address"))?,
+            ),
+        };
+        Ok(TxListQuery {
+            status,
+            from,
+            limit: Some(params::int(&p, "limit", 100, 1, 1000)?),
+        })
+    }
+}
 
 fn manager(state: &ApiState) -> Result<&TxManager, ApiError> {
     state.tx.as_deref().ok_or_else(|| {
@@ -25,11 +184,21 @@ fn manager(state: &ApiState) -> Result<&TxManager, ApiError> {
 /// the same body returns the same transaction (200), with another body 409.
 /// A token's policy is checked first; a refusal (403, naming the rule)
 /// takes no nonce. Accepted and refused requests go to the audit trail.
+#[utoipa::path(post, path = "/v1/transactions", operation_id = "submit_transaction", tag = "transactions", security(("bearer" = [])),
+    summary = "Submit a transaction request (scope tx:write)",
+    request_body = TxSubmitBody,
+    responses((status = 202, body = SubmitAnswer, description = "accepted, queued"),
+        (status = 200, body = SubmitAnswer, description = "the same key and body were accepted before: the same transaction"),
+        (status = 400, body = ErrorBody, description = "invalid request; `field` names it; nothing stored"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not send this: its scope or policy; the rule is named"),
+        (status = 409, body = ErrorBody, description = "idempotency_key used before with a different body"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn submit(
     State(state): State<ApiState>,
     caller: Caller,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SubmitAnswer>), ApiError> {
     let body = serde_json::from_slice::<Value>(&body);
     let key = body
         .as_ref()
@@ -48,7 +217,11 @@ pub async fn submit(
             };
             Ok((
                 code,
-                Json(json!({"id": s.id, "status": "queued", "existing": s.existing})),
+                Json(SubmitAnswer {
+                    id: s.id,
+                    status: TxStatus::Queued,
+                    existing: s.existing,
+                }),
             ))
         }
         Err(e) => {
@@ -200,99 +373,116 @@ async fn owned(state: &ApiState, caller: &Caller, id: &str) -> Result<(), ApiErr
 }
 
 /// `GET /v1/transactions/{id}`: state, attempts, receipt data, error.
+#[utoipa::path(get, path = "/v1/transactions/{id}", operation_id = "get_transaction", tag = "transactions", security(("bearer" = [])),
+    summary = "A transaction with its attempts (scope tx:write)",
+    params(("id" = String, Path, description = "a transaction id")),
+    responses((status = 200, body = TxView, description = "the transaction"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not read this transaction"),
+        (status = 404, body = ErrorBody, description = "no such transaction"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn one(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TxView>, ApiError> {
     caller.allow(Right::Send)?;
     owned(&state, &caller, &id).await?;
     manager(&state)?
         .get(&id)
-        .await?
+        .await
+        .map_err(|e| ApiError::internal(&e))?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("id", format!("no transaction {id:?}")))
 }
 
-const STATUSES: &[&str] = &[
-    "queued",
-    "pending",
-    "mined",
-    "confirmed",
-    "failed",
-    "rejected",
-    "cancelled",
-    "expired",
-];
-
 /// `GET /v1/transactions?status=&from=&limit=`.
+#[utoipa::path(get, path = "/v1/transactions", operation_id = "list_transactions", tag = "transactions", security(("bearer" = [])),
+    summary = "List transactions, newest first (scope tx:write)",
+    params(TxListQuery),
+    responses((status = 200, body = TxPage, description = "transactions"),
+        (status = 400, body = ErrorBody, description = "bad parameter; `field` names it"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not send"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TxPage>, ApiError> {
     caller.allow(Right::Send)?;
-    let p = params::parse(q.as_deref(), &["status", "from", "limit"])?;
-    let status = p.get("status").map(String::as_str);
-    if let Some(s) = status
-        && !STATUSES.contains(&s)
-    {
-        return Err(ApiError::bad_param(
-            "status",
-            format!("{s:?} is not one of {STATUSES:?}"),
-        ));
-    }
-    let from = p.get("from").map(String::as_str);
-    if let Some(f) = from
-        && f.parse::<alloy_primitives::Address>().is_err()
-    {
-        return Err(ApiError::bad_param("from", "is not an address"));
-    }
-    let limit = params::int(&p, "limit", 100, 1, 1000)?;
-    let mut items = manager(&state)?.list(status, from, limit as u32).await?;
+    let q = TxListQuery::parse(q.as_deref())?;
+    let mut items = manager(&state)?
+        .list(q.status, q.from, q.limit.unwrap_or(100) as u32)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     if caller.allow(Right::OthersTx).is_err() {
         // One wait for queued entries, then one lookup per item.
         state.audit.flush(&state.store).await;
         let mut mine = Vec::with_capacity(items.len());
         for item in items {
-            let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
-            let actor = state.store.audit_actor(Action::TxSubmit, id).await?;
+            let actor = state.store.audit_actor(Action::TxSubmit, &item.id).await?;
             if actor.as_deref() == Some(caller.token_id.as_str()) {
                 mine.push(item);
             }
         }
         items = mine;
     }
-    Ok(Json(json!({ "transactions": items })))
+    Ok(Json(TxPage {
+        transactions: items,
+    }))
 }
 
 /// `POST /v1/transactions/{id}/cancel`: a queued request ends at once; a
 /// pending one is replaced by a 0-value self-send at its nonce.
+#[utoipa::path(post, path = "/v1/transactions/{id}/cancel", operation_id = "cancel_transaction", tag = "transactions", security(("bearer" = [])),
+    summary = "Cancel: a queued request ends; a pending one is replaced by a 0-value self-send (scope tx:write)",
+    params(("id" = String, Path, description = "a transaction id")),
+    responses((status = 202, body = CancelRequested, description = "cancel requested"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not cancel this transaction"),
+        (status = 404, body = ErrorBody, description = "no such transaction"),
+        (status = 409, body = ErrorBody, description = "already mined or ended"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn cancel(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    act(&state, &caller, &id, Action::TxCancel).await
+) -> Result<(StatusCode, Json<CancelRequested>), ApiError> {
+    act(&state, &caller, &id, Action::TxCancel).await?;
+    let answer = CancelRequested {
+        id,
+        cancel: "requested",
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// `POST /v1/transactions/{id}/bump`: a pending transaction is replaced
 /// with higher fees, past its fee caps if need be.
+#[utoipa::path(post, path = "/v1/transactions/{id}/bump", operation_id = "bump_transaction", tag = "transactions", security(("bearer" = [])),
+    summary = "Replace a pending transaction with higher fees, past its fee caps if need be (scope tx:write)",
+    params(("id" = String, Path, description = "a transaction id")),
+    responses((status = 202, body = BumpRequested, description = "bump requested"),
+        (status = 401, body = ErrorBody, description = "missing or unknown token"),
+        (status = 403, body = ErrorBody, description = "the token may not bump this transaction"),
+        (status = 404, body = ErrorBody, description = "no such transaction"),
+        (status = 409, body = ErrorBody, description = "not pending"),
+        (status = 503, body = ErrorBody, description = "no accounts are configured")))]
 pub async fn bump(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    act(&state, &caller, &id, Action::TxBump).await
+) -> Result<(StatusCode, Json<BumpRequested>), ApiError> {
+    act(&state, &caller, &id, Action::TxBump).await?;
+    let answer = BumpRequested {
+        id,
+        bump: "requested",
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// A cancel or a bump: checked, asked of the manager, audited.
-async fn act(
-    state: &ApiState,
-    caller: &Caller,
-    id: &str,
-    action: Action,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn act(state: &ApiState, caller: &Caller, id: &str, action: Action) -> Result<(), ApiError> {
     if let Err(e) = caller.allow(Right::Send) {
         return Err(refused(state, caller, action, id, e).await);
     }
@@ -300,12 +490,12 @@ async fn act(
         return Err(refused(state, caller, action, id, e).await);
     }
     let tx = manager(state)?;
-    let (outcome, verb, ended) = if action == Action::TxBump {
+    let (outcome, ended) = if action == Action::TxBump {
         let why = "only a pending transaction can be bumped";
-        (tx.bump(id).await?, "bump", why)
+        (tx.bump(id).await?, why)
     } else {
         let why = "the transaction is already mined or ended; it cannot be cancelled";
-        (tx.cancel(id).await?, "cancel", why)
+        (tx.cancel(id).await?, why)
     };
     let (o, detail) = match outcome {
         CancelOutcome::Requested => (Outcome::Accepted, "requested"),
@@ -316,9 +506,6 @@ async fn act(
     match outcome {
         CancelOutcome::NotFound => Err(ApiError::not_found("id", format!("no transaction {id:?}"))),
         CancelOutcome::AlreadyEnded => Err(ApiError::conflict("id", ended)),
-        CancelOutcome::Requested => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"id": id, verb: "requested"})),
-        )),
+        CancelOutcome::Requested => Ok(()),
     }
 }

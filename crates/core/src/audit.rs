@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What was done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// `POST /v1/transactions`.
@@ -61,7 +61,7 @@ impl Action {
 }
 
 /// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Done or queued.
@@ -93,7 +93,7 @@ impl Outcome {
 /// `{ "id": "audit:<entry>", "kind": "audit", "at_ms", "token_id", "label",
 /// "action", "target", "outcome", "detail", "seq" }`: one audit entry as
 /// delivered. It holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEnvelope {
     /// `audit:<entry id>`.
     pub id: String,

@@ -58,7 +58,7 @@ pub fn event_id(chain_id: u64, block_hash: &B256, log_index: u64) -> String {
 }
 
 /// An event as delivered to consumers. Field order follows DESIGN.md.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EventEnvelope {
     /// `chain_id:block_hash:log_index`.
     pub id: String,
@@ -71,10 +71,12 @@ pub struct EventEnvelope {
     /// Height of the block.
     pub block_number: u64,
     /// Hash of the block.
+    #[schema(value_type = String)]
     pub block_hash: B256,
     /// Block time, unix seconds.
     pub block_timestamp: u64,
     /// Emitting transaction.
+    #[schema(value_type = String)]
     pub tx_hash: B256,
     /// Position of the transaction in the block.
     pub tx_index: u64,
@@ -87,12 +89,15 @@ pub struct EventEnvelope {
     /// Canonical signature, e.g. `Transfer(address,address,uint256)`.
     pub signature: Option<String>,
     /// The selector topic.
+    #[schema(value_type = Option<String>)]
     pub topic0: Option<B256>,
     /// Decoded arguments by parameter name; `null` if decoding failed.
     pub args: serde_json::Value,
     /// Raw topics, for consumers that decode themselves.
+    #[schema(value_type = Vec<String>)]
     pub topics: Vec<B256>,
     /// Raw data, hex.
+    #[schema(value_type = String)]
     pub data: Bytes,
     /// `true` on a retraction.
     pub removed: bool,

@@ -23,5 +23,5 @@ pub use block::BlockRef;
 pub use decode::{DecodeError, Decoded, EventDecoder};
 pub use envelope::{EventEnvelope, RawLog, event_id};
 pub use stream::{Confirmations, StreamSpec};
-pub use tx::{Effect, TxEvent, TxState};
+pub use tx::{Effect, TxEvent, TxState, TxStatus};
 pub use tx_envelope::{Envelope, TxEnvelope};

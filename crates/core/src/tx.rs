@@ -112,18 +112,85 @@ pub enum TxState {
     },
 }
 
+/// A request's status word of DESIGN.md without the state's data: what
+/// the store indexes, the API filters by and envelopes carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// Accepted; waiting for its simulation and a nonce.
+    Queued,
+    /// Signed at a nonce and broadcast.
+    Pending,
+    /// In a block, not yet deep enough.
+    Mined,
+    /// Mined successfully and deep enough.
+    Confirmed,
+    /// Mined but reverted.
+    Failed,
+    /// Refused before a nonce was taken.
+    Rejected,
+    /// Cancelled.
+    Cancelled,
+    /// `valid_until` passed.
+    Expired,
+}
+
+impl TxStatus {
+    /// Every status, in the order of the life of a request.
+    pub const ALL: [TxStatus; 8] = [
+        TxStatus::Queued,
+        TxStatus::Pending,
+        TxStatus::Mined,
+        TxStatus::Confirmed,
+        TxStatus::Failed,
+        TxStatus::Rejected,
+        TxStatus::Cancelled,
+        TxStatus::Expired,
+    ];
+
+    /// The stored and wire word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxStatus::Queued => "queued",
+            TxStatus::Pending => "pending",
+            TxStatus::Mined => "mined",
+            TxStatus::Confirmed => "confirmed",
+            TxStatus::Failed => "failed",
+            TxStatus::Rejected => "rejected",
+            TxStatus::Cancelled => "cancelled",
+            TxStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses a stored or requested word.
+    pub fn parse(s: &str) -> Option<TxStatus> {
+        TxStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl TxState {
     /// The status word of DESIGN.md, as the API and envelopes show it.
     pub fn status(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The status without the state's data.
+    pub fn kind(&self) -> TxStatus {
         match self {
-            TxState::Queued => "queued",
-            TxState::Pending(_) => "pending",
-            TxState::Mined(_) => "mined",
-            TxState::Confirmed(_) => "confirmed",
-            TxState::Failed(_) => "failed",
-            TxState::Rejected { .. } => "rejected",
-            TxState::Cancelled { .. } => "cancelled",
-            TxState::Expired { .. } => "expired",
+            TxState::Queued => TxStatus::Queued,
+            TxState::Pending(_) => TxStatus::Pending,
+            TxState::Mined(_) => TxStatus::Mined,
+            TxState::Confirmed(_) => TxStatus::Confirmed,
+            TxState::Failed(_) => TxStatus::Failed,
+            TxState::Rejected { .. } => TxStatus::Rejected,
+            TxState::Cancelled { .. } => TxStatus::Cancelled,
+            TxState::Expired { .. } => TxStatus::Expired,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::EventEnvelope;
 /// `{ "id", "kind": "tx", "tx_id", "idempotency_key", "chain_id", "from",
 /// "nonce", "status", "hash", "block_number", "error", "metadata", "seq" }`
 /// (DESIGN.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TxEnvelope {
     /// `<tx_id>:<status>`; with `seq` it identifies the outbox entry.
     pub id: String,
@@ -29,7 +29,7 @@ pub struct TxEnvelope {
     /// Nonce held or used, if any.
     pub nonce: Option<u64>,
     /// The new status.
-    pub status: String,
+    pub status: crate::TxStatus,
     /// Hash of the included (or latest) attempt.
     pub hash: Option<String>,
     /// Block of the included attempt.
@@ -52,6 +52,44 @@ pub enum Envelope {
     Tx(TxEnvelope),
     /// An audit entry (stream `audit`).
     Audit(crate::AuditEnvelope),
+}
+
+/// On the wire an envelope is one of the three shapes, told apart by
+/// `kind` (written by [`Envelope::write_json`], not by a serde tag).
+impl utoipa::PartialSchema for Envelope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::ToSchema;
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(EventEnvelope::name()))
+            .item(utoipa::openapi::Ref::from_schema_name(TxEnvelope::name()))
+            .item(utoipa::openapi::Ref::from_schema_name(
+                crate::AuditEnvelope::name(),
+            ))
+            .description(Some(
+                "an event, a transaction status or an audit entry, by `kind`",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Envelope {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((EventEnvelope::name().into(), EventEnvelope::schema()));
+        schemas.push((TxEnvelope::name().into(), TxEnvelope::schema()));
+        schemas.push((
+            crate::AuditEnvelope::name().into(),
+            crate::AuditEnvelope::schema(),
+        ));
+        EventEnvelope::schemas(schemas);
+        TxEnvelope::schemas(schemas);
+        crate::AuditEnvelope::schemas(schemas);
+    }
 }
 
 impl Envelope {

@@ -233,6 +233,7 @@ async fn ours(
         policies: Arc::default(),
         guarded: Arc::default(),
         exposure: Default::default(),
+        abis: Default::default(),
         audit: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -13,7 +13,7 @@ use crate::config::Config;
 pub enum TokenCommand {
     /// Create a token; it is printed once and only its hash is stored.
     Create {
-        /// Scope to grant (events:read, tx:write, admin); repeatable.
+        /// Scope to grant (events:read, tx:write, chain:read, admin); repeatable.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A `[[policies]]` name the token is held to (instead of scopes).

@@ -253,6 +253,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         guarded: Arc::new(guarded_accounts(&cfg)),
         exposure: cfg.exposure.clone(),
         audit: Default::default(),
+        abis: Arc::new(cfg.abis.clone()),
     };
     if let Some(addr) = cfg.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)

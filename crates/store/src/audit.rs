@@ -19,7 +19,7 @@ pub const AUDIT_STREAM: &str = "audit";
 pub use ethgate_core::audit::{Action, Outcome};
 
 /// One audit row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Position in the trail (0 before it is recorded).
     pub id: i64,

@@ -348,7 +348,7 @@ mod tests {
             chain_id: 5,
             from: "0xab".into(),
             nonce: Some(3),
-            status: "confirmed".into(),
+            status: ethgate_core::TxStatus::Confirmed,
             hash: Some("0x01".into()),
             block_number: Some(9),
             error: None,

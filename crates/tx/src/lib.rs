@@ -42,12 +42,14 @@ mod manager;
 pub mod metrics;
 pub mod request;
 pub mod sender;
+mod view;
 
 use std::time::Duration;
 
 pub use manager::{CancelOutcome, SubmitError, Submitted, TxManager};
 pub use request::{FieldError, Speed, TxRequest};
 pub use sender::{Account, Sender, Shared};
+pub use view::{AttemptView, CorruptRow, ReadError, TxView};
 
 /// Custom errors by (chain name, contract address), from ABIs the
 /// configuration knows: a request to such a contract that reverts is

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use alloy_primitives::Address;
-use ethgate_store::{Inserted, Store, StoreError, TxRow};
-use serde_json::{Value, json};
+use ethgate_store::{Inserted, Store, StoreError};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::request::{self, FieldError, Resolve, TxRequest};
 use crate::sender::{Account, Sender, Shared};
+use crate::view::{ReadError, TxView};
 use crate::{Settings, metrics as m};
+use ethgate_core::TxStatus;
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -367,24 +369,28 @@ impl TxManager {
     }
 
     /// A request with its attempts, as the API shows it.
-    pub async fn get(&self, id: &str) -> Result<Option<Value>, StoreError> {
+    pub async fn get(&self, id: &str) -> Result<Option<TxView>, ReadError> {
         let Some(row) = self.store.tx(id).await? else {
             return Ok(None);
         };
         let attempts = self.store.attempts(id).await?;
-        Ok(Some(view(&row, &attempts)))
+        Ok(Some(TxView::of(&row, &attempts)?))
     }
 
     /// Requests, newest first.
     pub async fn list(
         &self,
-        status: Option<&str>,
-        from: Option<&str>,
+        status: Option<TxStatus>,
+        from: Option<Address>,
         limit: u32,
-    ) -> Result<Vec<Value>, StoreError> {
-        let from = from.map(str::to_ascii_lowercase);
+    ) -> Result<Vec<TxView>, ReadError> {
+        let from = from.map(|a| format!("{a:#x}"));
+        let status = status.map(TxStatus::as_str);
         let rows = self.store.txs(status, from.as_deref(), limit).await?;
-        Ok(rows.iter().map(|r| view(r, &[])).collect())
+        Ok(rows
+            .iter()
+            .map(|r| TxView::of(r, &[]))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Asks the request's sender to cancel it.
@@ -421,42 +427,4 @@ impl TxManager {
         }
         Ok(CancelOutcome::Requested)
     }
-}
-
-/// The API's view of a request.
-pub fn view(row: &TxRow, attempts: &[ethgate_store::AttemptRow]) -> Value {
-    let state: Value = serde_json::from_str(&row.state).unwrap_or(Value::Null);
-    let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
-    let included = |k: &str| state.get(k).cloned().unwrap_or(Value::Null);
-    json!({
-        "id": row.id,
-        "idempotency_key": row.idempotency_key,
-        "status": row.status,
-        "chain": request["chain"],
-        "chain_id": row.chain_id,
-        "from": row.sender,
-        "to": request["to"],
-        "value": request["value"],
-        "data": request["data"],
-        "nonce": row.nonce,
-        "hash": included("hash"),
-        "block_number": row.block_number,
-        "block_hash": included("block_hash"),
-        "confirmations": request["confirmations"],
-        "valid_until": request["valid_until"],
-        "error": row.error,
-        "metadata": request["metadata"],
-        "attempts": attempts.iter().map(|a| json!({
-            "n": a.n,
-            "nonce": a.nonce,
-            "hash": a.hash,
-            "noop": a.noop,
-            "gas_limit": a.gas_limit,
-            "max_fee_per_gas": a.max_fee.to_string(),
-            "max_priority_fee_per_gas": a.max_priority_fee.to_string(),
-            "created_at": a.created_at,
-        })).collect::<Vec<_>>(),
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    })
 }

@@ -28,7 +28,7 @@ pub(crate) fn bad(field: &str, message: impl Into<String>) -> FieldError {
 
 /// How urgently a transaction should be mined: the priority-fee percentile
 /// of recent blocks it pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Speed {
     /// 10th percentile tip.
@@ -287,6 +287,12 @@ fn encode_call(signature: &str, args: Option<&Value>) -> Result<Bytes, FieldErro
     ethgate_core::signature::check(signature).map_err(|e| bad("function", e.to_string()))?;
     let f = Function::parse(signature)
         .map_err(|e| bad("function", format!("not a function signature: {e}")))?;
+    encode_args(&f, args)
+}
+
+/// The calldata of `f` with `args` (a JSON array; numbers as JSON numbers
+/// or decimal/0x strings), or the field at fault: `args`, `args[i]`.
+pub fn encode_args(f: &Function, args: Option<&Value>) -> Result<Bytes, FieldError> {
     let args = match args {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.clone(),

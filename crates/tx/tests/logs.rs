@@ -150,7 +150,10 @@ async fn calls_found_by_their_logs_are_found_again_in_the_block_a_reorg_put_them
         let _: Value = f.anvil.rpc("evm_mine", json!([])).await;
         let mut views = Vec::new();
         for id in &ids {
-            views.push(f.manager.get(id).await.expect("get").expect("exists"));
+            views.push(
+                serde_json::to_value(f.manager.get(id).await.expect("get").expect("exists"))
+                    .expect("json"),
+            );
         }
         if views.iter().all(|v| v["status"] == "confirmed") {
             break views;

@@ -20,7 +20,8 @@ async fn send_and_wait(f: &Fixture, k: usize, key: &str) {
     let id = submit(f, &keyed(f, &from, key)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        let v = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+            .expect("json");
         if v["status"] == "pending" {
             return;
         }

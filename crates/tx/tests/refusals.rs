@@ -159,7 +159,9 @@ async fn a_call_that_reverts_on_chain_ends_failed_with_its_reason_replayed() {
         .await
         .expect("outbox");
     let said = page.iter().find_map(|e| match &e.envelope {
-        ethgate_core::Envelope::Tx(t) if t.tx_id == second && t.status == "failed" => {
+        ethgate_core::Envelope::Tx(t)
+            if t.tx_id == second && t.status == ethgate_core::TxStatus::Failed =>
+        {
             t.error.clone()
         }
         _ => None,

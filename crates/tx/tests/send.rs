@@ -23,7 +23,8 @@ use fixture::*;
 async fn until_remined(f: &Fixture, id: &str, first_block: &Value, why: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = f.manager.get(id).await.expect("get").expect("exists");
+        let v = serde_json::to_value(f.manager.get(id).await.expect("get").expect("exists"))
+            .expect("json");
         if v["status"] == "mined" && v["block_hash"] != *first_block {
             return;
         }
@@ -95,7 +96,7 @@ async fn concurrent_requests_over_four_accounts_all_confirm_with_contiguous_nonc
             assert_eq!(t.kind, "tx");
             seen.entry(t.tx_id.clone())
                 .or_default()
-                .push(t.status.clone());
+                .push(t.status.to_string());
         }
     }
     for id in &ids {
@@ -288,7 +289,8 @@ async fn a_broadcast_the_node_refuses_for_funds_is_resent_at_its_fees_not_bumped
     let _: Value = f.anvil.rpc("anvil_dropAllTransactions", json!([])).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        let v = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+            .expect("json");
         if v["error"]
             .as_str()
             .is_some_and(|e| e.to_lowercase().contains("insufficient funds"))
@@ -300,10 +302,12 @@ async fn a_broadcast_the_node_refuses_for_funds_is_resent_at_its_fees_not_bumped
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = f.manager.get(&id).await.expect("get").expect("exists");
+    let before = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+        .expect("json");
     // More than the bump interval (3 s) passes while the node refuses it.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let v = f.manager.get(&id).await.expect("get").expect("exists");
+    let v = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+        .expect("json");
     assert_eq!(v["status"], "pending");
     assert_eq!(
         attempts(&v),
@@ -318,7 +322,8 @@ async fn a_broadcast_the_node_refuses_for_funds_is_resent_at_its_fees_not_bumped
         .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        let v = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+            .expect("json");
         if v["error"].is_null() {
             assert_eq!(v["status"], "pending", "accepted, not yet mined: {v}");
             assert_eq!(
@@ -350,7 +355,8 @@ async fn a_transaction_held_at_its_fee_cap_is_rebroadcast_and_an_operator_bump_g
     let _: Value = f.anvil.rpc("evm_setIntervalMining", json!([1])).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = f.manager.get(&id).await.expect("get").expect("exists");
+        let v = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+            .expect("json");
         if v["error"].as_str().is_some_and(|e| e.contains("fee cap")) {
             assert_eq!(v["status"], "pending", "held, not dropped: {v}");
             let attempts = v["attempts"].as_array().expect("attempts");

@@ -40,7 +40,8 @@ async fn a_bump_the_store_cannot_record_is_never_broadcast() {
     price_out(&f, first).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    let held = &f.manager.get(&id).await.expect("get").expect("exists");
+    let held = &serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+        .expect("json");
     assert_eq!(
         held["attempts"].as_array().map(Vec::len),
         Some(1),

@@ -81,6 +81,8 @@ pub struct Config {
     pub exposure: ethgate_api::health::Exposure,
     /// `/metrics`' own address, when it has one.
     pub metrics_listen: Option<SocketAddr>,
+    /// Functions and errors the streams' ABIs declare, by contract.
+    pub abis: ethgate_api::calls::KnownAbis,
 }
 
 impl Config {

@@ -175,7 +175,7 @@ fn stream(
     s: RawStream,
     chains: &[ChainConfig],
     base: &Path,
-    errors: &mut ethgate_tx::ContractErrors,
+    abis: &mut ethgate_api::calls::KnownAbis,
 ) -> Option<StreamSpec> {
     let k = |f: &str| format!("streams[{i}].{f}");
     if !valid_name(&s.name) {
@@ -231,10 +231,18 @@ fn stream(
                 });
                 if let Ok(abi) = &parsed {
                     for a in &addresses {
-                        let known = errors.entry((s.chain.clone(), *a)).or_default();
+                        let known = abis.errors.entry((s.chain.clone(), *a)).or_default();
                         known.extend(abi.errors().cloned());
                         known.sort_by_key(|e| e.selector());
                         known.dedup_by_key(|e| e.selector());
+                        let functions = abis.functions.entry((s.chain.clone(), *a)).or_default();
+                        functions.extend(
+                            abi.functions()
+                                .filter(|f| ethgate_core::signature::check(&f.signature()).is_ok())
+                                .cloned(),
+                        );
+                        functions.sort_by_key(|f| f.selector());
+                        functions.dedup_by_key(|f| f.selector());
                     }
                 }
                 match parsed {
@@ -351,7 +359,7 @@ pub fn validate(
     }
     let mut routes = Vec::new();
     let mut streams = Vec::new();
-    let mut contract_errors = ethgate_tx::ContractErrors::default();
+    let mut abis = ethgate_api::calls::KnownAbis::default();
     let mut names = HashSet::new();
     for (i, s) in raw.streams.into_iter().enumerate() {
         for (j, name) in s.sinks.iter().enumerate() {
@@ -370,14 +378,14 @@ pub fn validate(
                 format!("{:?} is configured twice", s.name),
             );
         }
-        if let Some(spec) = stream(&mut issues, i, s, &chains, base, &mut contract_errors) {
+        if let Some(spec) = stream(&mut issues, i, s, &chains, base, &mut abis) {
             streams.push(spec);
         }
     }
     let tx_sinks = raw.tx.sinks.clone();
     let mut tx =
         super::accounts::tx_config(&mut issues, raw.tx, raw.accounts, raw.pools, &chains, base);
-    tx.contract_errors = contract_errors;
+    tx.contract_errors = abis.errors.clone();
     // Status envelopes: one outbox stream per chain with accounts.
     for (j, name) in tx_sinks.iter().enumerate() {
         if !sinks.iter().any(|w| w.name() == name) {
@@ -430,6 +438,7 @@ pub fn validate(
         streams,
         sinks,
         routes,
+        abis,
     })
 }
 

@@ -417,7 +417,7 @@ impl Sender {
             chain_id: self.account.chain_id,
             from: self.addr.clone(),
             nonce: next.nonce(),
-            status: next.status().to_owned(),
+            status: next.kind(),
             hash,
             block_number,
             error,

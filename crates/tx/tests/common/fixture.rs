@@ -223,7 +223,10 @@ pub async fn until_status(f: &Fixture, ids: &[String], status: &str, secs: u64) 
     loop {
         let mut views = Vec::new();
         for id in ids {
-            views.push(f.manager.get(id).await.expect("get").expect("exists"));
+            views.push(
+                serde_json::to_value(f.manager.get(id).await.expect("get").expect("exists"))
+                    .expect("json"),
+            );
         }
         if views.iter().all(|v| v["status"] == status) {
             return views;
