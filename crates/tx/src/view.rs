@@ -31,21 +31,22 @@ pub struct TxView {
     pub idempotency_key: String,
     /// Where the request is in its life.
     pub status: TxStatus,
-    /// The `[[chains]]` name.
-    pub chain: String,
+    /// The `[[chains]]` name (`null` when the stored request no longer
+    /// reads back: such a request ends `rejected`, and is still shown).
+    pub chain: Option<String>,
     /// The chain id it is signed for.
     pub chain_id: u64,
     /// The sending account, 0x lowercase.
     pub from: String,
     /// The called contract or recipient.
-    #[schema(value_type = String)]
-    pub to: Address,
+    #[schema(value_type = Option<String>)]
+    pub to: Option<Address>,
     /// Wei sent, 0x hex.
-    #[schema(value_type = String)]
-    pub value: U256,
+    #[schema(value_type = Option<String>)]
+    pub value: Option<U256>,
     /// Calldata, 0x hex.
-    #[schema(value_type = String)]
-    pub data: Bytes,
+    #[schema(value_type = Option<String>)]
+    pub data: Option<Bytes>,
     /// The nonce it holds or used, once it has one.
     pub nonce: Option<u64>,
     /// The hash of the attempt that was included, once mined.
@@ -57,7 +58,7 @@ pub struct TxView {
     #[schema(value_type = Option<String>)]
     pub block_hash: Option<B256>,
     /// Depth asked for `confirmed`.
-    pub confirmations: u64,
+    pub confirmations: Option<u64>,
     /// Unix seconds after which it is cancelled as expired.
     pub valid_until: Option<u64>,
     /// The revert reason of a rejected request, or the last broadcast
@@ -103,8 +104,9 @@ impl TxView {
             source,
         };
         let state: TxState = serde_json::from_str(&row.state).map_err(|e| corrupt("state", e))?;
-        let req: TxRequest =
-            serde_json::from_str(&row.request).map_err(|e| corrupt("request", e))?;
+        // A request that no longer reads back ends `rejected` (it never
+        // took a nonce); it is shown with its request fields null.
+        let req: Option<TxRequest> = serde_json::from_str(&row.request).ok();
         let included = match &state {
             TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => Some(i),
             _ => None,
@@ -113,20 +115,20 @@ impl TxView {
             id: row.id.clone(),
             idempotency_key: row.idempotency_key.clone(),
             status: state.kind(),
-            chain: req.chain,
+            chain: req.as_ref().map(|r| r.chain.clone()),
             chain_id: row.chain_id,
             from: row.sender.clone(),
-            to: req.to,
-            value: req.value,
-            data: req.data,
+            to: req.as_ref().map(|r| r.to),
+            value: req.as_ref().map(|r| r.value),
+            data: req.as_ref().map(|r| r.data.clone()),
             nonce: row.nonce,
             hash: included.map(|i| i.hash),
             block_number: row.block_number,
             block_hash: included.map(|i| i.block_hash),
-            confirmations: req.confirmations,
-            valid_until: req.valid_until,
+            confirmations: req.as_ref().map(|r| r.confirmations),
+            valid_until: req.as_ref().and_then(|r| r.valid_until),
             error: row.error.clone(),
-            metadata: req.metadata,
+            metadata: req.map_or(Value::Null, |r| r.metadata),
             attempts: attempts.iter().map(AttemptView::of).collect(),
             created_at: row.created_at,
             updated_at: row.updated_at,
