@@ -8,6 +8,7 @@ mod bench_delivery;
 mod bench_tx;
 mod bench_tx_raw;
 mod cli_accounts;
+mod cli_call;
 mod cli_chaos;
 mod cli_keys_tx;
 mod cli_tokens;
@@ -102,6 +103,9 @@ enum Command {
         #[command(subcommand)]
         command: cli_keys_tx::TxCommand,
     },
+    /// Read contract state through the running gateway (token from
+    /// ETHGATE_TOKEN, scope chain:read).
+    Call(cli_call::CallArgs),
     /// A JSON-RPC proxy in front of a node that answers like the
     /// endpoints users really have: lagging load-balanced nodes, errors
     /// and timeouts, dropped sends, a stale head, a forgotten pool.
@@ -276,6 +280,7 @@ async fn run(cli: Cli) -> ExitCode {
         } => commands::sinks_rewind(&cfg, &stream, &sink, seq, block).await,
         Command::Sync { stream, to } => commands::sync(&cfg, &stream, to).await,
         Command::Tx { api, command } => cli_keys_tx::tx(&cfg, api.as_deref(), command).await,
+        Command::Call(args) => cli_call::call(&cfg, args).await,
         Command::Accounts { api, command } => {
             cli_accounts::accounts(&cfg, api.as_deref(), command).await
         }

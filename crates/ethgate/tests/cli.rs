@@ -36,6 +36,7 @@ fn every_command_has_help() {
         vec!["keys", "list", "--help"],
         vec!["tx", "send", "--help"],
         vec!["tx", "bump", "--help"],
+        vec!["call", "--help"],
     ] {
         let out = ethgate(dir.path(), &args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

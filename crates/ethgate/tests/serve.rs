@@ -123,3 +123,131 @@ async fn serve_answers_the_pull_api_and_stops_promptly_on_sigterm() {
         .expect("the held long-poll was answered");
     assert_eq!(answered.status().as_u16(), 200);
 }
+
+/// `ethgate call` reads through the running gateway: a function named from
+/// the stream's ABI, a revert decoded and exited on, and the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ethgate_call_reads_contract_state_through_serve() {
+    use alloy_sol_types::SolCall;
+    use ethgate_contracts::DemoToken;
+    let anvil = Anvil::start(&[]).await;
+    let r = anvil
+        .send(
+            None,
+            ethgate_contracts::deployment(&DemoToken::BYTECODE, &[]).to_vec(),
+        )
+        .await;
+    let token: alloy_primitives::Address = r["contractAddress"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("token address");
+    let holder = alloy_primitives::Address::repeat_byte(0x42);
+    let mint = DemoToken::mintCall {
+        to: holder,
+        amount: alloy_primitives::U256::from(42),
+    };
+    anvil.send(Some(token), mint.abi_encode()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let abi = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/artifacts/DemoToken.json"
+    );
+    std::fs::write(
+        dir.path().join("ethgate.toml"),
+        format!(
+            "[api]\nlisten = \"127.0.0.1:{port}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\n\n\
+             [[streams]]\nname = \"token\"\nchain = \"anvil\"\naddresses = [\"{token:#x}\"]\nabi = \"{abi}\"\n",
+            anvil.url
+        ),
+    )
+    .expect("config");
+    let bin = env!("CARGO_BIN_EXE_ethgate");
+    let make = |scope: &str| {
+        let out = std::process::Command::new(bin)
+            .args(["token", "create", "--scope", scope])
+            .current_dir(dir.path())
+            .output()
+            .expect("token create");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (reader, events_only) = (make("chain:read"), make("events:read"));
+    let _serve = Command::new(bin)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "serve never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let call = |token: &str, args: &[&str]| {
+        std::process::Command::new(bin)
+            .arg("call")
+            .args(args)
+            .current_dir(dir.path())
+            .env("ETHGATE_TOKEN", token)
+            .output()
+            .expect("call runs")
+    };
+    let to = format!("{token:#x}");
+    let who = format!("{holder:#x}");
+    let out = call(
+        &reader,
+        &[
+            "--chain",
+            "anvil",
+            "--to",
+            &to,
+            "--function",
+            "balanceOf",
+            "--arg",
+            &who,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(answer["outputs"]["0"], 42);
+    let revert = [
+        "--chain",
+        "anvil",
+        "--to",
+        &to,
+        "--function",
+        "transferFrom(address,address,uint256)(bool)",
+        "--arg",
+        &who,
+        "--arg",
+        &who,
+        "--arg",
+        "5",
+    ];
+    let out = call(&reader, &revert);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ERC20InsufficientAllowance"), "{err}");
+    let out = call(
+        &events_only,
+        &["--chain", "anvil", "--to", &to, "--function", "totalSupply"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("403"), "{err}");
+}
