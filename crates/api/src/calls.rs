@@ -128,6 +128,8 @@ pub struct CallResult {
     pub block_number: u64,
     /// Its hash.
     pub block_hash: String,
+    /// Its time, unix seconds: the chain's "now" for what was read.
+    pub block_timestamp: u64,
 }
 
 /// A batch's answer.
@@ -266,14 +268,23 @@ fn parse_call(state: &ApiState, v: &Value, at: &str) -> Result<Call, ApiError> {
 struct Header {
     number: U64,
     hash: B256,
+    timestamp: U64,
+}
+
+/// The block a request was read at.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    number: u64,
+    hash: B256,
+    timestamp: u64,
 }
 
 fn chain_error(e: ChainError) -> ApiError {
     ApiError::bad_gateway(e.to_string())
 }
 
-/// The (number, hash) a pin names, read from the chain.
-async fn resolve(pool: &EndpointPool, pin: &Pin) -> Result<(u64, B256), ApiError> {
+/// The block a pin names, read from the chain.
+async fn resolve(pool: &EndpointPool, pin: &Pin) -> Result<At, ApiError> {
     let header: Option<Header> = match pin {
         Pin::Tag(t) => pool.call("eth_getBlockByNumber", json!([t, false])).await,
         Pin::Number(n) => {
@@ -286,7 +297,11 @@ async fn resolve(pool: &EndpointPool, pin: &Pin) -> Result<(u64, B256), ApiError
     let h = header.ok_or_else(|| {
         ApiError::not_found("block", format!("the chain has no such block ({pin:?})"))
     })?;
-    Ok((h.number.to::<u64>(), h.hash))
+    Ok(At {
+        number: h.number.to::<u64>(),
+        hash: h.hash,
+        timestamp: h.timestamp.to::<u64>(),
+    })
 }
 
 /// One call's answer from the node's.
@@ -294,15 +309,16 @@ fn result_of(
     state: &ApiState,
     call: &Call,
     answer: Result<Bytes, ChainError>,
-    at: (u64, B256),
+    at: At,
 ) -> Result<CallResult, ApiError> {
     let mut r = CallResult {
         ok: false,
         outputs: None,
         error: None,
         revert_data: None,
-        block_number: at.0,
-        block_hash: format!("{:#x}", at.1),
+        block_number: at.number,
+        block_hash: format!("{:#x}", at.hash),
+        block_timestamp: at.timestamp,
     };
     match answer {
         Ok(bytes) => match call.function.abi_decode_output(&bytes) {
@@ -407,7 +423,7 @@ pub async fn calls(
             .map(|&i| {
                 let c = &calls[i];
                 let tx = json!({"to": c.to, "data": c.data});
-                ("eth_call", json!([tx, {"blockHash": at.1}]))
+                ("eth_call", json!([tx, {"blockHash": at.hash}]))
             })
             .collect();
         let answers = pool.batch::<Bytes>(&rpc).await.map_err(chain_error)?;
@@ -438,6 +454,8 @@ pub struct AccountState {
     pub block_number: u64,
     /// Its hash.
     pub block_hash: String,
+    /// Its time, unix seconds.
+    pub block_timestamp: u64,
 }
 
 /// The account route's query.
@@ -493,7 +511,7 @@ pub async fn account(
         None => Value::Null,
     };
     let at = resolve(&c.pool, &pin_of(Some(&block), "")?).await?;
-    let pinned = json!({"blockHash": at.1});
+    let pinned = json!({"blockHash": at.hash});
     let rpc = [
         ("eth_getBalance", json!([address, pinned])),
         ("eth_getTransactionCount", json!([address, pinned])),
@@ -512,7 +530,8 @@ pub async fn account(
         address: format!("{address:#x}"),
         balance: balance.to_string(),
         nonce: nonce.saturating_to::<u64>(),
-        block_number: at.0,
-        block_hash: format!("{:#x}", at.1),
+        block_number: at.number,
+        block_hash: format!("{:#x}", at.hash),
+        block_timestamp: at.timestamp,
     }))
 }

@@ -178,6 +178,18 @@ async fn calls_read_outputs_by_name_at_one_block_and_decode_reverts() {
     assert_eq!(r["block_number"], f.anvil.head().await);
     let hash = f.anvil.block_hash(f.anvil.head().await).await;
     assert_eq!(r["block_hash"], format!("{hash:#x}"));
+    let block: Value = f
+        .anvil
+        .rpc("eth_getBlockByHash", json!([hash, false]))
+        .await;
+    let time = u64::from_str_radix(
+        block["timestamp"]
+            .as_str()
+            .unwrap_or("0x0")
+            .trim_start_matches("0x"),
+        16,
+    );
+    assert_eq!(r["block_timestamp"], time.expect("timestamp"));
 
     // By ABI name, at a past block: the state of that block.
     let past = json!({"chain": "anvil", "to": to, "function": "totalSupply", "block": minted_at});
