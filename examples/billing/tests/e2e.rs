@@ -1,0 +1,522 @@
+//! The reference application end to end: anvil with the token, the
+//! operator registry and the billing contract; `ethgate serve` with the
+//! billing stream and transaction statuses on RabbitMQ and a pool of
+//! charging accounts; this back end consuming its own queue. Customers
+//! subscribe, some cancel, and chain time jumps a period at a time while
+//! ethgate and the back end are each SIGKILLed at random moments. Every
+//! due charge happens exactly once on chain, none early, none for a
+//! cancelled billing, and the back end's next dates equal the contract's.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, Bytes, U256};
+use alloy_sol_types::{SolCall, SolConstructor};
+use ethgate_contracts::{DemoToken, OperatorRegistry, RecurringBilling, deployment};
+use ethgate_testkit::{Anvil, DEV_KEYS, free_port};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const CUSTOMERS: usize = 50;
+const CANCELED: usize = 5;
+const PERIODS: u64 = 5;
+const PERIOD: u64 = 3_600;
+const VALUE: u64 = 1_000;
+const POOL: usize = 4;
+
+fn bin(name: &str) -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_BIN_EXE_billing"));
+    let path = here.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build -p ethgate`",
+        path.display()
+    );
+    path
+}
+
+async fn send(anvil: &Anvil, from: Address, to: Option<Address>, data: Vec<u8>) -> Value {
+    let mut tx = json!({"from": from, "data": Bytes::from(data), "gas": "0x989680"});
+    if let Some(to) = to {
+        tx["to"] = json!(to);
+    }
+    let hash: alloy_primitives::B256 = anvil.rpc("eth_sendTransaction", json!([tx])).await;
+    let r = anvil.receipt(hash).await;
+    assert_eq!(r["status"], "0x1", "setup transaction reverted: {r}");
+    r
+}
+
+fn created(r: &Value) -> Address {
+    r["contractAddress"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("contract address")
+}
+
+/// The chain: contracts deployed, the merchant registered with the pool
+/// as its operators, every customer subscribed (billing id = i + 1).
+async fn chain() -> (Anvil, Address, Vec<Address>) {
+    let anvil = Anvil::start(&["--accounts", "70"]).await;
+    let accounts: Vec<Address> = anvil.rpc("eth_accounts", json!([])).await;
+    let deployer = accounts[0];
+    let pool: Vec<Address> = accounts[1..=POOL].to_vec();
+    let controller = accounts[9];
+    let customers = accounts[10..10 + CUSTOMERS].to_vec();
+    let token = created(
+        &send(
+            &anvil,
+            deployer,
+            None,
+            deployment(&DemoToken::BYTECODE, &[]).to_vec(),
+        )
+        .await,
+    );
+    let args = OperatorRegistry::constructorCall {
+        master: deployer,
+        initial: pool,
+    }
+    .abi_encode();
+    let registry = created(
+        &send(
+            &anvil,
+            deployer,
+            None,
+            deployment(&OperatorRegistry::BYTECODE, &args).to_vec(),
+        )
+        .await,
+    );
+    let args = RecurringBilling::constructorCall { token_: token }.abi_encode();
+    let billing = created(
+        &send(
+            &anvil,
+            deployer,
+            None,
+            deployment(&RecurringBilling::BYTECODE, &args).to_vec(),
+        )
+        .await,
+    );
+    let register = RecurringBilling::registerMerchantCall {
+        beneficiary: Address::repeat_byte(0xbe),
+        controller,
+        operators: registry,
+    };
+    send(&anvil, controller, Some(billing), register.abi_encode()).await;
+    for (i, c) in customers.iter().enumerate() {
+        let mint = DemoToken::mintCall {
+            to: *c,
+            amount: U256::from(VALUE * 100),
+        };
+        send(&anvil, deployer, Some(token), mint.abi_encode()).await;
+        let approve = DemoToken::approveCall {
+            spender: billing,
+            value: U256::MAX,
+        };
+        send(&anvil, *c, Some(token), approve.abi_encode()).await;
+        let allow = RecurringBilling::allowRecurringBillingCall {
+            billingId: U256::from(i + 1),
+            merchantId: U256::from(1),
+            value: U256::from(VALUE),
+            period: PERIOD,
+        };
+        send(&anvil, *c, Some(billing), allow.abi_encode()).await;
+    }
+    (anvil, billing, customers)
+}
+
+struct Processes {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    ethgate: Option<Child>,
+    billing: Option<Child>,
+}
+
+impl Processes {
+    fn spawn(&self, program: &Path, args: &[&str], log: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(log))
+            .expect("log");
+        Command::new(program)
+            .args(args)
+            .current_dir(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawns")
+    }
+
+    fn start_ethgate(&mut self) {
+        self.ethgate = Some(self.spawn(&bin("ethgate"), &["serve"], "ethgate.log"));
+    }
+
+    fn start_billing(&mut self) {
+        self.billing = Some(self.spawn(&bin("billing"), &[], "billing.log"));
+    }
+
+    /// Whether the back end has exited (not been killed by the test).
+    fn billing_died(&mut self) -> bool {
+        self.billing
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    /// SIGKILLs one of the two at random and starts it again.
+    async fn kill_one(&mut self, rng: &mut impl Rng, billing_too: bool) -> &'static str {
+        let which = if !billing_too || rng.random_bool(0.5) {
+            "ethgate"
+        } else {
+            "billing"
+        };
+        let child = if which == "ethgate" {
+            self.ethgate.as_mut()
+        } else {
+            self.billing.as_mut()
+        };
+        if let Some(c) = child {
+            c.start_kill().expect("SIGKILL");
+            c.wait().await.expect("reaped");
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
+        if which == "ethgate" {
+            self.start_ethgate()
+        } else {
+            self.start_billing()
+        }
+        which
+    }
+}
+
+/// `billings(id)`: (customer set, lastChargeAt).
+async fn on_chain(anvil: &Anvil, billing: Address, id: usize) -> (bool, u64) {
+    let data = RecurringBilling::billingsCall(U256::from(id)).abi_encode();
+    let out: Bytes = anvil
+        .rpc(
+            "eth_call",
+            json!([{"to": billing, "data": Bytes::from(data)}, "latest"]),
+        )
+        .await;
+    let r = RecurringBilling::billingsCall::abi_decode_returns(&out).expect("decode");
+    (r.customer != Address::ZERO, r.lastChargeAt)
+}
+
+/// Every `BillingCharged` on chain: billing id → nextChargeAt of each.
+async fn charges(anvil: &Anvil, billing: Address) -> std::collections::BTreeMap<u64, Vec<u64>> {
+    let topic = alloy_primitives::keccak256("BillingCharged(uint256,uint256,uint256,uint64)");
+    let logs: Vec<Value> = anvil
+        .rpc("eth_getLogs", json!([{"address": billing, "topics": [topic], "fromBlock": "0x0", "toBlock": "latest"}]))
+        .await;
+    let mut out = std::collections::BTreeMap::<u64, Vec<u64>>::new();
+    for l in logs {
+        let id = U256::from_str_radix(
+            l["topics"][1]
+                .as_str()
+                .unwrap_or("0x0")
+                .trim_start_matches("0x"),
+            16,
+        );
+        let data = alloy_primitives::hex::decode(l["data"].as_str().unwrap_or("0x")).expect("hex");
+        let next = U256::from_be_slice(&data[32..64]);
+        out.entry(id.expect("id").to::<u64>())
+            .or_default()
+            .push(next.to::<u64>());
+    }
+    out
+}
+
+async fn next_dates(db: &Path) -> Vec<(String, Option<i64>)> {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+        return Vec::new();
+    };
+    let rows: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, next_charge_at FROM billings WHERE canceled = 0")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    pool.close().await;
+    rows
+}
+
+async fn until(secs: u64, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_due_charge_happens_once_through_kills_and_time_travel() {
+    let (anvil, billing, customers) = chain().await;
+    // Some customers cancel before anything is due.
+    for (i, c) in customers.iter().enumerate().take(CANCELED) {
+        let cancel = RecurringBilling::cancelRecurringBillingCall {
+            billingId: U256::from(i + 1),
+        };
+        send(&anvil, *c, Some(billing), cancel.abi_encode()).await;
+    }
+    let _: Value = anvil.rpc("evm_setIntervalMining", json!([1])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (api_port, metrics_port) = (free_port(), free_port());
+    let tag: u32 = rand::random();
+    let (exchange, queue) = (format!("billing-e2e-{tag}"), format!("billing-e2e-{tag}"));
+    let abi = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/artifacts/RecurringBilling.json"
+    );
+    let mut config = format!(
+        "[api]\nlisten = \"127.0.0.1:{api_port}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\npoll_interval = \"200ms\"\n\n\
+         [[streams]]\nname = \"billing\"\nchain = \"anvil\"\naddresses = [\"{billing:#x}\"]\nabi = \"{abi}\"\nconfirmations = 1\nsinks = [\"bus\"]\n\n\
+         [[sinks]]\nname = \"bus\"\nkind = \"amqp\"\nurl = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nexchange = \"{exchange}\"\n\n\
+         [tx]\nallow_dev_keys = true\nconfirmations = 1\nsinks = [\"bus\"]\n\n",
+        anvil.url
+    );
+    let accounts: Vec<Address> = anvil.rpc("eth_accounts", json!([])).await;
+    for i in 1..=POOL {
+        config.push_str(&format!(
+            "[[accounts]]\nchain = \"anvil\"\ndev_key_env = \"KEY{i}\"\n\n"
+        ));
+    }
+    let members: Vec<String> = accounts[1..=POOL]
+        .iter()
+        .map(|a| format!("\"{a:#x}\""))
+        .collect();
+    config.push_str(&format!(
+        "[[pools]]\nname = \"ops\"\nchain = \"anvil\"\naccounts = [{}]\n",
+        members.join(", ")
+    ));
+    std::fs::write(dir.path().join("ethgate.toml"), config).expect("config");
+    let mut env: Vec<(String, String)> = (1..=POOL)
+        .map(|i| (format!("KEY{i}"), DEV_KEYS[i].to_owned()))
+        .collect();
+    let out = std::process::Command::new(bin("ethgate"))
+        .args([
+            "token",
+            "create",
+            "--scope",
+            "tx:write",
+            "--scope",
+            "chain:read",
+            "--label",
+            "billing",
+        ])
+        .current_dir(dir.path())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let db = dir.path().join("billing.db");
+    env.extend([
+        ("ETHGATE_URL".into(), format!("http://127.0.0.1:{api_port}")),
+        ("ETHGATE_TOKEN".into(), token),
+        ("ETHGATE_LOG".into(), "warn".into()),
+        ("RUST_LOG".into(), "warn".into()),
+        ("BILLING_EXCHANGE".into(), exchange.clone()),
+        ("BILLING_QUEUE".into(), queue.clone()),
+        ("BILLING_CHAIN".into(), "anvil".into()),
+        ("BILLING_CHAIN_ID".into(), "31337".into()),
+        ("BILLING_CONTRACT".into(), format!("{billing:#x}")),
+        ("BILLING_MERCHANT".into(), "1".into()),
+        ("BILLING_POOL".into(), "ops".into()),
+        ("BILLING_DB".into(), db.display().to_string()),
+        ("BILLING_LISTEN".into(), format!("127.0.0.1:{metrics_port}")),
+        ("BILLING_TICK_MS".into(), "200".into()),
+    ]);
+    let mut p = Processes {
+        dir: dir.path().to_path_buf(),
+        env,
+        ethgate: None,
+        billing: None,
+    };
+    // The back end declares its queue and bindings at start; it must be
+    // bound before ethgate first publishes, or the subscriptions would be
+    // routed nowhere.
+    // The first back end dies right after its 7th submission is accepted
+    // and before it records it: its successor submits the same charge
+    // again, and only the idempotency key keeps it one transaction.
+    p.env
+        .push(("BILLING_CRASH_AFTER_SUBMITS".into(), "7".into()));
+    p.start_billing();
+    p.env.pop();
+    let conn =
+        lapin::Connection::connect("amqp://guest:guest@127.0.0.1:5672/%2f", Default::default())
+            .await
+            .expect("rabbitmq");
+    let ch = conn.create_channel().await.expect("channel");
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        durable: true,
+        ..Default::default()
+    };
+    until(30, "the back end declared its queue", async || {
+        let probe = conn.create_channel().await.expect("channel");
+        probe
+            .queue_declare(queue.as_str().into(), passive, Default::default())
+            .await
+            .is_ok()
+    })
+    .await;
+    p.start_ethgate();
+    let active = CUSTOMERS - CANCELED;
+    until(120, "the back end heard every subscription", async || {
+        next_dates(&db)
+            .await
+            .iter()
+            .filter(|(_, n)| n.is_some())
+            .count()
+            == active
+    })
+    .await;
+    let mut rng = rand::rng();
+    let mut kills = Vec::new();
+    for period in 1..=PERIODS {
+        let _: Value = anvil.rpc("evm_increaseTime", json!([PERIOD])).await;
+        let _: Value = anvil.rpc("evm_mine", json!([])).await;
+        let jumped: u64 = {
+            let b: Value = anvil
+                .rpc("eth_getBlockByNumber", json!(["latest", false]))
+                .await;
+            u64::from_str_radix(
+                b["timestamp"]
+                    .as_str()
+                    .unwrap_or("0x0")
+                    .trim_start_matches("0x"),
+                16,
+            )
+            .expect("ts")
+        };
+        // Two SIGKILLs at random moments of each period, the first
+        // within the burst of charges.
+        let mut kill_at = vec![
+            Instant::now() + Duration::from_millis(rng.random_range(100..1_500)),
+            Instant::now() + Duration::from_millis(rng.random_range(1_500..5_000)),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            if p.billing_died() {
+                kills.push((period, "billing crashed after a submission"));
+                p.start_billing();
+            }
+            if kill_at.first().is_some_and(|t| Instant::now() >= *t) {
+                kill_at.remove(0);
+                // In the first period the back end is left to its own
+                // crash; after, either may be killed.
+                kills.push((period, p.kill_one(&mut rng, period > 1).await));
+            }
+            let mut charged = 0;
+            for id in CANCELED + 1..=CUSTOMERS {
+                let (_, last) = on_chain(&anvil, billing, id).await;
+                charged += usize::from(last + PERIOD >= jumped);
+            }
+            if charged == active && kill_at.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "period {period}: {charged} of {active} charged; kills {kills:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let truth = charges(&anvil, billing).await;
+    for id in 1..=CUSTOMERS as u64 {
+        let nexts = truth.get(&id).cloned().unwrap_or_default();
+        let want = if id as usize <= CANCELED {
+            1
+        } else {
+            1 + PERIODS as usize
+        };
+        assert_eq!(
+            nexts.len(),
+            want,
+            "billing {id}: charges {nexts:?}; kills {kills:?}"
+        );
+        for w in nexts.windows(2) {
+            // Charged at nextChargeAt - PERIOD: never before the due time.
+            assert!(
+                w[1] - PERIOD >= w[0],
+                "billing {id} charged early: {nexts:?}"
+            );
+        }
+        if (id as usize) > CANCELED {
+            assert!(
+                on_chain(&anvil, billing, id as usize).await.0,
+                "billing {id} still active"
+            );
+        }
+    }
+    until(
+        60,
+        "the back end's next dates equal the contract's",
+        async || {
+            let dates = next_dates(&db).await;
+            dates.len() == active
+                && dates.iter().all(|(id, next)| {
+                    let id: u64 = id.parse().unwrap_or(0);
+                    truth.get(&id).and_then(|n| n.last()).map(|&n| n as i64) == *next
+                })
+        },
+    )
+    .await;
+    // The idempotency key made every retry after a kill the same
+    // transaction: exactly one transaction per due charge, confirmed —
+    // none refused by its simulation, none reverted on chain.
+    let listed: Value = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{api_port}/v1/transactions?limit=1000"
+        ))
+        .bearer_auth(
+            &p.env
+                .iter()
+                .find(|(k, _)| k == "ETHGATE_TOKEN")
+                .expect("token")
+                .1,
+        )
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let mut per_due = std::collections::BTreeMap::<(String, i64), Vec<String>>::new();
+    for t in listed["transactions"].as_array().into_iter().flatten() {
+        let key = (
+            t["metadata"]["billing_id"].to_string(),
+            t["metadata"]["due"].as_i64().unwrap_or(0),
+        );
+        per_due
+            .entry(key)
+            .or_default()
+            .push(t["status"].as_str().unwrap_or("?").to_owned());
+    }
+    assert_eq!(per_due.len(), active * PERIODS as usize, "{per_due:?}");
+    assert!(
+        kills.iter().any(|(_, k)| k.starts_with("billing crashed")),
+        "the back end crashed between a submission and its record: {kills:?}\n{}",
+        std::fs::read_to_string(dir.path().join("billing.log"))
+            .unwrap_or_default()
+            .lines()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for (due, statuses) in &per_due {
+        assert_eq!(statuses, &["confirmed"], "charge {due:?}; kills {kills:?}");
+    }
+    eprintln!("kills: {kills:?}");
+    let _ = ch
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await;
+    let _ = ch
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
+}
