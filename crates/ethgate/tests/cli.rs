@@ -439,3 +439,47 @@ fn config_check_names_the_field_of_remote_signers_and_pools() {
         "a secret was printed: {err}"
     );
 }
+
+/// The Grafana dashboard in `docs/grafana` charts only metrics the code
+/// exports: a renamed metric must not leave a panel silently empty.
+#[test]
+fn the_grafana_dashboard_names_only_exported_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dash = std::fs::read_to_string(root.join("docs/grafana/ethgate.json")).expect("dashboard");
+    let doc: serde_json::Value = serde_json::from_str(&dash).expect("dashboard JSON");
+    let mut sources = String::new();
+    for dir in std::fs::read_dir(root.join("crates")).expect("crates") {
+        let src = dir.expect("entry").path().join("src");
+        let mut stack = vec![src];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    sources.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+                }
+            }
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for panel in doc["panels"].as_array().into_iter().flatten() {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap_or_default();
+            for (i, _) in expr.match_indices("ethgate_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                names.insert(name);
+            }
+        }
+    }
+    assert!(names.len() >= 15, "{names:?}");
+    for name in names {
+        assert!(
+            sources.contains(&format!("\"{name}\"")),
+            "{name} is charted but not exported"
+        );
+    }
+}
