@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod chains;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod limits;
@@ -18,6 +19,7 @@ pub mod policy;
 pub mod pools;
 pub mod server;
 pub mod sinks;
+pub mod stats;
 pub mod streams;
 pub mod tokens;
 pub mod transactions;
@@ -103,6 +105,8 @@ pub struct ApiState {
     pub audit: audit::AuditWriter,
     /// Functions and errors the configured ABIs declare, for calls.
     pub abis: Arc<calls::KnownAbis>,
+    /// The dashboard's per-minute counts.
+    pub stats: stats::Stats,
 }
 
 /// Unix seconds now: token expiry, lifetimes and the daily caps' day.

@@ -19,7 +19,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
-use crate::{ApiState, audit, calls, chains, health, pools, sinks, streams, tokens, transactions};
+use crate::{
+    ApiState, audit, calls, chains, dashboard, health, pools, sinks, stats, streams, tokens,
+    transactions,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -55,6 +58,10 @@ impl Modify for Bearer {
 /// Every route with its description; [`crate::router`] adds the layers.
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::script))
+        .routes(routes!(dashboard::style))
+        .routes(routes!(stats::stats))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

@@ -66,6 +66,7 @@ async fn fixture() -> Fixture {
         guarded: Arc::default(),
         exposure: Default::default(),
         abis: Default::default(),
+        stats: Default::default(),
         audit: Default::default(),
     };
     Fixture {

@@ -108,6 +108,7 @@ async fn fixture() -> Fixture {
         exposure: Default::default(),
         audit: Default::default(),
         abis: Arc::new(abis),
+        stats: Default::default(),
     };
     Fixture {
         _dir: dir,

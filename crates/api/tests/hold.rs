@@ -62,6 +62,7 @@ async fn server_tls(limits: Limits, tls: Option<Arc<ethgate_api::server::TlsConf
         guarded: Arc::default(),
         exposure: Default::default(),
         abis: Default::default(),
+        stats: Default::default(),
         audit: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -114,7 +114,19 @@ pub enum TxState {
 
 /// A request's status word of DESIGN.md without the state's data: what
 /// the store indexes, the API filters by and envelopes carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TxStatus {
     /// Accepted; waiting for its simulation and a nonce.

@@ -234,6 +234,7 @@ async fn ours(
         guarded: Arc::default(),
         exposure: Default::default(),
         abis: Default::default(),
+        stats: Default::default(),
         audit: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -254,7 +254,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         exposure: cfg.exposure.clone(),
         audit: Default::default(),
         abis: Arc::new(cfg.abis.clone()),
+        stats: Default::default(),
     };
+    tasks.push(tokio::spawn(state.stats.clone().run(
+        store.clone(),
+        Duration::from_secs(60),
+        stopped.clone(),
+    )));
     if let Some(addr) = cfg.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
