@@ -141,23 +141,38 @@ async function transactions(stats) {
 async function pools() {
   const d = await get("/v1/accounts");
   if (!d) return denied("pools", "accounts");
-  const rows = [];
-  for (const p of d.pools) {
-    for (const m of p.members) {
-      const low = p.min_balance && m.balance && BigInt(m.balance) < BigInt(p.min_balance);
-      rows.push([p.name, m.address, { k: `pool.${p.name}.${m.address}.state`, v: m.state },
-        { k: `pool.${p.name}.${m.address}.balance`, v: n(m.balance), cls: low ? "bad" : "" },
-        n(p.min_balance), p.rotation ? p.rotation.step : ""]);
+  const chainOf = Object.fromEntries(d.pools.map((p) => [p.name, p.chain]));
+  const members = d.pools.flatMap((p) => p.members.map((m) => ({ pool: p, m })));
+  for (const a of d.accounts) {
+    if (!members.some((x) => x.m.address === a.address)) {
+      members.push({ pool: { name: "—", chain: a.chain, min_balance: null, rotation: null }, m: { address: a.address, state: "", balance: null } });
     }
   }
-  for (const a of d.accounts) {
-    if (!rows.some((r) => r[1] === a.address)) rows.push(["—", a.address, "", "", "", ""]);
-  }
-  fill("pools", ["pool", "account", "state", "balance (wei)", "minimum", "rotation"], rows);
-  const alerts = d.pools.flatMap((p) => p.alerts.map((a) => `${p.name}: ${a}`));
+  // The nonce on chain and the requests in flight, per account.
+  const extra = await Promise.all(members.map(async ({ pool, m }) => {
+    const chain = pool.chain || chainOf[pool.name];
+    const onChain = await get(`/v1/chains/${encodeURIComponent(chain)}/accounts/${m.address}`).catch(() => null);
+    let flight = 0;
+    for (const status of ["queued", "pending"]) {
+      const l = await get(`/v1/transactions?status=${status}&from=${m.address}&limit=1000`).catch(() => null);
+      flight += l ? l.transactions.length : 0;
+    }
+    return { nonce: onChain ? onChain.nonce : null, flight };
+  }));
+  fill("pools", ["pool", "account", "state", "balance (wei)", "minimum", "nonce", "in flight", "rotation"], members.map(({ pool, m }, i) => {
+    const k = `pool.${pool.name}.${m.address}`;
+    const low = pool.min_balance && m.balance && BigInt(m.balance) < BigInt(pool.min_balance);
+    return [pool.name, m.address, { k: `${k}.state`, v: m.state }, { k: `${k}.balance`, v: n(m.balance), cls: low ? "bad" : "" },
+      n(pool.min_balance), { k: `${k}.nonce`, v: n(extra[i].nonce) }, { k: `${k}.flight`, v: extra[i].flight },
+      pool.rotation ? `${pool.rotation.step}${pool.rotation.error ? " (stopped)" : ""}` : ""];
+  }));
+  const notes = d.pools.flatMap((p) => [
+    ...p.alerts.map((a) => `${p.name}: ${a}`),
+    ...(p.top_up ? [`${p.name}: topped up today ${p.topped_up_today} of ${n(p.daily_top_up_cap)} wei`] : []),
+  ]);
   const box = document.getElementById("alerts");
-  box.textContent = alerts.join("; ");
-  box.className = alerts.length ? "bad" : "";
+  box.textContent = notes.join("; ");
+  box.className = d.pools.some((p) => p.alerts.length) ? "bad" : "";
 }
 
 async function refresh() {

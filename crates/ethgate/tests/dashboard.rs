@@ -207,6 +207,10 @@ async fn the_dashboard_renders_what_the_api_answers() {
                 format!("pool.{name}.{a}.balance"),
                 m["balance"].as_str().unwrap_or_default().to_owned(),
             );
+            let path = format!("/v1/chains/anvil/accounts/{a}");
+            let state = api(&http, &base, &token, &path).await;
+            want.insert(format!("pool.{name}.{a}.nonce"), state["nonce"].to_string());
+            want.insert(format!("pool.{name}.{a}.flight"), "0".into());
         }
     }
     assert!(want.len() >= 14, "{want:?}");
