@@ -107,6 +107,12 @@ impl Gateway {
             "function": "charge(uint256)", "args": [billing],
             "idempotency_key": key,
             "metadata": {"billing_id": billing, "due": due},
+            // The token's errors, so a refusal names the customer's
+            // missing allowance or balance rather than showing hex.
+            "errors": [
+                "ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed)",
+                "ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed)",
+            ],
         });
         let (status, answer) = self.post("/v1/transactions", &body).await?;
         match (status, answer["id"].as_str()) {

@@ -160,6 +160,8 @@ fn crash_point() {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let token = std::env::var("ETHGATE_TOKEN").context("ETHGATE_TOKEN is not set")?;

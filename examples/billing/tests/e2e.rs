@@ -190,6 +190,17 @@ impl Processes {
     }
 }
 
+/// The token the billing contract is paid in.
+async fn token_of(anvil: &Anvil, billing: Address) -> Address {
+    let out: Bytes = anvil
+        .rpc(
+            "eth_call",
+            json!([{"to": billing, "data": Bytes::from(RecurringBilling::tokenCall {}.abi_encode())}, "latest"]),
+        )
+        .await;
+    RecurringBilling::tokenCall::abi_decode_returns(&out).expect("token")
+}
+
 /// `billings(id)`: (customer set, lastChargeAt).
 async fn on_chain(anvil: &Anvil, billing: Address, id: usize) -> (bool, u64) {
     let data = RecurringBilling::billingsCall(U256::from(id)).abi_encode();
@@ -227,6 +238,25 @@ async fn charges(anvil: &Anvil, billing: Address) -> std::collections::BTreeMap<
     out
 }
 
+/// How many billings with ids in `[first, last]` have a charge in flight
+/// in the back end's schedule.
+async fn in_flight(db: &Path, first: usize, last: usize) -> usize {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+        return 0;
+    };
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM billings WHERE pending_tx IS NOT NULL AND CAST(id AS INTEGER) BETWEEN ? AND ?",
+    )
+    .bind(first as i64)
+    .bind(last as i64)
+    .fetch_one(&pool)
+    .await
+    .unwrap_or(0);
+    pool.close().await;
+    n as usize
+}
+
 async fn next_dates(db: &Path) -> Vec<(String, Option<i64>)> {
     let url = format!("sqlite://{}?mode=ro", db.display());
     let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
@@ -259,6 +289,21 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
         };
         send(&anvil, *c, Some(billing), cancel.abi_encode()).await;
     }
+    // The last customer takes back its allowance: each charge is refused
+    // in simulation and retried within the window, until the contract
+    // itself ends the lapsed billing when charged late.
+    let broke = CUSTOMERS;
+    let revoke = DemoToken::approveCall {
+        spender: billing,
+        value: U256::ZERO,
+    };
+    send(
+        &anvil,
+        customers[broke - 1],
+        Some(token_of(&anvil, billing).await),
+        revoke.abi_encode(),
+    )
+    .await;
     let _: Value = anvil.rpc("evm_setIntervalMining", json!([1])).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (api_port, metrics_port) = (free_port(), free_port());
@@ -378,7 +423,16 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
     .await;
     let mut rng = rand::rng();
     let mut kills = Vec::new();
+    let mut mining = true;
+    let mut successor: Option<Instant> = None;
     for period in 1..=PERIODS {
+        // In the first period nothing is mined until every charge is in
+        // flight and the back end that crashed mid-submission has been
+        // replaced: its successor finds the charge still due on chain
+        // and submits it again — only the key keeps it one transaction.
+        if period == 1 {
+            let _: Value = anvil.rpc("evm_setIntervalMining", json!([0])).await;
+        }
         let _: Value = anvil.rpc("evm_increaseTime", json!([PERIOD])).await;
         let _: Value = anvil.rpc("evm_mine", json!([])).await;
         let jumped: u64 = {
@@ -400,11 +454,29 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
             Instant::now() + Duration::from_millis(rng.random_range(100..1_500)),
             Instant::now() + Duration::from_millis(rng.random_range(1_500..5_000)),
         ];
+        if period == 1 {
+            mining = false;
+        }
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             if p.billing_died() {
                 kills.push((period, "billing crashed after a submission"));
                 p.start_billing();
+                successor = Some(Instant::now());
+            }
+            // Mining resumes once every charge is in flight, or after the
+            // successor has had 5 s to submit (a charge it duplicated may
+            // have been refused instead).
+            if period == 1
+                && !mining
+                && successor.is_some_and(|t| t.elapsed() > Duration::from_secs(5))
+                || (period == 1
+                    && !mining
+                    && successor.is_some()
+                    && in_flight(&db, CANCELED + 1, broke - 1).await == active - 1)
+            {
+                let _: Value = anvil.rpc("evm_setIntervalMining", json!([1])).await;
+                mining = true;
             }
             if kill_at.first().is_some_and(|t| Instant::now() >= *t) {
                 kill_at.remove(0);
@@ -413,16 +485,19 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
                 kills.push((period, p.kill_one(&mut rng, period > 1).await));
             }
             let mut charged = 0;
-            for id in CANCELED + 1..=CUSTOMERS {
+            for id in CANCELED + 1..broke {
                 let (_, last) = on_chain(&anvil, billing, id).await;
                 charged += usize::from(last + PERIOD >= jumped);
             }
-            if charged == active && kill_at.is_empty() {
+            let lapsed = period < 2 || !on_chain(&anvil, billing, broke).await.0;
+            if charged == active - 1 && lapsed && kill_at.is_empty() {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "period {period}: {charged} of {active} charged; kills {kills:?}"
+                "period {period}: {charged} of {} charged ({} in flight, mining {mining}); kills {kills:?}",
+                active - 1,
+                in_flight(&db, CANCELED + 1, broke - 1).await
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
@@ -430,7 +505,7 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
     let truth = charges(&anvil, billing).await;
     for id in 1..=CUSTOMERS as u64 {
         let nexts = truth.get(&id).cloned().unwrap_or_default();
-        let want = if id as usize <= CANCELED {
+        let want = if id as usize <= CANCELED || id as usize == broke {
             1
         } else {
             1 + PERIODS as usize
@@ -447,19 +522,19 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
                 "billing {id} charged early: {nexts:?}"
             );
         }
-        if (id as usize) > CANCELED {
-            assert!(
-                on_chain(&anvil, billing, id as usize).await.0,
-                "billing {id} still active"
-            );
-        }
+        let active_now = (id as usize) > CANCELED && id as usize != broke;
+        assert_eq!(
+            on_chain(&anvil, billing, id as usize).await.0,
+            active_now,
+            "billing {id} active on chain"
+        );
     }
     until(
         60,
         "the back end's next dates equal the contract's",
         async || {
             let dates = next_dates(&db).await;
-            dates.len() == active
+            dates.len() == active - 1
                 && dates.iter().all(|(id, next)| {
                     let id: u64 = id.parse().unwrap_or(0);
                     truth.get(&id).and_then(|n| n.last()).map(|&n| n as i64) == *next
@@ -470,6 +545,12 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
     // The idempotency key made every retry after a kill the same
     // transaction: exactly one transaction per due charge, confirmed —
     // none refused by its simulation, none reverted on chain.
+    until(30, "ethgate is up again after the last kill", async || {
+        reqwest::get(format!("http://127.0.0.1:{api_port}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
     let listed: Value = reqwest::Client::new()
         .get(format!(
             "http://127.0.0.1:{api_port}/v1/transactions?limit=1000"
@@ -498,7 +579,11 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
             .or_default()
             .push(t["status"].as_str().unwrap_or("?").to_owned());
     }
-    assert_eq!(per_due.len(), active * PERIODS as usize, "{per_due:?}");
+    assert_eq!(
+        per_due.len(),
+        (active - 1) * PERIODS as usize + 1,
+        "{per_due:?}"
+    );
     assert!(
         kills.iter().any(|(_, k)| k.starts_with("billing crashed")),
         "the back end crashed between a submission and its record: {kills:?}\n{}",
@@ -509,9 +594,31 @@ async fn every_due_charge_happens_once_through_kills_and_time_travel() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    for (due, statuses) in &per_due {
-        assert_eq!(statuses, &["confirmed"], "charge {due:?}; kills {kills:?}");
+    for ((id, due), statuses) in &per_due {
+        if *id == format!("\"{broke}\"") {
+            // Refused while the allowance is gone, then the late charge
+            // that lapsed the billing.
+            let confirmed = statuses.iter().filter(|s| *s == "confirmed").count();
+            assert!(
+                statuses.contains(&"rejected".to_owned()) && confirmed == 1,
+                "{statuses:?}"
+            );
+            continue;
+        }
+        assert_eq!(
+            statuses,
+            &["confirmed"],
+            "charge {id}/{due}; kills {kills:?}"
+        );
     }
+    // Counters restart with the process; its log keeps the retries.
+    let log = std::fs::read_to_string(dir.path().join("billing.log")).unwrap_or_default();
+    assert!(
+        log.contains("charge failed; retrying")
+            && log.contains(&format!("billing=\"{broke}\""))
+            && log.contains("ERC20InsufficientAllowance"),
+        "the refused charges were retried: {log}"
+    );
     eprintln!("kills: {kills:?}");
     let _ = ch
         .queue_delete(queue.as_str().into(), Default::default())
