@@ -36,6 +36,31 @@ struct Fixture {
     token: Address,
     reader: String,
     events_only: String,
+    elsewhere: String,
+}
+
+/// A policy that may send (and so read) on another chain only.
+fn elsewhere_policy() -> ethgate_api::Policy {
+    use ethgate_api::policy::{Allow, Sender};
+    ethgate_api::Policy {
+        name: "elsewhere".into(),
+        chains: Allow::Only(vec!["mainnet".into()]),
+        from: vec![Sender::Pool("ops".into())],
+        to: Allow::Any,
+        selectors: Allow::Any,
+        value_transfers: false,
+        max_value: 0,
+        max_fee_per_gas: None,
+        max_gas: 1_000_000,
+        daily_cap: None,
+        account_daily_cap: None,
+        streams: Allow::Any,
+        sinks: Allow::Only(Vec::new()),
+        rotate_pools: false,
+        manage_tokens: false,
+        others_transactions: false,
+        audit: false,
+    }
 }
 
 async fn add_token(store: &Store, scope: &str) -> String {
@@ -83,6 +108,15 @@ async fn fixture() -> Fixture {
         .expect("store");
     let reader = add_token(&store, "chain:read").await;
     let events_only = add_token(&store, "events:read").await;
+    let (id, elsewhere) = new_token();
+    let row = NewToken {
+        id,
+        hash: hash_token(&elsewhere),
+        policy: Some("elsewhere".into()),
+        label: "elsewhere".into(),
+        ..Default::default()
+    };
+    store.insert_token(&row).await.expect("policy token");
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     let state = ApiState {
         store,
@@ -103,7 +137,11 @@ async fn fixture() -> Fixture {
         tokens: Default::default(),
         stopping,
         limits: Default::default(),
-        policies: Arc::default(),
+        policies: Arc::new(
+            [("elsewhere".to_owned(), Arc::new(elsewhere_policy()))]
+                .into_iter()
+                .collect(),
+        ),
         guarded: Arc::default(),
         exposure: Default::default(),
         audit: Default::default(),
@@ -117,6 +155,7 @@ async fn fixture() -> Fixture {
         token,
         reader,
         events_only,
+        elsewhere,
     }
 }
 
@@ -307,8 +346,17 @@ async fn accounts_scopes_and_bad_calls() {
 
     let to = format!("{:#x}", f.token);
     let call = json!({"chain": "anvil", "to": to, "function": "totalSupply()(uint256)"});
-    let (s, _) = send(&f, "POST", "/v1/calls", &f.events_only, call).await;
+    let (s, _) = send(&f, "POST", "/v1/calls", &f.events_only, call.clone()).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "chain:read is its own scope");
+    let (s, r) = send(&f, "POST", "/v1/calls", &f.elsewhere, call.clone()).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a policy reads on its own chains only: {r}"
+    );
+    let path = format!("/v1/chains/anvil/accounts/{dev}");
+    let (s, _) = send(&f, "GET", &path, &f.elsewhere, Value::Null).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 
     let cases = [
         (
