@@ -98,8 +98,10 @@ async fn insert_rows(
             detail: e.detail.clone(),
             seq: None,
         };
-        let json = serde_json::to_string(&envelope)
-            .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))?;
+        let json = serde_json::to_string(&envelope).map_err(|e| StoreError::Corrupt {
+            what: "audit envelope",
+            detail: e.to_string(),
+        })?;
         crate::codec::encode_audit(&json, &mut payload);
     }
     crate::tx::append_segment(db, AUDIT_STREAM, payload, entries.len() as i64).await?;

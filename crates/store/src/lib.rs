@@ -28,6 +28,7 @@ pub mod audit;
 pub mod codec;
 mod combine;
 mod dead_letters;
+mod error;
 pub mod outbox;
 mod pools;
 mod sinks;
@@ -46,6 +47,7 @@ use tokio::sync::watch;
 pub use audit::{Action, AuditEntry, Outcome};
 pub use codec::NewEvent;
 pub use dead_letters::DeadLetter;
+pub use error::{DbError, DbErrorKind};
 pub use outbox::{RangeCommit, StoredEnvelope};
 pub use pools::{MemberRow, RotationRow};
 pub use sinks::{SinkCursor, SinkStatus};
@@ -65,10 +67,10 @@ pub enum StoreError {
     Unsupported(String),
     /// The database refused or failed.
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(DbError),
     /// Migrations could not be applied.
     #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     /// Another writer moved the stream's cursor since it was read: two
     /// syncers on one stream, which the store refuses rather than interleave.
     #[error("stream {stream}: cursor moved under us (expected {expected:?}, found {found:?})")]
@@ -109,11 +111,33 @@ pub enum StoreError {
 impl StoreError {
     /// A failure another process opening the same new database can cause.
     fn is_open_race(&self) -> bool {
+        matches!(self, StoreError::Migrate(_)) || self.is_busy()
+    }
+
+    /// The database was busy: the same operation may succeed if retried.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Db(e) if e.kind() == DbErrorKind::Busy)
+    }
+
+    /// Another writer got there first: a key or cursor it holds moved.
+    pub fn is_conflict(&self) -> bool {
         match self {
-            StoreError::Migrate(_) => true,
-            StoreError::Db(e) => e.to_string().contains("database is locked"),
+            StoreError::Db(e) => e.kind() == DbErrorKind::Conflict,
+            StoreError::CursorConflict { .. } => true,
             _ => false,
         }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e.to_string())
     }
 }
 
@@ -285,7 +309,7 @@ impl Store {
         let memory = url.contains(":memory:");
         if let Some(path) = path.filter(|_| !memory) {
             owner_only_file(std::path::Path::new(path))
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+                .map_err(|e| StoreError::Db(DbError::new(DbErrorKind::Io, e.to_string())))?;
         }
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
