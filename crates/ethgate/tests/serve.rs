@@ -6,6 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use ethgate_testkit::{Anvil, free_port};
 use serde_json::Value;
 use tokio::process::Command;
@@ -162,38 +164,13 @@ async fn ethgate_call_reads_contract_state_through_serve() {
         ),
     )
     .expect("config");
+    let (reader, events_only) = (
+        common::token(dir.path(), &[], "chain:read"),
+        common::token(dir.path(), &[], "events:read"),
+    );
+    let _serve = common::serve(dir.path(), &[]);
+    common::ready(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
     let bin = env!("CARGO_BIN_EXE_ethgate");
-    let make = |scope: &str| {
-        let out = std::process::Command::new(bin)
-            .args(["token", "create", "--scope", scope])
-            .current_dir(dir.path())
-            .output()
-            .expect("token create");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    let (reader, events_only) = (make("chain:read"), make("events:read"));
-    let _serve = Command::new(bin)
-        .arg("serve")
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve");
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "serve never became ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let call = |token: &str, args: &[&str]| {
         std::process::Command::new(bin)
             .arg("call")
