@@ -2,17 +2,21 @@
 //! auth and scopes, errors that name the field and change nothing, paging,
 //! long-poll, and the OpenAPI document covering every route.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::{add_token, answer};
 
 use alloy_json_abi::Event;
 use alloy_primitives::{Address, B256, Bytes, U64};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ethgate_api::{ApiState, described_routes, hash_token, new_token, router};
+use ethgate_api::{ApiState, described_routes, router};
 use ethgate_core::{BlockRef, Confirmations, RawLog, StreamSpec};
 use ethgate_events::SyncState;
-use ethgate_store::{NewEvent, NewToken, RangeCommit, Store};
+use ethgate_store::{NewEvent, RangeCommit, Store};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -80,21 +84,6 @@ async fn fixture() -> Fixture {
     }
 }
 
-async fn add_token(store: &Store, scope: &str, label: &str) -> String {
-    let (id, token) = new_token();
-    store
-        .insert_token(&NewToken {
-            id,
-            hash: hash_token(&token),
-            scopes: vec![scope.into()],
-            label: label.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("token");
-    token
-}
-
 async fn record(store: &Store, block: u64, logs: u64) {
     let b = BlockRef {
         number: block,
@@ -148,15 +137,7 @@ async fn post(state: &ApiState, uri: &str, token: &str, body: &str) -> (StatusCo
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .expect("request");
-    let resp = router(state.clone()).oneshot(req).await.expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    answer(state, req).await
 }
 
 async fn get(state: &ApiState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -164,18 +145,7 @@ async fn get(state: &ApiState, uri: &str, token: Option<&str>) -> (StatusCode, V
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
-    let resp = router(state.clone())
-        .oneshot(req.body(Body::empty()).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    answer(state, req.body(Body::empty()).expect("request")).await
 }
 
 #[tokio::test]
@@ -333,15 +303,7 @@ async fn call(state: &ApiState, method: &str, uri: &str, token: &str) -> (Status
         .header("content-type", "application/json")
         .body(Body::from("{}"))
         .expect("request");
-    let resp = router(state.clone()).oneshot(req).await.expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    answer(state, req).await
 }
 
 #[tokio::test]

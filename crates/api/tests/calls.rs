@@ -4,20 +4,23 @@
 //! decoded from the ABI's custom errors, an account's balance and nonce,
 //! the scope, and errors that name the field.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::{add_token, answer};
 
 use alloy_json_abi::JsonAbi;
 use alloy_primitives::{Address, U256};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ethgate_api::calls::KnownAbis;
-use ethgate_api::{ApiState, ChainHealth, hash_token, new_token, router};
+use ethgate_api::{ApiState, ChainHealth, hash_token, new_token};
 use ethgate_chain::{EndpointPool, PoolConfig};
 use ethgate_store::{NewToken, Store};
 use ethgate_testkit::anvil::Anvil;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const TOKEN: &str = include_str!("../../../contracts/artifacts/DemoToken.json");
 const HOLDER: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
@@ -63,19 +66,6 @@ fn elsewhere_policy() -> ethgate_api::Policy {
     }
 }
 
-async fn add_token(store: &Store, scope: &str) -> String {
-    let (id, token) = new_token();
-    let row = NewToken {
-        id,
-        hash: hash_token(&token),
-        scopes: vec![scope.into()],
-        label: scope.into(),
-        ..Default::default()
-    };
-    store.insert_token(&row).await.expect("token");
-    token
-}
-
 async fn fixture() -> Fixture {
     let anvil = Anvil::start(&[]).await;
     let artifact: Value = serde_json::from_str(TOKEN).expect("artifact");
@@ -106,8 +96,8 @@ async fn fixture() -> Fixture {
     let store = Store::connect(&format!("sqlite://{}/calls.db", dir.path().display()))
         .await
         .expect("store");
-    let reader = add_token(&store, "chain:read").await;
-    let events_only = add_token(&store, "events:read").await;
+    let reader = add_token(&store, "chain:read", "chain:read").await;
+    let events_only = add_token(&store, "events:read", "events:read").await;
     let (id, elsewhere) = new_token();
     let row = NewToken {
         id,
@@ -177,18 +167,7 @@ async fn send(
             Body::from(body.to_string())
         })
         .expect("request");
-    let resp = router(f.state.clone())
-        .oneshot(req)
-        .await
-        .expect("response");
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    answer(&f.state, req).await
 }
 
 async fn mint(f: &Fixture, amount: u64) {
