@@ -220,6 +220,16 @@ impl Store {
         Ok(n as u64)
     }
 
+    /// How many requests each status has, in one read (statuses with none
+    /// are absent).
+    pub async fn tx_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM tx_requests GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
+    }
+
     /// Attempts beyond each request's first: replacements (bumps, no-op
     /// cancels) and restarts at a new nonce. A benchmark or a dashboard
     /// tells from it that requests needed more than one signature.
