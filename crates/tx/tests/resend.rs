@@ -49,13 +49,13 @@ async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
     submit_all(&f, (0..N).map(|i| keyed(&f, &from, &format!("drop-{i}")))).await;
     until_count(store, "pending", N, None).await;
 
-    let _: Value = anvil.rpc("anvil_dropAllTransactions", json!([])).await;
-    let pool_content: Value = anvil.rpc("txpool_content", json!([])).await;
-    assert_eq!(pool_content["pending"], json!({}), "anvil dropped them");
+    // Counted before the drop: the sender may re-broadcast within
+    // milliseconds of it, before the test could read the proxy again.
     let (calls, trips) = (
         proxy.calls("eth_sendRawTransaction"),
         proxy.requests_with("eth_sendRawTransaction"),
     );
+    let _: Value = anvil.rpc("anvil_dropAllTransactions", json!([])).await;
     until_count(store, "confirmed", N, Some(anvil)).await;
 
     let resent = proxy.calls("eth_sendRawTransaction") - calls;
