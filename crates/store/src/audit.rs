@@ -59,28 +59,32 @@ async fn insert_rows(
     let now = now_ms();
     let mut rows = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(100) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO audit (at_ms, token_id, label, action, target, outcome, detail) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(if e.at_ms == 0 { now } else { e.at_ms })
-                .push_bind(e.token_id.clone())
-                .push_bind(e.label.clone())
-                .push_bind(e.action.as_str())
-                .push_bind(e.target.clone())
-                .push_bind(e.outcome.as_str())
-                .push_bind(e.detail.clone());
-        });
-        q.push(" RETURNING id, at_ms");
-        let mut ids: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut **db).await?;
+        let mut ids: Vec<(i64, i64)> = crate::db::on_tx!(db, |ex, DB| {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "INSERT INTO audit (at_ms, token_id, label, action, target, outcome, detail) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(if e.at_ms == 0 { now } else { e.at_ms })
+                    .push_bind(e.token_id.clone())
+                    .push_bind(e.label.clone())
+                    .push_bind(e.action.as_str())
+                    .push_bind(e.target.clone())
+                    .push_bind(e.outcome.as_str())
+                    .push_bind(e.detail.clone());
+            });
+            q.push(" RETURNING id, at_ms");
+            q.build_query_as().fetch_all(ex).await
+        })?;
         // RETURNING's order is unspecified; ids follow the VALUES order.
         ids.sort_unstable();
         rows.extend(ids);
     }
-    let registered: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
-        .bind(AUDIT_STREAM)
-        .fetch_optional(&mut **db)
-        .await?;
+    let registered: Option<i64> = crate::db::on_tx!(db, |ex| sqlx::query_scalar(
+        "SELECT next_seq FROM streams WHERE name = $1"
+    )
+    .bind(AUDIT_STREAM)
+    .fetch_optional(ex)
+    .await)?;
     if registered.is_none() {
         return Ok(false);
     }
@@ -115,13 +119,14 @@ async fn spent(
     chain: &str,
     who: &str,
 ) -> Result<u128, StoreError> {
-    let r: Option<(String,)> =
-        sqlx::query_as("SELECT wei FROM policy_spend WHERE day = ? AND chain = ? AND who = ?")
-            .bind(day)
-            .bind(chain)
-            .bind(who)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let r: Option<(String,)> = crate::db::on_tx!(tx, |ex| sqlx::query_as(
+        "SELECT wei FROM policy_spend WHERE day = $1 AND chain = $2 AND who = $3"
+    )
+    .bind(day)
+    .bind(chain)
+    .bind(who)
+    .fetch_optional(ex)
+    .await)?;
     Ok(r.and_then(|(w,)| w.parse().ok()).unwrap_or(0))
 }
 
@@ -155,14 +160,14 @@ impl Store {
 
     /// Entries after `after`, oldest first, at most `limit`.
     pub async fn audit_since(&self, after: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = crate::db::on_pool!(self, |ex| sqlx::query_as(
             "SELECT id, at_ms, token_id, label, action, target, outcome, detail \
-             FROM audit WHERE id > ? ORDER BY id LIMIT ?",
+             FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(i64::from(limit))
+        .fetch_all(ex)
+        .await)?;
         Ok(rows
             .into_iter()
             .filter_map(
@@ -189,14 +194,17 @@ impl Store {
         action: Action,
         target: &str,
     ) -> Result<Option<String>, StoreError> {
-        let r: Option<(Option<String>,)> = sqlx::query_as(
-            "SELECT token_id FROM audit WHERE target = ? AND action = ? AND outcome = 'accepted' \
+        let r: Option<(Option<String>,)> =
+            crate::db::on_pool!(self, |ex| {
+                sqlx::query_as(
+            "SELECT token_id FROM audit WHERE target = $1 AND action = $2 AND outcome = 'accepted' \
              ORDER BY id LIMIT 1",
         )
         .bind(target)
         .bind(action.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(ex)
+        .await
+            })?;
         Ok(r.and_then(|(t,)| t))
     }
 
@@ -219,16 +227,17 @@ impl Store {
             }
         }
         for ((who, _), total) in whos.iter().zip(next) {
-            sqlx::query(
-                "INSERT INTO policy_spend (day, chain, who, wei) VALUES (?, ?, ?, ?) \
+            crate::db::on_tx!(tx, |ex| sqlx::query(
+                "INSERT INTO policy_spend (day, chain, who, wei) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (day, chain, who) DO UPDATE SET wei = excluded.wei",
             )
             .bind(day)
             .bind(chain)
             .bind(who)
             .bind(total.to_string())
-            .execute(&mut *tx)
-            .await?;
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         Ok(Ok(()))
@@ -248,13 +257,16 @@ impl Store {
             let left = spent(&mut tx, day, chain, who)
                 .await?
                 .saturating_sub(amount);
-            sqlx::query("UPDATE policy_spend SET wei = ? WHERE day = ? AND chain = ? AND who = ?")
-                .bind(left.to_string())
-                .bind(day)
-                .bind(chain)
-                .bind(who)
-                .execute(&mut *tx)
-                .await?;
+            crate::db::on_tx!(tx, |ex| sqlx::query(
+                "UPDATE policy_spend SET wei = $1 WHERE day = $2 AND chain = $3 AND who = $4"
+            )
+            .bind(left.to_string())
+            .bind(day)
+            .bind(chain)
+            .bind(who)
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         Ok(())

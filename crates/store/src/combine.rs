@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbox::{WriteTx, begin, begin_durable};
@@ -282,24 +282,23 @@ async fn take_accounts(
     }
     let mut rows: Vec<(i64, String)> = Vec::with_capacity(takes.len());
     for run in shaped(&takes, MAX_WRITES) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "UPDATE tx_accounts SET next_nonce = next_nonce + v.column3 FROM (",
-        );
-        q.push_values(run, |mut b, t| {
-            b.push_bind(to_i64(t.chain_id))
-                .push_bind(t.address.clone())
-                .push_bind(t.items.len() as i64)
-                .push_bind(to_i64(t.first));
-        });
-        q.push(
+        let moved: Vec<(i64, String)> = crate::db::on_tx!(db, |ex, DB| {
+            let mut q = QueryBuilder::<DB>::new(
+                "UPDATE tx_accounts SET next_nonce = next_nonce + v.column3 FROM (",
+            );
+            q.push_values(run, |mut b, t| {
+                b.push_bind(to_i64(t.chain_id))
+                    .push_bind(t.address.clone())
+                    .push_bind(t.items.len() as i64)
+                    .push_bind(to_i64(t.first));
+            });
+            q.push(
             ") AS v WHERE tx_accounts.chain_id = v.column1 AND tx_accounts.address = v.column2 \
              AND tx_accounts.next_nonce = v.column4 RETURNING tx_accounts.chain_id, tx_accounts.address",
         );
-        rows.extend(
-            q.build_query_as::<(i64, String)>()
-                .fetch_all(&mut **db)
-                .await?,
-        );
+            q.build_query_as::<(i64, String)>().fetch_all(ex).await
+        })?;
+        rows.extend(moved);
     }
     Ok(rows
         .into_iter()

@@ -59,21 +59,23 @@ impl Store {
         payload: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = begin(self).await?;
-        let moved = sqlx::query("UPDATE sink_cursors SET seq = ?, updated_at = ? WHERE stream = ? AND sink = ? AND seq = ?")
+        let moved = crate::db::on_tx!(tx, |ex| {
+            sqlx::query("UPDATE sink_cursors SET seq = $1, updated_at = $2 WHERE stream = $3 AND sink = $4 AND seq = $5")
             .bind(to_i64(last_seq))
             .bind(now_secs())
             .bind(stream)
             .bind(sink)
             .bind(to_i64(from))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected())
+        })? == 1;
         if !moved {
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO dead_letters (stream, sink, first_seq, last_seq, count, error, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        crate::db::on_tx!(tx, |ex| {
+            sqlx::query(
+            "INSERT INTO dead_letters (stream, sink, first_seq, last_seq, count, error, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(stream)
         .bind(sink)
@@ -83,8 +85,10 @@ impl Store {
         .bind(error)
         .bind(payload)
         .bind(now_secs())
-        .execute(&mut *tx)
-        .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
         tx.commit().await?;
         Ok(true)
     }
@@ -95,14 +99,16 @@ impl Store {
         sink: &str,
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
             "SELECT id, stream, sink, first_seq, last_seq, count, error, payload, created_at FROM dead_letters \
-             WHERE sink = ? ORDER BY id LIMIT ?",
+             WHERE sink = $1 ORDER BY id LIMIT $2",
         )
         .bind(sink)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(i64::from(limit))
+        .fetch_all(ex)
+        .await
+        })?;
         Ok(rows.into_iter().map(from_row).collect())
     }
 
@@ -112,23 +118,28 @@ impl Store {
         sink: &str,
         id: i64,
     ) -> Result<Option<DeadLetter>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, stream, sink, first_seq, last_seq, count, error, payload, created_at FROM dead_letters WHERE sink = ? AND id = ?",
+        let row: Option<Row> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
+            "SELECT id, stream, sink, first_seq, last_seq, count, error, payload, created_at FROM dead_letters WHERE sink = $1 AND id = $2",
         )
         .bind(sink)
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(ex)
+        .await
+        })?;
         Ok(row.map(from_row))
     }
 
     /// Forgets a dead letter once redelivered.
     pub async fn delete_dead_letter(&self, id: i64) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("DELETE FROM dead_letters WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "DELETE FROM dead_letters WHERE id = $1"
+        )
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

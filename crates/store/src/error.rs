@@ -127,4 +127,34 @@ mod tests {
         let locked = DbError::from(locked.expect_err("locked"));
         assert_eq!(locked.kind(), DbErrorKind::Busy, "{locked}");
     }
+
+    /// The mapping on a real PostgreSQL: a row lock not granted within
+    /// `lock_timeout` is `Busy`, a duplicate key is `Conflict`.
+    #[tokio::test]
+    async fn on_postgres_a_lock_timeout_is_busy_and_a_duplicate_key_a_conflict() {
+        use sqlx::Connection;
+        let scratch = crate::scratch::Scratch::postgres(crate::scratch::DEFAULT_PG)
+            .await
+            .expect("PostgreSQL (scripts/services starts it)");
+        let mut a = sqlx::PgConnection::connect(scratch.url()).await.expect("a");
+        let mut b = sqlx::PgConnection::connect(scratch.url()).await.expect("b");
+        sqlx::raw_sql("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('x')")
+            .execute(&mut a)
+            .await
+            .expect("create");
+        let dup = sqlx::raw_sql("INSERT INTO t VALUES ('x')")
+            .execute(&mut a)
+            .await;
+        let dup = DbError::from(dup.expect_err("a duplicate key"));
+        assert_eq!(dup.kind(), DbErrorKind::Conflict, "{dup}");
+        sqlx::raw_sql("BEGIN; SELECT k FROM t FOR UPDATE")
+            .execute(&mut a)
+            .await
+            .expect("lock");
+        let locked = sqlx::raw_sql("SET lock_timeout = '50ms'; BEGIN; SELECT k FROM t FOR UPDATE")
+            .execute(&mut b)
+            .await;
+        let locked = DbError::from(locked.expect_err("locked"));
+        assert_eq!(locked.kind(), DbErrorKind::Busy, "{locked}");
+    }
 }

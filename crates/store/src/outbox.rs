@@ -6,7 +6,6 @@
 //! one per event, and a retraction moves one watermark per segment.
 
 use ethgate_core::{BlockRef, Envelope};
-use sqlx::{Sqlite, Transaction};
 
 use crate::codec::{self, NewEvent};
 use crate::{Store, StoreError, now_secs, to_i64};
@@ -97,11 +96,12 @@ async fn check_cursor(
     stream: &str,
     expected: Option<u64>,
 ) -> Result<u64, StoreError> {
-    let row: Option<(Option<i64>, i64)> =
-        sqlx::query_as("SELECT cursor_block, next_seq FROM streams WHERE name = ?")
-            .bind(stream)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let row: Option<(Option<i64>, i64)> = crate::db::on_tx!(tx, |ex| sqlx::query_as(
+        "SELECT cursor_block, next_seq FROM streams WHERE name = $1"
+    )
+    .bind(stream)
+    .fetch_optional(ex)
+    .await)?;
     let Some((found, next_seq)) = row else {
         return Err(StoreError::UnknownStream(stream.to_owned()));
     };
@@ -128,8 +128,9 @@ async fn append(
         if n == 0 {
             continue;
         }
-        sqlx::query(
-            "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        crate::db::on_tx!(tx, |ex| {
+            sqlx::query(
+            "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(stream)
         .bind(to_i64(next_seq))
@@ -138,8 +139,10 @@ async fn append(
         .bind(to_i64(seg.min_block))
         .bind(to_i64(seg.max_block))
         .bind(seg.payload)
-        .execute(&mut **tx)
-        .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
         next_seq += n;
     }
     Ok(next_seq)
@@ -155,27 +158,19 @@ async fn append(
 /// is free, and hold no connection while they wait; the API's group
 /// commit waits behind at most one background writer (`begin_urgent`).
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    conn: crate::db::Conn,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
     /// Commits, then gives up the turn.
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.conn.commit().await
     }
-}
 
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+    /// The transaction, for [`on_tx!`](crate::db::on_tx).
+    pub(crate) fn conn(&mut self) -> &mut crate::db::Conn {
+        &mut self.conn
     }
 }
 
@@ -208,14 +203,14 @@ impl Turns {
 
 pub(crate) async fn begin(store: &Store) -> Result<WriteTx, StoreError> {
     let turn = turn(store).await;
-    open(&store.pool, turn).await
+    open(store, false, turn).await
 }
 
 /// A background writer's transaction whose commit is on disk before it
 /// returns: for the transaction journal's nonces and signed attempts.
 pub(crate) async fn begin_durable(store: &Store) -> Result<WriteTx, StoreError> {
     let turn = turn(store).await;
-    open(&store.durable, turn).await
+    open(store, true, turn).await
 }
 
 /// The write turn of a background writer, for a single-statement write
@@ -233,17 +228,16 @@ pub(crate) async fn turn(store: &Store) -> tokio::sync::OwnedMutexGuard<()> {
 /// It commits durably: the API answers 202 only for requests on disk.
 pub(crate) async fn begin_urgent(store: &Store) -> Result<WriteTx, StoreError> {
     let turn = store.turns.urgent().await;
-    open(&store.durable, turn).await
+    open(store, true, turn).await
 }
 
 async fn open(
-    pool: &sqlx::SqlitePool,
+    store: &Store,
+    durable: bool,
     turn: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<WriteTx, StoreError> {
-    // IMMEDIATE takes the write lock up front, so a read-then-write
-    // transaction never fails to upgrade while another process commits.
-    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    Ok(WriteTx { tx, _turn: turn })
+    let conn = store.db.begin(durable).await?;
+    Ok(WriteTx { conn, _turn: turn })
 }
 
 impl Store {
@@ -282,20 +276,26 @@ impl Store {
         let next_seq = check_cursor(&mut tx, &c.stream, c.expected_cursor).await?;
         let next_seq = append(&mut tx, &c.stream, next_seq, segs).await?;
         for b in c.blocks.iter().chain(std::iter::once(&c.cursor)) {
-            sqlx::query(
-                "INSERT OR REPLACE INTO blocks (stream, number, hash, parent_hash, timestamp) VALUES (?, ?, ?, ?, ?)",
+            crate::db::on_tx!(tx, |ex| {
+                sqlx::query(
+                "INSERT INTO blocks (stream, number, hash, parent_hash, timestamp) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (stream, number) DO UPDATE SET hash = excluded.hash, \
+                 parent_hash = excluded.parent_hash, timestamp = excluded.timestamp",
             )
             .bind(&c.stream)
             .bind(to_i64(b.number))
             .bind(b.hash.to_string())
             .bind(b.parent_hash.to_string())
             .bind(to_i64(b.timestamp))
-            .execute(&mut *tx)
-            .await?;
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
         }
-        sqlx::query(
-            "UPDATE streams SET cursor_block = ?, cursor_hash = ?, next_seq = ?, events_recorded = events_recorded + ?, \
-             updated_at = ? WHERE name = ?",
+        crate::db::on_tx!(tx, |ex| {
+            sqlx::query(
+            "UPDATE streams SET cursor_block = $1, cursor_hash = $2, next_seq = $3, events_recorded = events_recorded + $4, \
+             updated_at = $5 WHERE name = $6",
         )
         .bind(to_i64(c.cursor.number))
         .bind(c.cursor.hash.to_string())
@@ -303,13 +303,18 @@ impl Store {
         .bind(count)
         .bind(now_secs())
         .bind(&c.stream)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM blocks WHERE stream = ? AND number < ?")
-            .bind(&c.stream)
-            .bind(to_i64(c.cursor.number.saturating_sub(c.keep_window)))
-            .execute(&mut *tx)
-            .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
+        crate::db::on_tx!(tx, |ex| sqlx::query(
+            "DELETE FROM blocks WHERE stream = $1 AND number < $2"
+        )
+        .bind(&c.stream)
+        .bind(to_i64(c.cursor.number.saturating_sub(c.keep_window)))
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         tx.commit().await?;
         if count > 0 {
             self.notify();
@@ -331,15 +336,17 @@ impl Store {
         let above = fork.map_or(-1, |f| to_i64(f.number));
         let mut tx = begin(self).await?;
         let next_seq = check_cursor(&mut tx, stream, expected_cursor).await?;
-        let live: Vec<(i64, i64, Option<i64>, Vec<u8>)> = sqlx::query_as(
-            "SELECT segment, first_seq, live_through, payload FROM outbox WHERE stream = ? AND removed = 0 \
-             AND max_block > ? AND (live_through IS NULL OR live_through > ?) ORDER BY first_seq",
+        let live: Vec<(i64, i64, Option<i64>, Vec<u8>)> = crate::db::on_tx!(tx, |ex| {
+            sqlx::query_as(
+            "SELECT segment, first_seq, live_through, payload FROM outbox WHERE stream = $1 AND removed = FALSE \
+             AND max_block > $2 AND (live_through IS NULL OR live_through > $3) ORDER BY first_seq",
         )
         .bind(stream)
         .bind(above)
         .bind(above)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(ex)
+        .await
+        })?;
         let mut retractions: Vec<Segment> = Vec::new();
         let mut count = 0i64;
         for (segment, first_seq, live_through, payload) in &live {
@@ -364,21 +371,28 @@ impl Store {
                     }
                 }
             }
-            sqlx::query("UPDATE outbox SET live_through = ? WHERE segment = ?")
-                .bind(above)
-                .bind(segment)
-                .execute(&mut *tx)
-                .await?;
+            crate::db::on_tx!(tx, |ex| sqlx::query(
+                "UPDATE outbox SET live_through = $1 WHERE segment = $2"
+            )
+            .bind(above)
+            .bind(segment)
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         let next_seq = append(&mut tx, stream, next_seq, retractions).await?;
-        sqlx::query("DELETE FROM blocks WHERE stream = ? AND number > ?")
-            .bind(stream)
-            .bind(above)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE streams SET cursor_block = ?, cursor_hash = ?, next_seq = ?, events_recorded = events_recorded - ?, \
-             reorgs = reorgs + 1, updated_at = ? WHERE name = ?",
+        crate::db::on_tx!(tx, |ex| sqlx::query(
+            "DELETE FROM blocks WHERE stream = $1 AND number > $2"
+        )
+        .bind(stream)
+        .bind(above)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
+        crate::db::on_tx!(tx, |ex| {
+            sqlx::query(
+            "UPDATE streams SET cursor_block = $1, cursor_hash = $2, next_seq = $3, events_recorded = events_recorded - $4, \
+             reorgs = reorgs + 1, updated_at = $5 WHERE name = $6",
         )
         .bind(fork.map(|f| to_i64(f.number)))
         .bind(fork.map(|f| f.hash.to_string()))
@@ -386,8 +400,10 @@ impl Store {
         .bind(count)
         .bind(now_secs())
         .bind(stream)
-        .execute(&mut *tx)
-        .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
         tx.commit().await?;
         if count > 0 {
             self.notify();
@@ -403,23 +419,26 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredEnvelope>, StoreError> {
         let mut out = Vec::with_capacity(limit.min(1024) as usize);
-        let chain_id: Option<i64> =
-            sqlx::query_scalar("SELECT chain_id FROM streams WHERE name = ?")
-                .bind(stream)
-                .fetch_optional(&self.pool)
-                .await?;
+        let chain_id: Option<i64> = crate::db::on_pool!(self, |ex| sqlx::query_scalar(
+            "SELECT chain_id FROM streams WHERE name = $1"
+        )
+        .bind(stream)
+        .fetch_optional(ex)
+        .await)?;
         let Some(chain_id) = chain_id else {
             return Ok(out);
         };
         let mut from = after;
         while out.len() < limit as usize {
-            let segs: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT first_seq, last_seq, payload FROM outbox WHERE stream = ? AND last_seq > ? ORDER BY last_seq LIMIT 2",
+            let segs: Vec<(i64, i64, Vec<u8>)> = crate::db::on_pool!(self, |ex| {
+                sqlx::query_as(
+                "SELECT first_seq, last_seq, payload FROM outbox WHERE stream = $1 AND last_seq > $2 ORDER BY last_seq LIMIT 2",
             )
             .bind(stream)
             .bind(to_i64(from))
-            .fetch_all(&self.pool)
-            .await?;
+            .fetch_all(ex)
+            .await
+            })?;
             if segs.is_empty() {
                 break;
             }

@@ -3,8 +3,6 @@
 //! restarts. The rules (what a rotation does next, when to top up) live in
 //! the accounts crate; this module only reads and writes.
 
-use sqlx::Row;
-
 use crate::{Store, StoreError, now_secs};
 
 /// A member of a pool.
@@ -42,47 +40,72 @@ pub struct RotationRow {
     pub updated_at: i64,
 }
 
-fn rotation_row(r: &sqlx::sqlite::SqliteRow) -> Result<RotationRow, StoreError> {
+/// A `rotations` row as stored.
+#[derive(sqlx::FromRow)]
+struct RawRotation {
+    id: String,
+    pool: String,
+    step: String,
+    old: String,
+    attempt: i64,
+    error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn rotation_row(r: RawRotation) -> Result<RotationRow, StoreError> {
     Ok(RotationRow {
-        id: r.try_get("id")?,
-        pool: r.try_get("pool")?,
-        step: r.try_get("step")?,
-        old: r.try_get("old")?,
-        attempt: r.try_get::<i64, _>("attempt")? as u32,
-        error: r.try_get("error")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        id: r.id,
+        pool: r.pool,
+        step: r.step,
+        old: r.old,
+        attempt: u32::try_from(r.attempt).map_err(|_| StoreError::Corrupt {
+            what: "rotations.attempt",
+            detail: r.attempt.to_string(),
+        })?,
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
+
+/// The columns [`RawRotation`] reads.
+const ROTATION: &str =
+    "SELECT id, pool, step, old, attempt, error, created_at, updated_at FROM rotations";
 
 impl Store {
     /// A pool's members, oldest first.
     pub async fn pool_members(&self, pool: &str) -> Result<Vec<MemberRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT address, keystore, state, rotation FROM pool_members WHERE pool = ? ORDER BY created_at, address",
+        let rows: Vec<(String, String, String, Option<String>)> = crate::db::on_pool!(
+            self,
+            |ex| {
+                sqlx::query_as(
+            "SELECT address, keystore, state, rotation FROM pool_members WHERE pool = $1 ORDER BY created_at, address",
         )
         .bind(pool)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MemberRow {
-                    address: r.try_get("address")?,
-                    keystore: r.try_get("keystore")?,
-                    state: r.try_get("state")?,
-                    rotation: r.try_get("rotation")?,
-                })
+        .fetch_all(ex)
+        .await
+            }
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|(address, keystore, state, rotation)| MemberRow {
+                address,
+                keystore,
+                state,
+                rotation,
             })
-            .collect()
+            .collect())
     }
 
     /// Adds a member (no change if it is already there).
     pub async fn add_pool_member(&self, pool: &str, member: &MemberRow) -> Result<(), StoreError> {
         let now = now_secs();
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
+        crate::db::on_pool!(self, |ex| {
+            sqlx::query(
             "INSERT INTO pool_members (pool, address, keystore, state, rotation, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pool, address) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (pool, address) DO NOTHING",
         )
         .bind(pool)
         .bind(&member.address)
@@ -91,8 +114,10 @@ impl Store {
         .bind(&member.rotation)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -108,23 +133,29 @@ impl Store {
         let now = now_secs();
         let mut tx = crate::outbox::begin(self).await?;
         for (address, state) in changes {
-            sqlx::query(
-                "UPDATE pool_members SET state = ?, updated_at = ? WHERE pool = ? AND address = ?",
+            crate::db::on_tx!(tx, |ex| {
+                sqlx::query(
+                "UPDATE pool_members SET state = $1, updated_at = $2 WHERE pool = $3 AND address = $4",
             )
             .bind(state)
             .bind(now)
             .bind(pool)
             .bind(address)
-            .execute(&mut *tx)
-            .await?;
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
         }
         if let Some((id, step)) = rotation {
-            sqlx::query("UPDATE rotations SET step = ?, error = NULL, updated_at = ? WHERE id = ?")
-                .bind(step)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            crate::db::on_tx!(tx, |ex| sqlx::query(
+                "UPDATE rotations SET step = $1, error = NULL, updated_at = $2 WHERE id = $3"
+            )
+            .bind(step)
+            .bind(now)
+            .bind(id)
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         Ok(())
@@ -132,13 +163,14 @@ impl Store {
 
     /// The pool's unfinished rotation, or else its latest one.
     pub async fn rotation(&self, pool: &str) -> Result<Option<RotationRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT * FROM rotations WHERE pool = ? ORDER BY (step = 'done'), created_at DESC LIMIT 1",
-        )
-        .bind(pool)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(rotation_row).transpose()
+        let row: Option<RawRotation> =
+            crate::db::on_pool!(self, |ex| sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{ROTATION} WHERE pool = $1 ORDER BY (step = 'done'), created_at DESC LIMIT 1",
+            )))
+            .bind(pool)
+            .fetch_optional(ex)
+            .await)?;
+        row.map(rotation_row).transpose()
     }
 
     /// Starts a rotation of `old`, unless one is unfinished: then that one
@@ -156,26 +188,30 @@ impl Store {
         let now = now_secs();
         let mut tx = crate::outbox::begin(self).await?;
         if let Some(key) = request_key {
-            let row = sqlx::query("SELECT * FROM rotations WHERE pool = ? AND request_key = ?")
-                .bind(pool)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row: Option<RawRotation> = crate::db::on_tx!(tx, |ex| sqlx::query_as(
+                sqlx::AssertSqlSafe(format!("{ROTATION} WHERE pool = $1 AND request_key = $2"))
+            )
+            .bind(pool)
+            .bind(key)
+            .fetch_optional(ex)
+            .await)?;
             if let Some(row) = row {
                 tx.commit().await?;
-                return rotation_row(&row);
+                return rotation_row(row);
             }
         }
-        sqlx::query(
-            "UPDATE rotations SET attempt = attempt + 1, error = NULL, updated_at = ? \
-             WHERE pool = ? AND step <> 'done' AND error IS NOT NULL",
+        crate::db::on_tx!(tx, |ex| sqlx::query(
+            "UPDATE rotations SET attempt = attempt + 1, error = NULL, updated_at = $1 \
+             WHERE pool = $2 AND step <> 'done' AND error IS NOT NULL",
         )
         .bind(now)
         .bind(pool)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO rotations (id, pool, step, old, request_key, created_at, updated_at) VALUES (?, ?, 'keys', ?, ?, ?, ?) \
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
+        crate::db::on_tx!(tx, |ex| {
+            sqlx::query(
+            "INSERT INTO rotations (id, pool, step, old, request_key, created_at, updated_at) VALUES ($1, $2, 'keys', $3, $4, $5, $6) \
              ON CONFLICT DO NOTHING",
         )
         .bind(id)
@@ -184,37 +220,47 @@ impl Store {
         .bind(request_key)
         .bind(now)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query("SELECT * FROM rotations WHERE pool = ? AND step <> 'done'")
-            .bind(pool)
-            .fetch_one(&mut *tx)
-            .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
+        let row: RawRotation = crate::db::on_tx!(tx, |ex| sqlx::query_as(sqlx::AssertSqlSafe(
+            format!("{ROTATION} WHERE pool = $1 AND step <> 'done'")
+        ))
+        .bind(pool)
+        .fetch_one(ex)
+        .await)?;
         tx.commit().await?;
-        rotation_row(&row)
+        rotation_row(row)
     }
 
     /// Moves a rotation to `step`.
     pub async fn set_rotation_step(&self, id: &str, step: &str) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("UPDATE rotations SET step = ?, error = NULL, updated_at = ? WHERE id = ?")
-            .bind(step)
-            .bind(now_secs())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "UPDATE rotations SET step = $1, error = NULL, updated_at = $2 WHERE id = $3"
+        )
+        .bind(step)
+        .bind(now_secs())
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Records why a rotation cannot go on (an operator re-runs it).
     pub async fn set_rotation_error(&self, id: &str, error: &str) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("UPDATE rotations SET error = ?, updated_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(now_secs())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "UPDATE rotations SET error = $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(error)
+        .bind(now_secs())
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -228,8 +274,9 @@ impl Store {
         day: i64,
     ) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
-            "INSERT INTO top_ups (tx_id, pool, address, amount, day, created_at) VALUES (?, ?, ?, ?, ?, ?) \
+        crate::db::on_pool!(self, |ex| {
+            sqlx::query(
+            "INSERT INTO top_ups (tx_id, pool, address, amount, day, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (tx_id) DO NOTHING",
         )
         .bind(tx_id)
@@ -238,8 +285,10 @@ impl Store {
         .bind(amount.to_string())
         .bind(day)
         .bind(now_secs())
-        .execute(&self.pool)
-        .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -250,37 +299,38 @@ impl Store {
         pool: &str,
         day: i64,
     ) -> Result<Vec<(String, String, u128, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.tx_id, t.address, t.amount, COALESCE(r.status, 'unknown') AS status \
+        let rows: Vec<(String, String, String, String)> =
+            crate::db::on_pool!(self, |ex| sqlx::query_as(
+                "SELECT t.tx_id, t.address, t.amount, COALESCE(r.status, 'unknown') AS status \
              FROM top_ups t LEFT JOIN tx_requests r ON r.id = t.tx_id \
-             WHERE t.pool = ? AND t.day = ? ORDER BY t.created_at, t.tx_id",
-        )
-        .bind(pool)
-        .bind(day)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let amount: String = r.try_get("amount")?;
-                Ok((
-                    r.try_get("tx_id")?,
-                    r.try_get("address")?,
-                    amount.parse().unwrap_or(0),
-                    r.try_get("status")?,
-                ))
+             WHERE t.pool = $1 AND t.day = $2 ORDER BY t.created_at, t.tx_id",
+            )
+            .bind(pool)
+            .bind(day)
+            .fetch_all(ex)
+            .await)?;
+        rows.into_iter()
+            .map(|(tx_id, address, amount, status)| {
+                let amount = amount.parse().map_err(|_| StoreError::Corrupt {
+                    what: "top_ups.amount",
+                    detail: amount.clone(),
+                })?;
+                Ok((tx_id, address, amount, status))
             })
             .collect()
     }
 
     /// How many requests `sender` has not finished (queued, pending, mined).
     pub async fn open_count(&self, chain_id: u64, sender: &str) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tx_requests WHERE chain_id = ? AND sender = ? AND status IN ('queued', 'pending', 'mined')",
+        let n: i64 = crate::db::on_pool!(self, |ex| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tx_requests WHERE chain_id = $1 AND sender = $2 AND status IN ('queued', 'pending', 'mined')",
         )
         .bind(crate::to_i64(chain_id))
         .bind(sender)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(ex)
+        .await
+        })?;
         Ok(n as u64)
     }
 }

@@ -39,16 +39,18 @@ impl Store {
         &self,
         routes: &[(String, String)],
     ) -> Result<Vec<SinkStatus>, StoreError> {
-        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT c.stream, c.sink, c.seq, c.delivered, c.failures, c.updated_at, s.next_seq \
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> =
+            crate::db::on_pool!(self, |ex| sqlx::query_as(
+                "SELECT c.stream, c.sink, c.seq, c.delivered, c.failures, c.updated_at, s.next_seq \
              FROM sink_cursors c JOIN streams s ON s.name = c.stream",
+            )
+            .fetch_all(ex)
+            .await)?;
+        let parked: Vec<(String, String, i64)> = crate::db::on_pool!(self, |ex| sqlx::query_as(
+            "SELECT stream, sink, COUNT(*) FROM dead_letters GROUP BY stream, sink"
         )
-        .fetch_all(&self.pool)
-        .await?;
-        let parked: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT stream, sink, COUNT(*) FROM dead_letters GROUP BY stream, sink")
-                .fetch_all(&self.pool)
-                .await?;
+        .fetch_all(ex)
+        .await)?;
         let mut out = Vec::with_capacity(routes.len());
         for (stream, sink) in routes {
             let dead_letters = parked
@@ -84,10 +86,12 @@ impl Store {
 
     /// The highest seq of the stream (0 if none).
     pub async fn last_seq(&self, stream: &str) -> Result<u64, StoreError> {
-        let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
-            .bind(stream)
-            .fetch_optional(&self.pool)
-            .await?;
+        let next: Option<i64> = crate::db::on_pool!(self, |ex| sqlx::query_scalar(
+            "SELECT next_seq FROM streams WHERE name = $1"
+        )
+        .bind(stream)
+        .fetch_optional(ex)
+        .await)?;
         next.map(|n| (n - 1).max(0) as u64)
             .ok_or_else(|| StoreError::UnknownStream(stream.to_owned()))
     }
@@ -95,13 +99,15 @@ impl Store {
     /// The seq just before the first envelope of `block` or later, so a
     /// sink rewound there replays from that block on.
     pub async fn seq_before_block(&self, stream: &str, block: u64) -> Result<u64, StoreError> {
-        let seg: Option<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT first_seq, payload FROM outbox WHERE stream = ? AND max_block >= ? ORDER BY first_seq LIMIT 1",
+        let seg: Option<(i64, Vec<u8>)> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
+            "SELECT first_seq, payload FROM outbox WHERE stream = $1 AND max_block >= $2 ORDER BY first_seq LIMIT 1",
         )
         .bind(stream)
         .bind(to_i64(block))
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(ex)
+        .await
+        })?;
         let Some((first, payload)) = seg else {
             return self.last_seq(stream).await;
         };
@@ -131,15 +137,16 @@ impl Store {
         }
         self.sink_cursor(stream, sink).await?;
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
-            "UPDATE sink_cursors SET seq = ?, updated_at = ? WHERE stream = ? AND sink = ?",
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "UPDATE sink_cursors SET seq = $1, updated_at = $2 WHERE stream = $3 AND sink = $4",
         )
         .bind(to_i64(seq))
         .bind(now_secs())
         .bind(stream)
         .bind(sink)
-        .execute(&self.pool)
-        .await?;
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         self.notify();
         Ok(())
     }
@@ -147,21 +154,25 @@ impl Store {
     /// The sink's cursor in `stream`, registering it at 0 if new.
     pub async fn sink_cursor(&self, stream: &str, sink: &str) -> Result<SinkCursor, StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
-            "INSERT OR IGNORE INTO sink_cursors (stream, sink, updated_at) VALUES (?, ?, ?)",
+        crate::db::on_pool!(self, |ex| {
+            sqlx::query(
+            "INSERT INTO sink_cursors (stream, sink, updated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(stream)
         .bind(sink)
         .bind(now_secs())
-        .execute(&self.pool)
-        .await?;
-        let (seq, delivered, failures): (i64, i64, i64) = sqlx::query_as(
-            "SELECT seq, delivered, failures FROM sink_cursors WHERE stream = ? AND sink = ?",
-        )
-        .bind(stream)
-        .bind(sink)
-        .fetch_one(&self.pool)
-        .await?;
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
+        let (seq, delivered, failures): (i64, i64, i64) =
+            crate::db::on_pool!(self, |ex| sqlx::query_as(
+                "SELECT seq, delivered, failures FROM sink_cursors WHERE stream = $1 AND sink = $2",
+            )
+            .bind(stream)
+            .bind(sink)
+            .fetch_one(ex)
+            .await)?;
         Ok(SinkCursor {
             seq: seq as u64,
             delivered: delivered as u64,
@@ -181,8 +192,9 @@ impl Store {
         count: u64,
     ) -> Result<bool, StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        let done = sqlx::query(
-            "UPDATE sink_cursors SET seq = ?, delivered = delivered + ?, updated_at = ? WHERE stream = ? AND sink = ? AND seq = ?",
+        let done = crate::db::on_pool!(self, |ex| {
+            sqlx::query(
+            "UPDATE sink_cursors SET seq = $1, delivered = delivered + $2, updated_at = $3 WHERE stream = $4 AND sink = $5 AND seq = $6",
         )
         .bind(to_i64(to))
         .bind(to_i64(count))
@@ -190,20 +202,25 @@ impl Store {
         .bind(stream)
         .bind(sink)
         .bind(to_i64(from))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(ex)
+        .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
     }
 
     /// Counts a failed delivery attempt.
     pub async fn note_sink_failure(&self, stream: &str, sink: &str) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("UPDATE sink_cursors SET failures = failures + 1, updated_at = ? WHERE stream = ? AND sink = ?")
+        crate::db::on_pool!(self, |ex| {
+            sqlx::query("UPDATE sink_cursors SET failures = failures + 1, updated_at = $1 WHERE stream = $2 AND sink = $3")
             .bind(now_secs())
             .bind(stream)
             .bind(sink)
-            .execute(&self.pool)
-            .await?;
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }

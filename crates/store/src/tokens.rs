@@ -73,9 +73,9 @@ impl Store {
     /// Records a token by its hash.
     pub async fn insert_token(&self, t: &NewToken) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
+        crate::db::on_pool!(self, |ex| sqlx::query(
             "INSERT INTO api_tokens (id, hash, scopes, label, policy, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&t.id)
         .bind(&t.hash)
@@ -84,55 +84,67 @@ impl Store {
         .bind(&t.policy)
         .bind(t.expires_at)
         .bind(now_secs())
-        .execute(&self.pool)
-        .await?;
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The unrevoked token with this hash, if any (expiry is the caller's
     /// to judge, so it can say why it refuses).
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
-        let r: Option<Row> = sqlx::query_as(
+        let r: Option<Row> =
+            crate::db::on_pool!(self, |ex| {
+                sqlx::query_as(
             "SELECT id, scopes, label, policy, created_at, expires_at, revoked_at, last_used_at \
-             FROM api_tokens WHERE hash = ? AND revoked_at IS NULL",
+             FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(ex)
+        .await
+            })?;
         Ok(r.map(row))
     }
 
     /// Every token, oldest first, revoked ones included.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> =
+            crate::db::on_pool!(self, |ex| {
+                sqlx::query_as(
             "SELECT id, scopes, label, policy, created_at, expires_at, revoked_at, last_used_at \
              FROM api_tokens ORDER BY created_at, id",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(ex)
+        .await
+            })?;
         Ok(rows.into_iter().map(row).collect())
     }
 
     /// Revokes a token by id; `false` when there is no such unrevoked token.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        let done =
-            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now_secs())
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let done = crate::db::on_pool!(self, |ex| sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
+        )
+        .bind(now_secs())
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Notes that a token was used now.
     pub async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
-            .bind(now_secs())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2"
+        )
+        .bind(now_secs())
+        .bind(id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

@@ -6,8 +6,6 @@
 //! transaction that records the first signed attempt at it, with a
 //! compare-and-set on the account's next nonce.
 
-use sqlx::Row;
-
 use crate::tx_rows::{insert_requests, record_attempts};
 use crate::{Store, StoreError, now_secs, to_i64};
 
@@ -153,31 +151,65 @@ macro_rules! tx_columns {
     };
 }
 
-fn tx_row(r: &sqlx::sqlite::SqliteRow) -> Result<TxRow, StoreError> {
-    Ok(TxRow {
-        id: r.try_get("id")?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        chain_id: r.try_get::<i64, _>("chain_id")? as u64,
-        sender: r.try_get("sender")?,
-        request: r.try_get("request")?,
-        state: r.try_get("state")?,
-        status: r.try_get("status")?,
-        nonce: r.try_get::<Option<i64>, _>("nonce")?.map(|n| n as u64),
-        block_number: r
-            .try_get::<Option<i64>, _>("block_number")?
-            .map(|n| n as u64),
-        error: r.try_get("error")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+/// A `tx_requests` row as stored ([`tx_columns!`]).
+#[derive(sqlx::FromRow)]
+struct RawTx {
+    id: String,
+    idempotency_key: String,
+    chain_id: i64,
+    sender: String,
+    request: String,
+    state: String,
+    status: String,
+    nonce: Option<i64>,
+    block_number: Option<i64>,
+    error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
 }
 
-/// Rows selected with `rowid AS rid` before the columns: each with its
-/// insertion order.
-fn numbered(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<(i64, TxRow)>, StoreError> {
-    rows.iter()
-        .map(|r| Ok((r.try_get::<i64, _>("rid")?, tx_row(r)?)))
-        .collect()
+/// A row selected with `rowid AS rid` before the columns: its insertion
+/// order.
+#[derive(sqlx::FromRow)]
+struct NumberedTx {
+    rid: i64,
+    #[sqlx(flatten)]
+    tx: RawTx,
+}
+
+fn tx_row(r: RawTx) -> TxRow {
+    TxRow {
+        id: r.id,
+        idempotency_key: r.idempotency_key,
+        chain_id: r.chain_id as u64,
+        sender: r.sender,
+        request: r.request,
+        state: r.state,
+        status: r.status,
+        nonce: r.nonce.map(|n| n as u64),
+        block_number: r.block_number.map(|n| n as u64),
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn numbered(rows: Vec<NumberedTx>) -> Vec<(i64, TxRow)> {
+    rows.into_iter().map(|r| (r.rid, tx_row(r.tx))).collect()
+}
+
+/// A `tx_attempts` row as stored.
+#[derive(sqlx::FromRow)]
+struct RawAttempt {
+    n: i64,
+    nonce: i64,
+    hash: String,
+    raw: Vec<u8>,
+    noop: i64,
+    gas_limit: i64,
+    max_fee: String,
+    max_priority_fee: String,
+    created_at: i64,
 }
 
 fn wei(s: &str) -> Result<u128, StoreError> {
@@ -200,33 +232,36 @@ impl Store {
 
     /// One request by id.
     pub async fn tx(&self, id: &str) -> Result<Option<TxRow>, StoreError> {
-        let row = sqlx::query(concat!(
+        let row: Option<RawTx> = crate::db::on_pool!(self, |ex| sqlx::query_as(concat!(
             "SELECT ",
             tx_columns!(),
-            " FROM tx_requests WHERE id = ?"
+            " FROM tx_requests WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(tx_row).transpose()
+        .fetch_optional(ex)
+        .await)?;
+        Ok(row.map(tx_row))
     }
 
     /// How many requests have `status` (dashboards, benchmarks).
     pub async fn count_txs(&self, status: &str) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tx_requests WHERE status = ?")
-            .bind(status)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = crate::db::on_pool!(self, |ex| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tx_requests WHERE status = $1"
+        )
+        .bind(status)
+        .fetch_one(ex)
+        .await)?;
         Ok(n as u64)
     }
 
     /// How many requests each status has, in one read (statuses with none
     /// are absent).
     pub async fn tx_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM tx_requests GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64)> = crate::db::on_pool!(self, |ex| sqlx::query_as(
+            "SELECT status, COUNT(*) FROM tx_requests GROUP BY status"
+        )
+        .fetch_all(ex)
+        .await)?;
         Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
     }
 
@@ -234,23 +269,25 @@ impl Store {
     /// cancels) and restarts at a new nonce. A benchmark or a dashboard
     /// tells from it that requests needed more than one signature.
     pub async fn extra_attempts(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT tx_id) FROM tx_attempts")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = crate::db::on_pool!(self, |ex| sqlx::query_scalar(
+            "SELECT COUNT(*) - COUNT(DISTINCT tx_id) FROM tx_attempts"
+        )
+        .fetch_one(ex)
+        .await)?;
         Ok(n.max(0) as u64)
     }
 
     /// The request accepted under an idempotency key, if any.
     pub async fn tx_by_key(&self, idempotency_key: &str) -> Result<Option<TxRow>, StoreError> {
-        let row = sqlx::query(concat!(
+        let row: Option<RawTx> = crate::db::on_pool!(self, |ex| sqlx::query_as(concat!(
             "SELECT ",
             tx_columns!(),
-            " FROM tx_requests WHERE idempotency_key = ?"
+            " FROM tx_requests WHERE idempotency_key = $1"
         ))
         .bind(idempotency_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(tx_row).transpose()
+        .fetch_optional(ex)
+        .await)?;
+        Ok(row.map(tx_row))
     }
 
     /// Requests, newest first, optionally by status and sender.
@@ -260,18 +297,21 @@ impl Store {
         sender: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TxRow>, StoreError> {
-        let rows = sqlx::query(concat!(
+        let rows: Vec<RawTx> =
+            crate::db::on_pool!(self, |ex| {
+                sqlx::query_as(concat!(
             "SELECT ",
             tx_columns!(),
-            " FROM tx_requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR sender = ?2) \
-             ORDER BY created_at DESC, id DESC LIMIT ?3"
+            " FROM tx_requests WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR sender = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
         .bind(status)
         .bind(sender)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(tx_row).collect()
+        .fetch_all(ex)
+        .await
+            })?;
+        Ok(rows.into_iter().map(tx_row).collect())
     }
 
     /// The requests an account's sender still works on: queued, pending and
@@ -286,19 +326,21 @@ impl Store {
         sender: &str,
         watch_from: u64,
     ) -> Result<Vec<(i64, TxRow)>, StoreError> {
-        let rows = sqlx::query(concat!(
+        let rows: Vec<NumberedTx> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(concat!(
             "SELECT rowid AS rid, ",
             tx_columns!(),
-            " FROM tx_requests WHERE chain_id = ?1 AND sender = ?2 AND \
-             (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= ?3)) \
+            " FROM tx_requests WHERE chain_id = $1 AND sender = $2 AND \
+             (status IN ('queued', 'pending', 'mined') OR (status IN ('confirmed', 'failed') AND block_number >= $3)) \
              ORDER BY rowid"
         ))
         .bind(to_i64(chain_id))
         .bind(sender)
         .bind(to_i64(watch_from))
-        .fetch_all(&self.pool)
-        .await?;
-        numbered(&rows)
+        .fetch_all(ex)
+        .await
+        })?;
+        Ok(numbered(rows))
     }
 
     /// Queued requests for an account accepted after rowid `after`: what a
@@ -311,40 +353,44 @@ impl Store {
         sender: &str,
         after: i64,
     ) -> Result<Vec<(i64, TxRow)>, StoreError> {
-        let rows = sqlx::query(concat!(
+        let rows: Vec<NumberedTx> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(concat!(
             "SELECT rowid AS rid, ",
             tx_columns!(),
-            " FROM tx_requests WHERE rowid > ?3 AND chain_id = ?1 AND sender = ?2 AND status = 'queued' \
+            " FROM tx_requests WHERE rowid > $3 AND chain_id = $1 AND sender = $2 AND status = 'queued' \
              ORDER BY rowid"
         ))
         .bind(to_i64(chain_id))
         .bind(sender)
         .bind(after)
-        .fetch_all(&self.pool)
-        .await?;
-        numbered(&rows)
+        .fetch_all(ex)
+        .await
+        })?;
+        Ok(numbered(rows))
     }
 
     /// A request's attempts, in signing order.
     pub async fn attempts(&self, tx_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at FROM tx_attempts WHERE tx_id = ? ORDER BY n",
+        let rows: Vec<RawAttempt> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
+            "SELECT n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at FROM tx_attempts WHERE tx_id = $1 ORDER BY n",
         )
         .bind(tx_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        .fetch_all(ex)
+        .await
+        })?;
+        rows.into_iter()
             .map(|r| {
                 Ok(AttemptRow {
-                    n: r.try_get::<i64, _>("n")? as u32,
-                    nonce: r.try_get::<i64, _>("nonce")? as u64,
-                    hash: r.try_get("hash")?,
-                    raw: r.try_get("raw")?,
-                    noop: r.try_get::<i64, _>("noop")? != 0,
-                    gas_limit: r.try_get::<i64, _>("gas_limit")? as u64,
-                    max_fee: wei(&r.try_get::<String, _>("max_fee")?)?,
-                    max_priority_fee: wei(&r.try_get::<String, _>("max_priority_fee")?)?,
-                    created_at: r.try_get("created_at")?,
+                    n: r.n as u32,
+                    nonce: r.nonce as u64,
+                    hash: r.hash,
+                    raw: r.raw,
+                    noop: r.noop != 0,
+                    gas_limit: r.gas_limit as u64,
+                    max_fee: wei(&r.max_fee)?,
+                    max_priority_fee: wei(&r.max_priority_fee)?,
+                    created_at: r.created_at,
                 })
             })
             .collect()
@@ -356,13 +402,13 @@ impl Store {
         chain_id: u64,
         address: &str,
     ) -> Result<Option<u64>, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "SELECT next_nonce FROM tx_accounts WHERE chain_id = ? AND address = ?",
+        let n: Option<i64> = crate::db::on_pool!(self, |ex| sqlx::query_scalar(
+            "SELECT next_nonce FROM tx_accounts WHERE chain_id = $1 AND address = $2",
         )
         .bind(to_i64(chain_id))
         .bind(address)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(ex)
+        .await)?;
         Ok(n.map(|n| n as u64))
     }
 
@@ -375,15 +421,17 @@ impl Store {
         at_least: u64,
     ) -> Result<u64, StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query(
-            "INSERT INTO tx_accounts (chain_id, address, next_nonce) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (chain_id, address) DO UPDATE SET next_nonce = MAX(next_nonce, ?3)",
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "INSERT INTO tx_accounts (chain_id, address, next_nonce) VALUES ($1, $2, $3) \
+             ON CONFLICT (chain_id, address) DO UPDATE SET next_nonce = \
+             CASE WHEN tx_accounts.next_nonce > $3 THEN tx_accounts.next_nonce ELSE $3 END",
         )
         .bind(to_i64(chain_id))
         .bind(address)
         .bind(to_i64(at_least))
-        .execute(&self.pool)
-        .await?;
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(self
             .next_nonce(chain_id, address)
             .await?
@@ -467,12 +515,15 @@ impl Store {
     /// accepted a later broadcast).
     pub async fn set_tx_error(&self, tx_id: &str, error: Option<&str>) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
-        sqlx::query("UPDATE tx_requests SET error = ?, updated_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(now_secs())
-            .bind(tx_id)
-            .execute(&self.pool)
-            .await?;
+        crate::db::on_pool!(self, |ex| sqlx::query(
+            "UPDATE tx_requests SET error = $1, updated_at = $2 WHERE id = $3"
+        )
+        .bind(error)
+        .bind(now_secs())
+        .bind(tx_id)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -533,28 +584,36 @@ pub(crate) async fn append_segment(
     payload: Vec<u8>,
     n: i64,
 ) -> Result<(), StoreError> {
-    let next: Option<i64> = sqlx::query_scalar("SELECT next_seq FROM streams WHERE name = ?")
-        .bind(stream)
-        .fetch_optional(&mut **db)
-        .await?;
+    let next: Option<i64> = crate::db::on_tx!(db, |ex| sqlx::query_scalar(
+        "SELECT next_seq FROM streams WHERE name = $1"
+    )
+    .bind(stream)
+    .fetch_optional(ex)
+    .await)?;
     let next = next.ok_or_else(|| StoreError::UnknownStream(stream.to_owned()))?;
-    sqlx::query(
-        "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES (?, ?, ?, 0, 0, 0, ?)",
+    crate::db::on_tx!(db, |ex| {
+        sqlx::query(
+        "INSERT INTO outbox (stream, first_seq, last_seq, removed, min_block, max_block, payload) VALUES ($1, $2, $3, FALSE, 0, 0, $4)",
     )
     .bind(stream)
     .bind(next)
     .bind(next + n - 1)
     .bind(payload)
-    .execute(&mut **db)
-    .await?;
-    sqlx::query(
-        "UPDATE streams SET next_seq = next_seq + ?, events_recorded = events_recorded + ?, updated_at = ? WHERE name = ?",
+    .execute(ex)
+    .await
+            .map(|r| r.rows_affected())
+    })?;
+    crate::db::on_tx!(db, |ex| {
+        sqlx::query(
+        "UPDATE streams SET next_seq = next_seq + $1, events_recorded = events_recorded + $2, updated_at = $3 WHERE name = $4",
     )
     .bind(n)
     .bind(n)
     .bind(now_secs())
     .bind(stream)
-    .execute(&mut **db)
-    .await?;
+    .execute(ex)
+    .await
+            .map(|r| r.rows_affected())
+    })?;
     Ok(())
 }

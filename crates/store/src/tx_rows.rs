@@ -4,7 +4,7 @@
 //! by row spent tens of milliseconds on the hops alone, while the API's
 //! group commits waited for the write lock.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 use crate::tx::{Inserted, NewAttempt, NewTx, SignedAttempt};
 use crate::{StoreError, now_secs, to_i64};
@@ -44,23 +44,25 @@ pub(crate) async fn insert_requests(
     let now = now_secs();
     let mut created = std::collections::HashSet::with_capacity(txs.len());
     for chunk in shaped(txs, ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) ",
-        );
-        q.push_values(chunk, |mut b, t| {
-            b.push_bind(t.id.to_owned())
-                .push_bind(t.idempotency_key.to_owned())
-                .push_bind(t.body_hash.to_owned())
-                .push_bind(to_i64(t.chain_id))
-                .push_bind(t.sender.to_owned())
-                .push_bind(t.request.to_owned())
-                .push_bind(t.state.to_owned())
-                .push_bind(t.status.to_owned())
-                .push_bind(now)
-                .push_bind(now);
-        });
-        q.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
-        let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut **db).await?;
+        let ids: Vec<String> = crate::db::on_tx!(db, |ex, DB| {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO tx_requests (id, idempotency_key, body_hash, chain_id, sender, request, state, status, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, t| {
+                b.push_bind(t.id.to_owned())
+                    .push_bind(t.idempotency_key.to_owned())
+                    .push_bind(t.body_hash.to_owned())
+                    .push_bind(to_i64(t.chain_id))
+                    .push_bind(t.sender.to_owned())
+                    .push_bind(t.request.to_owned())
+                    .push_bind(t.state.to_owned())
+                    .push_bind(t.status.to_owned())
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
+            q.build_query_scalar().fetch_all(ex).await
+        })?;
         created.extend(ids);
     }
     let mut out = Vec::with_capacity(txs.len());
@@ -69,11 +71,12 @@ pub(crate) async fn insert_requests(
             out.push(Inserted::Created);
             continue;
         }
-        let (id, hash): (String, String) =
-            sqlx::query_as("SELECT id, body_hash FROM tx_requests WHERE idempotency_key = ?")
-                .bind(t.idempotency_key)
-                .fetch_one(&mut **db)
-                .await?;
+        let (id, hash): (String, String) = crate::db::on_tx!(db, |ex| sqlx::query_as(
+            "SELECT id, body_hash FROM tx_requests WHERE idempotency_key = $1"
+        )
+        .bind(t.idempotency_key)
+        .fetch_one(ex)
+        .await)?;
         out.push(if hash == t.body_hash {
             Inserted::Existing(id)
         } else {
@@ -91,24 +94,26 @@ pub(crate) async fn insert_attempts(
 ) -> Result<(), StoreError> {
     let now = now_secs();
     for chunk in shaped(items, ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO tx_attempts (tx_id, n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at) ",
-        );
-        q.push_values(chunk, |mut b, (id, a)| {
-            b.push_bind((*id).to_owned())
-                .push("(SELECT COALESCE(MAX(n), 0) + 1 FROM tx_attempts WHERE tx_id = ")
-                .push_bind_unseparated((*id).to_owned())
-                .push_unseparated(")")
-                .push_bind(to_i64(a.nonce))
-                .push_bind(a.hash.clone())
-                .push_bind(a.raw.clone())
-                .push_bind(i64::from(a.noop))
-                .push_bind(to_i64(a.gas_limit))
-                .push_bind(a.max_fee.to_string())
-                .push_bind(a.max_priority_fee.to_string())
-                .push_bind(now);
-        });
-        q.build().execute(&mut **db).await?;
+        crate::db::on_tx!(db, |ex, DB| {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO tx_attempts (tx_id, n, nonce, hash, raw, noop, gas_limit, max_fee, max_priority_fee, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, a)| {
+                b.push_bind((*id).to_owned())
+                    .push("(SELECT COALESCE(MAX(n), 0) + 1 FROM tx_attempts WHERE tx_id = ")
+                    .push_bind_unseparated((*id).to_owned())
+                    .push_unseparated(")")
+                    .push_bind(to_i64(a.nonce))
+                    .push_bind(a.hash.clone())
+                    .push_bind(a.raw.clone())
+                    .push_bind(i64::from(a.noop))
+                    .push_bind(to_i64(a.gas_limit))
+                    .push_bind(a.max_fee.to_string())
+                    .push_bind(a.max_priority_fee.to_string())
+                    .push_bind(now);
+            });
+            q.build().execute(ex).await.map(|_| ())
+        })?;
     }
     Ok(())
 }
@@ -150,23 +155,25 @@ pub(crate) struct NewState<'a> {
 pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result<(), StoreError> {
     let now = now_secs();
     for chunk in shaped(items, ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "UPDATE tx_requests SET state = v.column2, status = v.column3, nonce = v.column4, \
+        crate::db::on_tx!(db, |ex, DB| {
+            let mut q = QueryBuilder::<DB>::new(
+                "UPDATE tx_requests SET state = v.column2, status = v.column3, nonce = v.column4, \
              block_number = v.column5, \
              error = NULLIF(COALESCE(v.column6, tx_requests.error), ''), updated_at = ",
-        );
-        q.push_bind(now);
-        q.push(" FROM (");
-        q.push_values(chunk, |mut b, s| {
-            b.push_bind(s.tx_id.to_owned())
-                .push_bind(s.state.to_owned())
-                .push_bind(s.status.to_owned())
-                .push_bind(s.nonce.map(to_i64))
-                .push_bind(s.block_number.map(to_i64))
-                .push_bind(s.error.map(str::to_owned));
-        });
-        q.push(") AS v WHERE tx_requests.id = v.column1");
-        q.build().execute(&mut **db).await?;
+            );
+            q.push_bind(now);
+            q.push(" FROM (");
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.tx_id.to_owned())
+                    .push_bind(s.state.to_owned())
+                    .push_bind(s.status.to_owned())
+                    .push_bind(s.nonce.map(to_i64))
+                    .push_bind(s.block_number.map(to_i64))
+                    .push_bind(s.error.map(str::to_owned));
+            });
+            q.push(") AS v WHERE tx_requests.id = v.column1");
+            q.build().execute(ex).await.map(|_| ())
+        })?;
     }
     Ok(())
 }

@@ -1,18 +1,19 @@
-//! The audit trail and the daily-cap counters in a real SQLite store:
+//! The audit trail and the daily-cap counters in a real store (SQLite, or PostgreSQL with
+//! `ETHGATE_TEST_STORE=postgres`):
 //! entries read back in order with who submitted what; once the `audit`
 //! stream is registered each entry is also an outbox envelope; a spend
 //! that would pass any cap changes nothing, and a refund gives back.
 
 use ethgate_core::Envelope;
 use ethgate_store::audit::AUDIT_STREAM;
+use ethgate_store::scratch::Scratch;
 use ethgate_store::{Action, AuditEntry, Outcome, Store};
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}/s.db", dir.path().display()))
-        .await
-        .expect("store");
-    (dir, store)
+/// A fresh store on the backend `ETHGATE_TEST_STORE` names.
+async fn store() -> (Scratch, Store) {
+    let scratch = Scratch::from_env().await;
+    let store = Store::connect(scratch.url()).await.expect("store");
+    (scratch, store)
 }
 
 fn entry(token: &str, action: Action, target: &str, outcome: Outcome) -> AuditEntry {

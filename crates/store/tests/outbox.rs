@@ -1,8 +1,9 @@
-//! Outbox behaviour against a real SQLite file: atomic range commits,
+//! Outbox behaviour on a real store (SQLite, or PostgreSQL with `ETHGATE_TEST_STORE=postgres`): atomic range commits,
 //! optimistic cursor checks, retractions on rewind, ordered reads.
 
 use alloy_primitives::{Address, B256, Bytes, U64};
 use ethgate_core::{BlockRef, EventEnvelope, RawLog};
+use ethgate_store::scratch::Scratch;
 use ethgate_store::{NewEvent, RangeCommit, Store, StoreError};
 
 fn block(n: u64, tag: u8) -> BlockRef {
@@ -29,12 +30,12 @@ fn log(b: &BlockRef, log_index: u64) -> RawLog {
     }
 }
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let s = Store::connect(&url).await.expect("connect");
+/// A fresh store on the backend `ETHGATE_TEST_STORE` names.
+async fn store() -> (Scratch, Store) {
+    let scratch = Scratch::from_env().await;
+    let s = Store::connect(scratch.url()).await.expect("connect");
     s.ensure_stream("s", 1).await.expect("stream");
-    (dir, s)
+    (scratch, s)
 }
 
 /// A range to commit, owning its logs; `range()` borrows them.

@@ -1,21 +1,22 @@
-//! Transaction rows against a real SQLite file: the API's group commit
+//! Transaction rows on a real store (SQLite, or PostgreSQL with `ETHGATE_TEST_STORE=postgres`): the API's group commit
 //! (idempotency within and across batches), nonces taken with their
 //! attempts in batches larger than one statement, state changes written
 //! many per statement, the writes of many senders combined (each with its
 //! own outcome), and the sender's read of new rows.
 
+use ethgate_store::scratch::Scratch;
 use ethgate_store::{
     Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, Store, StoreError,
 };
 
 const SENDER: &str = "0x00000000000000000000000000000000000000aa";
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/t.db", dir.path().display());
-    let s = Store::connect(&url).await.expect("connect");
+/// A fresh store on the backend `ETHGATE_TEST_STORE` names.
+async fn store() -> (Scratch, Store) {
+    let scratch = Scratch::from_env().await;
+    let s = Store::connect(scratch.url()).await.expect("connect");
     s.ensure_stream("tx.anvil", 31337).await.expect("stream");
-    (dir, s)
+    (scratch, s)
 }
 
 fn new_tx<'a>(id: &'a str, key: &'a str, body: &'a str, sender: &'a str) -> NewTx<'a> {
@@ -391,13 +392,4 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
     // Every write's envelope but the failed one's.
     let stream = s.stream("tx.anvil").await.expect("read").expect("stream");
     assert_eq!(stream.events_recorded, 9);
-}
-
-#[tokio::test]
-async fn the_journal_commits_on_disk_before_it_returns_and_events_need_not() {
-    // Requests accepted, nonces taken and attempts signed commit with
-    // synchronous = FULL (fsync'd before the write returns, so before any
-    // byte is broadcast); the rest with NORMAL.
-    let (_dir, s) = store().await;
-    assert_eq!(s.synchronous_levels().await.expect("levels"), (2, 1));
 }

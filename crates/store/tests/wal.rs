@@ -3,7 +3,9 @@
 //! log over, so with reads always in flight the file only grows — until
 //! SQLite's own checkpoint fires inside a commit, holding every writer
 //! behind its copy and fsyncs. The store restarts the log itself, between
-//! writers, once it passes a couple of thousand frames.
+//! writers, once it passes a couple of thousand frames. And the journal's
+//! writes are fsync'd where events need not be. (SQLite only: these are
+//! its file's behaviours.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,4 +83,15 @@ async fn the_log_is_restarted_while_reads_and_writes_never_stop() {
         largest <= BOUND,
         "the log grew to {largest} bytes (bound {BOUND}) over {commits} commits"
     );
+}
+
+#[tokio::test]
+async fn the_journal_commits_on_disk_before_it_returns_and_events_need_not() {
+    // Requests accepted, nonces taken and attempts signed commit with
+    // synchronous = FULL (fsync'd before the write returns, so before any
+    // byte is broadcast); the rest with NORMAL.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/j.db", dir.path().display());
+    let s = Store::connect(&url).await.expect("connect");
+    assert_eq!(s.synchronous_levels().await.expect("levels"), (2, 1));
 }
