@@ -20,7 +20,7 @@ pub fn config_check(cfg: &Config) -> anyhow::Result<()> {
         .as_ref()
         .map_or("embedded defaults".to_owned(), |p| p.display().to_string());
     println!("config ok: {source}");
-    println!("  store   {}", cfg.store_url);
+    println!("  store   {}", ethgate_store::redacted_url(&cfg.store_url));
     println!("  api     http://{}", cfg.listen);
     for c in &cfg.chains {
         let rpc: Vec<String> = c.rpc.iter().map(|u| redact(u)).collect();

@@ -281,7 +281,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;
-    tracing::info!(listen = %cfg.listen, store = %cfg.store_url, chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
+    tracing::info!(listen = %cfg.listen, store = %ethgate_store::redacted_url(&cfg.store_url), chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
     // Tell syncers and held long-polls first, so shutdown is prompt.
     tokio::spawn({
         let stop = stop.clone();

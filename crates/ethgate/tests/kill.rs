@@ -1,7 +1,8 @@
 //! `kill -9` of a running `ethgate serve` mid-backfill, several times: after
 //! the final restart the outbox equals the canonical logs exactly — nothing
 //! lost, nothing recorded twice — because a range's events and the cursor
-//! are committed in one transaction.
+//! are committed in one transaction. On PostgreSQL with
+//! `ETHGATE_TEST_STORE=postgres`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -42,11 +43,12 @@ async fn sigkill_mid_backfill_loses_nothing_and_duplicates_nothing() {
     let head = anvil.head().await;
 
     let dir = tempfile::tempdir().expect("tempdir");
+    let url = ethgate_testkit::store_url(dir.path()).await;
     let config = dir.path().join("ethgate.toml");
     std::fs::write(
         &config,
         format!(
-            "[api]\nlisten = \"127.0.0.1:{}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\n\
+            "[store]\nurl = \"{url}\"\n\n[api]\nlisten = \"127.0.0.1:{}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\n\
              poll_interval = \"100ms\"\ninitial_block_range = 1\nmax_block_range = 1\n\n\
              [[streams]]\nname = \"source\"\nchain = \"anvil\"\naddresses = [\"{contract:#x}\"]\n\
              events = [\"event Transfer(address indexed from, address indexed to, uint256 value)\"]\n",
@@ -55,12 +57,7 @@ async fn sigkill_mid_backfill_loses_nothing_and_duplicates_nothing() {
         ),
     )
     .expect("config");
-    let store = Store::connect(&format!(
-        "sqlite://{}/data/ethgate.db",
-        dir.path().display()
-    ))
-    .await
-    .expect("store");
+    let store = Store::connect(&url).await.expect("store");
 
     let mut cursors = Vec::new();
     for kill in 0..6u64 {

@@ -4,6 +4,7 @@
 //! `Keyed` event each call emits) and each account's nonces are contiguous.
 //! One account's key is a keystore made by `ethgate keys new`, the other a
 //! dev key; neither key nor password appears in anything ethgate logged.
+//! On PostgreSQL with `ETHGATE_TEST_STORE=postgres`.
 
 mod common;
 
@@ -76,7 +77,9 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         ),
     )
     .expect("config");
+    let url = ethgate_testkit::store_url(dir.path()).await;
     let env = [
+        ("ETHGATE_STORE__URL", url.clone()),
         ("OPS_PASSWORD", PASSWORD.to_owned()),
         ("DEV_KEY", DEV_KEY.to_owned()),
         ("ETHGATE_LOG", "debug".to_owned()),
@@ -124,12 +127,7 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         }
         tokio::time::sleep(Duration::from_millis(300 + 150 * round as u64)).await;
         ethgate.kill().await.expect("SIGKILL");
-        let store = ethgate_store::Store::connect(&format!(
-            "sqlite://{}/data/ethgate.db",
-            dir.path().display()
-        ))
-        .await
-        .expect("store");
+        let store = ethgate_store::Store::connect(&url).await.expect("store");
         for status in ["queued", "pending", "mined"] {
             interrupted += store
                 .txs(Some(status), None, 1000)

@@ -222,7 +222,7 @@ pub struct RawSink {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`.
     pub url: Option<String>,
 }
 

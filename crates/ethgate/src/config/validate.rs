@@ -306,10 +306,10 @@ pub fn validate(
 ) -> Result<Config, Vec<Issue>> {
     let mut issues = Issues(Vec::new());
     let store_url = raw.store.url.unwrap_or_else(|| DEFAULT_STORE.to_owned());
-    if !store_url.starts_with("sqlite:") {
+    if ethgate_store::Backend::of_url(&store_url).is_none() {
         issues.add(
             "store.url",
-            "must be sqlite://PATH (PostgreSQL support is not built yet)",
+            "must be sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE",
         );
     }
     let listen_text = raw
