@@ -194,9 +194,8 @@ impl Store {
         action: Action,
         target: &str,
     ) -> Result<Option<String>, StoreError> {
-        let r: Option<(Option<String>,)> =
-            crate::db::on_pool!(self, |ex| {
-                sqlx::query_as(
+        let r: Option<(Option<String>,)> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
             "SELECT token_id FROM audit WHERE target = $1 AND action = $2 AND outcome = 'accepted' \
              ORDER BY id LIMIT 1",
         )
@@ -204,7 +203,7 @@ impl Store {
         .bind(action.as_str())
         .fetch_optional(ex)
         .await
-            })?;
+        })?;
         Ok(r.and_then(|(t,)| t))
     }
 

@@ -56,6 +56,8 @@ pub(crate) struct Job {
     pub stream: String,
     pub json: Vec<String>,
     pub reply: oneshot::Sender<Result<bool, StoreError>>,
+    /// The lease the writing sender must still hold (see `lease`).
+    pub fence: Option<std::sync::Arc<crate::lease::Fence>>,
 }
 
 impl Job {
@@ -93,6 +95,7 @@ pub(crate) async fn write(
         stream: status.stream.to_owned(),
         json: status.json.to_vec(),
         reply,
+        fence: store.fence.clone(),
     };
     let queue = store.writer.get_or_init(|| {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -100,6 +103,7 @@ pub(crate) async fn write(
         // handle that could send to it is dropped.
         let own = Store {
             writer: Default::default(),
+            fence: None,
             ..store.clone()
         };
         tokio::spawn(run(own, rx));
@@ -218,6 +222,9 @@ async fn write_all(store: &Store, batch: &[Job]) -> Result<Vec<bool>, StoreError
         true => begin_durable(store).await?,
         false => begin(store).await?,
     };
+    let fences: Vec<&crate::lease::Fence> =
+        batch.iter().filter_map(|j| j.fence.as_deref()).collect();
+    crate::lease::check(&mut db, &fences).await?;
     let moved = take_accounts(&mut db, batch).await?;
     let outcomes: Vec<bool> = batch
         .iter()

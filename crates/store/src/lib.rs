@@ -33,6 +33,7 @@ mod connect;
 mod db;
 mod dead_letters;
 mod error;
+pub mod lease;
 pub mod outbox;
 mod pools;
 pub mod scratch;
@@ -93,6 +94,15 @@ pub enum StoreError {
         expected: Option<u64>,
         /// Cursor in the database.
         found: Option<u64>,
+    },
+    /// A fenced write whose lease another replica has taken over: the
+    /// unit must stop (see [`lease`]).
+    #[error("lease of {unit} lost (epoch {epoch} is no longer held): write refused")]
+    Fenced {
+        /// The work unit.
+        unit: String,
+        /// The epoch the writer held.
+        epoch: i64,
     },
     /// A stored value is not what this version wrote.
     #[error("corrupt stored value in {what}: {detail}")]
@@ -160,6 +170,9 @@ pub struct Store {
     /// The pools beneath: SQLite's two (one fsync'd for the transaction
     /// journal, see the crate docs) or PostgreSQL's one.
     db: db::Db,
+    /// The lease this handle's writes check (see [`lease`]); `None` for
+    /// writes any replica may make (intake, tokens, audit).
+    fence: Option<std::sync::Arc<lease::Fence>>,
     changes: watch::Sender<u64>,
     /// This process's writers take turns here (see `outbox::WriteTx`).
     turns: std::sync::Arc<outbox::Turns>,
@@ -214,6 +227,7 @@ impl Store {
         let (changes, _) = watch::channel(0);
         let store = Store {
             db,
+            fence: None,
             changes,
             turns: Default::default(),
             writer: Default::default(),

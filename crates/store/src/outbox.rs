@@ -237,7 +237,11 @@ async fn open(
     turn: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<WriteTx, StoreError> {
     let conn = store.db.begin(durable).await?;
-    Ok(WriteTx { conn, _turn: turn })
+    let mut tx = WriteTx { conn, _turn: turn };
+    if let Some(fence) = &store.fence {
+        crate::lease::check(&mut tx, &[fence]).await?;
+    }
+    Ok(tx)
 }
 
 impl Store {

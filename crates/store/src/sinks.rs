@@ -191,8 +191,9 @@ impl Store {
         to: u64,
         count: u64,
     ) -> Result<bool, StoreError> {
-        let _turn = crate::outbox::turn(self).await;
-        let done = crate::db::on_pool!(self, |ex| {
+        // A transaction, so a fenced dispatcher's lease is checked with it.
+        let mut tx = crate::outbox::begin(self).await?;
+        let done = crate::db::on_tx!(tx, |ex| {
             sqlx::query(
             "UPDATE sink_cursors SET seq = $1, delivered = delivered + $2, updated_at = $3 WHERE stream = $4 AND sink = $5 AND seq = $6",
         )
@@ -206,6 +207,7 @@ impl Store {
         .await
             .map(|r| r.rows_affected())
         })?;
+        tx.commit().await?;
         Ok(done == 1)
     }
 

@@ -93,30 +93,28 @@ impl Store {
     /// The unrevoked token with this hash, if any (expiry is the caller's
     /// to judge, so it can say why it refuses).
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
-        let r: Option<Row> =
-            crate::db::on_pool!(self, |ex| {
-                sqlx::query_as(
+        let r: Option<Row> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
             "SELECT id, scopes, label, policy, created_at, expires_at, revoked_at, last_used_at \
              FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(ex)
         .await
-            })?;
+        })?;
         Ok(r.map(row))
     }
 
     /// Every token, oldest first, revoked ones included.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        let rows: Vec<Row> =
-            crate::db::on_pool!(self, |ex| {
-                sqlx::query_as(
+        let rows: Vec<Row> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
             "SELECT id, scopes, label, policy, created_at, expires_at, revoked_at, last_used_at \
              FROM api_tokens ORDER BY created_at, id",
         )
         .fetch_all(ex)
         .await
-            })?;
+        })?;
         Ok(rows.into_iter().map(row).collect())
     }
 

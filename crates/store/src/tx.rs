@@ -297,9 +297,8 @@ impl Store {
         sender: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TxRow>, StoreError> {
-        let rows: Vec<RawTx> =
-            crate::db::on_pool!(self, |ex| {
-                sqlx::query_as(concat!(
+        let rows: Vec<RawTx> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(concat!(
             "SELECT ",
             tx_columns!(),
             " FROM tx_requests WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR sender = $2) \
@@ -310,7 +309,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(ex)
         .await
-            })?;
+        })?;
         Ok(rows.into_iter().map(tx_row).collect())
     }
 
