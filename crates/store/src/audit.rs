@@ -79,8 +79,8 @@ async fn insert_rows(
         ids.sort_unstable();
         rows.extend(ids);
     }
-    let registered: Option<i64> = crate::db::on_tx!(db, |ex| sqlx::query_scalar(
-        "SELECT next_seq FROM streams WHERE name = $1"
+    let registered: Option<i64> = crate::db::on_tx!(db, |ex, DB| sqlx::query_scalar(
+        crate::db::locked!(DB, "SELECT next_seq FROM streams WHERE name = $1")
     )
     .bind(AUDIT_STREAM)
     .fetch_optional(ex)

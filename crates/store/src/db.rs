@@ -139,7 +139,20 @@ macro_rules! on_tx {
     };
 }
 
-pub(crate) use {on_pool, on_tx};
+/// `$sql`, row-locking (`FOR UPDATE`) on PostgreSQL, where writers of
+/// several replicas run at once; SQLite's write lock already serialises
+/// them. `$db` is the type [`on_tx!`] names.
+macro_rules! locked {
+    ($db:ident, $sql:literal) => {
+        if <$db as sqlx::Database>::NAME == <sqlx::Postgres as sqlx::Database>::NAME {
+            concat!($sql, " FOR UPDATE")
+        } else {
+            $sql
+        }
+    };
+}
+
+pub(crate) use {locked, on_pool, on_tx};
 
 #[cfg(test)]
 mod tests {

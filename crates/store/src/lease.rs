@@ -132,7 +132,8 @@ impl Store {
             .await)?)
     }
 
-    /// Takes `unit` for `holder` if it is free, released or expired.
+    /// Takes `unit` for `holder` if it is free, released, expired, or
+    /// `holder`'s own from before a restart (the epoch moves on either way).
     pub async fn acquire(
         &self,
         unit: &str,
@@ -151,9 +152,8 @@ impl Store {
         })?;
         let got = match row {
             None => {
-                let n =
-                    on_tx!(tx, |ex| {
-                        sqlx::query(
+                let n = on_tx!(tx, |ex| {
+                    sqlx::query(
                     "INSERT INTO leases (unit, holder, epoch, expires_ms) VALUES ($1, $2, 1, $3) \
                      ON CONFLICT DO NOTHING"
                 )
@@ -163,13 +163,14 @@ impl Store {
                 .execute(ex)
                 .await
                 .map(|r| r.rows_affected())
-                    })?;
+                })?;
                 (n == 1).then_some(Acquired {
                     epoch: 1,
                     took_over: false,
                 })
             }
-            Some((old, epoch, expires)) if old.is_empty() || expires < now => {
+            // Its own (a restarted process under the same id) too.
+            Some((old, epoch, expires)) if old.is_empty() || expires < now || old == holder => {
                 let n = on_tx!(tx, |ex| sqlx::query(
                     "UPDATE leases SET holder = $1, epoch = $2, expires_ms = $3 \
                      WHERE unit = $4 AND epoch = $5"

@@ -42,6 +42,7 @@ mod streams;
 mod tokens;
 pub mod tx;
 mod tx_rows;
+mod wake;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +62,7 @@ pub use tokens::{NewToken, TokenRow};
 pub use tx::{
     AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, TxRow,
 };
+pub use wake::TxWake;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +176,10 @@ pub struct Store {
     /// writes any replica may make (intake, tokens, audit).
     fence: Option<std::sync::Arc<lease::Fence>>,
     changes: watch::Sender<u64>,
+    /// Accepted requests other replicas announced (see [`wake`]).
+    tx_wakes: tokio::sync::broadcast::Sender<TxWake>,
+    /// Wakes the task that tells other replicas of commits (PostgreSQL).
+    announce: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// This process's writers take turns here (see `outbox::WriteTx`).
     turns: std::sync::Arc<outbox::Turns>,
     /// The writer that combines the transaction senders' writes (see
@@ -225,9 +231,25 @@ impl Store {
             }
         };
         let (changes, _) = watch::channel(0);
+        let (tx_wakes, _) = tokio::sync::broadcast::channel(1024);
+        let announce = match &db {
+            db::Db::Postgres(pool) => {
+                let pending = std::sync::Arc::new(tokio::sync::Notify::new());
+                tokio::spawn(wake::listen(
+                    pool.clone(),
+                    changes.clone(),
+                    tx_wakes.clone(),
+                ));
+                tokio::spawn(wake::announce(pool.clone(), pending.clone()));
+                Some(pending)
+            }
+            db::Db::Sqlite { .. } => None,
+        };
         let store = Store {
             db,
             fence: None,
+            tx_wakes,
+            announce,
             changes,
             turns: Default::default(),
             writer: Default::default(),
@@ -283,13 +305,22 @@ impl Store {
         db::on_pool!(self, |ex| sqlx::query("SELECT 1").execute(ex).await.is_ok())
     }
 
-    /// A receiver that changes whenever envelopes are committed by this
-    /// process (a commit counter); long-polling readers wait on it.
+    /// A receiver that changes whenever envelopes are committed (a commit
+    /// counter): by this process, or on PostgreSQL by any replica;
+    /// long-polling readers and dispatchers wait on it.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
 
+    /// Requests accepted by other replicas, for the senders running here.
+    pub fn tx_wakes(&self) -> tokio::sync::broadcast::Receiver<TxWake> {
+        self.tx_wakes.subscribe()
+    }
+
     pub(crate) fn notify(&self) {
         self.changes.send_modify(|n| *n += 1);
+        if let Some(a) = &self.announce {
+            a.notify_one();
+        }
     }
 }

@@ -96,12 +96,14 @@ async fn check_cursor(
     stream: &str,
     expected: Option<u64>,
 ) -> Result<u64, StoreError> {
-    let row: Option<(Option<i64>, i64)> = crate::db::on_tx!(tx, |ex| sqlx::query_as(
-        "SELECT cursor_block, next_seq FROM streams WHERE name = $1"
-    )
-    .bind(stream)
-    .fetch_optional(ex)
-    .await)?;
+    let row: Option<(Option<i64>, i64)> =
+        crate::db::on_tx!(tx, |ex, DB| sqlx::query_as(crate::db::locked!(
+            DB,
+            "SELECT cursor_block, next_seq FROM streams WHERE name = $1"
+        ))
+        .bind(stream)
+        .fetch_optional(ex)
+        .await)?;
     let Some((found, next_seq)) = row else {
         return Err(StoreError::UnknownStream(stream.to_owned()));
     };

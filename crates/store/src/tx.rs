@@ -226,6 +226,25 @@ impl Store {
     pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
         let mut db = crate::outbox::begin_urgent(self).await?;
         let out = insert_requests(&mut db, txs).await?;
+        if self.backend() == crate::Backend::Postgres {
+            // Delivered at commit, to the replica running each sender.
+            let mut accounts: Vec<String> = txs
+                .iter()
+                .zip(&out)
+                .filter(|(_, o)| matches!(o, Inserted::Created))
+                .map(|(t, _)| crate::wake::tx_payload(t.chain_id, t.sender))
+                .collect();
+            accounts.sort_unstable();
+            accounts.dedup();
+            for payload in accounts {
+                crate::db::on_tx!(db, |ex| sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::wake::CHANNEL)
+                    .bind(&payload)
+                    .execute(ex)
+                    .await
+                    .map(|_| ()))?;
+            }
+        }
         db.commit().await?;
         Ok(out)
     }
@@ -583,8 +602,8 @@ pub(crate) async fn append_segment(
     payload: Vec<u8>,
     n: i64,
 ) -> Result<(), StoreError> {
-    let next: Option<i64> = crate::db::on_tx!(db, |ex| sqlx::query_scalar(
-        "SELECT next_seq FROM streams WHERE name = $1"
+    let next: Option<i64> = crate::db::on_tx!(db, |ex, DB| sqlx::query_scalar(
+        crate::db::locked!(DB, "SELECT next_seq FROM streams WHERE name = $1")
     )
     .bind(stream)
     .fetch_optional(ex)
