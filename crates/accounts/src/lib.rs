@@ -164,6 +164,12 @@ impl Pools {
         self.tx.store()
     }
 
+    /// Whether any pool is configured: without one there is nothing to
+    /// watch or rotate.
+    pub fn has_pools(&self) -> bool {
+        !self.specs.is_empty()
+    }
+
     fn spec(&self, pool: &str) -> Option<&PoolSpec> {
         self.specs.iter().find(|s| s.settings.name == pool)
     }

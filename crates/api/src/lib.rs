@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod chains;
+pub mod cluster;
 pub mod dashboard;
 pub mod error;
 pub mod health;
@@ -107,6 +108,8 @@ pub struct ApiState {
     pub abis: Arc<calls::KnownAbis>,
     /// The dashboard's per-minute counts.
     pub stats: stats::Stats,
+    /// A lease's lifetime: replicas unseen for longer are gone.
+    pub lease_ttl: Duration,
 }
 
 /// Unix seconds now: token expiry, lifetimes and the daily caps' day.

@@ -20,8 +20,8 @@ use utoipa_axum::routes;
 
 use crate::error::ErrorBody;
 use crate::{
-    ApiState, audit, calls, chains, dashboard, health, pools, sinks, stats, streams, tokens,
-    transactions,
+    ApiState, audit, calls, chains, cluster, dashboard, health, pools, sinks, stats, streams,
+    tokens, transactions,
 };
 
 #[derive(OpenApi)]
@@ -67,6 +67,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(health::metrics))
         .routes(routes!(document))
         .routes(routes!(chains::list))
+        .routes(routes!(cluster::get))
         .routes(routes!(calls::calls))
         .routes(routes!(calls::account))
         .routes(routes!(streams::list))

@@ -71,6 +71,7 @@ async fn fixture() -> Fixture {
         exposure: Default::default(),
         abis: Default::default(),
         stats: Default::default(),
+        lease_ttl: Duration::from_secs(5),
         audit: Default::default(),
     };
     Fixture {

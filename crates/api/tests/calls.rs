@@ -137,6 +137,7 @@ async fn fixture() -> Fixture {
         audit: Default::default(),
         abis: Arc::new(abis),
         stats: Default::default(),
+        lease_ttl: Duration::from_secs(5),
     };
     Fixture {
         _dir: dir,

@@ -235,6 +235,7 @@ async fn ours(
         exposure: Default::default(),
         abis: Default::default(),
         stats: Default::default(),
+        lease_ttl: Duration::from_secs(5),
         audit: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -12,10 +12,12 @@ mod cli_call;
 mod cli_chaos;
 mod cli_keys_tx;
 mod cli_tokens;
+mod cluster;
 mod commands;
 mod config;
 mod serve;
 mod telemetry;
+mod work;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

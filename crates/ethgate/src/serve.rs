@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ethgate_api::{ApiState, ChainHealth};
 use ethgate_chain::{EndpointPool, PoolConfig};
-use ethgate_delivery::{Dispatcher, Sink};
+use ethgate_delivery::Sink;
 use ethgate_events::{SyncState, Syncer};
 use ethgate_store::Store;
 use tokio::sync::watch;
@@ -173,9 +173,12 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             stopped.clone(),
         )));
     }
+    let mut streams = HashMap::new();
     for spec in &cfg.streams {
         let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
-        let syncer = Syncer::new(
+        // Built once here to refuse a bad stream before anything starts;
+        // the cluster builds it again, fenced, wherever it runs.
+        Syncer::new(
             spec.clone(),
             pools[&spec.chain].clone(),
             store.clone(),
@@ -183,7 +186,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("stream {}", spec.name))?;
-        tasks.push(tokio::spawn(syncer.run(sync.clone(), stopped.clone())));
+        streams.insert(
+            spec.name.clone(),
+            crate::work::StreamWork {
+                spec: spec.clone(),
+                pool: pools[&spec.chain].clone(),
+                cfg: chain.sync.clone(),
+            },
+        );
     }
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     for w in &cfg.sinks {
@@ -200,13 +210,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             .await
             .context("registering the audit stream")?;
     }
+    let mut routes = Vec::new();
     for (stream, sink) in &cfg.routes {
-        let sink = sinks.get(sink).context("routed sink vanished")?.clone();
-        tasks.push(tokio::spawn(
-            Dispatcher::new(stream, sink, store.clone()).run(stopped.clone()),
+        routes.push((
+            stream.clone(),
+            sinks.get(sink).context("routed sink vanished")?.clone(),
         ));
     }
     let tx = transaction_manager(&cfg, &store, &pools);
+    if let Some(m) = &tx {
+        // Not among the tasks awaited at shutdown: it ends with the manager.
+        drop(m.follow_wakes());
+    }
     let pools_service = match &tx {
         Some(m) => {
             let service = Arc::new(ethgate_accounts::Pools::new(
@@ -214,12 +229,30 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 m.clone(),
             ));
             service.load().await.context("loading the pools' members")?;
-            tasks.extend(m.spawn(&stopped));
-            tasks.push(tokio::spawn(service.clone().run(stopped.clone())));
             Some(service)
         }
         None => None,
     };
+    // Bound before any unit starts: a second process on this port (and
+    // so with this replica id) stops here, not after taking leases.
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;
+    let work = crate::work::ServeWork {
+        streams,
+        sync: sync.clone(),
+        routes,
+        tx: tx.clone(),
+        pools: pools_service.clone().filter(|p| p.has_pools()),
+    };
+    let cluster = crate::cluster::Cluster::new(
+        store.clone(),
+        crate::cluster::replica_id(cfg.cluster.replica_id.as_deref(), cfg.listen),
+        cfg.listen.to_string(),
+        cfg.cluster.lease_ttl,
+        Arc::new(work),
+    );
+    tasks.push(tokio::spawn(cluster.run(stopped.clone())));
     let chains = cfg
         .chains
         .iter()
@@ -255,6 +288,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         audit: Default::default(),
         abis: Arc::new(cfg.abis.clone()),
         stats: Default::default(),
+        lease_ttl: cfg.cluster.lease_ttl,
     };
     tasks.push(tokio::spawn(state.stats.clone().run(
         store.clone(),
@@ -278,9 +312,6 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         }));
     }
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("api.listen: cannot listen on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, store = %ethgate_store::redacted_url(&cfg.store_url), chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
     // Tell syncers and held long-polls first, so shutdown is prompt.
     tokio::spawn({

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use alloy_primitives::Address;
-use ethgate_store::{Inserted, Store, StoreError};
+use ethgate_store::{Inserted, Store, StoreError, TxWake};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -54,7 +54,7 @@ pub enum CancelOutcome {
 }
 
 struct Entry {
-    account: Option<Account>,
+    account: Account,
     shared: Arc<Shared>,
 }
 
@@ -149,7 +149,7 @@ impl TxManager {
                 (
                     (a.chain.clone(), a.signer.address()),
                     Entry {
-                        account: Some(a),
+                        account: a,
                         shared: Arc::default(),
                     },
                 )
@@ -175,35 +175,46 @@ impl TxManager {
         self
     }
 
-    /// Adds an account (a pool's new member) and, once the manager runs,
-    /// starts its sender. An account already known is left as it is.
+    /// Adds an account (a pool's new member) and, once [`Self::spawn`]
+    /// ran, starts its sender (replicas start it as a unit instead). An
+    /// account already known is left as it is.
     pub fn add_account(&self, account: Account) {
-        let Ok(mut accounts) = self.accounts.lock() else {
-            return;
-        };
         let key = (account.chain.clone(), account.signer.address());
-        if accounts.contains_key(&key) {
-            return;
-        }
-        let shared: Arc<Shared> = Arc::default();
-        let shutdown = self.shutdown.lock().ok().and_then(|s| s.clone());
-        let account = match shutdown {
-            Some(shutdown) => {
-                let view = self.view(&account.chain);
-                let sender = Sender::new(
-                    account,
-                    self.store.clone(),
-                    self.settings,
-                    shared.clone(),
-                    view,
-                )
-                .with_contract_errors(self.contract_errors.clone());
-                tokio::spawn(sender.run(shutdown));
-                None
+        {
+            let Ok(mut accounts) = self.accounts.lock() else {
+                return;
+            };
+            if accounts.contains_key(&key) {
+                return;
             }
-            None => Some(account),
+            let shared: Arc<Shared> = Arc::default();
+            accounts.insert(key.clone(), Entry { account, shared });
+        }
+        let shutdown = self.shutdown.lock().ok().and_then(|s| s.clone());
+        if let Some(shutdown) = shutdown {
+            self.start_sender(&key.0, key.1, self.store.clone(), shutdown);
+        }
+    }
+
+    /// Starts the sender of `address` on `chain`, writing through `store`
+    /// (a replica's fenced handle) until `stop`; `None` for an unknown
+    /// account.
+    pub fn start_sender(
+        &self,
+        chain: &str,
+        address: Address,
+        store: Store,
+        stop: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let (account, shared) = {
+            let accounts = self.accounts.lock().ok()?;
+            let e = accounts.get(&(chain.to_owned(), address))?;
+            (e.account.clone(), e.shared.clone())
         };
-        accounts.insert(key, Entry { account, shared });
+        let view = self.view(chain);
+        let sender = Sender::new(account, store, self.settings, shared, view)
+            .with_contract_errors(self.contract_errors.clone());
+        Some(tokio::spawn(sender.run(stop)))
     }
 
     /// The shared view of `chain` its senders read heads through.
@@ -258,28 +269,17 @@ impl TxManager {
         self.chain_ids.get(chain).copied()
     }
 
-    /// Starts one sender per account (once); they stop on `shutdown`.
+    /// Starts one sender per account, all in this process (a single
+    /// node without leases: tests and benchmarks); they stop on
+    /// `shutdown`, and accounts added later start at once.
     pub fn spawn(&self, shutdown: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
         if let Ok(mut s) = self.shutdown.lock() {
             *s = Some(shutdown.clone());
         }
-        let Ok(mut accounts) = self.accounts.lock() else {
-            return Vec::new();
-        };
-        accounts
-            .values_mut()
-            .filter_map(|e| {
-                let account = e.account.take()?;
-                let view = self.view(&account.chain);
-                let sender = Sender::new(
-                    account,
-                    self.store.clone(),
-                    self.settings,
-                    e.shared.clone(),
-                    view,
-                )
-                .with_contract_errors(self.contract_errors.clone());
-                Some(tokio::spawn(sender.run(shutdown.clone())))
+        self.accounts()
+            .into_iter()
+            .filter_map(|(chain, address)| {
+                self.start_sender(&chain, address, self.store.clone(), shutdown.clone())
             })
             .collect()
     }
@@ -358,6 +358,39 @@ impl TxManager {
 
     fn chain_id(&self, req: &TxRequest) -> u64 {
         self.chain_ids.get(&req.chain).copied().unwrap_or_default()
+    }
+
+    /// Wakes the senders running here when another replica accepted a
+    /// request for their account (PostgreSQL's `NOTIFY`; see
+    /// `ethgate_store::TxWake`). Ends when the manager is dropped.
+    pub fn follow_wakes(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let mut wakes = self.store.tx_wakes();
+        let manager = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let wake = match wakes.recv().await {
+                    Ok(w) => w,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => TxWake::All,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(m) = manager.upgrade() else { return };
+                let Ok(accounts) = m.accounts.lock() else {
+                    return;
+                };
+                for ((chain, address), e) in accounts.iter() {
+                    let hit = match &wake {
+                        TxWake::All => true,
+                        TxWake::Account { chain_id, sender } => {
+                            m.chain_ids.get(chain) == Some(chain_id)
+                                && sender.parse::<Address>().ok() == Some(*address)
+                        }
+                    };
+                    if hit {
+                        e.shared.wake.notify_one();
+                    }
+                }
+            }
+        })
     }
 
     fn wake(&self, chain: &str, address: Address) {

@@ -83,6 +83,17 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Functions and errors the streams' ABIs declare, by contract.
     pub abis: ethgate_api::calls::KnownAbis,
+    /// `[cluster]`.
+    pub cluster: ClusterConfig,
+}
+
+/// How this replica shares the work (see `crate::cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Its id, when configured.
+    pub replica_id: Option<String>,
+    /// A lease's lifetime unrenewed.
+    pub lease_ttl: Duration,
 }
 
 impl Config {

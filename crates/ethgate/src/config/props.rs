@@ -15,6 +15,7 @@ const SECTIONS: &[&str] = &[
     "[[accounts]]",
     "[[pools]]",
     "[[policies]]",
+    "[cluster]",
 ];
 const KEYS: &[&str] = &[
     "name",
@@ -50,6 +51,8 @@ const KEYS: &[&str] = &[
     "abi",
     "funding",
     "min_balance",
+    "lease_ttl",
+    "replica_id",
 ];
 
 fn value() -> impl Strategy<Value = String> {

@@ -34,6 +34,21 @@ pub struct RawConfig {
     /// `[[policies]]`.
     #[serde(default)]
     pub policies: Vec<RawPolicy>,
+    /// `[cluster]`.
+    #[serde(default)]
+    pub cluster: RawCluster,
+}
+
+/// `[cluster]`: how this process shares the work with other replicas on
+/// the same store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// This replica's id (default: host name and API port).
+    pub replica_id: Option<String>,
+    /// How long a lease lasts unrenewed: how soon another replica takes a
+    /// dead one's work (default "5s").
+    pub lease_ttl: Option<String>,
 }
 
 /// `[[policies]]`: what a token that names the policy may do. Lists

@@ -420,6 +420,7 @@ pub fn validate(
     ));
     let tls = super::policies::tls(&mut issues, &raw.api, base);
     let (exposure, metrics_listen) = super::policies::exposure(&mut issues, &raw.api);
+    let cluster = cluster(&mut issues, raw.cluster);
     if !issues.0.is_empty() {
         return Err(issues.0);
     }
@@ -439,7 +440,34 @@ pub fn validate(
         sinks,
         routes,
         abis,
+        cluster,
     })
+}
+
+/// `[cluster]`: an id other replicas can tell apart, a lease long enough
+/// to renew (every third of it) yet short enough to fail over.
+fn cluster(issues: &mut Issues, c: super::raw::RawCluster) -> super::ClusterConfig {
+    if let Some(id) = &c.replica_id
+        && !valid_name(id)
+    {
+        issues.add(
+            "cluster.replica_id",
+            format!("{id:?} must be 1-64 letters, digits, '-', '_' or '.'"),
+        );
+    }
+    let lease_ttl = duration(
+        issues,
+        "cluster.lease_ttl".into(),
+        c.lease_ttl.as_deref(),
+        Duration::from_secs(5),
+    );
+    if !(Duration::from_millis(500)..=Duration::from_secs(300)).contains(&lease_ttl) {
+        issues.add("cluster.lease_ttl", "must be between 500ms and 5m");
+    }
+    super::ClusterConfig {
+        replica_id: c.replica_id,
+        lease_ttl,
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub enum TickError {
 }
 
 /// An account the gateway sends from.
+#[derive(Clone)]
 pub struct Account {
     /// Chain name.
     pub chain: String,
