@@ -11,6 +11,7 @@ mod cli_accounts;
 mod cli_call;
 mod cli_chaos;
 mod cli_keys_tx;
+mod cli_store;
 mod cli_tokens;
 mod cluster;
 mod commands;
@@ -81,6 +82,12 @@ enum Command {
         /// Last block to record.
         #[arg(long)]
         to: u64,
+    },
+    /// Move a stopped deployment's store: `store copy --from URL --to URL`
+    /// (no config needed).
+    Store {
+        #[command(subcommand)]
+        command: cli_store::StoreCommand,
     },
     /// Keystore files: create, import, list (no config needed).
     Keys {
@@ -248,6 +255,7 @@ async fn run(cli: Cli) -> ExitCode {
             );
         }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
+        Command::Store { command } => return report(cli_store::store(command).await),
         Command::ChaosProxy(args) => return report(cli_chaos::chaos_proxy(args).await),
         _ => {}
     }
@@ -286,7 +294,10 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Accounts { api, command } => {
             cli_accounts::accounts(&cfg, api.as_deref(), command).await
         }
-        Command::Bench { .. } | Command::Keys { .. } | Command::ChaosProxy(_) => Ok(()),
+        Command::Bench { .. }
+        | Command::Keys { .. }
+        | Command::Store { .. }
+        | Command::ChaosProxy(_) => Ok(()),
     };
     report(result)
 }

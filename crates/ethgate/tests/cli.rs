@@ -37,6 +37,7 @@ fn every_command_has_help() {
         vec!["tx", "send", "--help"],
         vec!["tx", "bump", "--help"],
         vec!["call", "--help"],
+        vec!["store", "copy", "--help"],
     ] {
         let out = ethgate(dir.path(), &args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

@@ -30,6 +30,7 @@ pub mod audit;
 pub mod codec;
 mod combine;
 mod connect;
+pub mod copy;
 mod db;
 mod dead_letters;
 mod error;
@@ -114,6 +115,9 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// A table name that is not one of the store's.
+    #[error("unknown table {0:?}")]
+    UnknownTable(String),
     /// The stream is not registered.
     #[error("unknown stream {0:?}")]
     UnknownStream(String),
