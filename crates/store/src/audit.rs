@@ -56,6 +56,7 @@ async fn insert_rows(
     db: &mut crate::outbox::WriteTx,
     entries: &[AuditEntry],
 ) -> Result<bool, StoreError> {
+    db.conn().in_order(crate::db::Ordered::Audit).await?;
     let now = now_ms();
     let mut rows = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(100) {

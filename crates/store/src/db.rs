@@ -139,6 +139,35 @@ macro_rules! on_tx {
     };
 }
 
+/// Keys of the transaction-scoped advisory locks that make a table's
+/// generated ids follow commit order on PostgreSQL (see [`Conn::in_order`]).
+#[derive(Debug, Clone, Copy)]
+#[repr(i64)]
+pub(crate) enum Ordered {
+    /// `tx_requests.rowid`: senders read new requests after the last one.
+    Requests = 0x6574_6701,
+    /// `audit.id`: readers page the trail after the last id.
+    Audit = 0x6574_6702,
+}
+
+impl Conn {
+    /// Makes the ids this transaction generates in `table` follow commit
+    /// order, for readers that resume after the last id they saw. On
+    /// PostgreSQL, replicas inserting at once would otherwise commit id
+    /// 101 before 100, and a reader past 101 would never see 100; an
+    /// advisory lock held to commit orders those inserts. SQLite has one
+    /// writer already.
+    pub(crate) async fn in_order(&mut self, table: Ordered) -> Result<(), sqlx::Error> {
+        if let Conn::Postgres(t) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(table as i64)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// `$sql`, row-locking (`FOR UPDATE`) on PostgreSQL, where writers of
 /// several replicas run at once; SQLite's write lock already serialises
 /// them. `$db` is the type [`on_tx!`] names.

@@ -225,6 +225,7 @@ impl Store {
     /// its idempotency key (with the same body, or a conflicting one).
     pub async fn insert_txs(&self, txs: &[NewTx<'_>]) -> Result<Vec<Inserted>, StoreError> {
         let mut db = crate::outbox::begin_urgent(self).await?;
+        db.conn().in_order(crate::db::Ordered::Requests).await?;
         let out = insert_requests(&mut db, txs).await?;
         if self.backend() == crate::Backend::Postgres {
             // Delivered at commit, to the replica running each sender.
@@ -363,8 +364,9 @@ impl Store {
 
     /// Queued requests for an account accepted after rowid `after`: what a
     /// sender that keeps its open rows in memory reads each tick. (Rowids
-    /// grow with each commit — SQLite has one writer — so a row committed
-    /// later never has a lower rowid than one already read.)
+    /// grow with each commit — SQLite has one writer, and on PostgreSQL
+    /// inserts take an advisory lock to commit — so a row committed later
+    /// never has a lower rowid than one already read.)
     pub async fn new_txs(
         &self,
         chain_id: u64,

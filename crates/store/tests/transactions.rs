@@ -393,3 +393,42 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
     let stream = s.stream("tx.anvil").await.expect("read").expect("stream");
     assert_eq!(stream.events_recorded, 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_reading_after_the_last_row_misses_none_that_two_replicas_accept() {
+    // Two handles with pools and write turns of their own, as two replicas
+    // have, accept requests for one account at once while its sender reads
+    // the rows after the last one it saw. Ids generated out of commit
+    // order would let it step past a row committed late.
+    let scratch = Scratch::from_env().await;
+    let a = Store::connect(scratch.url()).await.expect("a");
+    let b = Store::connect(scratch.url()).await.expect("b");
+    let accept = |s: Store, tag: &'static str| async move {
+        for k in 0..150 {
+            let id = format!("{tag}{k:03}");
+            s.insert_txs(&[new_tx(&id, &id, "h", SENDER)])
+                .await
+                .expect("insert");
+        }
+    };
+    let reader = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let (mut after, mut seen) = (0i64, std::collections::HashSet::new());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while seen.len() < 300 && std::time::Instant::now() < deadline {
+                for (rid, row) in a.new_txs(31337, SENDER, after).await.expect("read") {
+                    after = after.max(rid);
+                    seen.insert(row.id);
+                }
+            }
+            seen.len()
+        })
+    };
+    tokio::join!(accept(a.clone(), "a"), accept(b.clone(), "b"));
+    assert_eq!(
+        reader.await.expect("reader"),
+        300,
+        "every accepted row was read"
+    );
+}
