@@ -52,23 +52,33 @@ fn median(v: &mut [Duration]) -> Duration {
 }
 
 /// One ingest run's figures.
-struct Ingest {
-    wall: Duration,
-    inner: Duration,
-    peak_kb: u64,
+pub(crate) struct Ingest {
+    pub(crate) wall: Duration,
+    pub(crate) inner: Duration,
+    pub(crate) peak_kb: u64,
 }
 
-/// Runs `ethgate sync` into a fresh outbox and checks it recorded every log.
-async fn ingest_once(url: &str, address: &str, head: u64, emitted: u64) -> anyhow::Result<Ingest> {
+/// Runs `ethgate sync` into a fresh outbox — at `store_url`, or a SQLite
+/// file in a temporary directory — and checks it recorded every log.
+pub(crate) async fn ingest_once(
+    url: &str,
+    address: &str,
+    head: u64,
+    emitted: u64,
+    store_url: Option<&str>,
+) -> anyhow::Result<Ingest> {
     let dir = tempfile::tempdir()?;
+    let store_url = store_url.map_or_else(
+        || format!("sqlite://{}/bench.db", dir.path().display()),
+        str::to_owned,
+    );
     let config = dir.path().join("bench.toml");
     std::fs::write(
         &config,
         format!(
-            "[store]\nurl = \"sqlite://{}/bench.db\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{url}\"]\n\n\
+            "[store]\nurl = \"{store_url}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{url}\"]\n\n\
              [[streams]]\nname = \"bench\"\nchain = \"anvil\"\naddresses = [\"{address}\"]\n\
              events = [\"event Transfer(address indexed from, address indexed to, uint256 value)\"]\n",
-            dir.path().display(),
         ),
     )?;
     let started = Instant::now();
@@ -110,9 +120,7 @@ async fn ingest_once(url: &str, address: &str, head: u64, emitted: u64) -> anyho
         .nth(1)
         .and_then(|t| humantime::parse_duration(t.trim()).ok())
         .context("ethgate sync's closing line")?;
-    let store =
-        ethgate_store::Store::connect(&format!("sqlite://{}/bench.db", dir.path().display()))
-            .await?;
+    let store = ethgate_store::Store::connect(&store_url).await?;
     let recorded = store
         .stream("bench")
         .await?
@@ -134,13 +142,9 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs the benchmark and prints its figures.
-pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        per_tx > 0 && per_tx <= 2_000,
-        "--per-tx: must be between 1 and 2000"
-    );
-    anyhow::ensure!(logs >= per_tx, "--logs: must be at least --per-tx");
+/// A fresh anvil with `logs` Transfer logs, `per_tx` per transaction:
+/// the node, the contract's address, the head and the logs emitted.
+pub(crate) async fn logs_chain(logs: u64, per_tx: u64) -> (Anvil, String, u64, u64) {
     println!("building an anvil chain with {logs} logs ({per_tx} per transaction)…");
     let anvil = Anvil::start(&["--gas-limit", "300000000"]).await;
     let contract = anvil.deploy_event_source().await;
@@ -157,7 +161,17 @@ pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
         "chain built: {head} blocks, {emitted} logs in {:.1?}",
         build.elapsed()
     );
-    let address = format!("{contract:#x}");
+    (anvil, format!("{contract:#x}"), head, emitted)
+}
+
+/// Runs the benchmark and prints its figures.
+pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        per_tx > 0 && per_tx <= 2_000,
+        "--per-tx: must be between 1 and 2000"
+    );
+    anyhow::ensure!(logs >= per_tx, "--logs: must be at least --per-tx");
+    let (anvil, address, head, emitted) = logs_chain(logs, per_tx).await;
 
     let span = raw_span(per_tx);
     raw_rate(&anvil.url, &address, head, span).await?; // warm anvil's caches
@@ -175,7 +189,7 @@ pub async fn sync(logs: u64, per_tx: u64) -> anyhow::Result<()> {
 
     let mut runs = Vec::new();
     for _ in 0..RUNS {
-        runs.push(ingest_once(&anvil.url, &address, head, emitted).await?);
+        runs.push(ingest_once(&anvil.url, &address, head, emitted, None).await?);
     }
     let wall = median(&mut runs.iter().map(|r| r.wall).collect::<Vec<_>>());
     let inner = median(&mut runs.iter().map(|r| r.inner).collect::<Vec<_>>());

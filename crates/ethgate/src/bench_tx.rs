@@ -138,7 +138,7 @@ pub(crate) struct Run {
 
 /// How the bench's client loads the API.
 #[derive(Clone, Copy)]
-enum Load {
+pub(crate) enum Load {
     /// Closed loop: this many requests in flight, the next sent as soon
     /// as one is answered — as fast as the server goes (throughput).
     InFlight(usize),
@@ -154,16 +154,22 @@ async fn accepted(req: reqwest::RequestBuilder) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// ethgate: the HTTP API in front of the transaction manager.
-async fn ours(
+/// ethgate: the HTTP API in front of the transaction manager, on a fresh
+/// store at `store_url` (a SQLite file in a temporary directory if `None`).
+pub(crate) async fn ours(
     n: usize,
     accounts: usize,
     load: Load,
     block: Duration,
+    store_url: Option<&str>,
 ) -> anyhow::Result<(Run, Vec<Duration>)> {
     let mut c = chain(block).await?;
     let dir = tempfile::tempdir()?;
-    let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
+    let url = store_url.map_or_else(
+        || format!("sqlite://{}/bench.db", dir.path().display()),
+        str::to_owned,
+    );
+    let store = Store::connect(&url).await?;
     let pool = Arc::new(EndpointPool::new(PoolConfig {
         chain: "anvil".into(),
         urls: vec![c.anvil.url.clone()],
@@ -338,7 +344,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
@@ -395,7 +401,7 @@ pub async fn tx(o: Options) -> anyhow::Result<()> {
             let receipted = raw(n, accounts, in_flight, block, Learns::Receipts)
                 .await
                 .context("raw sender reading receipts")?;
-            let (ours, l) = ours(n, accounts, Load::InFlight(in_flight), block)
+            let (ours, l) = ours(n, accounts, Load::InFlight(in_flight), block, None)
                 .await
                 .context("ethgate")?;
             lat.extend(l);
@@ -452,7 +458,7 @@ pub async fn tx(o: Options) -> anyhow::Result<()> {
             med(|f| f[2].1),
         );
         if rate > 0.0 {
-            let (run, mut lat) = ours(n, accounts, Load::Rate(rate), block)
+            let (run, mut lat) = ours(n, accounts, Load::Rate(rate), block, None)
                 .await
                 .context("ethgate at a steady rate")?;
             lat.sort();

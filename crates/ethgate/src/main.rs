@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_delivery;
+mod bench_store;
 mod bench_tx;
 mod bench_tx_raw;
 mod cli_accounts;
@@ -173,6 +174,32 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3_000)]
         webhook: u64,
     },
+    /// The same ingest and transactions on SQLite and on PostgreSQL in
+    /// one run, then transactions through 1, 2 and 3 replicas sharing
+    /// PostgreSQL.
+    Store {
+        /// Logs per ingest run.
+        #[arg(long, default_value_t = 100_000)]
+        logs: u64,
+        /// Contract calls per transaction run.
+        #[arg(long, default_value_t = 4_000)]
+        txs: usize,
+        /// Accounts the calls are spread over (1-8).
+        #[arg(long, default_value_t = 8)]
+        accounts: usize,
+        /// Runs of each side (medians reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Requests kept in flight.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Milliseconds between blocks.
+        #[arg(long, default_value_t = 200)]
+        block_ms: u64,
+        /// PostgreSQL database the runs make scratch schemas in.
+        #[arg(long, default_value = ethgate_store::scratch::DEFAULT_PG)]
+        postgres: String,
+    },
     /// Send the same contract calls with a raw signer and through
     /// ethgate's API, over 1 and 8 accounts, on anvil.
     Tx {
@@ -227,6 +254,31 @@ async fn run(cli: Cli) -> ExitCode {
             command: BenchCommand::Sync { logs, per_tx },
         } => {
             return report(bench::sync(logs, per_tx).await);
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Store {
+                    logs,
+                    txs,
+                    accounts,
+                    rounds,
+                    in_flight,
+                    block_ms,
+                    postgres,
+                },
+        } => {
+            return report(
+                bench_store::store(bench_store::Options {
+                    logs,
+                    txs,
+                    accounts,
+                    rounds,
+                    in_flight,
+                    block_ms,
+                    postgres,
+                })
+                .await,
+            );
         }
         Command::Bench {
             command: BenchCommand::Delivery { amqp, webhook },

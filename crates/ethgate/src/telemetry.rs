@@ -1,5 +1,6 @@
 //! Structured logs on stderr (text or JSON), filtered by `ETHGATE_LOG`
-//! (default `info`), and the Prometheus recorder.
+//! (default `info`, without PostgreSQL's notices such as a migration
+//! table that already exists), and the Prometheus recorder.
 
 use std::io::IsTerminal;
 
@@ -8,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the log subscriber once.
 pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_env("ETHGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("ETHGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
