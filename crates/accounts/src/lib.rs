@@ -139,6 +139,9 @@ pub struct Pools {
     tx: Arc<TxManager>,
     seen: Mutex<HashMap<String, Seen>>,
     wake: Notify,
+    /// The store the watcher and rotations write through while they run
+    /// as a replica's unit (its fenced handle); else the manager's.
+    writer: std::sync::RwLock<Option<Store>>,
 }
 
 /// How often a rotation in progress is advanced.
@@ -157,11 +160,15 @@ impl Pools {
             tx,
             seen: Mutex::default(),
             wake: Notify::new(),
+            writer: std::sync::RwLock::new(None),
         }
     }
 
-    fn store(&self) -> &Store {
-        self.tx.store()
+    fn store(&self) -> Store {
+        match self.writer.read().ok().and_then(|w| w.clone()) {
+            Some(fenced) => fenced,
+            None => self.tx.store().clone(),
+        }
     }
 
     /// Whether any pool is configured: without one there is nothing to
@@ -196,6 +203,14 @@ impl Pools {
             }
             for m in &members {
                 if m.keystore.is_empty() || m.state == "retired" {
+                    continue;
+                }
+                // Known already (a re-read): its keystore is not opened again.
+                let known = m
+                    .address
+                    .parse()
+                    .is_ok_and(|a: Address| self.tx.has_account(&spec.settings.chain, a));
+                if known {
                     continue;
                 }
                 let signer = self.open(spec, &m.keystore)?;
@@ -234,6 +249,34 @@ impl Pools {
             caps: spec.caps,
             legacy: spec.legacy,
         });
+    }
+
+    /// Runs as a replica's unit: as [`Pools::run`], writing through
+    /// `store` (the unit's fenced handle), so a replica that lost the
+    /// lease cannot move a rotation or record a top-up.
+    pub async fn run_fenced(self: Arc<Self>, store: Store, shutdown: watch::Receiver<bool>) {
+        if let Ok(mut w) = self.writer.write() {
+            *w = Some(store);
+        }
+        self.clone().run(shutdown).await;
+        if let Ok(mut w) = self.writer.write() {
+            *w = None;
+        }
+    }
+
+    /// Re-reads the pools' members every `every` until `shutdown`: a
+    /// replica that does not run the pools unit learns a rotation's new
+    /// members (and sends from them) this way.
+    pub async fn follow(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait_for(|v| *v) => return,
+            }
+            if let Err(e) = self.load().await {
+                tracing::warn!(error = %e, "re-reading the pools' members failed; retrying");
+            }
+        }
     }
 
     /// Runs the watcher and rotations until `shutdown`.

@@ -229,6 +229,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 m.clone(),
             ));
             service.load().await.context("loading the pools' members")?;
+            if service.has_pools() {
+                // Whichever replica rotates, the others send from the new
+                // members within a lease's lifetime.
+                tasks.push(tokio::spawn(
+                    service
+                        .clone()
+                        .follow(cfg.cluster.lease_ttl, stopped.clone()),
+                ));
+            }
             Some(service)
         }
         None => None,

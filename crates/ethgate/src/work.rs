@@ -123,7 +123,7 @@ impl ServeWork {
             }
             Unit::Pools => {
                 let pools = self.pools.clone()?;
-                Some(tokio::spawn(pools.run(stop)))
+                Some(tokio::spawn(pools.run_fenced(store, stop)))
             }
         }
     }

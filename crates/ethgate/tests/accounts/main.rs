@@ -7,7 +7,9 @@
 //! - rotation killed (`SIGKILL`) again and again and re-run ends with one
 //!   operator set on chain, the pool using it, and no ETH stranded;
 //! - top-ups refill a member below its minimum and stop at the daily cap,
-//!   with an alert.
+//!   with an alert;
+//! - with two replicas on PostgreSQL, a rotation asked of one moves the
+//!   pool on the other, which then sends from the new member.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -463,4 +465,86 @@ async fn a_top_up_the_funding_account_cannot_pay_alerts_until_funds_arrive() {
         assert!(Instant::now() < deadline, "the alert never cleared");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_on_one_replica_moves_the_pool_on_every_replica() {
+    let w = world(FLOAT).await;
+    let pg = ethgate_store::scratch::Scratch::postgres(ethgate_store::scratch::DEFAULT_PG)
+        .await
+        .expect("PostgreSQL (scripts/services starts it)");
+    let mut g = rotating_gateway_on(&w, Some(pg.url()));
+    g.env.push(("ETHGATE_CLUSTER__LEASE_TTL", "1s".to_owned()));
+    let _log = ShowLog(g.dir.path().to_owned());
+    let _a = g.serve();
+    let port_b = ethgate_testkit::free_port();
+    let mut env_b = g.env.clone();
+    env_b.push(("ETHGATE_API__LISTEN", format!("127.0.0.1:{port_b}")));
+    let _b = common::serve(g.dir.path(), &env_b);
+    let base_b = format!("http://127.0.0.1:{port_b}");
+    g.ready().await;
+    common::ready(&g.http, &base_b).await;
+
+    let (code, v) = g
+        .post(
+            "/v1/pools/billing/rotate",
+            &json!({"idempotency_key": ROTATION_KEY}),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while g.get("/v1/pools/billing/rotation").await["step"] != "done" {
+        assert!(Instant::now() < deadline, "the rotation never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pool = g.pool(&g.get("/v1/accounts").await);
+    let active: Vec<Address> = everyone(&g, &pool)
+        .await
+        .into_iter()
+        .filter(|(_, s)| s == "active")
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(active.len(), 1, "{pool}");
+    assert_ne!(active[0], w.leaked.address(), "the leaked member is gone");
+
+    // The replica that did not rotate sends the pool's requests from the
+    // new member (it learned of it within a lease's lifetime).
+    let cluster = g.get("/v1/cluster").await;
+    let rotated_on = cluster["units"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["unit"] == "pools"))
+        .and_then(|u| u["holder"].as_str())
+        .expect("the pools unit's holder")
+        .to_owned();
+    let base_b = if rotated_on.ends_with(&format!(":{port_b}")) {
+        g.base.clone()
+    } else {
+        base_b
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = g
+        .http
+        .post(format!("{base_b}/v1/transactions"))
+        .bearer_auth(&g.token)
+        .json(
+            &json!({"chain": "anvil", "from": "billing", "to": format!("{:#x}", w.billing),
+            "function": "charge(uint256)", "args": ["1"], "idempotency_key": "on-replica-b"}),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 202);
+    let v: Value = r.json().await.expect("JSON");
+    let id = v["id"].as_str().expect("id");
+    let t: Value = g
+        .http
+        .get(format!("{base_b}/v1/transactions/{id}"))
+        .bearer_auth(&g.token)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(t["from"], format!("{:#x}", active[0]), "{t}");
 }

@@ -198,6 +198,16 @@ pub struct Gateway {
 }
 
 pub fn gateway(w: &World, pool_extra: &str, members: &[Address]) -> Gateway {
+    gateway_on(w, pool_extra, members, None)
+}
+
+/// [`gateway`] on the store at `store` (its SQLite file if `None`).
+pub fn gateway_on(
+    w: &World,
+    pool_extra: &str,
+    members: &[Address],
+    store: Option<&str>,
+) -> Gateway {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let members: Vec<String> = members.iter().map(|a| format!("\"{a:#x}\"")).collect();
@@ -224,6 +234,10 @@ pub fn gateway(w: &World, pool_extra: &str, members: &[Address]) -> Gateway {
         ("POOL_PASSWORD", POOL_PASSWORD.to_owned()),
         ("ETHGATE_LOG", "info".to_owned()),
     ];
+    let mut env = env;
+    if let Some(url) = store {
+        env.push(("ETHGATE_STORE__URL", url.to_owned()));
+    }
     Gateway {
         token: crate::common::token(dir.path(), &env, "admin"),
         base: format!("http://127.0.0.1:{port}"),
@@ -236,13 +250,19 @@ pub fn gateway(w: &World, pool_extra: &str, members: &[Address]) -> Gateway {
 /// A gateway whose pool (the leaked key) can rotate: the registry, its
 /// master as an ethgate account, and a 0.05 ETH float for new members.
 pub fn rotating_gateway(w: &World) -> Gateway {
-    gateway(
+    rotating_gateway_on(w, None)
+}
+
+/// [`rotating_gateway`] on the store at `store`.
+pub fn rotating_gateway_on(w: &World, store: Option<&str>) -> Gateway {
+    gateway_on(
         w,
         &format!(
             "registry = \"{:#x}\"\nmaster = \"{:#x}\"\ntop_up = \"0.05 ether\"\n",
             w.registry, w.master
         ),
         &[w.leaked.address()],
+        store,
     )
 }
 
