@@ -175,11 +175,22 @@ async function pools() {
   box.className = d.pools.some((p) => p.alerts.length) ? "bad" : "";
 }
 
+async function cluster() {
+  const d = await get("/v1/cluster");
+  if (!d) return denied("replicas", "the cluster");
+  fill("replicas", ["replica", "api", "units", "last seen"], d.replicas.map((r) => [
+    r.id, r.api, { k: `replica.${r.id}.units`, v: r.units }, `${Math.max(0, d.now_ms - r.seen_ms)} ms ago`]));
+  fill("units", ["unit", "holder", "epoch", "expires in"], d.units.map((u) => [
+    u.unit, { k: `unit.${u.unit}.holder`, v: n(u.holder), cls: u.holder ? "" : "bad" },
+    { k: `unit.${u.unit}.epoch`, v: u.epoch },
+    u.holder ? `${Math.max(0, u.expires_ms - d.now_ms)} ms` : "—"]));
+}
+
 async function refresh() {
   const status = document.getElementById("status");
   try {
     const stats = await get("/v1/stats");
-    await Promise.all([chains(), streams(stats), sinks(), transactions(stats), pools()]);
+    await Promise.all([chains(), streams(stats), sinks(), transactions(stats), pools(), cluster()]);
     status.textContent = "updated " + new Date().toLocaleTimeString();
     status.setAttribute("data-ready", "1");
   } catch (e) {

@@ -213,6 +213,19 @@ async fn the_dashboard_renders_what_the_api_answers() {
             want.insert(format!("pool.{name}.{a}.flight"), "0".into());
         }
     }
+    let cluster = api(&http, &base, &token, "/v1/cluster").await;
+    for u in cluster["units"].as_array().into_iter().flatten() {
+        let unit = u["unit"].as_str().unwrap_or_default();
+        want.insert(
+            format!("unit.{unit}.holder"),
+            u["holder"].as_str().unwrap_or("—").to_owned(),
+        );
+        want.insert(format!("unit.{unit}.epoch"), u["epoch"].to_string());
+    }
+    assert!(
+        want.keys().any(|k| k.starts_with("unit.")),
+        "the cluster's units are shown: {cluster}"
+    );
     assert!(want.len() >= 14, "{want:?}");
     for (k, v) in &want {
         assert_eq!(
