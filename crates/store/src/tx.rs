@@ -6,7 +6,9 @@
 //! transaction that records the first signed attempt at it, with a
 //! compare-and-set on the account's next nonce.
 
-use crate::tx_rows::{insert_requests, record_attempts};
+use crate::tx_rows::{
+    NumberedTx, RawAttempt, RawTx, insert_requests, numbered, record_attempts, tx_row, wei,
+};
 use crate::{Store, StoreError, now_secs, to_i64};
 
 /// A request to record.
@@ -149,74 +151,6 @@ macro_rules! tx_columns {
     () => {
         "id, idempotency_key, chain_id, sender, request, state, status, nonce, block_number, error, created_at, updated_at"
     };
-}
-
-/// A `tx_requests` row as stored ([`tx_columns!`]).
-#[derive(sqlx::FromRow)]
-struct RawTx {
-    id: String,
-    idempotency_key: String,
-    chain_id: i64,
-    sender: String,
-    request: String,
-    state: String,
-    status: String,
-    nonce: Option<i64>,
-    block_number: Option<i64>,
-    error: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-/// A row selected with `rowid AS rid` before the columns: its insertion
-/// order.
-#[derive(sqlx::FromRow)]
-struct NumberedTx {
-    rid: i64,
-    #[sqlx(flatten)]
-    tx: RawTx,
-}
-
-fn tx_row(r: RawTx) -> TxRow {
-    TxRow {
-        id: r.id,
-        idempotency_key: r.idempotency_key,
-        chain_id: r.chain_id as u64,
-        sender: r.sender,
-        request: r.request,
-        state: r.state,
-        status: r.status,
-        nonce: r.nonce.map(|n| n as u64),
-        block_number: r.block_number.map(|n| n as u64),
-        error: r.error,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    }
-}
-
-fn numbered(rows: Vec<NumberedTx>) -> Vec<(i64, TxRow)> {
-    rows.into_iter().map(|r| (r.rid, tx_row(r.tx))).collect()
-}
-
-/// A `tx_attempts` row as stored.
-#[derive(sqlx::FromRow)]
-struct RawAttempt {
-    n: i64,
-    nonce: i64,
-    hash: String,
-    raw: Vec<u8>,
-    noop: i64,
-    gas_limit: i64,
-    max_fee: String,
-    max_priority_fee: String,
-    created_at: i64,
-}
-
-fn wei(s: &str) -> Result<u128, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt {
-        what: "tx_attempts fee",
-        detail: s.to_owned(),
-    })
 }
 
 impl Store {

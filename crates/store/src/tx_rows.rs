@@ -1,4 +1,5 @@
-//! Transaction rows written many per statement. Through sqlx every
+//! Transaction rows: as stored (read back into `TxRow` and `AttemptRow`),
+//! and written many per statement. Through sqlx every
 //! statement is a round trip to the connection's worker thread, which cost
 //! more than SQLite's own work: a burst of a thousand requests recorded row
 //! by row spent tens of milliseconds on the hops alone, while the API's
@@ -6,7 +7,7 @@
 
 use sqlx::QueryBuilder;
 
-use crate::tx::{Inserted, NewAttempt, NewTx, SignedAttempt};
+use crate::tx::{Inserted, NewAttempt, NewTx, SignedAttempt, TxRow};
 use crate::{StoreError, now_secs, to_i64};
 
 /// Rows per statement, at most: at ten bound values a row, far below
@@ -176,6 +177,74 @@ pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result
         })?;
     }
     Ok(())
+}
+
+/// A `tx_requests` row as stored (the columns `tx.rs` selects).
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawTx {
+    pub(crate) id: String,
+    pub(crate) idempotency_key: String,
+    pub(crate) chain_id: i64,
+    pub(crate) sender: String,
+    pub(crate) request: String,
+    pub(crate) state: String,
+    pub(crate) status: String,
+    pub(crate) nonce: Option<i64>,
+    pub(crate) block_number: Option<i64>,
+    pub(crate) error: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+/// A row selected with `rowid AS rid` before the columns: its insertion
+/// order.
+#[derive(sqlx::FromRow)]
+pub(crate) struct NumberedTx {
+    pub(crate) rid: i64,
+    #[sqlx(flatten)]
+    pub(crate) tx: RawTx,
+}
+
+pub(crate) fn tx_row(r: RawTx) -> TxRow {
+    TxRow {
+        id: r.id,
+        idempotency_key: r.idempotency_key,
+        chain_id: r.chain_id as u64,
+        sender: r.sender,
+        request: r.request,
+        state: r.state,
+        status: r.status,
+        nonce: r.nonce.map(|n| n as u64),
+        block_number: r.block_number.map(|n| n as u64),
+        error: r.error,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+pub(crate) fn numbered(rows: Vec<NumberedTx>) -> Vec<(i64, TxRow)> {
+    rows.into_iter().map(|r| (r.rid, tx_row(r.tx))).collect()
+}
+
+/// A `tx_attempts` row as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawAttempt {
+    pub(crate) n: i64,
+    pub(crate) nonce: i64,
+    pub(crate) hash: String,
+    pub(crate) raw: Vec<u8>,
+    pub(crate) noop: i64,
+    pub(crate) gas_limit: i64,
+    pub(crate) max_fee: String,
+    pub(crate) max_priority_fee: String,
+    pub(crate) created_at: i64,
+}
+
+pub(crate) fn wei(s: &str) -> Result<u128, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt {
+        what: "tx_attempts fee",
+        detail: s.to_owned(),
+    })
 }
 
 #[cfg(test)]
