@@ -20,6 +20,7 @@ use std::sync::Arc;
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::SolCall;
 use ethgate_contracts::OperatorRegistry;
+use ethgate_core::TxStatus;
 use ethgate_keys::keystore;
 use ethgate_store::{MemberRow, RotationRow, StoreError};
 use serde_json::{Value, json};
@@ -58,7 +59,12 @@ impl From<ReadError> for RotateError {
     }
 }
 
-const ENDED_BADLY: [&str; 4] = ["rejected", "failed", "cancelled", "expired"];
+const ENDED_BADLY: [TxStatus; 4] = [
+    TxStatus::Rejected,
+    TxStatus::Failed,
+    TxStatus::Cancelled,
+    TxStatus::Expired,
+];
 
 fn set_operators(new: &[Address], old: &[Address]) -> Bytes {
     let remove: Vec<Address> = old.iter().filter(|a| !new.contains(a)).copied().collect();
@@ -207,7 +213,7 @@ impl Pools {
     }
 
     /// Submits (or finds) a request and returns its status and error.
-    async fn request(&self, body: Value) -> Result<(String, Option<String>), String> {
+    async fn request(&self, body: Value) -> Result<(TxStatus, Option<String>), String> {
         let s = self.tx.submit(&body).await.map_err(|e| e.to_string())?;
         let row = self
             .store()
@@ -311,13 +317,13 @@ impl Pools {
                             "metadata": purpose("rotation funding"),
                         }))
                         .await?;
-                    if ENDED_BADLY.contains(&status.as_str()) {
+                    if ENDED_BADLY.contains(&status) {
                         let why = error.unwrap_or_default();
                         return self
                             .fail(&r, format!("funding {a:#x}: {status}: {why}"))
                             .await;
                     }
-                    all &= status == "confirmed";
+                    all &= status == TxStatus::Confirmed;
                 }
                 if all {
                     self.next(&r, "registering").await
@@ -342,12 +348,14 @@ impl Pools {
                         "metadata": purpose("rotation setOperators"),
                     }))
                     .await?;
-                if status == "confirmed" && !self.registry_done(spec, registry, &new, &old).await? {
+                if status == TxStatus::Confirmed
+                    && !self.registry_done(spec, registry, &new, &old).await?
+                {
                     return self
                         .fail(&r, "setOperators was mined but the registry does not list the new operators (is the master its owner?)".into())
                         .await;
                 }
-                if ENDED_BADLY.contains(&status.as_str()) {
+                if ENDED_BADLY.contains(&status) {
                     let why = error.unwrap_or_default();
                     return self.fail(&r, format!("setOperators {status}: {why}")).await;
                 }
@@ -395,13 +403,13 @@ impl Pools {
                         }
                         continue;
                     };
-                    if ENDED_BADLY.contains(&row.status.as_str()) {
+                    if ENDED_BADLY.contains(&row.status) {
                         let why = row.error.unwrap_or_default();
                         return self
                             .fail(&r, format!("sweeping {a:#x}: {}: {why}", row.status))
                             .await;
                     }
-                    all &= row.status == "confirmed";
+                    all &= row.status == TxStatus::Confirmed;
                 }
                 if !all {
                     return Ok(false);
@@ -465,7 +473,7 @@ impl Pools {
                 "metadata": {"purpose": "rotation sweep", "pool": spec.settings.name, "rotation": r.id},
             }))
             .await?;
-        if ENDED_BADLY.contains(&status.as_str()) {
+        if ENDED_BADLY.contains(&status) {
             return Err(format!("{status}: {}", error.unwrap_or_default()));
         }
         Ok(true)

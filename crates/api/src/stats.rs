@@ -67,10 +67,7 @@ async fn totals(store: &Store) -> Result<Totals, StoreError> {
         t.reorgs.insert(s.name, s.reorgs);
     }
     for (status, n) in store.tx_status_counts().await? {
-        // Only the statuses this version knows are charted.
-        if let Some(status) = TxStatus::parse(&status) {
-            t.tx.insert(status, n);
-        }
+        t.tx.insert(status, n);
     }
     Ok(t)
 }

@@ -243,7 +243,7 @@ async fn replicas_once(
         .await;
     answers.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     let deadline = Instant::now() + crate::bench_tx::DEADLINE;
-    while store.count_txs("confirmed").await? < n as u64 {
+    while store.count_txs(ethgate_core::TxStatus::Confirmed).await? < n as u64 {
         anyhow::ensure!(Instant::now() < deadline, "not all mined in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -312,7 +312,7 @@ pub(crate) async fn ours(
     // reading the status stream learns of them), at most every 5 ms: a
     // fixed poll would add up to its interval to ethgate's time alone.
     let mut changes = store.subscribe();
-    while store.count_txs("confirmed").await? < n as u64 {
+    while store.count_txs(ethgate_core::TxStatus::Confirmed).await? < n as u64 {
         anyhow::ensure!(
             Instant::now() < deadline,
             "not all mined within {DEADLINE:?}"

@@ -301,7 +301,12 @@ async fn three_replicas_through_kills_and_pauses_lose_nothing_and_send_each_once
     until(240, "every request confirmed", || {
         let store = store.clone();
         async move {
-            (store.count_txs("confirmed").await.expect("count") as usize == REQUESTS).then_some(())
+            (store
+                .count_txs(ethgate_core::TxStatus::Confirmed)
+                .await
+                .expect("count") as usize
+                == REQUESTS)
+                .then_some(())
         }
     })
     .await;

@@ -128,7 +128,11 @@ async fn sigkill_during_300_requests_mines_each_key_exactly_once_with_contiguous
         tokio::time::sleep(Duration::from_millis(300 + 150 * round as u64)).await;
         ethgate.kill().await.expect("SIGKILL");
         let store = ethgate_store::Store::connect(&url).await.expect("store");
-        for status in ["queued", "pending", "mined"] {
+        for status in [
+            ethgate_core::TxStatus::Queued,
+            ethgate_core::TxStatus::Pending,
+            ethgate_core::TxStatus::Mined,
+        ] {
             interrupted += store
                 .txs(Some(status), None, 1000)
                 .await

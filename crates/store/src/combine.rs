@@ -32,7 +32,7 @@ pub(crate) struct Signed {
     pub tx_id: String,
     pub attempt: NewAttempt,
     pub state: String,
-    pub status: String,
+    pub status: ethgate_core::TxStatus,
 }
 
 /// Nonces taken for a batch of requests (see `Store::take_nonces`).
@@ -191,7 +191,7 @@ fn signed(items: &[Signed]) -> Vec<SignedAttempt<'_>> {
             tx_id: &s.tx_id,
             attempt: &s.attempt,
             state: &s.state,
-            status: &s.status,
+            status: s.status,
         })
         .collect()
 }
@@ -200,7 +200,7 @@ fn new_states(updates: &[StateUpdate]) -> impl Iterator<Item = NewState<'_>> {
     updates.iter().map(|u| NewState {
         tx_id: &u.tx_id,
         state: &u.state,
-        status: &u.status,
+        status: u.status,
         nonce: u.nonce,
         block_number: u.block_number,
         error: u.error.as_deref(),

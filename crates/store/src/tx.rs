@@ -10,6 +10,15 @@ use crate::tx_rows::{
     NumberedTx, RawAttempt, RawTx, insert_requests, numbered, record_attempts, tx_row, wei,
 };
 use crate::{Store, StoreError, now_secs, to_i64};
+use ethgate_core::TxStatus;
+
+/// A stored status word, read back.
+pub(crate) fn status_of(word: &str) -> Result<TxStatus, StoreError> {
+    TxStatus::parse(word).ok_or_else(|| StoreError::Corrupt {
+        what: "tx_requests.status",
+        detail: word.to_owned(),
+    })
+}
 
 /// A request to record.
 #[derive(Debug, Clone)]
@@ -26,10 +35,10 @@ pub struct NewTx<'a> {
     pub sender: &'a str,
     /// The validated request, as JSON.
     pub request: &'a str,
-    /// Initial state as JSON, and its status word.
+    /// Initial state as JSON, and its status.
     pub state: &'a str,
     /// Status word of `state`.
-    pub status: &'a str,
+    pub status: TxStatus,
 }
 
 /// What [`Store::insert_txs`] did with one request.
@@ -58,8 +67,8 @@ pub struct TxRow {
     pub request: String,
     /// `core::tx::TxState` as JSON.
     pub state: String,
-    /// Its status word.
-    pub status: String,
+    /// Its status.
+    pub status: TxStatus,
     /// The nonce held, if any.
     pub nonce: Option<u64>,
     /// The block the transaction was mined in, if any.
@@ -102,8 +111,8 @@ pub struct SignedAttempt<'a> {
     pub attempt: &'a NewAttempt,
     /// The request's new state (JSON).
     pub state: &'a str,
-    /// Its status word.
-    pub status: &'a str,
+    /// Its status.
+    pub status: TxStatus,
 }
 
 /// A request's new state, for [`Store::set_tx_states`].
@@ -113,8 +122,8 @@ pub struct StateUpdate {
     pub tx_id: String,
     /// `core::tx::TxState` as JSON.
     pub state: String,
-    /// Its status word.
-    pub status: String,
+    /// Its status.
+    pub status: TxStatus,
     /// The nonce held afterwards (`None` releases it).
     pub nonce: Option<u64>,
     /// The block it is mined in, if it is.
@@ -194,15 +203,15 @@ impl Store {
         .bind(id)
         .fetch_optional(ex)
         .await)?;
-        Ok(row.map(tx_row))
+        row.map(tx_row).transpose()
     }
 
     /// How many requests have `status` (dashboards, benchmarks).
-    pub async fn count_txs(&self, status: &str) -> Result<u64, StoreError> {
+    pub async fn count_txs(&self, status: TxStatus) -> Result<u64, StoreError> {
         let n: i64 = crate::db::on_pool!(self, |ex| sqlx::query_scalar(
             "SELECT COUNT(*) FROM tx_requests WHERE status = $1"
         )
-        .bind(status)
+        .bind(status.as_str())
         .fetch_one(ex)
         .await)?;
         Ok(n as u64)
@@ -210,13 +219,15 @@ impl Store {
 
     /// How many requests each status has, in one read (statuses with none
     /// are absent).
-    pub async fn tx_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub async fn tx_status_counts(&self) -> Result<Vec<(TxStatus, u64)>, StoreError> {
         let rows: Vec<(String, i64)> = crate::db::on_pool!(self, |ex| sqlx::query_as(
             "SELECT status, COUNT(*) FROM tx_requests GROUP BY status"
         )
         .fetch_all(ex)
         .await)?;
-        Ok(rows.into_iter().map(|(s, n)| (s, n as u64)).collect())
+        rows.into_iter()
+            .map(|(s, n)| Ok((status_of(&s)?, n as u64)))
+            .collect()
     }
 
     /// Attempts beyond each request's first: replacements (bumps, no-op
@@ -241,13 +252,13 @@ impl Store {
         .bind(idempotency_key)
         .fetch_optional(ex)
         .await)?;
-        Ok(row.map(tx_row))
+        row.map(tx_row).transpose()
     }
 
     /// Requests, newest first, optionally by status and sender.
     pub async fn txs(
         &self,
-        status: Option<&str>,
+        status: Option<TxStatus>,
         sender: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TxRow>, StoreError> {
@@ -258,13 +269,13 @@ impl Store {
             " FROM tx_requests WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR sender = $2) \
              ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
-        .bind(status)
+        .bind(status.map(TxStatus::as_str))
         .bind(sender)
         .bind(i64::from(limit))
         .fetch_all(ex)
         .await
         })?;
-        Ok(rows.into_iter().map(tx_row).collect())
+        rows.into_iter().map(tx_row).collect()
     }
 
     /// The requests an account's sender still works on: queued, pending and
@@ -293,7 +304,7 @@ impl Store {
         .fetch_all(ex)
         .await
         })?;
-        Ok(numbered(rows))
+        numbered(rows)
     }
 
     /// Queued requests for an account accepted after rowid `after`: what a
@@ -320,7 +331,7 @@ impl Store {
         .fetch_all(ex)
         .await
         })?;
-        Ok(numbered(rows))
+        numbered(rows)
     }
 
     /// A request's attempts, in signing order.
@@ -430,7 +441,7 @@ impl Store {
                 tx_id: t.tx_id.to_owned(),
                 attempt: t.attempt.clone(),
                 state: t.state.to_owned(),
-                status: t.status.to_owned(),
+                status: t.status,
             })
             .collect();
         let take = crate::combine::Take {

@@ -57,7 +57,7 @@ pub(crate) async fn insert_requests(
                     .push_bind(t.sender.to_owned())
                     .push_bind(t.request.to_owned())
                     .push_bind(t.state.to_owned())
-                    .push_bind(t.status.to_owned())
+                    .push_bind(t.status.as_str())
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -145,7 +145,7 @@ pub(crate) async fn record_attempts(
 pub(crate) struct NewState<'a> {
     pub tx_id: &'a str,
     pub state: &'a str,
-    pub status: &'a str,
+    pub status: ethgate_core::TxStatus,
     pub nonce: Option<u64>,
     pub block_number: Option<u64>,
     /// Kept as it was when `None`, cleared when empty.
@@ -167,7 +167,7 @@ pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result
             q.push_values(chunk, |mut b, s| {
                 b.push_bind(s.tx_id.to_owned())
                     .push_bind(s.state.to_owned())
-                    .push_bind(s.status.to_owned())
+                    .push_bind(s.status.as_str())
                     .push_bind(s.nonce.map(to_i64))
                     .push_bind(s.block_number.map(to_i64))
                     .push_bind(s.error.map(str::to_owned));
@@ -205,25 +205,27 @@ pub(crate) struct NumberedTx {
     pub(crate) tx: RawTx,
 }
 
-pub(crate) fn tx_row(r: RawTx) -> TxRow {
-    TxRow {
+pub(crate) fn tx_row(r: RawTx) -> Result<TxRow, StoreError> {
+    Ok(TxRow {
         id: r.id,
         idempotency_key: r.idempotency_key,
         chain_id: r.chain_id as u64,
         sender: r.sender,
         request: r.request,
         state: r.state,
-        status: r.status,
+        status: crate::tx::status_of(&r.status)?,
         nonce: r.nonce.map(|n| n as u64),
         block_number: r.block_number.map(|n| n as u64),
         error: r.error,
         created_at: r.created_at,
         updated_at: r.updated_at,
-    }
+    })
 }
 
-pub(crate) fn numbered(rows: Vec<NumberedTx>) -> Vec<(i64, TxRow)> {
-    rows.into_iter().map(|r| (r.rid, tx_row(r.tx))).collect()
+pub(crate) fn numbered(rows: Vec<NumberedTx>) -> Result<Vec<(i64, TxRow)>, StoreError> {
+    rows.into_iter()
+        .map(|r| Ok((r.rid, tx_row(r.tx)?)))
+        .collect()
 }
 
 /// A `tx_attempts` row as stored.

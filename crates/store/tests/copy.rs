@@ -98,7 +98,7 @@ async fn populate(s: &Store) {
             sender,
             request: "{\"to\":\"0x01\"}",
             state: "{\"status\":\"queued\"}",
-            status: "queued",
+            status: ethgate_core::TxStatus::Queued,
         })
         .collect();
     s.insert_txs(&news).await.expect("requests");
@@ -121,7 +121,7 @@ async fn populate(s: &Store) {
             tx_id: id,
             attempt: a,
             state: "{\"status\":\"pending\"}",
-            status: "pending",
+            status: ethgate_core::TxStatus::Pending,
         })
         .collect();
     let json = vec!["{\"id\":\"status\"}".to_owned(); 3];

@@ -197,7 +197,7 @@ async fn a_stale_sender_takes_no_nonce_while_others_in_its_batch_do() {
             sender: account,
             request: "{}",
             state: "{\"status\":\"queued\"}",
-            status: "queued",
+            status: ethgate_core::TxStatus::Queued,
         };
         s.insert_txs(&[tx]).await.expect("insert");
         s.raise_next_nonce(31337, account, 0)
@@ -239,7 +239,7 @@ async fn a_stale_sender_takes_no_nonce_while_others_in_its_batch_do() {
         tx_id: id,
         attempt: &attempt,
         state: "{\"status\":\"pending\"}",
-        status: "pending",
+        status: ethgate_core::TxStatus::Pending,
     };
     // Both at once, so the combined writer may put them in one batch.
     let (t0, t1) = ([item("t0")], [item("t1")]);

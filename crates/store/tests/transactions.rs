@@ -28,7 +28,7 @@ fn new_tx<'a>(id: &'a str, key: &'a str, body: &'a str, sender: &'a str) -> NewT
         sender,
         request: "{}",
         state: "\"Queued\"",
-        status: "queued",
+        status: ethgate_core::TxStatus::Queued,
     }
 }
 
@@ -53,7 +53,7 @@ fn pending<'a>(ids: &'a [String], attempts: &'a [NewAttempt]) -> Vec<SignedAttem
             tx_id: id,
             attempt: a,
             state: "\"Pending\"",
-            status: "pending",
+            status: ethgate_core::TxStatus::Pending,
         })
         .collect()
 }
@@ -103,7 +103,12 @@ async fn one_batch_tells_created_from_retried_from_conflicting() {
             Inserted::Conflict("d".into())
         ]
     );
-    assert_eq!(s.count_txs("queued").await.expect("count"), 2);
+    assert_eq!(
+        s.count_txs(ethgate_core::TxStatus::Queued)
+            .await
+            .expect("count"),
+        2
+    );
 }
 
 #[tokio::test]
@@ -127,7 +132,12 @@ async fn nonces_taken_in_one_batch_past_a_statement_record_every_attempt() {
             .expect("take")
     );
     assert_eq!(s.next_nonce(31337, SENDER).await.expect("next"), Some(457));
-    assert_eq!(s.count_txs("pending").await.expect("count"), 450);
+    assert_eq!(
+        s.count_txs(ethgate_core::TxStatus::Pending)
+            .await
+            .expect("count"),
+        450
+    );
     assert_eq!(s.extra_attempts().await.expect("extra"), 0);
     for (k, id) in ids.iter().enumerate() {
         let row = s.tx(id).await.expect("row").expect("exists");
@@ -179,7 +189,7 @@ async fn many_state_changes_keep_errors_and_refuse_a_request_twice() {
     let update = |id: &str, error: Option<&str>| StateUpdate {
         tx_id: id.to_owned(),
         state: "\"Mined\"".into(),
-        status: "mined".into(),
+        status: ethgate_core::TxStatus::Mined,
         nonce: id[2..].parse().ok(),
         block_number: Some(9),
         error: error.map(str::to_owned),
@@ -187,7 +197,12 @@ async fn many_state_changes_keep_errors_and_refuse_a_request_twice() {
     let mut updates: Vec<StateUpdate> = ids.iter().map(|id| update(id, None)).collect();
     updates[2] = update("tx0002", Some("fee cap reached"));
     s.set_tx_states(&updates, no_status()).await.expect("set");
-    assert_eq!(s.count_txs("mined").await.expect("count"), 250);
+    assert_eq!(
+        s.count_txs(ethgate_core::TxStatus::Mined)
+            .await
+            .expect("count"),
+        250
+    );
     let one = s.tx("tx0001").await.expect("row").expect("exists");
     assert_eq!(one.error.as_deref(), Some("broadcast refused: x"));
     assert_eq!((one.nonce, one.block_number), (Some(1), Some(9)));
@@ -227,7 +242,7 @@ async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
     let u = StateUpdate {
         tx_id: "c".into(),
         state: "\"Rejected\"".into(),
-        status: "rejected".into(),
+        status: ethgate_core::TxStatus::Rejected,
         nonce: None,
         block_number: None,
         error: Some("reverted".into()),
@@ -239,7 +254,7 @@ async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
     let again = |error: Option<&str>| StateUpdate {
         tx_id: "c".into(),
         state: "\"Rejected\"".into(),
-        status: "rejected".into(),
+        status: ethgate_core::TxStatus::Rejected,
         nonce: None,
         block_number: None,
         error: error.map(str::to_owned),
@@ -340,7 +355,7 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
         tx_id: "s0",
         attempt: &first,
         state: "\"Pending\"",
-        status: "pending",
+        status: ethgate_core::TxStatus::Pending,
     }];
     let json: Vec<Vec<String>> = ids
         .iter()
@@ -352,7 +367,7 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
         let update = [StateUpdate {
             tx_id: ids[i].clone(),
             state: "\"Cancelled\"".into(),
-            status: "cancelled".into(),
+            status: ethgate_core::TxStatus::Cancelled,
             nonce: None,
             block_number: None,
             error: None,
@@ -380,10 +395,10 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
                 matches!(answer, Err(StoreError::UnknownStream(ref n)) if n == "tx.nowhere"),
                 "{answer:?}"
             );
-            assert_eq!(row.status, "queued", "nothing written for it");
+            assert_eq!(row.status.as_str(), "queued", "nothing written for it");
         } else {
             answer.expect("saved");
-            assert_eq!(row.status, "cancelled", "{}", ids[i]);
+            assert_eq!(row.status.as_str(), "cancelled", "{}", ids[i]);
         }
     }
     let row = s.tx("s0").await.expect("row").expect("exists");

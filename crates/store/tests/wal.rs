@@ -32,7 +32,9 @@ async fn the_log_is_restarted_while_reads_and_writes_never_stop() {
             let (s, stop) = (s.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    s.count_txs("queued").await.expect("read");
+                    s.count_txs(ethgate_core::TxStatus::Queued)
+                        .await
+                        .expect("read");
                 }
             })
         })
@@ -55,7 +57,7 @@ async fn the_log_is_restarted_while_reads_and_writes_never_stop() {
                 sender: "0xaa",
                 request: &body,
                 state: "\"Queued\"",
-                status: "queued",
+                status: ethgate_core::TxStatus::Queued,
             })
             .collect();
         let before = std::fs::metadata(&wal).map_or(0, |m| m.len());

@@ -53,7 +53,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 sender: &o.sender,
                 request: &o.request,
                 state: &o.state,
-                status: "queued",
+                status: ethgate_core::TxStatus::Queued,
             })
             .collect();
         let result = store.insert_txs(&news).await;

@@ -418,7 +418,6 @@ impl TxManager {
         limit: u32,
     ) -> Result<Vec<TxView>, ReadError> {
         let from = from.map(|a| format!("{a:#x}"));
-        let status = status.map(TxStatus::as_str);
         let rows = self.store.txs(status, from.as_deref(), limit).await?;
         Ok(rows
             .iter()
@@ -428,25 +427,26 @@ impl TxManager {
 
     /// Asks the request's sender to cancel it.
     pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, StoreError> {
-        self.ask(id, &["queued", "pending"], |s| &s.cancels).await
+        self.ask(id, &[TxStatus::Queued, TxStatus::Pending], |s| &s.cancels)
+            .await
     }
 
     /// Asks the request's sender to replace it with higher fees, past its
     /// fee caps if need be — the way out for a transaction held at a cap.
     pub async fn bump(&self, id: &str) -> Result<CancelOutcome, StoreError> {
-        self.ask(id, &["pending"], |s| &s.bumps).await
+        self.ask(id, &[TxStatus::Pending], |s| &s.bumps).await
     }
 
     async fn ask(
         &self,
         id: &str,
-        statuses: &[&str],
+        statuses: &[TxStatus],
         list: impl Fn(&Shared) -> &std::sync::Mutex<Vec<String>>,
     ) -> Result<CancelOutcome, StoreError> {
         let Some(row) = self.store.tx(id).await? else {
             return Ok(CancelOutcome::NotFound);
         };
-        if !statuses.contains(&row.status.as_str()) {
+        if !statuses.contains(&row.status) {
             return Ok(CancelOutcome::AlreadyEnded);
         }
         let req: Option<TxRequest> = serde_json::from_str(&row.request).ok();

@@ -16,7 +16,12 @@ mod fixture;
 use fixture::*;
 
 /// Waits until `n` requests have `status` in `store`.
-async fn until_count(store: &ethgate_store::Store, status: &str, n: u64, mine: Option<&Anvil>) {
+async fn until_count(
+    store: &ethgate_store::Store,
+    status: ethgate_core::TxStatus,
+    n: u64,
+    mine: Option<&Anvil>,
+) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(anvil) = mine {
@@ -47,7 +52,7 @@ async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
     let proxy = f.proxy.as_ref().expect("proxied");
     let from = format!("{:#x}", f.accounts[0]);
     submit_all(&f, (0..N).map(|i| keyed(&f, &from, &format!("drop-{i}")))).await;
-    until_count(store, "pending", N, None).await;
+    until_count(store, ethgate_core::TxStatus::Pending, N, None).await;
 
     // Counted before the drop: the sender may re-broadcast within
     // milliseconds of it, before the test could read the proxy again.
@@ -56,7 +61,7 @@ async fn a_dropped_pool_is_rebroadcast_in_batches_and_every_request_mined() {
         proxy.requests_with("eth_sendRawTransaction"),
     );
     let _: Value = anvil.rpc("anvil_dropAllTransactions", json!([])).await;
-    until_count(store, "confirmed", N, Some(anvil)).await;
+    until_count(store, ethgate_core::TxStatus::Confirmed, N, Some(anvil)).await;
 
     let resent = proxy.calls("eth_sendRawTransaction") - calls;
     let round_trips = proxy.requests_with("eth_sendRawTransaction") - trips;

@@ -26,7 +26,7 @@ pub(super) struct Replacing {
     id: String,
     attempt: ethgate_store::NewAttempt,
     state: String,
-    status: &'static str,
+    status: ethgate_core::TxStatus,
 }
 
 impl Sender {
@@ -176,7 +176,7 @@ impl Sender {
             id: row.id.clone(),
             attempt: attempt.clone(),
             state: serde_json::to_string(next).unwrap_or_default(),
-            status: next.status(),
+            status: next.kind(),
         });
         self.changes.push(super::table::Change {
             id: row.id.clone(),
@@ -232,7 +232,7 @@ impl Sender {
         self.saves.push(ethgate_store::StateUpdate {
             tx_id: row.id.clone(),
             state: serde_json::to_string(next).unwrap_or_default(),
-            status: next.status().to_owned(),
+            status: next.kind(),
             nonce: next.nonce(),
             block_number: next.block_number(),
             error: error.map(str::to_owned),
@@ -377,7 +377,7 @@ impl Sender {
                 reason: reason.clone(),
             })
             .unwrap_or_default(),
-            status: "rejected".to_owned(),
+            status: ethgate_core::TxStatus::Rejected,
             nonce: None,
             block_number: None,
             error: Some(reason.clone()),

@@ -337,7 +337,7 @@ impl Sender {
                 tx_id: &row.id,
                 attempt,
                 state,
-                status: next.status(),
+                status: next.kind(),
             })
             .collect();
         for (row, _, attempt) in &signed {

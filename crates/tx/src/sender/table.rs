@@ -132,7 +132,7 @@ impl Table {
         let Some(open) = self.ids.get(&c.id).and_then(|rid| self.rows.get_mut(rid)) else {
             return;
         };
-        open.row.status = c.state.status().to_owned();
+        open.row.status = c.state.kind();
         open.row.nonce = c.state.nonce();
         open.row.block_number = c.state.block_number();
         // As the store does: none keeps the error shown.
