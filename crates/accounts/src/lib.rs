@@ -32,7 +32,7 @@ use tokio::sync::{Notify, watch};
 pub use rotation::RotateError;
 pub use view::{
     AccountRef, AccountsView, MemberState, MemberView, MultisigTx, PoolView, ReadError,
-    RotationStep, RotationView, UnknownWord,
+    RotationStep, RotationView,
 };
 
 /// Who signs the rotation's `setOperators`.
@@ -192,7 +192,7 @@ impl Pools {
                     let row = MemberRow {
                         address: hex_addr(*a),
                         keystore: String::new(),
-                        state: "active".into(),
+                        state: MemberState::Active,
                         rotation: None,
                     };
                     self.store()
@@ -202,7 +202,7 @@ impl Pools {
                 members = self.store().pool_members(&spec.settings.name).await?;
             }
             for m in &members {
-                if m.keystore.is_empty() || m.state == "retired" {
+                if m.keystore.is_empty() || m.state == MemberState::Retired {
                     continue;
                 }
                 // Known already (a re-read): its keystore is not opened again.
@@ -218,7 +218,7 @@ impl Pools {
             }
             let active = members
                 .iter()
-                .filter(|m| m.state == "active")
+                .filter(|m| m.state == MemberState::Active)
                 .filter_map(|m| m.address.parse().ok())
                 .collect();
             self.tx.set_pool(&spec.settings.name, active);
@@ -310,7 +310,7 @@ impl Pools {
                     .await
                     .ok()
                     .flatten()
-                    .is_some_and(|r| r.step != "done" && r.error.is_none());
+                    .is_some_and(|r| r.step != RotationStep::Done && r.error.is_none());
             }
             // A rotation waiting for its transactions is looked at often.
             let wait = if rotating {
@@ -337,21 +337,17 @@ impl Pools {
             let members = members
                 .iter()
                 .map(|m| {
-                    let state = MemberState::parse(&m.state).ok_or_else(|| UnknownWord {
-                        what: "member state",
-                        word: m.state.clone(),
-                    })?;
                     let balance = m.address.parse::<Address>().ok();
-                    Ok(MemberView {
+                    MemberView {
                         address: m.address.clone(),
-                        state,
+                        state: m.state,
                         managed: !m.keystore.is_empty(),
                         balance: balance
                             .and_then(|a| s.balances.get(&a))
                             .map(U256::to_string),
-                    })
+                    }
                 })
-                .collect::<Result<_, UnknownWord>>()?;
+                .collect();
             let wei = |v: Option<u128>| v.map(|v| v.to_string());
             pools.push(PoolView {
                 name: spec.settings.name.clone(),

@@ -25,7 +25,7 @@ use ethgate_keys::keystore;
 use ethgate_store::{MemberRow, RotationRow, StoreError};
 use serde_json::{Value, json};
 
-use crate::view::{MultisigTx, ReadError, RotationStep, RotationView, UnknownWord};
+use crate::view::{MemberState, MultisigTx, ReadError, RotationStep, RotationView};
 use crate::{Master, PoolSpec, Pools, hex_addr};
 
 /// Why a rotation could not be started or shown.
@@ -42,19 +42,16 @@ pub enum RotateError {
         /// The missing setting.
         field: &'static str,
     },
-    /// The store failed.
+    /// The store failed (a rotation or member that does not read back
+    /// among them).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored rotation or member does not read back.
-    #[error(transparent)]
-    Corrupt(#[from] UnknownWord),
 }
 
 impl From<ReadError> for RotateError {
     fn from(e: ReadError) -> Self {
         match e {
             ReadError::Store(e) => RotateError::Store(e),
-            ReadError::Unknown(e) => RotateError::Corrupt(e),
         }
     }
 }
@@ -112,7 +109,7 @@ impl Pools {
             .pool_members(pool)
             .await?
             .into_iter()
-            .filter(|m| m.state == "active")
+            .filter(|m| m.state == MemberState::Active)
             .map(|m| m.address)
             .collect();
         let id = format!("rot_{}", hex::encode(rand::random::<[u8; 8]>()));
@@ -142,10 +139,7 @@ impl Pools {
         let Some(r) = self.store().rotation(&spec.settings.name).await? else {
             return Ok(None);
         };
-        let step = RotationStep::parse(&r.step).ok_or_else(|| UnknownWord {
-            what: "rotation step",
-            word: r.step.clone(),
-        })?;
+        let step = r.step;
         let (old, new) = self.sides(&r).await?;
         let multisig_transaction = match spec.settings.registry {
             Some(registry)
@@ -203,8 +197,8 @@ impl Pools {
         Ok(false)
     }
 
-    async fn next(&self, r: &RotationRow, step: &str) -> Result<bool, String> {
-        tracing::info!(pool = %r.pool, rotation = %r.id, step, "rotation step");
+    async fn next(&self, r: &RotationRow, step: RotationStep) -> Result<bool, String> {
+        tracing::info!(pool = %r.pool, rotation = %r.id, %step, "rotation step");
         self.store()
             .set_rotation_step(&r.id, step)
             .await
@@ -263,7 +257,7 @@ impl Pools {
         else {
             return Ok(false);
         };
-        if r.step == "done" || r.error.is_some() {
+        if r.step == RotationStep::Done || r.error.is_some() {
             return Ok(false);
         }
         let (old, new) = self.sides(&r).await.map_err(|e| e.to_string())?;
@@ -281,8 +275,8 @@ impl Pools {
         };
         let purpose =
             |what: &str| json!({"purpose": what, "pool": spec.settings.name, "rotation": r.id});
-        match r.step.as_str() {
-            "keys" => {
+        match r.step {
+            RotationStep::Keys => {
                 for _ in new.len()..old.len().max(1) {
                     let (address, file) = keystore::create(dir, pw).map_err(|e| e.to_string())?;
                     let name = file
@@ -292,7 +286,7 @@ impl Pools {
                     let member = MemberRow {
                         address: hex_addr(address),
                         keystore: name,
-                        state: "new".into(),
+                        state: MemberState::New,
                         rotation: Some(r.id.clone()),
                     };
                     store
@@ -302,9 +296,9 @@ impl Pools {
                     let key = keystore::open(&file, pw).map_err(|e| e.to_string())?;
                     self.add(spec, Arc::new(key));
                 }
-                self.next(&r, "funding").await
+                self.next(&r, RotationStep::Funding).await
             }
-            "funding" => {
+            RotationStep::Funding => {
                 let mut all = true;
                 for a in &new {
                     let (status, error) = self
@@ -326,14 +320,14 @@ impl Pools {
                     all &= status == TxStatus::Confirmed;
                 }
                 if all {
-                    self.next(&r, "registering").await
+                    self.next(&r, RotationStep::Registering).await
                 } else {
                     Ok(false)
                 }
             }
-            "registering" => {
+            RotationStep::Registering => {
                 if self.registry_done(spec, registry, &new, &old).await? {
-                    return self.next(&r, "switching").await;
+                    return self.next(&r, RotationStep::Switching).await;
                 }
                 let Master::Account(master) = master else {
                     return Ok(false); // the multisig signs; the chain is watched
@@ -361,25 +355,31 @@ impl Pools {
                 }
                 Ok(false)
             }
-            "switching" => {
-                let mut changes: Vec<(String, &str)> =
-                    new.iter().map(|a| (hex_addr(*a), "active")).collect();
+            RotationStep::Switching => {
+                let mut changes: Vec<(String, MemberState)> = new
+                    .iter()
+                    .map(|a| (hex_addr(*a), MemberState::Active))
+                    .collect();
                 changes.extend(
                     old.iter()
                         .filter(|a| !new.contains(a))
-                        .map(|a| (hex_addr(*a), "retiring")),
+                        .map(|a| (hex_addr(*a), MemberState::Retiring)),
                 );
-                let changes: Vec<(&str, &str)> =
+                let changes: Vec<(&str, MemberState)> =
                     changes.iter().map(|(a, s)| (a.as_str(), *s)).collect();
                 store
-                    .set_member_states(&spec.settings.name, &changes, Some((&r.id, "draining")))
+                    .set_member_states(
+                        &spec.settings.name,
+                        &changes,
+                        Some((&r.id, RotationStep::Draining)),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 self.tx.set_pool(&spec.settings.name, new.clone());
                 tracing::info!(pool = %spec.settings.name, rotation = %r.id, "pool switched to its new members");
                 Ok(true)
             }
-            "draining" => {
+            RotationStep::Draining => {
                 for a in &old {
                     let open = store
                         .open_count(spec.chain_id, &hex_addr(*a))
@@ -389,9 +389,9 @@ impl Pools {
                         return Ok(false);
                     }
                 }
-                self.next(&r, "sweeping").await
+                self.next(&r, RotationStep::Sweeping).await
             }
-            "sweeping" => {
+            RotationStep::Sweeping => {
                 let mut all = true;
                 for a in &old {
                     let key = format!("rotate:{}:sweep:{}:{}", r.id, hex_addr(*a), r.attempt);
@@ -419,16 +419,22 @@ impl Pools {
                     .filter(|a| !new.contains(a))
                     .map(|a| hex_addr(*a))
                     .collect();
-                let changes: Vec<(&str, &str)> =
-                    changes.iter().map(|a| (a.as_str(), "retired")).collect();
+                let changes: Vec<(&str, MemberState)> = changes
+                    .iter()
+                    .map(|a| (a.as_str(), MemberState::Retired))
+                    .collect();
                 store
-                    .set_member_states(&spec.settings.name, &changes, Some((&r.id, "done")))
+                    .set_member_states(
+                        &spec.settings.name,
+                        &changes,
+                        Some((&r.id, RotationStep::Done)),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::info!(pool = %spec.settings.name, rotation = %r.id, "rotation done");
                 Ok(true)
             }
-            other => self.fail(&r, format!("unknown step {other:?}")).await,
+            RotationStep::Done => Ok(false),
         }
     }
 

@@ -41,7 +41,10 @@ impl Pools {
             .await
             .map_err(|e| e.to_string())?;
         let mut seen = Seen::default();
-        for m in members.iter().filter(|m| m.state != "retired") {
+        for m in members
+            .iter()
+            .filter(|m| m.state != ethgate_core::MemberState::Retired)
+        {
             let Ok(address) = m.address.parse::<Address>() else {
                 continue;
             };
@@ -70,7 +73,10 @@ impl Pools {
             spec.settings.top_up,
             spec.settings.funding,
         ) {
-            for m in members.iter().filter(|m| m.state == "active") {
+            for m in members
+                .iter()
+                .filter(|m| m.state == ethgate_core::MemberState::Active)
+            {
                 let Ok(address) = m.address.parse::<Address>() else {
                     continue;
                 };

@@ -32,7 +32,6 @@ fn rotate_error(e: RotateError) -> ApiError {
             format!("pool {pool} cannot rotate: set {field} in its [[pools]] entry"),
         ),
         RotateError::Store(e) => e.into(),
-        RotateError::Corrupt(e) => ApiError::internal(&e),
     }
 }
 

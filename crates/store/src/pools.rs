@@ -3,6 +3,8 @@
 //! restarts. The rules (what a rotation does next, when to top up) live in
 //! the accounts crate; this module only reads and writes.
 
+use ethgate_core::{MemberState, RotationStep};
+
 use crate::{Store, StoreError, now_secs};
 
 /// A member of a pool.
@@ -13,8 +15,8 @@ pub struct MemberRow {
     /// Keystore file name in the pool's directory; empty for an account
     /// configured in `[[accounts]]`.
     pub keystore: String,
-    /// `new`, `active`, `retiring` or `retired`.
-    pub state: String,
+    /// Its place in the rotation life cycle.
+    pub state: MemberState,
     /// The rotation that created it.
     pub rotation: Option<String>,
 }
@@ -27,7 +29,7 @@ pub struct RotationRow {
     /// Pool.
     pub pool: String,
     /// The step it is at.
-    pub step: String,
+    pub step: RotationStep,
     /// The members it replaces (JSON array of addresses).
     pub old: String,
     /// Retry counter, part of the idempotency keys of its transactions.
@@ -57,7 +59,10 @@ fn rotation_row(r: RawRotation) -> Result<RotationRow, StoreError> {
     Ok(RotationRow {
         id: r.id,
         pool: r.pool,
-        step: r.step,
+        step: RotationStep::parse(&r.step).ok_or_else(|| StoreError::Corrupt {
+            what: "rotations.step",
+            detail: r.step.clone(),
+        })?,
         old: r.old,
         attempt: u32::try_from(r.attempt).map_err(|_| StoreError::Corrupt {
             what: "rotations.attempt",
@@ -87,15 +92,19 @@ impl Store {
         .await
             }
         )?;
-        Ok(rows
-            .into_iter()
-            .map(|(address, keystore, state, rotation)| MemberRow {
-                address,
-                keystore,
-                state,
-                rotation,
+        rows.into_iter()
+            .map(|(address, keystore, state, rotation)| {
+                Ok(MemberRow {
+                    address,
+                    keystore,
+                    state: MemberState::parse(&state).ok_or(StoreError::Corrupt {
+                        what: "pool_members.state",
+                        detail: state,
+                    })?,
+                    rotation,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Adds a member (no change if it is already there).
@@ -110,7 +119,7 @@ impl Store {
         .bind(pool)
         .bind(&member.address)
         .bind(&member.keystore)
-        .bind(&member.state)
+        .bind(member.state.as_str())
         .bind(&member.rotation)
         .bind(now)
         .bind(now)
@@ -127,8 +136,8 @@ impl Store {
     pub async fn set_member_states(
         &self,
         pool: &str,
-        changes: &[(&str, &str)],
-        rotation: Option<(&str, &str)>,
+        changes: &[(&str, MemberState)],
+        rotation: Option<(&str, RotationStep)>,
     ) -> Result<(), StoreError> {
         let now = now_secs();
         let mut tx = crate::outbox::begin(self).await?;
@@ -137,7 +146,7 @@ impl Store {
                 sqlx::query(
                 "UPDATE pool_members SET state = $1, updated_at = $2 WHERE pool = $3 AND address = $4",
             )
-            .bind(state)
+            .bind(state.as_str())
             .bind(now)
             .bind(pool)
             .bind(address)
@@ -150,7 +159,7 @@ impl Store {
             crate::db::on_tx!(tx, |ex| sqlx::query(
                 "UPDATE rotations SET step = $1, error = NULL, updated_at = $2 WHERE id = $3"
             )
-            .bind(step)
+            .bind(step.as_str())
             .bind(now)
             .bind(id)
             .execute(ex)
@@ -235,12 +244,12 @@ impl Store {
     }
 
     /// Moves a rotation to `step`.
-    pub async fn set_rotation_step(&self, id: &str, step: &str) -> Result<(), StoreError> {
+    pub async fn set_rotation_step(&self, id: &str, step: RotationStep) -> Result<(), StoreError> {
         let _turn = crate::outbox::turn(self).await;
         crate::db::on_pool!(self, |ex| sqlx::query(
             "UPDATE rotations SET step = $1, error = NULL, updated_at = $2 WHERE id = $3"
         )
-        .bind(step)
+        .bind(step.as_str())
         .bind(now_secs())
         .bind(id)
         .execute(ex)

@@ -137,7 +137,7 @@ async fn populate(s: &Store) {
     let member = MemberRow {
         address: sender.into(),
         keystore: "k.json".into(),
-        state: "active".into(),
+        state: ethgate_core::MemberState::Active,
         rotation: None,
     };
     s.add_pool_member("ops", &member).await.expect("member");
