@@ -102,14 +102,7 @@ async fn every_endpoint_shows_its_head_and_lag() {
         );
     }
     assert_eq!(endpoints[0]["lag"], 0, "{chain}");
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::metrics(&http, &base).await;
     let label = lagging.url.trim_start_matches("http://");
     assert!(
         metrics

@@ -100,14 +100,7 @@ fn signal(child: &Child, sig: &str) {
 
 /// The sum of a counter's samples in a replica's `/metrics`.
 async fn counter(http: &reqwest::Client, port: u16, name: &str) -> f64 {
-    let text = http
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = common::metrics(http, &format!("http://127.0.0.1:{port}")).await;
     text.lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

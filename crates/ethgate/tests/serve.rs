@@ -89,14 +89,7 @@ async fn serve_answers_the_pull_api_and_stops_promptly_on_sigterm() {
     assert_eq!(events.len(), 2, "the long-poll returned the new events");
     assert_eq!(events[0]["args"]["value"], 100);
 
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::metrics(&http, &base).await;
     assert!(
         metrics.contains("ethgate_stream_events_total{stream=\"source\"} 5"),
         "{metrics}"

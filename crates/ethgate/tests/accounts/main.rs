@@ -344,15 +344,7 @@ async fn top_ups_refill_below_the_minimum_and_stop_at_the_daily_cap() {
         (4 * ETHER / 100..4 * ETHER / 100 + 2 * DUST).contains(&paid),
         "funding paid {paid}"
     );
-    let metrics = g
-        .http
-        .get(format!("{}/metrics", g.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = common::metrics(&g.http, &g.base).await;
     assert!(
         metrics
             .lines()

@@ -128,6 +128,17 @@ impl Drop for ShowLog {
     }
 }
 
+/// The gateway's `/metrics` at `base`, as text.
+pub async fn metrics(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// Polls `check` every 5 ms until it returns `Some`, failing after `secs`.
 pub async fn until<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
 where
