@@ -103,8 +103,7 @@ pub(crate) async fn write(
         // handle that could send to it is dropped.
         let own = Store {
             writer: Default::default(),
-            fence: None,
-            ..store.clone()
+            ..store.unfenced()
         };
         tokio::spawn(run(own, rx));
         tx

@@ -168,13 +168,16 @@ impl Conn {
     }
 }
 
-/// `$sql`, row-locking (`FOR UPDATE`) on PostgreSQL, where writers of
-/// several replicas run at once; SQLite's write lock already serialises
-/// them. `$db` is the type [`on_tx!`] names.
+/// `$sql`, row-locking on PostgreSQL (`FOR UPDATE`, or the lock clause
+/// given), where writers of several replicas run at once; SQLite's write
+/// lock already serialises them. `$db` is the type [`on_tx!`] names.
 macro_rules! locked {
     ($db:ident, $sql:literal) => {
+        $crate::db::locked!($db, $sql, "FOR UPDATE")
+    };
+    ($db:ident, $sql:literal, $lock:literal) => {
         if <$db as sqlx::Database>::NAME == <sqlx::Postgres as sqlx::Database>::NAME {
-            concat!($sql, " FOR UPDATE")
+            concat!($sql, " ", $lock)
         } else {
             $sql
         }

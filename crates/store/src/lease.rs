@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use crate::db::{Backend, on_pool, on_tx};
+use crate::db::{Backend, locked, on_pool, on_tx};
 use crate::outbox::{WriteTx, begin};
 use crate::{Store, StoreError};
 
@@ -75,11 +75,11 @@ pub struct Acquired {
 pub(crate) async fn check(tx: &mut WriteTx, fences: &[&Fence]) -> Result<(), StoreError> {
     for f in fences {
         let held: Option<i64> = on_tx!(tx, |ex, DB| {
-            let sql = if is_postgres::<DB>() {
-                "SELECT epoch FROM leases WHERE unit = $1 AND holder = $2 AND epoch = $3 FOR KEY SHARE"
-            } else {
-                "SELECT epoch FROM leases WHERE unit = $1 AND holder = $2 AND epoch = $3"
-            };
+            let sql = locked!(
+                DB,
+                "SELECT epoch FROM leases WHERE unit = $1 AND holder = $2 AND epoch = $3",
+                "FOR KEY SHARE"
+            );
             sqlx::query_scalar(sql)
                 .bind(&f.unit)
                 .bind(&f.holder)
@@ -96,12 +96,6 @@ pub(crate) async fn check(tx: &mut WriteTx, fences: &[&Fence]) -> Result<(), Sto
         }
     }
     Ok(())
-}
-
-/// Whether `DB` (one expansion of [`on_tx!`]) is PostgreSQL: row locks
-/// are its alone.
-fn is_postgres<DB: sqlx::Database>() -> bool {
-    DB::NAME == <sqlx::Postgres as sqlx::Database>::NAME
 }
 
 impl Store {
@@ -143,11 +137,10 @@ impl Store {
         let now = self.db_now_ms().await?;
         let mut tx = begin(&self.unfenced()).await?;
         let row: Option<(String, i64, i64)> = on_tx!(tx, |ex, DB| {
-            let sql = if is_postgres::<DB>() {
-                "SELECT holder, epoch, expires_ms FROM leases WHERE unit = $1 FOR UPDATE"
-            } else {
+            let sql = locked!(
+                DB,
                 "SELECT holder, epoch, expires_ms FROM leases WHERE unit = $1"
-            };
+            );
             sqlx::query_as(sql).bind(unit).fetch_optional(ex).await
         })?;
         let got = match row {
@@ -284,8 +277,9 @@ impl Store {
         Ok(())
     }
 
-    /// This handle without its fence (lease bookkeeping itself).
-    fn unfenced(&self) -> Store {
+    /// This handle without its fence (lease bookkeeping itself, and the
+    /// combined writer, which checks each write's own fence).
+    pub(crate) fn unfenced(&self) -> Store {
         Store {
             fence: None,
             ..self.clone()
