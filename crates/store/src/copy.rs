@@ -282,8 +282,8 @@ fn select(t: &Table) -> String {
     )
 }
 
-/// Reads column `i` of `row` as `kind`.
-fn cell<R: Row>(row: &R, i: usize, kind: Kind) -> Result<Cell, sqlx::Error>
+/// Reads `row` of table `t` as cells, column by column.
+fn cells<R: Row>(row: &R, t: &Table) -> Result<Vec<Cell>, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -291,12 +291,16 @@ where
     for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    Ok(match kind {
-        Int => Cell::Int(row.try_get(i)?),
-        Text => Cell::Text(row.try_get(i)?),
-        Blob => Cell::Blob(row.try_get(i)?),
-        Bool => Cell::Bool(row.try_get(i)?),
-    })
+    (t.columns.iter().enumerate())
+        .map(|(i, (_, kind))| {
+            Ok(match kind {
+                Int => Cell::Int(row.try_get(i)?),
+                Text => Cell::Text(row.try_get(i)?),
+                Blob => Cell::Blob(row.try_get(i)?),
+                Bool => Cell::Bool(row.try_get(i)?),
+            })
+        })
+        .collect()
 }
 
 /// Every row of `table` in key order, as cells (for comparing stores).
@@ -311,11 +315,7 @@ pub async fn dump(store: &Store, table: &str) -> Result<Vec<Vec<Cell>>, StoreErr
             .await
             .and_then(|rows| {
                 rows.iter()
-                    .map(|r| {
-                        (t.columns.iter().enumerate())
-                            .map(|(i, (_, k))| cell(r, i, *k))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
+                    .map(|r| cells(r, t))
                     .collect::<Result<Vec<_>, _>>()
             })
     })?;
@@ -400,10 +400,7 @@ async fn copy_table(
     on_pool!(from, |ex| {
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(ex);
         while let Some(r) = rows.try_next().await? {
-            let row = (t.columns.iter().enumerate())
-                .map(|(i, (_, k))| cell(&r, i, *k))
-                .collect::<Result<Vec<_>, _>>()?;
-            batch.push(row);
+            batch.push(cells(&r, t)?);
             if batch.len() == BATCH {
                 write(to, t, &batch).await?;
                 n += batch.len() as u64;
