@@ -49,6 +49,17 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+impl Running {
+    /// Tells the unit to stop and waits for it, aborting it after `grace`.
+    async fn stop_within(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(grace, self.task).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
 /// This replica's share of the work.
 pub struct Cluster {
     store: Store,
@@ -131,15 +142,9 @@ impl Cluster {
                 // Its writes are refused already (fenced); it is told to
                 // stop, finishes what it had in flight — which the fence
                 // refuses — and is aborted if it does not end in time.
-                let _ = r.stop.send(true);
-                let abort = r.task.abort_handle();
-                tokio::spawn(async move {
-                    if tokio::time::timeout(LOST_GRACE, r.task).await.is_err() {
-                        abort.abort();
-                    }
-                });
                 metrics::counter!(LOST).increment(1);
                 tracing::warn!(%unit, epoch = r.epoch, replica = %self.id, "lease taken over; unit stopping");
+                tokio::spawn(r.stop_within(LOST_GRACE));
             }
         }
         let units = self.work.units();
@@ -218,12 +223,9 @@ impl Cluster {
         let Some(r) = running.remove(unit) else {
             return;
         };
-        let _ = r.stop.send(true);
-        let abort = r.task.abort_handle();
-        if tokio::time::timeout(STOP_GRACE, r.task).await.is_err() {
-            abort.abort();
-        }
-        self.release(unit, r.epoch).await;
+        let epoch = r.epoch;
+        r.stop_within(STOP_GRACE).await;
+        self.release(unit, epoch).await;
         tracing::debug!(%unit, "unit handed off");
     }
 
