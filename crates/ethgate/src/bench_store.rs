@@ -16,21 +16,29 @@ use serde_json::json;
 use crate::bench::{ingest_once, logs_chain};
 use crate::bench_tx::{Load, chain, cpu_seconds, median, ours};
 
-/// What `ethgate bench store` runs.
+/// What `ethgate bench store` runs (its command-line arguments).
+#[derive(clap::Args)]
 pub struct Options {
-    /// Logs ingested per run.
+    /// Logs per ingest run.
+    #[arg(long, default_value_t = 100_000)]
     pub logs: u64,
     /// Contract calls per transaction run.
+    #[arg(long, default_value_t = 4_000)]
     pub txs: usize,
-    /// Accounts the calls are spread over.
+    /// Accounts the calls are spread over (1-8).
+    #[arg(long, default_value_t = 8)]
     pub accounts: usize,
     /// Runs of each side (medians reported).
+    #[arg(long, default_value_t = 3)]
     pub rounds: usize,
     /// Requests kept in flight.
+    #[arg(long, default_value_t = 64)]
     pub in_flight: usize,
     /// Milliseconds between blocks.
+    #[arg(long, default_value_t = 200)]
     pub block_ms: u64,
-    /// PostgreSQL database to make scratch schemas in.
+    /// PostgreSQL database the runs make scratch schemas in.
+    #[arg(long, default_value = ethgate_store::scratch::DEFAULT_PG)]
     pub postgres: String,
 }
 

@@ -177,29 +177,7 @@ enum BenchCommand {
     /// The same ingest and transactions on SQLite and on PostgreSQL in
     /// one run, then transactions through 1, 2 and 3 replicas sharing
     /// PostgreSQL.
-    Store {
-        /// Logs per ingest run.
-        #[arg(long, default_value_t = 100_000)]
-        logs: u64,
-        /// Contract calls per transaction run.
-        #[arg(long, default_value_t = 4_000)]
-        txs: usize,
-        /// Accounts the calls are spread over (1-8).
-        #[arg(long, default_value_t = 8)]
-        accounts: usize,
-        /// Runs of each side (medians reported).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Requests kept in flight.
-        #[arg(long, default_value_t = 64)]
-        in_flight: usize,
-        /// Milliseconds between blocks.
-        #[arg(long, default_value_t = 200)]
-        block_ms: u64,
-        /// PostgreSQL database the runs make scratch schemas in.
-        #[arg(long, default_value = ethgate_store::scratch::DEFAULT_PG)]
-        postgres: String,
-    },
+    Store(bench_store::Options),
     /// Send the same contract calls with a raw signer and through
     /// ethgate's API, over 1 and 8 accounts, on anvil.
     Tx {
@@ -256,29 +234,9 @@ async fn run(cli: Cli) -> ExitCode {
             return report(bench::sync(logs, per_tx).await);
         }
         Command::Bench {
-            command:
-                BenchCommand::Store {
-                    logs,
-                    txs,
-                    accounts,
-                    rounds,
-                    in_flight,
-                    block_ms,
-                    postgres,
-                },
+            command: BenchCommand::Store(options),
         } => {
-            return report(
-                bench_store::store(bench_store::Options {
-                    logs,
-                    txs,
-                    accounts,
-                    rounds,
-                    in_flight,
-                    block_ms,
-                    postgres,
-                })
-                .await,
-            );
+            return report(bench_store::store(options).await);
         }
         Command::Bench {
             command: BenchCommand::Delivery { amqp, webhook },

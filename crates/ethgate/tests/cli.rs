@@ -32,6 +32,7 @@ fn every_command_has_help() {
         vec!["sync", "--help"],
         vec!["bench", "sync", "--help"],
         vec!["bench", "tx", "--help"],
+        vec!["bench", "store", "--help"],
         vec!["keys", "new", "--help"],
         vec!["keys", "list", "--help"],
         vec!["tx", "send", "--help"],
