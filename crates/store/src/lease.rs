@@ -21,6 +21,10 @@ use crate::db::{Backend, locked, on_pool, on_tx};
 use crate::outbox::{WriteTx, begin};
 use crate::{Store, StoreError};
 
+/// How long a replica's row outlives its last heartbeat before another
+/// replica's heartbeat removes it (listings show only live ones anyway).
+pub const FORGET_AFTER_MS: i64 = 3_600_000;
+
 /// The Prometheus counter of writes refused by a fence.
 pub const FENCING_REFUSALS: &str = "ethgate_fencing_refusals_total";
 
@@ -228,7 +232,8 @@ impl Store {
         .await)?)
     }
 
-    /// Records that replica `id` is alive (joining if new).
+    /// Records that replica `id` is alive (joining if new), and forgets
+    /// replicas unseen for [`FORGET_AFTER_MS`].
     pub async fn heartbeat(&self, id: &str, api: &str) -> Result<(), StoreError> {
         let now = self.db_now_ms().await?;
         let _turn = crate::outbox::turn(self).await;
@@ -242,26 +247,25 @@ impl Store {
         .execute(ex)
         .await
         .map(|_| ()))?;
+        on_pool!(self, |ex| sqlx::query(
+            "DELETE FROM replicas WHERE seen_ms < $1"
+        )
+        .bind(now - FORGET_AFTER_MS)
+        .execute(ex)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
-    /// Replicas seen within `within_ms`, oldest first; older rows are
-    /// removed.
+    /// Replicas seen within `within_ms`, oldest first (a read only: the
+    /// rows of replicas long gone are removed by [`Store::heartbeat`]).
     pub async fn replicas(&self, within_ms: i64) -> Result<Vec<ReplicaRow>, StoreError> {
         let since = self.db_now_ms().await? - within_ms;
-        {
-            let _turn = crate::outbox::turn(self).await;
-            on_pool!(self, |ex| sqlx::query(
-                "DELETE FROM replicas WHERE seen_ms < $1"
-            )
-            .bind(since)
-            .execute(ex)
-            .await
-            .map(|_| ()))?;
-        }
         Ok(on_pool!(self, |ex| sqlx::query_as(
-            "SELECT id, api, started_ms, seen_ms FROM replicas ORDER BY started_ms, id"
+            "SELECT id, api, started_ms, seen_ms FROM replicas WHERE seen_ms >= $1 \
+             ORDER BY started_ms, id"
         )
+        .bind(since)
         .fetch_all(ex)
         .await)?)
     }
