@@ -167,13 +167,9 @@ async fn submit_all(http: reqwest::Client, ports: Vec<u16>, token: String, contr
 
 /// anvil's dev account `i` (1–4), whose key is `DEV_KEYS[i]`.
 fn dev_address(i: usize) -> String {
-    [
-        "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
-        "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
-        "0x90f79bf6eb2c4f870365e785982e1f101e93b906",
-        "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65",
-    ][i - 1]
-        .to_owned()
+    use ethgate_keys::Signer;
+    let key = ethgate_keys::LocalKey::dev(DEV_KEYS[i], "test").expect("a dev key");
+    format!("{:#x}", key.address())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
