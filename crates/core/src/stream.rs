@@ -9,7 +9,7 @@ use alloy_primitives::{Address, B256};
 /// How deep a block must be before its events are recorded. A depth of 0
 /// records at once (and retracts on reorg); `Safe` and `Finalized` follow the
 /// node's own tags, for chains that have them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Confirmations {
     /// Record blocks this many blocks below the head.
     Depth(u64),

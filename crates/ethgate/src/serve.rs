@@ -9,7 +9,7 @@ use anyhow::Context;
 use ethgate_api::{ApiState, ChainHealth};
 use ethgate_chain::{EndpointPool, PoolConfig};
 use ethgate_delivery::Sink;
-use ethgate_events::{SyncState, Syncer};
+use ethgate_events::{Follower, SyncState, Syncer};
 use ethgate_store::Store;
 use tokio::sync::watch;
 
@@ -173,6 +173,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             stopped.clone(),
         )));
     }
+    // One follower per chain, shared by every stream of it that has
+    // caught up with the tip.
+    let mut followers = HashMap::new();
+    for c in &cfg.chains {
+        let follower = Follower::new(&c.name, pools[&c.name].clone(), c.sync.clone());
+        tasks.push(tokio::spawn(follower.clone().run(stopped.clone())));
+        followers.insert(c.name.clone(), follower);
+    }
     let mut streams = HashMap::new();
     for spec in &cfg.streams {
         let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
@@ -192,6 +200,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 spec: spec.clone(),
                 pool: pools[&spec.chain].clone(),
                 cfg: chain.sync.clone(),
+                follower: followers[&spec.chain].clone(),
             },
         );
     }

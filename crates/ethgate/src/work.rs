@@ -12,7 +12,7 @@ use alloy_primitives::Address;
 use ethgate_chain::EndpointPool;
 use ethgate_core::StreamSpec;
 use ethgate_delivery::{Dispatcher, Sink};
-use ethgate_events::{SyncState, Syncer, SyncerConfig};
+use ethgate_events::{Follower, SyncState, Syncer, SyncerConfig};
 use ethgate_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -52,6 +52,8 @@ pub struct StreamWork {
     pub pool: Arc<EndpointPool>,
     /// Its chain's sync tuning.
     pub cfg: SyncerConfig,
+    /// Its chain's follower, which it joins once caught up.
+    pub follower: Arc<Follower>,
 }
 
 /// Everything `ethgate serve` runs under leases.
@@ -94,15 +96,16 @@ impl ServeWork {
         match unit {
             Unit::Stream(name) => {
                 let w = self.streams.get(&name)?;
-                let (spec, pool, cfg, sync) = (
+                let (spec, pool, cfg, sync, follower) = (
                     w.spec.clone(),
                     w.pool.clone(),
                     w.cfg.clone(),
                     self.sync.clone(),
+                    w.follower.clone(),
                 );
                 Some(tokio::spawn(async move {
                     match Syncer::new(spec, pool, store, cfg).await {
-                        Ok(syncer) => syncer.run(sync, stop).await,
+                        Ok(syncer) => syncer.with_follower(follower).run(sync, stop).await,
                         Err(e) => {
                             tracing::error!(stream = %name, error = %e, "syncer could not start")
                         }

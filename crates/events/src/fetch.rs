@@ -7,8 +7,8 @@ use std::sync::Arc;
 use alloy_primitives::B256;
 use ethgate_chain::headers::{self, BlockTag};
 use ethgate_chain::logs::get_logs_split;
-use ethgate_chain::{EndpointPool, LogFilter, RangeSizer, RpcErrorClass};
-use ethgate_core::{BlockRef, Confirmations, RawLog, StreamSpec};
+use ethgate_chain::{ChainError, EndpointPool, LogFilter, RangeSizer, RpcErrorClass};
+use ethgate_core::{BlockRef, Confirmations, RawLog};
 
 use crate::metrics as m;
 use crate::syncer::SyncError;
@@ -24,6 +24,29 @@ pub(crate) struct Fetched {
     pub canon: BTreeMap<u64, BlockRef>,
 }
 
+impl Fetched {
+    /// The same range with only the logs `keep` takes: a member's part of
+    /// a range fetched for several streams. The range's end still vouches
+    /// for every block below it.
+    pub fn part(&self, keep: impl Fn(&RawLog) -> bool) -> Fetched {
+        let logs: Vec<RawLog> = self.logs.iter().filter(|l| keep(l)).cloned().collect();
+        let mut canon = BTreeMap::new();
+        for l in &logs {
+            if let Some(b) = self.canon.get(&l.block()) {
+                canon.insert(b.number, *b);
+            }
+        }
+        canon.insert(self.end.number, self.end);
+        Fetched {
+            from: self.from,
+            to: self.to,
+            end: self.end,
+            logs,
+            canon,
+        }
+    }
+}
+
 /// What fetching found.
 #[derive(Debug)]
 pub(crate) enum Fetch {
@@ -35,12 +58,20 @@ pub(crate) enum Fetch {
     Retry(&'static str),
 }
 
-/// Reads the chain for one stream: owns the pool handle, the filter and the
-/// adaptive range.
+/// Addresses per `eth_getLogs` query: a larger filter (many streams
+/// followed together, or a factory's children) is read as several queries
+/// over the same range, so no request grows past what providers accept.
+const MAX_FILTER_ADDRESSES: usize = 500;
+
+/// Reads the chain for one stream, or for the streams a follower serves:
+/// owns the pool handle, the filter and the adaptive range.
 pub(crate) struct Fetcher {
-    pub spec: Arc<StreamSpec>,
+    /// Who reads (a stream's name, or the follower's), for logs and metrics.
+    pub label: String,
+    /// The chain's configured name, for metrics.
+    pub chain: String,
     pub pool: Arc<EndpointPool>,
-    filter: LogFilter,
+    pub filter: LogFilter,
     sizer: RangeSizer,
     target_logs: usize,
     /// Concurrent sub-queries per range.
@@ -53,18 +84,17 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     pub fn new(
-        spec: Arc<StreamSpec>,
+        label: String,
+        chain: String,
+        filter: LogFilter,
         pool: Arc<EndpointPool>,
         sizer: RangeSizer,
         target_logs: usize,
         parallel: u64,
     ) -> Self {
-        let filter = LogFilter {
-            addresses: spec.addresses.clone(),
-            topic0: spec.selectors(),
-        };
         Fetcher {
-            spec,
+            label,
+            chain,
             pool,
             filter,
             sizer,
@@ -80,11 +110,30 @@ impl Fetcher {
     }
 
     /// The head, and the highest block that may be recorded now.
-    pub async fn head_and_target(&mut self) -> Result<(u64, Option<u64>), SyncError> {
+    pub async fn head_and_target(
+        &mut self,
+        confirmations: Confirmations,
+    ) -> Result<(u64, Option<u64>), SyncError> {
+        let head = self.head().await?;
+        let target = self.target(head, confirmations).await?;
+        Ok((head, target.map(|t| self.stop_at.map_or(t, |s| t.min(s)))))
+    }
+
+    /// The head, as the chain's gauge shows it.
+    pub async fn head(&mut self) -> Result<u64, SyncError> {
         let head = headers::block_number(&self.pool).await?;
         self.last_head = Some(head);
-        metrics::gauge!(m::HEAD, "chain" => self.spec.chain.clone()).set(head as f64);
-        let target = match self.spec.confirmations {
+        metrics::gauge!(m::HEAD, "chain" => self.chain.clone()).set(head as f64);
+        Ok(head)
+    }
+
+    /// The highest block `confirmations` lets be recorded under `head`.
+    pub async fn target(
+        &self,
+        head: u64,
+        confirmations: Confirmations,
+    ) -> Result<Option<u64>, SyncError> {
+        Ok(match confirmations {
             Confirmations::Depth(n) => head.checked_sub(n),
             Confirmations::Safe => headers::header(&self.pool, BlockTag::Safe)
                 .await?
@@ -92,8 +141,7 @@ impl Fetcher {
             Confirmations::Finalized => headers::header(&self.pool, BlockTag::Finalized)
                 .await?
                 .map(|b| b.number),
-        };
-        Ok((head, target.map(|t| self.stop_at.map_or(t, |s| t.min(s)))))
+        })
     }
 
     /// Whether the cursor block is still canonical: `None` when the node
@@ -110,9 +158,40 @@ impl Fetcher {
     }
 
     fn retry(&self, why: &'static str) -> Fetch {
-        tracing::debug!(stream = %self.spec.name, why, "chain moved during fetch; nothing recorded");
-        metrics::counter!(m::REFETCHES, "stream" => self.spec.name.clone()).increment(1);
+        tracing::debug!(stream = %self.label, why, "chain moved during fetch; nothing recorded");
+        metrics::counter!(m::REFETCHES, "stream" => self.label.clone()).increment(1);
         Fetch::Retry(why)
+    }
+
+    /// The filter's logs of `[from, end]`, pinned to `end`: one query per
+    /// [`MAX_FILTER_ADDRESSES`] addresses, all at once.
+    async fn logs(&self, from: u64, end: (u64, B256)) -> Result<Option<Vec<RawLog>>, ChainError> {
+        let parts: Vec<LogFilter> = if self.filter.addresses.len() <= MAX_FILTER_ADDRESSES {
+            vec![self.filter.clone()]
+        } else {
+            self.filter
+                .addresses
+                .chunks(MAX_FILTER_ADDRESSES)
+                .map(|a| LogFilter {
+                    addresses: a.to_vec(),
+                    topic0: self.filter.topic0.clone(),
+                })
+                .collect()
+        };
+        let answers = futures::future::join_all(
+            parts
+                .iter()
+                .map(|f| get_logs_split(&self.pool, f, from, end, self.parallel)),
+        )
+        .await;
+        let mut out = Vec::new();
+        for a in answers {
+            match a? {
+                Some(logs) => out.extend(logs),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
     }
 
     /// Fetches and verifies `[next, ≤ target]` after `cursor`.
@@ -129,7 +208,7 @@ impl Fetcher {
                 return Ok(self.retry("range end not found"));
             };
             let end = (pre.number, pre.hash);
-            match get_logs_split(&self.pool, &self.filter, next, end, self.parallel).await {
+            match self.logs(next, end).await {
                 Ok(None) => return Ok(self.retry("logs answered by a node without the range")),
                 Ok(Some(logs)) => {
                     self.sizer.on_success(logs.len(), self.target_logs);
@@ -140,7 +219,7 @@ impl Fetcher {
                         if !self.sizer.on_too_large(next, to, hint_to, max_span) {
                             return Err(e.into());
                         }
-                        tracing::info!(stream = %self.spec.name, from = next, to, span = self.sizer.span(), "log range too large; shrinking");
+                        tracing::info!(stream = %self.label, from = next, to, span = self.sizer.span(), "log range too large; shrinking");
                     }
                     Some(RpcErrorClass::BlockOutOfRange) => {
                         return Ok(self.retry("range past the endpoint's head"));
@@ -149,7 +228,7 @@ impl Fetcher {
                 },
             }
         };
-        metrics::gauge!(ethgate_chain::metrics::LOG_RANGE_SPAN, "chain" => self.spec.chain.clone())
+        metrics::gauge!(ethgate_chain::metrics::LOG_RANGE_SPAN, "chain" => self.chain.clone())
             .set(self.sizer.span() as f64);
         if logs.iter().any(|l| l.block() < next || l.block() > to) {
             return Ok(self.retry("log outside the requested range"));
@@ -187,7 +266,7 @@ impl Fetcher {
         {
             return Ok(self.retry("log from a non-canonical block"));
         }
-        tracing::debug!(stream = %self.spec.name, from = next, to, logs = logs.len(), fetch_ms = started.elapsed().as_millis() as u64, "range fetched");
+        tracing::debug!(stream = %self.label, from = next, to, logs = logs.len(), fetch_ms = started.elapsed().as_millis() as u64, "range fetched");
         Ok(Fetch::Range(Fetched {
             from: next,
             to,

@@ -16,16 +16,24 @@
 //! 5. otherwise decode, and write envelopes, block window and cursor in one
 //!    transaction.
 //!
+//! Once caught up, a stream with a [`Follower`] stops polling on its own:
+//! the chain's follower does steps 1–4 once for all such streams and hands
+//! each its part of the range to commit (step 5), so following the tip
+//! costs the same calls for one stream or a hundred.
+//!
 //! Assumption: an endpoint answers one batch from one view of the chain.
 //! Blocks without logs in the range are not fetched: a block hash commits
 //! to its ancestry, so a canonical last block vouches for all below it.
 
 mod fetch;
+pub mod follower;
 pub mod metrics;
 mod record;
 pub mod reorg;
 pub mod runner;
 pub mod syncer;
+mod tail;
 
+pub use follower::Follower;
 pub use runner::{StreamProgress, SyncState};
 pub use syncer::{Step, SyncError, Syncer, SyncerConfig};

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::metrics as m;
 use crate::syncer::{Step, SyncError, Syncer};
+use crate::tail::Left;
 
 /// What the API shows of a running stream besides its stored state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -33,6 +34,11 @@ impl SyncState {
         self.0.read().ok()?.get(stream).cloned()
     }
 
+    /// Records a failure seen on the stream's behalf (by its follower).
+    pub(crate) fn failed(&self, stream: &str, error: String) {
+        self.update(stream, |p| p.last_error = Some(error));
+    }
+
     fn update(&self, stream: &str, f: impl FnOnce(&mut StreamProgress)) {
         if let Ok(mut g) = self.0.write() {
             f(g.entry(stream.to_owned()).or_default());
@@ -55,7 +61,7 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
 }
 
 impl Syncer {
-    fn note(&self, state: &SyncState, result: &Result<Step, SyncError>) {
+    pub(crate) fn note(&self, state: &SyncState, result: &Result<Step, SyncError>) {
         let head = self.last_head();
         let span = self.range_span();
         state.update(&self.spec.name, |p| {
@@ -94,6 +100,12 @@ impl Syncer {
                     continue;
                 }
                 Ok(Step::Reorged { .. }) => Duration::ZERO,
+                Ok(Step::Idle { .. }) if self.follower.is_some() => {
+                    match self.follow_tail(&state, &mut shutdown).await {
+                        Left::Shutdown => break,
+                        Left::Step(wait) => wait,
+                    }
+                }
                 Ok(Step::Idle { .. }) => self.cfg.poll_interval,
                 Ok(Step::Retry(why)) => {
                     // Normal during a reorg; persistent when endpoints

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ethgate_chain::{ChainError, EndpointPool, RangeSizer};
+use ethgate_chain::{ChainError, EndpointPool, LogFilter, RangeSizer};
 use ethgate_core::StreamSpec;
 use ethgate_store::{Store, StoreError};
 use tokio::sync::mpsc;
 
 use crate::fetch::{Fetch, Fetched, Fetcher};
+use crate::follower::Follower;
 use crate::metrics as m;
 use crate::record::Recorder;
 
@@ -130,6 +131,9 @@ pub struct Syncer {
     pub(crate) fetcher: Fetcher,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) cfg: SyncerConfig,
+    /// The chain's follower this stream joins once caught up; `None`
+    /// follows the tip alone (`ethgate sync`).
+    pub(crate) follower: Option<Arc<Follower>>,
 }
 
 impl Syncer {
@@ -162,8 +166,14 @@ impl Syncer {
         }
         let spec = Arc::new(spec);
         let sizer = RangeSizer::new(cfg.initial_range, cfg.min_range, cfg.max_range, 3);
+        let filter = LogFilter {
+            addresses: spec.addresses.clone(),
+            topic0: spec.selectors(),
+        };
         let fetcher = Fetcher::new(
-            spec.clone(),
+            spec.name.clone(),
+            spec.chain.clone(),
+            filter,
             pool,
             sizer,
             cfg.target_logs,
@@ -175,7 +185,15 @@ impl Syncer {
             fetcher,
             recorder,
             cfg,
+            follower: None,
         })
+    }
+
+    /// Follows the tip through the chain's shared `follower` once caught
+    /// up, instead of polling the chain on its own.
+    pub fn with_follower(mut self, follower: Arc<Follower>) -> Self {
+        self.follower = Some(follower);
+        self
     }
 
     /// The stream this syncer records.
@@ -207,7 +225,10 @@ impl Syncer {
             .ensure_stream(&self.spec.name, self.spec.chain_id)
             .await?;
         let cursor = row.cursor.zip(row.cursor_hash);
-        let (head, target) = self.fetcher.head_and_target().await?;
+        let (head, target) = self
+            .fetcher
+            .head_and_target(self.spec.confirmations)
+            .await?;
         let next = row.cursor.map_or(self.spec.from_block, |c| c + 1);
         let before_start = self.spec.from_block.saturating_sub(1);
         let lag = move |c: Option<u64>| head.saturating_sub(c.unwrap_or(before_start)) as f64;

@@ -1,0 +1,103 @@
+//! A stream's side of its chain's follower: once caught up, it joins the
+//! follower and commits the parts of ranges it is handed, each on top of
+//! its own stored cursor, until a reorg, an error or the follower sends it
+//! back to stepping on its own.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::follower::Tail;
+use crate::metrics as m;
+use crate::runner::SyncState;
+use crate::syncer::{Step, Syncer};
+
+/// How a stay in the shared tail ended.
+pub(crate) enum Left {
+    /// Shut down while following.
+    Shutdown,
+    /// Back to stepping alone (reorg handled, an error, or dropped by the
+    /// follower); step again after this wait.
+    Step(Duration),
+}
+
+impl Syncer {
+    /// Follows the tip through the follower while it can. A stream that
+    /// has recorded nothing yet (its start is above the head) keeps
+    /// stepping alone.
+    pub(crate) async fn follow_tail(
+        &mut self,
+        state: &SyncState,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Left {
+        let Some(follower) = self.follower.clone() else {
+            return Left::Step(self.cfg.poll_interval);
+        };
+        let row = match self.recorder.store.stream(&self.spec.name).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Left::Step(self.cfg.poll_interval),
+            Err(e) => {
+                self.note(state, &Err(e.into()));
+                return Left::Step(self.cfg.poll_interval);
+            }
+        };
+        let Some(mut cursor) = row.cursor.zip(row.cursor_hash) else {
+            return Left::Step(self.cfg.poll_interval);
+        };
+        let mut membership = follower.join(&self.spec, cursor);
+        tracing::debug!(stream = %self.spec.name, cursor = cursor.0, "following the tip with the chain's follower");
+        loop {
+            let msg = tokio::select! {
+                msg = membership.rx.recv() => msg,
+                _ = shutdown.changed() => return Left::Shutdown,
+            };
+            match msg {
+                None => return Left::Step(Duration::ZERO),
+                Some(Tail::Range {
+                    part: f,
+                    head,
+                    reply,
+                }) => {
+                    self.fetcher.last_head = Some(head);
+                    let (from, to, hash) = (f.from, f.to, f.end.hash);
+                    let result = self.recorder.record(f, Some(cursor.0)).await;
+                    let _ = reply.send(result.is_ok());
+                    let failed = result.is_err();
+                    let step = result.map(|events| Step::Recorded { from, to, events });
+                    self.note(state, &step);
+                    if failed {
+                        return Left::Step(Duration::from_millis(250));
+                    }
+                    cursor = (to, hash);
+                    self.lag(to);
+                }
+                Some(Tail::Idle(head)) => {
+                    self.fetcher.last_head = Some(head);
+                    self.note(
+                        state,
+                        &Ok(Step::Idle {
+                            cursor: Some(cursor.0),
+                            head,
+                        }),
+                    );
+                    self.lag(cursor.0);
+                }
+                Some(Tail::Failed(error)) => state.failed(&self.spec.name, error),
+                Some(Tail::Reorg(at)) => {
+                    drop(membership);
+                    let step = self.handle_reorg(at).await;
+                    self.note(state, &step);
+                    return Left::Step(Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    /// Sets the lag gauge from the last head seen.
+    fn lag(&self, cursor: u64) {
+        if let Some(head) = self.fetcher.last_head {
+            metrics::gauge!(m::LAG, "stream" => self.spec.name.clone())
+                .set(head.saturating_sub(cursor) as f64);
+        }
+    }
+}
