@@ -28,12 +28,22 @@ pub struct Dispatcher {
     buffer: tokio::sync::Mutex<ReadAhead>,
 }
 
+/// A batch handed to the sink, its acknowledgement still to come.
+struct InFlight {
+    batch: Vec<ethgate_store::StoredEnvelope>,
+    ack: crate::sink::Pending,
+}
+
 /// Envelopes read from the outbox but not yet acknowledged by the sink,
 /// and acknowledgements not yet saved.
 #[derive(Default)]
 struct ReadAhead {
     /// Last seq the sink acknowledged.
     cursor: u64,
+    /// Last seq read from the outbox (handed over or pending).
+    read: u64,
+    /// Batches handed to the sink, oldest first, up to its window.
+    in_flight: std::collections::VecDeque<InFlight>,
     /// The cursor as saved in the store (`<= cursor`).
     saved: u64,
     /// Envelopes acknowledged since the last save.
@@ -84,68 +94,49 @@ impl Dispatcher {
     }
 
     /// Delivers one batch if there is one; returns how many envelopes the
-    /// sink acknowledged (0: nothing to do). The cursor moves only on ack.
+    /// sink acknowledged (0: nothing to do). Up to the sink's window of
+    /// batches are handed over before the oldest one's acknowledgement is
+    /// awaited; the cursor moves only on acks, in order.
     pub async fn deliver_once(&self) -> Result<usize, crate::SinkError> {
         let store_err = |e: ethgate_store::StoreError| {
             crate::SinkError::retriable(self.sink.name(), e.to_string())
         };
-        // Read ahead: one outbox read serves many sink batches. The cursor
-        // is re-read whenever the buffer runs dry, so a rewind by another
-        // process is seen; one in flight fails the cursor's compare-and-set.
         let mut buf = self.buffer.lock().await;
-        if buf.pending.is_empty() {
-            self.save(&mut buf).await.map_err(store_err)?;
-            let cursor = self
-                .store
-                .sink_cursor(&self.stream, self.sink.name())
-                .await
-                .map_err(store_err)?;
-            buf.cursor = cursor.seq;
-            buf.saved = cursor.seq;
-            let page = self
-                .store
-                .events_after(&self.stream, cursor.seq, READ_AHEAD)
-                .await
-                .map_err(store_err)?;
-            buf.pending = page.into();
-            if let Ok(last) = self.store.last_seq(&self.stream).await {
-                let labels = [
-                    ("stream", self.stream.clone()),
-                    ("sink", self.sink.name().to_owned()),
-                ];
-                metrics::gauge!(m::LAG, &labels).set(last.saturating_sub(cursor.seq) as f64);
+        self.read_ahead(&mut buf).await.map_err(store_err)?;
+        let n_max = self.sink.max_batch().clamp(1, READ_AHEAD as usize);
+        while buf.in_flight.len() < self.sink.window().max(1) && !buf.pending.is_empty() {
+            let n = n_max.min(buf.pending.len());
+            let batch: Vec<ethgate_store::StoredEnvelope> = buf.pending.drain(..n).collect();
+            let ack = match self.sink.start(&batch).await {
+                Ok(ack) => ack,
+                // Met in order, after the batches before it.
+                Err(e) => Box::pin(std::future::ready(Err(e))),
+            };
+            buf.in_flight.push_back(InFlight { batch, ack });
+            if buf.pending.is_empty() {
+                self.read_ahead(&mut buf).await.map_err(store_err)?;
             }
         }
+        let Some(InFlight { batch, ack }) = buf.in_flight.pop_front() else {
+            return Ok(0);
+        };
         let from = buf.cursor;
-        let n = self
-            .sink
-            .max_batch()
-            .clamp(1, READ_AHEAD as usize)
-            .min(buf.pending.len());
-        let batch: Vec<ethgate_store::StoredEnvelope> =
-            buf.pending.iter().take(n).cloned().collect();
         let Some(last) = batch.last().map(|e| e.seq) else {
             return Ok(0);
         };
-        if let Err(e) = self.sink.send(&batch).await {
+        if let Err(e) = ack.await {
+            // What was handed over after it is sent again from the store.
+            buf.in_flight.clear();
+            buf.pending.clear();
             // Parking compares against the saved cursor: save first.
             self.save(&mut buf).await.map_err(store_err)?;
-            if buf.pending.is_empty() {
-                return Err(e); // rewound meanwhile: re-read before anything else
-            }
-            let parked = self.on_failure(from, &batch, e).await;
-            if parked.is_ok() {
-                // Parked (or the cursor moved under us): start again from the store.
-                buf.pending.clear();
-            }
-            return parked;
+            return self.on_failure(from, &batch, e).await;
         }
         if let Ok(mut f) = self.failing.lock() {
             *f = None;
         }
         buf.cursor = last;
-        buf.pending.drain(..n);
-        buf.unsaved += n as u64;
+        buf.unsaved += batch.len() as u64;
         let since = *buf
             .unsaved_since
             .get_or_insert_with(std::time::Instant::now);
@@ -159,6 +150,41 @@ impl Dispatcher {
         metrics::counter!(m::DELIVERED, &labels).increment(batch.len() as u64);
         metrics::gauge!(m::CURSOR, &labels).set(last as f64);
         Ok(batch.len())
+    }
+
+    /// Refills the read-ahead when it ran dry. With nothing in flight the
+    /// cursor is re-read from the store first, so a rewind by another
+    /// process is seen; otherwise reading goes on after what was read.
+    async fn read_ahead(&self, buf: &mut ReadAhead) -> Result<(), ethgate_store::StoreError> {
+        if !buf.pending.is_empty() {
+            return Ok(());
+        }
+        if buf.in_flight.is_empty() {
+            self.save(buf).await?;
+            let cursor = self
+                .store
+                .sink_cursor(&self.stream, self.sink.name())
+                .await?;
+            buf.cursor = cursor.seq;
+            buf.saved = cursor.seq;
+            buf.read = cursor.seq;
+            if let Ok(last) = self.store.last_seq(&self.stream).await {
+                let labels = [
+                    ("stream", self.stream.clone()),
+                    ("sink", self.sink.name().to_owned()),
+                ];
+                metrics::gauge!(m::LAG, &labels).set(last.saturating_sub(cursor.seq) as f64);
+            }
+        }
+        let page = self
+            .store
+            .events_after(&self.stream, buf.read, READ_AHEAD)
+            .await?;
+        if let Some(last) = page.last() {
+            buf.read = last.seq;
+        }
+        buf.pending = page.into();
+        Ok(())
     }
 
     /// Saves the acknowledged cursor if it moved. If the stored cursor is
@@ -181,6 +207,7 @@ impl Dispatcher {
             } else {
                 tracing::info!(stream = %self.stream, sink = %self.sink.name(), "cursor moved during delivery (rewind); re-reading");
                 buf.pending.clear();
+                buf.in_flight.clear();
             }
         }
         buf.unsaved = 0;

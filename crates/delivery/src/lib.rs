@@ -17,4 +17,4 @@ pub mod sink;
 pub mod sinks;
 
 pub use dispatcher::Dispatcher;
-pub use sink::{Sink, SinkError};
+pub use sink::{Pending, Sink, SinkError};

@@ -28,6 +28,10 @@ impl SinkError {
     }
 }
 
+/// A batch handed to a destination whose acknowledgement is still to
+/// come: it resolves once the destination durably accepted the batch.
+pub type Pending = BoxFuture<'static, Result<(), SinkError>>;
+
 /// A destination for envelopes. `send` resolves `Ok` only once the
 /// destination has durably accepted the whole batch — that is the ack the
 /// dispatcher's cursor waits for.
@@ -40,6 +44,26 @@ pub trait Sink: Send + Sync {
 
     /// Delivers a batch, in order.
     fn send<'a>(&'a self, batch: &'a [StoredEnvelope]) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// Hands a batch over and returns its acknowledgement still to come,
+    /// so the dispatcher can hand over the next batches meanwhile (see
+    /// [`window`](Self::window)). The default sends the whole batch first.
+    fn start<'a>(
+        &'a self,
+        batch: &'a [StoredEnvelope],
+    ) -> BoxFuture<'a, Result<Pending, SinkError>> {
+        Box::pin(async move {
+            self.send(batch).await?;
+            Ok(Box::pin(std::future::ready(Ok(()))) as Pending)
+        })
+    }
+
+    /// Batches that may await their acknowledgement at once; the cursor
+    /// still moves only past acknowledged batches, in order. 1 (the
+    /// default): each batch is acknowledged before the next is sent.
+    fn window(&self) -> usize {
+        1
+    }
 
     /// How long one batch may keep failing before it is parked as a dead
     /// letter so the stream moves on; `None` (the default): retry forever,

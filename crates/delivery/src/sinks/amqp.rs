@@ -7,7 +7,9 @@
 //! see `EventEnvelope::delivery_id`), `content_type` is JSON and
 //! the headers carry the stream and topic0. A batch is acknowledged only
 //! when the broker confirmed every message; a nack or a lost connection
-//! fails the batch, and the next attempt reconnects.
+//! fails the batch, and the next attempt reconnects. Up to [`WINDOW`]
+//! batches await their confirms at once, so the broker is never idle
+//! between one batch's confirms and the next batch's publishes.
 
 use std::fmt;
 
@@ -16,9 +18,14 @@ use futures::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::sync::Arc;
+
 use tokio::sync::Mutex;
 
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Pending, Sink, SinkError};
+
+/// Batches awaiting the broker's confirms at once.
+pub const WINDOW: usize = 4;
 
 /// An AMQP sink's settings. The URL holds credentials: `Debug` hides it.
 #[derive(Clone)]
@@ -65,7 +72,7 @@ pub fn routing_key(e: &ethgate_core::Envelope) -> String {
 /// Publishes to one exchange over one connection, reconnecting on failure.
 pub struct AmqpSink {
     cfg: AmqpConfig,
-    link: Mutex<Option<(Connection, Channel)>>,
+    link: Arc<Mutex<Option<(Connection, Channel)>>>,
 }
 
 impl AmqpSink {
@@ -73,7 +80,7 @@ impl AmqpSink {
     pub fn new(cfg: AmqpConfig) -> Self {
         AmqpSink {
             cfg,
-            link: Mutex::new(None),
+            link: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -115,16 +122,41 @@ impl AmqpSink {
         Ok(ch)
     }
 
-    async fn publish(&self, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
-        let result = self.publish_on(self.channel().await?, batch).await;
-        if result.is_err() {
-            // Start the next attempt on a fresh connection.
-            *self.link.lock().await = None;
-        }
-        result
+    /// Publishes `batch` and returns its confirms still to come; any
+    /// failure drops the connection, so the next attempt starts afresh.
+    async fn publish(&self, batch: &[StoredEnvelope]) -> Result<Pending, SinkError> {
+        let published = match self.channel().await {
+            Ok(ch) => self.publish_on(ch, batch).await,
+            Err(e) => Err(e),
+        };
+        let confirms = match published {
+            Ok(c) => c,
+            Err(e) => {
+                *self.link.lock().await = None;
+                return Err(e);
+            }
+        };
+        let (link, name) = (self.link.clone(), self.cfg.name.clone());
+        Ok(Box::pin(async move {
+            let fail = |what: &str| SinkError::retriable(&name, what.to_owned());
+            for confirm in confirms {
+                let err = match confirm.await {
+                    Ok(c) if c.is_ack() => continue,
+                    Ok(_) => fail("publishing: the broker refused a message (nack)"),
+                    Err(e) => fail(&format!("awaiting the broker's confirm: {e}")),
+                };
+                *link.lock().await = None;
+                return Err(err);
+            }
+            Ok(())
+        }))
     }
 
-    async fn publish_on(&self, ch: Channel, batch: &[StoredEnvelope]) -> Result<(), SinkError> {
+    async fn publish_on(
+        &self,
+        ch: Channel,
+        batch: &[StoredEnvelope],
+    ) -> Result<Vec<lapin::PublisherConfirm>, SinkError> {
         let mut confirms = Vec::with_capacity(batch.len());
         let mut body = String::with_capacity(1024);
         for e in batch {
@@ -161,15 +193,7 @@ impl AmqpSink {
                 .map_err(|e| self.fail("publishing", e))?;
             confirms.push(confirm);
         }
-        for confirm in confirms {
-            let c = confirm
-                .await
-                .map_err(|e| self.fail("awaiting the broker's confirm", e))?;
-            if !c.is_ack() {
-                return Err(self.fail("publishing", "the broker refused a message (nack)"));
-            }
-        }
-        Ok(())
+        Ok(confirms)
     }
 }
 
@@ -183,6 +207,17 @@ impl Sink for AmqpSink {
     }
 
     fn send<'a>(&'a self, batch: &'a [StoredEnvelope]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.publish(batch).await?.await })
+    }
+
+    fn start<'a>(
+        &'a self,
+        batch: &'a [StoredEnvelope],
+    ) -> BoxFuture<'a, Result<Pending, SinkError>> {
         Box::pin(self.publish(batch))
+    }
+
+    fn window(&self) -> usize {
+        WINDOW
     }
 }
