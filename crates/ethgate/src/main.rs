@@ -5,6 +5,8 @@
 
 mod bench;
 mod bench_delivery;
+mod bench_e2e;
+mod bench_follow;
 mod bench_store;
 mod bench_tx;
 mod bench_tx_raw;
@@ -178,6 +180,12 @@ enum BenchCommand {
     /// one run, then transactions through 1, 2 and 3 replicas sharing
     /// PostgreSQL.
     Store(bench_store::Options),
+    /// RPC calls per new block and CPU while 1, 10 and 100 streams follow
+    /// one chain's tip, then many chains × many streams in one process.
+    Follow(bench_follow::Options),
+    /// A fresh chain's logs to a consumer's queue through `ethgate serve`
+    /// (launch to last message), beside a raw client's broker rate.
+    E2e(bench_e2e::Options),
     /// Send the same contract calls with a raw signer and through
     /// ethgate's API, over 1 and 8 accounts, on anvil.
     Tx {
@@ -237,6 +245,16 @@ async fn run(cli: Cli) -> ExitCode {
             command: BenchCommand::Store(options),
         } => {
             return report(bench_store::store(options).await);
+        }
+        Command::Bench {
+            command: BenchCommand::Follow(options),
+        } => {
+            return report(bench_follow::follow(options).await);
+        }
+        Command::Bench {
+            command: BenchCommand::E2e(options),
+        } => {
+            return report(bench_e2e::e2e(options).await);
         }
         Command::Bench {
             command: BenchCommand::Delivery { amqp, webhook },

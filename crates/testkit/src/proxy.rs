@@ -369,6 +369,13 @@ impl Proxy {
         seen.methods.get(method).copied().unwrap_or(0)
     }
 
+    /// Calls received so far by JSON-RPC method (each call of a batch
+    /// counts): what a benchmark prints per method.
+    pub fn method_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let seen = self.inner.seen.lock().expect("lock");
+        seen.methods.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// HTTP requests that carried at least one call of `method`: how many
     /// round trips a client spent on it, where `calls` counts the calls.
     pub fn requests_with(&self, method: &str) -> u64 {
