@@ -47,6 +47,7 @@ async fn fixture() -> Fixture {
         ],
         from_block: 0,
         confirmations: Confirmations::Depth(0),
+        factory: None,
     };
     let reader = add_token(&store, "events:read", "reader").await;
     let admin = add_token(&store, "admin", "admin").await;
@@ -127,6 +128,7 @@ async fn record(store: &Store, block: u64, logs: u64) {
             blocks: vec![b],
             cursor: b,
             keep_window: 100,
+            children: Vec::new(),
         })
         .await
         .expect("commit");

@@ -24,6 +24,6 @@ pub use block::BlockRef;
 pub use decode::{DecodeError, Decoded, EventDecoder};
 pub use envelope::{EventEnvelope, RawLog, event_id};
 pub use pool::{MemberState, RotationStep};
-pub use stream::{Confirmations, StreamSpec};
+pub use stream::{Confirmations, Factory, StreamSpec};
 pub use tx::{Effect, TxEvent, TxState, TxStatus};
 pub use tx_envelope::{Envelope, TxEnvelope};

@@ -150,6 +150,7 @@ async fn confirmed_in_order_delivery_routed_by_event_and_address() {
             blocks: blocks.to_vec(),
             cursor: blocks[1],
             keep_window: 100,
+            children: Vec::new(),
         })
         .await
         .expect("commit");

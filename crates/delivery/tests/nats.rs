@@ -74,6 +74,7 @@ async fn acked_in_order_and_deduplicated_by_message_id() {
             blocks: vec![block],
             cursor: block,
             keep_window: 10,
+            children: Vec::new(),
         })
         .await
         .expect("commit");

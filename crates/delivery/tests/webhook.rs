@@ -102,6 +102,7 @@ async fn record(store: &Store, expected: Option<u64>, blocks: &[BlockRef], per_b
             blocks: blocks.to_vec(),
             cursor,
             keep_window: 100,
+            children: Vec::new(),
         })
         .await
         .expect("commit");

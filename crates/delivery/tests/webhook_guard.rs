@@ -90,6 +90,7 @@ async fn batch(dir: &tempfile::TempDir) -> Vec<StoredEnvelope> {
             blocks: vec![block],
             cursor: block,
             keep_window: 100,
+            children: Vec::new(),
         })
         .await
         .expect("commit");

@@ -106,6 +106,7 @@ async fn outbox(dir: &tempfile::TempDir, n: u64) -> Store {
             blocks: vec![block],
             cursor: block,
             keep_window: 10,
+            children: Vec::new(),
         })
         .await
         .expect("commit");

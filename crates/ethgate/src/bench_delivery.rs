@@ -72,6 +72,7 @@ async fn outbox(dir: &std::path::Path, n: u64) -> anyhow::Result<Store> {
                 blocks: vec![block],
                 cursor: block,
                 keep_window: 10,
+                children: Vec::new(),
             })
             .await?;
         cursor = Some(b + 1);

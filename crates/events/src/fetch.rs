@@ -22,6 +22,8 @@ pub(crate) struct Fetched {
     pub end: BlockRef,
     pub logs: Vec<RawLog>,
     pub canon: BTreeMap<u64, BlockRef>,
+    /// Children a factory announced in the range, with their blocks.
+    pub children: Vec<(alloy_primitives::Address, u64)>,
 }
 
 impl Fetched {
@@ -43,6 +45,7 @@ impl Fetched {
             end: self.end,
             logs,
             canon,
+            children: self.children.clone(),
         }
     }
 }
@@ -165,7 +168,11 @@ impl Fetcher {
 
     /// The filter's logs of `[from, end]`, pinned to `end`: one query per
     /// [`MAX_FILTER_ADDRESSES`] addresses, all at once.
-    async fn logs(&self, from: u64, end: (u64, B256)) -> Result<Option<Vec<RawLog>>, ChainError> {
+    pub async fn logs(
+        &self,
+        from: u64,
+        end: (u64, B256),
+    ) -> Result<Option<Vec<RawLog>>, ChainError> {
         let parts: Vec<LogFilter> = if self.filter.addresses.len() <= MAX_FILTER_ADDRESSES {
             vec![self.filter.clone()]
         } else {
@@ -273,6 +280,7 @@ impl Fetcher {
             end,
             logs,
             canon,
+            children: Vec::new(),
         }))
     }
 }

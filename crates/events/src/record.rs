@@ -21,7 +21,9 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     pub fn new(spec: Arc<StreamSpec>, store: Store, keep_window: u64) -> Self {
-        let decoder = EventDecoder::new(&spec.events);
+        let mut events = spec.events.clone();
+        events.extend(spec.factory.iter().map(|f| f.event.clone()));
+        let decoder = EventDecoder::new(&events);
         Recorder {
             spec,
             store,
@@ -82,6 +84,7 @@ impl Recorder {
                 blocks,
                 cursor: f.end,
                 keep_window: self.keep_window,
+                children: f.children.clone(),
             })
             .await?;
         tracing::debug!(stream = %self.spec.name, from = f.from, to = f.to, events = count, decode_ms = decoded.as_millis() as u64,

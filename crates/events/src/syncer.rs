@@ -134,6 +134,8 @@ pub struct Syncer {
     /// The chain's follower this stream joins once caught up; `None`
     /// follows the tip alone (`ethgate sync`).
     pub(crate) follower: Option<Arc<Follower>>,
+    /// Children the stream's factory announced, as recorded.
+    pub(crate) children: std::collections::HashSet<alloy_primitives::Address>,
 }
 
 impl Syncer {
@@ -180,13 +182,16 @@ impl Syncer {
             cfg.parallel_queries,
         );
         let recorder = Arc::new(Recorder::new(spec.clone(), store, cfg.keep_window));
-        Ok(Syncer {
+        let mut syncer = Syncer {
             spec,
             fetcher,
             recorder,
             cfg,
             follower: None,
-        })
+            children: Default::default(),
+        };
+        syncer.load_children().await?;
+        Ok(syncer)
     }
 
     /// Follows the tip through the chain's shared `follower` once caught
@@ -225,6 +230,7 @@ impl Syncer {
             .ensure_stream(&self.spec.name, self.spec.chain_id)
             .await?;
         let cursor = row.cursor.zip(row.cursor_hash);
+        self.load_children().await?;
         let (head, target) = self
             .fetcher
             .head_and_target(self.spec.confirmations)
@@ -246,7 +252,11 @@ impl Syncer {
                 head,
             });
         };
-        let first = match self.fetcher.fetch(cursor, next, target).await? {
+        let fetched = match self.fetcher.fetch(cursor, next, target).await? {
+            Fetch::Range(f) => self.grow(f).await?,
+            other => other,
+        };
+        let first = match fetched {
             Fetch::Range(f) => f,
             Fetch::Reorg(c) => return self.handle_reorg(c).await,
             Fetch::Retry(why) => return Ok(Step::Retry(why)),
@@ -296,7 +306,11 @@ impl Syncer {
         let mut fetch_error = None;
         if tx.send((first, expected)).await.is_ok() {
             while cursor.0 < target && started.elapsed() < PIPELINE_SLICE {
-                match self.fetcher.fetch(Some(cursor), cursor.0 + 1, target).await {
+                let fetched = match self.fetcher.fetch(Some(cursor), cursor.0 + 1, target).await {
+                    Ok(Fetch::Range(f)) => self.grow(f).await,
+                    other => other,
+                };
+                match fetched {
                     Ok(Fetch::Range(f)) => {
                         let previous = cursor.0;
                         cursor = (f.to, f.end.hash);

@@ -30,7 +30,13 @@ impl Syncer {
         state: &SyncState,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Left {
-        let Some(follower) = self.follower.clone() else {
+        // A factory's stream grows its filter as it records: it follows
+        // the tip on its own.
+        let Some(follower) = self
+            .follower
+            .clone()
+            .filter(|_| self.spec.factory.is_none())
+        else {
             return Left::Step(self.cfg.poll_interval);
         };
         let row = match self.recorder.store.stream(&self.spec.name).await {

@@ -30,6 +30,7 @@ fn stream(name: &str, addresses: &[Address], events: &[&str]) -> StreamSpec {
             .collect(),
         from_block: 0,
         confirmations: Confirmations::Depth(0),
+        factory: None,
     }
 }
 

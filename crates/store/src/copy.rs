@@ -68,6 +68,12 @@ const TABLES: &[Table] = &[
         identity: None,
     },
     Table {
+        name: "stream_children",
+        columns: &[("stream", Text), ("address", Text), ("block", Int)],
+        order: "stream, address",
+        identity: None,
+    },
+    Table {
         name: "blocks",
         columns: &[
             ("stream", Text),

@@ -29,6 +29,8 @@ pub struct RangeCommit<'a> {
     pub cursor: BlockRef,
     /// Blocks of window kept below the cursor.
     pub keep_window: u64,
+    /// Children the range's factory announcements add, with their blocks.
+    pub children: Vec<(alloy_primitives::Address, u64)>,
 }
 
 /// An envelope read back from the outbox, with its `seq`.
@@ -298,6 +300,19 @@ impl Store {
             .map(|r| r.rows_affected())
             })?;
         }
+        for (address, block) in &c.children {
+            crate::db::on_tx!(tx, |ex| {
+                sqlx::query(
+                "INSERT INTO stream_children (stream, address, block) VALUES ($1, $2, $3) ON CONFLICT (stream, address) DO NOTHING"
+            )
+            .bind(&c.stream)
+            .bind(format!("{address:#x}"))
+            .bind(to_i64(*block))
+            .execute(ex)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+        }
         crate::db::on_tx!(tx, |ex| {
             sqlx::query(
             "UPDATE streams SET cursor_block = $1, cursor_hash = $2, next_seq = $3, events_recorded = events_recorded + $4, \
@@ -388,6 +403,14 @@ impl Store {
         }
         let next_seq = append(&mut tx, stream, next_seq, retractions).await?;
         crate::db::on_tx!(tx, |ex| sqlx::query(
+            "DELETE FROM stream_children WHERE stream = $1 AND block > $2"
+        )
+        .bind(stream)
+        .bind(above)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected()))?;
+        crate::db::on_tx!(tx, |ex| sqlx::query(
             "DELETE FROM blocks WHERE stream = $1 AND number > $2"
         )
         .bind(stream)
@@ -415,6 +438,31 @@ impl Store {
             self.notify();
         }
         Ok(count as u64)
+    }
+
+    /// The children `stream`'s factory announced in its recorded history,
+    /// with the blocks of their announcements.
+    pub async fn children(
+        &self,
+        stream: &str,
+    ) -> Result<Vec<(alloy_primitives::Address, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = crate::db::on_pool!(self, |ex| {
+            sqlx::query_as(
+            "SELECT address, block FROM stream_children WHERE stream = $1 ORDER BY block, address"
+        )
+        .bind(stream)
+        .fetch_all(ex)
+        .await
+        })?;
+        rows.into_iter()
+            .map(|(a, b)| {
+                let address = a.parse().map_err(|_| StoreError::Corrupt {
+                    what: "stream_children.address",
+                    detail: a.clone(),
+                })?;
+                Ok((address, b as u64))
+            })
+            .collect()
     }
 
     /// Up to `limit` envelopes of `stream` with `seq > after`, in order.

@@ -58,6 +58,7 @@ async fn populate(s: &Store) {
         blocks: (1..=30).map(block).collect(),
         cursor: block(30),
         keep_window: 1_000,
+        children: vec![(Address::repeat_byte(0xc1), 1)],
     };
     s.commit_range(&range).await.expect("commit");
     s.rewind("source", Some(30), Some(block(25)))

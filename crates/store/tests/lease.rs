@@ -57,6 +57,7 @@ async fn commit(s: &Store, n: u64) -> Result<(), StoreError> {
         blocks: vec![block(n)],
         cursor: block(n),
         keep_window: 100,
+        children: Vec::new(),
     };
     s.commit_range(&range).await
 }

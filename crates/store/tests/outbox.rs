@@ -63,6 +63,7 @@ impl Commit {
             blocks: self.blocks.clone(),
             cursor: self.cursor,
             keep_window: 1000,
+            children: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod env;
+mod factory;
 pub mod policies;
 pub mod pools;
 #[cfg(test)]

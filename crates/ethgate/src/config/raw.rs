@@ -328,4 +328,18 @@ pub struct RawStream {
     /// Names of `[[sinks]]` this stream is delivered to.
     #[serde(default)]
     pub sinks: Vec<String>,
+    /// A factory whose announced children the stream follows too.
+    pub factory: Option<RawFactory>,
+}
+
+/// `[streams.factory]`: where a stream's children are announced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFactory {
+    /// The factory contract's address.
+    pub address: String,
+    /// The announcing event's signature.
+    pub event: String,
+    /// The name of the event's argument that holds the child's address.
+    pub parameter: String,
 }

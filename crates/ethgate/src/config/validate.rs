@@ -192,8 +192,15 @@ fn stream(
             format!("unknown chain {:?}; configured chains: {known:?}", s.chain),
         );
     }
-    if s.addresses.is_empty() {
-        issues.add(k("addresses"), "needs at least one contract address");
+    let factory = s
+        .factory
+        .as_ref()
+        .and_then(|f| super::factory::factory(issues, i, f));
+    if s.addresses.is_empty() && s.factory.is_none() {
+        issues.add(
+            k("addresses"),
+            "needs at least one contract address (or a `factory`)",
+        );
     }
     let mut addresses = Vec::new();
     for (j, a) in s.addresses.iter().enumerate() {
@@ -295,6 +302,7 @@ fn stream(
         events,
         from_block: s.from_block.unwrap_or(0),
         confirmations,
+        factory,
     })
 }
 

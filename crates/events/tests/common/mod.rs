@@ -29,6 +29,7 @@ pub fn spec(address: Address, confirmations: Confirmations) -> StreamSpec {
             .collect(),
         from_block: 0,
         confirmations,
+        factory: None,
     }
 }
 

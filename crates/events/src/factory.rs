@@ -1,0 +1,133 @@
+//! Streams that grow: a stream with a factory follows every child the
+//! factory announces, from the announcement's block on. A range that
+//! announces children was fetched without them, so before it is recorded
+//! their logs over the rest of the range are fetched too — pinned to the
+//! same range end, their blocks checked against the range's canonical
+//! headers — and the children are committed with the range. A reorg below
+//! an announcement forgets the child with the events.
+
+use std::collections::{BTreeSet, HashSet};
+
+use alloy_primitives::Address;
+use ethgate_chain::LogFilter;
+use ethgate_chain::headers;
+use ethgate_core::RawLog;
+
+use crate::fetch::{Fetch, Fetched};
+use crate::syncer::{SyncError, Syncer};
+
+impl Syncer {
+    /// Reads the children recorded so far into the filter (after a start,
+    /// a reorg or a failed commit, the store is the truth).
+    pub(crate) async fn load_children(&mut self) -> Result<(), SyncError> {
+        if self.spec.factory.is_none() {
+            return Ok(());
+        }
+        let children = self.recorder.store.children(&self.spec.name).await?;
+        self.children = children.into_iter().map(|(a, _)| a).collect();
+        let mut addresses: BTreeSet<Address> = self.spec.addresses.iter().copied().collect();
+        addresses.extend(self.spec.factory.iter().map(|f| f.address));
+        addresses.extend(self.children.iter().copied());
+        self.fetcher.filter.addresses = addresses.into_iter().collect();
+        Ok(())
+    }
+
+    /// Completes a fetched range of a factory stream: the logs of children
+    /// announced in it, from their blocks to the range's end, and only the
+    /// logs the stream records. `Retry` when the children's logs could not
+    /// be read from the range's own chain.
+    pub(crate) async fn grow(&mut self, mut f: Fetched) -> Result<Fetch, SyncError> {
+        let Some(factory) = self.spec.factory.clone() else {
+            return Ok(Fetch::Range(f));
+        };
+        let mut announced: Vec<(Address, u64)> = Vec::new();
+        for log in &f.logs {
+            if let Some(child) = factory.child(log)
+                && !self.children.contains(&child)
+                && !announced.iter().any(|(a, _)| *a == child)
+            {
+                announced.push((child, log.block()));
+            }
+        }
+        if let Some(first) = announced.iter().map(|(_, b)| *b).min() {
+            let Some((logs, canon)) = self.children_logs(&announced, first, &f).await? else {
+                return Ok(Fetch::Retry("children's logs answered from another chain"));
+            };
+            f.logs.extend(logs);
+            f.canon = canon;
+            self.children.extend(announced.iter().map(|(a, _)| *a));
+            self.fetcher
+                .filter
+                .addresses
+                .extend(announced.iter().map(|(a, _)| *a));
+        }
+        let selectors: HashSet<_> = self.spec.event_selectors().into_iter().collect();
+        let own: HashSet<Address> = self.spec.addresses.iter().copied().collect();
+        f.logs.retain(|l| {
+            factory.child(l).is_some()
+                || (own.contains(&l.address) || self.children.contains(&l.address))
+                    && l.topics.first().is_some_and(|t| selectors.contains(t))
+        });
+        f.children = announced;
+        Ok(Fetch::Range(f))
+    }
+
+    /// The logs of `announced` children in `[first, f.to]`, each from its
+    /// own announcement's block, pinned to `f`'s end and checked against
+    /// its canonical headers (returned with `f`'s); `None` when a node
+    /// without them answered.
+    async fn children_logs(
+        &self,
+        announced: &[(Address, u64)],
+        first: u64,
+        f: &Fetched,
+    ) -> Result<Option<(Vec<RawLog>, Canon)>, SyncError> {
+        let reader = crate::fetch::Fetcher::new(
+            self.spec.name.clone(),
+            self.spec.chain.clone(),
+            LogFilter {
+                addresses: announced.iter().map(|(a, _)| *a).collect(),
+                topic0: self.spec.event_selectors(),
+            },
+            self.fetcher.pool.clone(),
+            ethgate_chain::RangeSizer::new(1, 1, 1, 1),
+            usize::MAX,
+            self.cfg.parallel_queries,
+        );
+        let Some(mut logs) = reader.logs(first, (f.to, f.end.hash)).await? else {
+            return Ok(None);
+        };
+        logs.retain(|l| {
+            announced
+                .iter()
+                .any(|(a, b)| l.address == *a && l.block() >= *b)
+        });
+        let missing: Vec<u64> = logs
+            .iter()
+            .map(RawLog::block)
+            .filter(|b| !f.canon.contains_key(b))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let fetched = headers::headers(&self.fetcher.pool, &missing).await?;
+        let mut canon = f.canon.clone();
+        for (n, h) in missing.iter().zip(fetched) {
+            match h {
+                Some(h) if h.number == *n => {
+                    canon.insert(*n, h);
+                }
+                _ => return Ok(None),
+            }
+        }
+        if logs
+            .iter()
+            .any(|l| canon.get(&l.block()).map(|b| b.hash) != Some(l.block_hash))
+        {
+            return Ok(None);
+        }
+        Ok(Some((logs, canon)))
+    }
+}
+
+/// Canonical headers by height.
+type Canon = std::collections::BTreeMap<u64, ethgate_core::BlockRef>;
