@@ -120,6 +120,15 @@ impl StreamSpec {
         format!("{}", alloy_primitives::keccak256(text.as_bytes()))
     }
 
+    /// A fingerprint of what the stream records besides its addresses:
+    /// when only addresses were added since it recorded, the added ones can
+    /// be backfilled alone.
+    pub fn core_fingerprint(&self) -> String {
+        let mut bare = self.clone();
+        bare.addresses.clear();
+        bare.fingerprint()
+    }
+
     /// The selectors of the stream's own events (not the factory's
     /// announcement): what a child's logs are filtered on.
     pub fn event_selectors(&self) -> Vec<B256> {

@@ -17,21 +17,6 @@ use crate::fetch::{Fetch, Fetched};
 use crate::syncer::{SyncError, Syncer};
 
 impl Syncer {
-    /// Reads the children recorded so far into the filter (after a start,
-    /// a reorg or a failed commit, the store is the truth).
-    pub(crate) async fn load_children(&mut self) -> Result<(), SyncError> {
-        if self.spec.factory.is_none() {
-            return Ok(());
-        }
-        let children = self.recorder.store.children(&self.spec.name).await?;
-        self.children = children.into_iter().map(|(a, _)| a).collect();
-        let mut addresses: BTreeSet<Address> = self.spec.addresses.iter().copied().collect();
-        addresses.extend(self.spec.factory.iter().map(|f| f.address));
-        addresses.extend(self.children.iter().copied());
-        self.fetcher.filter.addresses = addresses.into_iter().collect();
-        Ok(())
-    }
-
     /// Completes a fetched range of a factory stream: the logs of children
     /// announced in it, from their blocks to the range's end, and only the
     /// logs the stream records. `Retry` when the children's logs could not
@@ -62,10 +47,19 @@ impl Syncer {
                 .extend(announced.iter().map(|(a, _)| *a));
         }
         let selectors: HashSet<_> = self.spec.event_selectors().into_iter().collect();
-        let own: HashSet<Address> = self.spec.addresses.iter().copied().collect();
+        // The filter's contracts, less the factory unless it is one of
+        // the stream's own.
+        let own: HashSet<Address> = self
+            .fetcher
+            .filter
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| *a != factory.address || self.spec.addresses.contains(a))
+            .collect();
         f.logs.retain(|l| {
             factory.child(l).is_some()
-                || (own.contains(&l.address) || self.children.contains(&l.address))
+                || own.contains(&l.address)
                     && l.topics.first().is_some_and(|t| selectors.contains(t))
         });
         f.children = announced;

@@ -60,9 +60,9 @@ struct Wants {
 }
 
 impl Wants {
-    fn of(spec: &StreamSpec) -> Wants {
+    fn of(spec: &StreamSpec, addresses: &[Address]) -> Wants {
         Wants {
-            addresses: spec.addresses.iter().copied().collect(),
+            addresses: addresses.iter().copied().collect(),
             topics: spec.selectors().into_iter().collect(),
         }
     }
@@ -139,12 +139,18 @@ impl Follower {
         self.members.lock().map_or(0, |m| m.len())
     }
 
-    /// Adds a stream whose last recorded block is `cursor`.
-    pub(crate) fn join(self: &Arc<Self>, spec: &StreamSpec, cursor: (u64, B256)) -> Membership {
+    /// Adds a stream whose last recorded block is `cursor`, reading the
+    /// logs of `addresses` (its filter's) for it.
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        spec: &StreamSpec,
+        addresses: &[Address],
+        cursor: (u64, B256),
+    ) -> Membership {
         let (tx, rx) = mpsc::channel(4);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let member = Member {
-            wants: Wants::of(spec),
+            wants: Wants::of(spec, addresses),
             confirmations: spec.confirmations,
             cursor,
             tx,

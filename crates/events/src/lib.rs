@@ -25,6 +25,7 @@
 //! Blocks without logs in the range are not fetched: a block hash commits
 //! to its ancestry, so a canonical last block vouches for all below it.
 
+mod added;
 mod factory;
 mod fetch;
 pub mod follower;

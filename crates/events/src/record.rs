@@ -32,7 +32,8 @@ impl Recorder {
         }
     }
 
-    fn events<'a>(&'a self, f: &'a Fetched) -> Vec<NewEvent<'a>> {
+    /// The range's logs as envelopes to record, decoded, in order.
+    pub(crate) fn events<'a>(&'a self, f: &'a Fetched) -> Vec<NewEvent<'a>> {
         let mut sorted: Vec<&RawLog> = f.logs.iter().collect();
         sorted.sort_by_key(|l| (l.block(), l.index()));
         sorted.dedup_by_key(|l| (l.block(), l.index()));

@@ -42,13 +42,14 @@ pub enum SyncError {
         /// Chain id in the config.
         configured: u64,
     },
-    /// The stream's addresses, events or `from_block` changed after it began
-    /// recording: the new contracts' or events' history before the cursor
-    /// would silently never be read.
+    /// The stream's events, `from_block` or factory changed, or a
+    /// contract was removed, after it began recording: what it recorded
+    /// would no longer match what it records. (Added contracts are
+    /// backfilled instead.)
     #[error(
-        "stream {stream}: its addresses, events or from_block changed after it recorded up to block {cursor}; \
-         history before that block would be missed for what was added. Give the changed stream a new name \
-         (it then backfills from its from_block), or restore the previous configuration"
+        "stream {stream}: its events, from_block or factory changed, or a contract was removed, after it \
+         recorded up to block {cursor}. Give the changed stream a new name (it then backfills from its \
+         from_block), or restore the previous configuration; adding contracts alone needs neither"
     )]
     SpecChanged {
         /// Stream name.
@@ -155,17 +156,7 @@ impl Syncer {
                 configured: spec.chain_id,
             });
         }
-        let fingerprint = spec.fingerprint();
-        match (row.cursor, row.spec_hash.as_deref()) {
-            (Some(cursor), Some(recorded)) if recorded != fingerprint => {
-                return Err(SyncError::SpecChanged {
-                    stream: spec.name,
-                    cursor,
-                });
-            }
-            (_, Some(recorded)) if recorded == fingerprint => {}
-            _ => store.set_spec_hash(&spec.name, &fingerprint).await?,
-        }
+        crate::added::register(&spec, &store, row.cursor, row.spec_hash.as_deref()).await?;
         let spec = Arc::new(spec);
         let sizer = RangeSizer::new(cfg.initial_range, cfg.min_range, cfg.max_range, 3);
         let filter = LogFilter {
@@ -190,7 +181,7 @@ impl Syncer {
             follower: None,
             children: Default::default(),
         };
-        syncer.load_children().await?;
+        syncer.refresh_filter().await?;
         Ok(syncer)
     }
 
@@ -230,7 +221,12 @@ impl Syncer {
             .ensure_stream(&self.spec.name, self.spec.chain_id)
             .await?;
         let cursor = row.cursor.zip(row.cursor_hash);
-        self.load_children().await?;
+        self.refresh_filter().await?;
+        if let Some(cursor) = row.cursor
+            && let Some((next, addresses)) = self.pending().await?.into_iter().next()
+        {
+            return self.backfill_added(next, addresses, cursor).await;
+        }
         let (head, target) = self
             .fetcher
             .head_and_target(self.spec.confirmations)

@@ -50,7 +50,16 @@ impl Syncer {
         let Some(mut cursor) = row.cursor.zip(row.cursor_hash) else {
             return Left::Step(self.cfg.poll_interval);
         };
-        let mut membership = follower.join(&self.spec, cursor);
+        match self.pending().await {
+            Ok(p) if p.is_empty() => {}
+            // Added contracts are still being backfilled.
+            Ok(_) => return Left::Step(Duration::ZERO),
+            Err(e) => {
+                self.note(state, &Err(e));
+                return Left::Step(self.cfg.poll_interval);
+            }
+        }
+        let mut membership = follower.join(&self.spec, &self.fetcher.filter.addresses, cursor);
         tracing::debug!(stream = %self.spec.name, cursor = cursor.0, "following the tip with the chain's follower");
         loop {
             let msg = tokio::select! {

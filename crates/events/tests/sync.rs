@@ -140,7 +140,7 @@ async fn adaptive_range_shrinks_on_too_many_results_and_grows_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_whose_contracts_change_after_recording_is_refused() {
+async fn a_stream_whose_contracts_or_events_change_after_recording_is_refused() {
     let anvil = Anvil::start(&[]).await;
     let contract = anvil.deploy_event_source().await;
     anvil.burst(contract, 2, 0).await;
@@ -165,14 +165,24 @@ async fn a_stream_whose_contracts_change_after_recording_is_refused() {
     )
     .await
     .expect("same contracts, other depth");
-    let mut more = spec(contract, Confirmations::Depth(0));
-    more.addresses
-        .push(alloy_primitives::Address::repeat_byte(7));
-    let err = Syncer::new(more, pool.clone(), store.clone(), config(100, 100))
+    // Removing a contract is refused: its events so far would stay.
+    let other = spec(
+        alloy_primitives::Address::repeat_byte(7),
+        Confirmations::Depth(0),
+    );
+    let err = Syncer::new(other, pool.clone(), store.clone(), config(100, 100))
         .await
         .err()
         .expect("refused");
     assert!(err.to_string().contains("new name"), "{err}");
+    let mut fewer_events = spec(contract, Confirmations::Depth(0));
+    fewer_events.events.pop();
+    assert!(
+        Syncer::new(fewer_events, pool.clone(), store.clone(), config(100, 100))
+            .await
+            .is_err(),
+        "events changed"
+    );
     let mut later = spec(contract, Confirmations::Depth(0));
     later.from_block = 1;
     assert!(

@@ -74,6 +74,12 @@ const TABLES: &[Table] = &[
         identity: None,
     },
     Table {
+        name: "stream_addresses",
+        columns: &[("stream", Text), ("address", Text), ("next_block", Int)],
+        order: "stream, address",
+        identity: None,
+    },
+    Table {
         name: "blocks",
         columns: &[
             ("stream", Text),

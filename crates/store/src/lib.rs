@@ -26,6 +26,7 @@
 //! The same store runs on PostgreSQL (`postgres://…`), for deployments
 //! that outgrow one file; callers only see `Store` ([`db`] holds the seam).
 
+mod additions;
 pub mod audit;
 pub mod codec;
 mod combine;
@@ -50,6 +51,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::SqlitePool;
 use tokio::sync::watch;
 
+pub use additions::AddedRange;
 pub use audit::{Action, AuditEntry, Outcome};
 pub use codec::NewEvent;
 pub use db::{Backend, redacted_url};

@@ -66,16 +66,16 @@ impl StoredEnvelope {
 }
 
 /// One segment to write: `count` records in `payload`.
-struct Segment {
+pub(crate) struct Segment {
     removed: bool,
     count: u64,
     min_block: u64,
     max_block: u64,
-    payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl Segment {
-    fn new(removed: bool) -> Self {
+    pub(crate) fn new(removed: bool) -> Self {
         Segment {
             removed,
             count: 0,
@@ -85,7 +85,7 @@ impl Segment {
         }
     }
 
-    fn note(&mut self, block: u64) {
+    pub(crate) fn note(&mut self, block: u64) {
         self.count += 1;
         self.min_block = self.min_block.min(block);
         self.max_block = self.max_block.max(block);
@@ -93,7 +93,7 @@ impl Segment {
 }
 
 /// Reads the stream's cursor and next seq, refusing a moved cursor.
-async fn check_cursor(
+pub(crate) async fn check_cursor(
     tx: &mut WriteTx,
     stream: &str,
     expected: Option<u64>,
@@ -121,7 +121,7 @@ async fn check_cursor(
 }
 
 /// Appends segments from `next_seq` on; returns the next free seq.
-async fn append(
+pub(crate) async fn append(
     tx: &mut WriteTx,
     stream: &str,
     mut next_seq: u64,
@@ -402,6 +402,16 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         }
         let next_seq = append(&mut tx, stream, next_seq, retractions).await?;
+        crate::db::on_tx!(tx, |ex| {
+            sqlx::query(
+            "UPDATE stream_addresses SET next_block = $2 + 1 WHERE stream = $1 AND next_block > $2 + 1"
+        )
+        .bind(stream)
+        .bind(above)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
         crate::db::on_tx!(tx, |ex| sqlx::query(
             "DELETE FROM stream_children WHERE stream = $1 AND block > $2"
         )

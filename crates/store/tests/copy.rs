@@ -41,6 +41,15 @@ fn log(n: u64, i: u64) -> RawLog {
 /// Fills every table of `s`.
 async fn populate(s: &Store) {
     s.ensure_stream("source", 1).await.expect("stream");
+    s.set_stream_addresses(
+        "source",
+        &[Address::repeat_byte(0x5f)],
+        &[Address::repeat_byte(0x6f)],
+        3,
+        "spec",
+    )
+    .await
+    .expect("addresses");
     let logs: Vec<RawLog> = (1..=30)
         .flat_map(|n| (0..50).map(move |i| log(n, i)))
         .collect();
