@@ -258,8 +258,8 @@ async fn many(o: &Options) -> anyhow::Result<()> {
     let (rss, peak) = rss_mb(pid);
     let stores = ethgate_store::Store::connect(&store).await?;
     let mut behind = 0;
-    for (name, _, _, addresses) in &specs {
-        let head = chains[0].anvil.head().await;
+    for ((name, _, _, addresses), chain) in specs.iter().zip(&chains) {
+        let head = chain.anvil.head().await;
         for i in 0..addresses.len() {
             let cursor = stores
                 .stream(&format!("{name}-{i}"))

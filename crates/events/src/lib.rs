@@ -21,6 +21,11 @@
 //! each its part of the range to commit (step 5), so following the tip
 //! costs the same calls for one stream or a hundred.
 //!
+//! Streams can grow: contracts added to a recorded stream are backfilled
+//! alone up to its cursor before they join it (`added`), and a stream
+//! with a factory follows each child the factory announces from its
+//! creation block on (`factory`).
+//!
 //! Assumption: an endpoint answers one batch from one view of the chain.
 //! Blocks without logs in the range are not fetched: a block hash commits
 //! to its ancestry, so a canonical last block vouches for all below it.

@@ -30,13 +30,7 @@ impl Syncer {
         state: &SyncState,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Left {
-        // A factory's stream grows its filter as it records: it follows
-        // the tip on its own.
-        let Some(follower) = self
-            .follower
-            .clone()
-            .filter(|_| self.spec.factory.is_none())
-        else {
+        let Some(follower) = self.follower.clone() else {
             return Left::Step(self.cfg.poll_interval);
         };
         let row = match self.recorder.store.stream(&self.spec.name).await {
@@ -75,16 +69,24 @@ impl Syncer {
                 }) => {
                     self.fetcher.last_head = Some(head);
                     let (from, to, hash) = (f.from, f.to, f.end.hash);
-                    let result = self.recorder.record(f, Some(cursor.0)).await;
-                    let _ = reply.send(result.is_ok());
-                    let failed = result.is_err();
-                    let step = result.map(|events| Step::Recorded { from, to, events });
-                    self.note(state, &step);
-                    if failed {
-                        return Left::Step(Duration::from_millis(250));
+                    let result = self.take_part(f, cursor.0).await;
+                    let _ = reply.send(matches!(result, Ok(Some(_))));
+                    match result {
+                        Ok(Some((events, grew))) => {
+                            self.note(state, &Ok(Step::Recorded { from, to, events }));
+                            cursor = (to, hash);
+                            self.lag(to);
+                            if grew {
+                                // Rejoin with the children in the filter.
+                                return Left::Step(Duration::ZERO);
+                            }
+                        }
+                        Ok(None) => return Left::Step(Duration::from_millis(100)),
+                        Err(e) => {
+                            self.note(state, &Err(e));
+                            return Left::Step(Duration::from_millis(250));
+                        }
                     }
-                    cursor = (to, hash);
-                    self.lag(to);
                 }
                 Some(Tail::Idle(head)) => {
                     self.fetcher.last_head = Some(head);
@@ -106,6 +108,24 @@ impl Syncer {
                 }
             }
         }
+    }
+
+    /// Commits a part handed over by the follower, completed first with
+    /// the logs of children a factory announced in it: the events
+    /// recorded and whether the filter grew; `None` when the children's
+    /// logs could not be read (the stream then steps alone).
+    async fn take_part(
+        &mut self,
+        f: crate::fetch::Fetched,
+        cursor: u64,
+    ) -> Result<Option<(usize, bool)>, crate::SyncError> {
+        let f = match self.grow(f).await? {
+            crate::fetch::Fetch::Range(f) => f,
+            _ => return Ok(None),
+        };
+        let grew = !f.children.is_empty();
+        let events = self.recorder.record(f, Some(cursor)).await?;
+        Ok(Some((events, grew)))
     }
 
     /// Sets the lag gauge from the last head seen.

@@ -99,13 +99,9 @@ async fn truth(anvil: &Anvil, factory: Address, head: u64) -> (Vec<RawLog>, Vec<
     (all, children)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_factory_stream_records_every_childs_logs_and_forgets_orphaned_children() {
-    let anvil = Anvil::start(&[]).await;
-    let factory = deploy_factory(&anvil).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(&dir).await;
-    let spec = StreamSpec {
+/// The stream of `factory`'s pairs' Swaps.
+fn pairs(factory: Address) -> StreamSpec {
+    StreamSpec {
         name: "source".into(),
         chain: "anvil".into(),
         chain_id: 31337,
@@ -118,9 +114,17 @@ async fn a_factory_stream_records_every_childs_logs_and_forgets_orphaned_childre
             event: Event::parse(CREATED).expect("event"),
             parameter: 2,
         }),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factory_stream_records_every_childs_logs_and_forgets_orphaned_children() {
+    let anvil = Anvil::start(&[]).await;
+    let factory = deploy_factory(&anvil).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
     let mut s = Syncer::new(
-        spec,
+        pairs(factory),
         pool(&[&anvil.url], Duration::from_secs(10)),
         store.clone(),
         config(100, 1_000),
@@ -199,4 +203,67 @@ async fn a_factory_stream_records_every_childs_logs_and_forgets_orphaned_childre
         recorded, canonical,
         "the store follows exactly the canonical children"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factory_stream_at_the_tip_grows_through_the_chains_follower() {
+    let anvil = Anvil::start(&[]).await;
+    let factory = deploy_factory(&anvil).await;
+    let early = create(&anvil, factory, 1, 1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir).await;
+    let follower = ethgate_events::Follower::new(
+        "anvil",
+        pool(&[&anvil.url], Duration::from_secs(10)),
+        config(100, 1_000),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(follower.clone().run(stopped.clone()));
+    let s = Syncer::new(
+        pairs(factory),
+        pool(&[&anvil.url], Duration::from_secs(10)),
+        store.clone(),
+        config(100, 1_000),
+    )
+    .await
+    .expect("syncer")
+    .with_follower(follower.clone());
+    tokio::spawn(s.run(ethgate_events::SyncState::default(), stopped));
+    let caught_up = |head: u64| {
+        let store = store.clone();
+        async move {
+            for _ in 0..3_000 {
+                let row = store.stream("source").await.expect("read");
+                if row.and_then(|r| r.cursor) == Some(head) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the stream never reached block {head}");
+        }
+    };
+    caught_up(anvil.head().await).await;
+    for _ in 0..200 {
+        if follower.members() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        follower.members(),
+        1,
+        "the stream follows the tip with the follower"
+    );
+    let later = create(&anvil, factory, 2, 2).await;
+    swap(&anvil, later, 1).await;
+    swap(&anvil, early, 2).await;
+    caught_up(anvil.head().await).await;
+    anvil.reorg(1).await;
+    swap(&anvil, later, 3).await;
+    let head = anvil.head().await;
+    caught_up(head).await;
+    let (want, children) = truth(&anvil, factory, head).await;
+    assert_eq!(children, [early, later]);
+    assert_equals_truth(&apply(&outbox(&store).await), &want);
+    let _ = stop.send(true);
 }
