@@ -65,22 +65,6 @@ pub(crate) async fn register(
 }
 
 impl Syncer {
-    /// Contracts still being backfilled, by their next block (lowest first).
-    pub(crate) async fn pending(&self) -> Result<Vec<(u64, Vec<Address>)>, SyncError> {
-        let mut groups: std::collections::BTreeMap<u64, Vec<Address>> = Default::default();
-        for (a, next) in self
-            .recorder
-            .store
-            .stream_addresses(&self.spec.name)
-            .await?
-        {
-            if let Some(n) = next {
-                groups.entry(n).or_default().push(a);
-            }
-        }
-        Ok(groups.into_iter().collect())
-    }
-
     /// One verified range of the added contracts that are furthest behind,
     /// appended to the outbox; at the cursor they join the filter.
     pub(crate) async fn backfill_added(
@@ -143,17 +127,22 @@ impl Syncer {
         })
     }
 
-    /// The contracts in the stream's filter: its own (less those still
-    /// being backfilled), the factory and the children it announced.
-    pub(crate) async fn refresh_filter(&mut self) -> Result<(), SyncError> {
+    /// Sets the stream's filter from the store: its own contracts (less
+    /// those still being backfilled), the factory and the children it
+    /// announced. Returns the contracts still being backfilled, by their
+    /// next block (lowest first), read in the same query.
+    pub(crate) async fn refresh_filter(&mut self) -> Result<Vec<(u64, Vec<Address>)>, SyncError> {
         let store = &self.recorder.store;
-        let mut addresses: BTreeSet<Address> = store
-            .stream_addresses(&self.spec.name)
-            .await?
-            .into_iter()
-            .filter(|(_, next)| next.is_none())
-            .map(|(a, _)| a)
-            .collect();
+        let mut addresses = BTreeSet::new();
+        let mut pending: std::collections::BTreeMap<u64, Vec<Address>> = Default::default();
+        for (a, next) in store.stream_addresses(&self.spec.name).await? {
+            match next {
+                None => {
+                    addresses.insert(a);
+                }
+                Some(n) => pending.entry(n).or_default().push(a),
+            }
+        }
         if self.spec.factory.is_some() {
             self.children = store
                 .children(&self.spec.name)
@@ -165,6 +154,6 @@ impl Syncer {
             addresses.extend(self.children.iter().copied());
         }
         self.fetcher.filter.addresses = addresses.into_iter().collect();
-        Ok(())
+        Ok(pending.into_iter().collect())
     }
 }

@@ -10,10 +10,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use alloy_primitives::Address;
 use ethgate_chain::LogFilter;
-use ethgate_chain::headers;
 use ethgate_core::RawLog;
 
-use crate::fetch::{Fetch, Fetched};
+use crate::fetch::{self, Fetch, Fetched};
 use crate::syncer::{SyncError, Syncer};
 
 impl Syncer {
@@ -76,19 +75,15 @@ impl Syncer {
         first: u64,
         f: &Fetched,
     ) -> Result<Option<(Vec<RawLog>, Canon)>, SyncError> {
-        let reader = crate::fetch::Fetcher::new(
-            self.spec.name.clone(),
-            self.spec.chain.clone(),
-            LogFilter {
-                addresses: announced.iter().map(|(a, _)| *a).collect(),
-                topic0: self.spec.event_selectors(),
-            },
-            self.fetcher.pool.clone(),
-            ethgate_chain::RangeSizer::new(1, 1, 1, 1),
-            usize::MAX,
-            self.cfg.parallel_queries,
-        );
-        let Some(mut logs) = reader.logs(first, (f.to, f.end.hash)).await? else {
+        let filter = LogFilter {
+            addresses: announced.iter().map(|(a, _)| *a).collect(),
+            topic0: self.spec.event_selectors(),
+        };
+        let pool = &self.fetcher.pool;
+        let end = (f.to, f.end.hash);
+        let Some(mut logs) =
+            fetch::logs(pool, &filter, first, end, self.cfg.parallel_queries).await?
+        else {
             return Ok(None);
         };
         logs.retain(|l| {
@@ -96,26 +91,14 @@ impl Syncer {
                 .iter()
                 .any(|(a, b)| l.address == *a && l.block() >= *b)
         });
-        let missing: Vec<u64> = logs
+        let mut canon = f.canon.clone();
+        let missing: BTreeSet<u64> = logs
             .iter()
             .map(RawLog::block)
-            .filter(|b| !f.canon.contains_key(b))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .filter(|b| !canon.contains_key(b))
             .collect();
-        let fetched = headers::headers(&self.fetcher.pool, &missing).await?;
-        let mut canon = f.canon.clone();
-        for (n, h) in missing.iter().zip(fetched) {
-            match h {
-                Some(h) if h.number == *n => {
-                    canon.insert(*n, h);
-                }
-                _ => return Ok(None),
-            }
-        }
-        if logs
-            .iter()
-            .any(|l| canon.get(&l.block()).map(|b| b.hash) != Some(l.block_hash))
+        if !fetch::read_headers(pool, missing, &mut canon).await?
+            || !fetch::all_canonical(&logs, &canon)
         {
             return Ok(None);
         }

@@ -166,41 +166,6 @@ impl Fetcher {
         Fetch::Retry(why)
     }
 
-    /// The filter's logs of `[from, end]`, pinned to `end`: one query per
-    /// [`MAX_FILTER_ADDRESSES`] addresses, all at once.
-    pub async fn logs(
-        &self,
-        from: u64,
-        end: (u64, B256),
-    ) -> Result<Option<Vec<RawLog>>, ChainError> {
-        let parts: Vec<LogFilter> = if self.filter.addresses.len() <= MAX_FILTER_ADDRESSES {
-            vec![self.filter.clone()]
-        } else {
-            self.filter
-                .addresses
-                .chunks(MAX_FILTER_ADDRESSES)
-                .map(|a| LogFilter {
-                    addresses: a.to_vec(),
-                    topic0: self.filter.topic0.clone(),
-                })
-                .collect()
-        };
-        let answers = futures::future::join_all(
-            parts
-                .iter()
-                .map(|f| get_logs_split(&self.pool, f, from, end, self.parallel)),
-        )
-        .await;
-        let mut out = Vec::new();
-        for a in answers {
-            match a? {
-                Some(logs) => out.extend(logs),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(out))
-    }
-
     /// Fetches and verifies `[next, ≤ target]` after `cursor`.
     pub async fn fetch(
         &mut self,
@@ -215,7 +180,7 @@ impl Fetcher {
                 return Ok(self.retry("range end not found"));
             };
             let end = (pre.number, pre.hash);
-            match self.logs(next, end).await {
+            match logs(&self.pool, &self.filter, next, end, self.parallel).await {
                 Ok(None) => return Ok(self.retry("logs answered by a node without the range")),
                 Ok(Some(logs)) => {
                     self.sizer.on_success(logs.len(), self.target_logs);
@@ -245,16 +210,9 @@ impl Fetcher {
         if let Some((c, _)) = cursor {
             wanted.insert(c);
         }
-        let numbers: Vec<u64> = wanted.into_iter().collect();
-        let fetched = headers::headers(&self.pool, &numbers).await?;
         let mut canon: BTreeMap<u64, BlockRef> = BTreeMap::new();
-        for (n, h) in numbers.iter().zip(fetched) {
-            match h {
-                Some(h) if h.number == *n => {
-                    canon.insert(*n, h);
-                }
-                _ => return Ok(self.retry("header missing")),
-            }
+        if !read_headers(&self.pool, wanted, &mut canon).await? {
+            return Ok(self.retry("header missing"));
         }
         if let Some((c, hash)) = cursor
             && canon.get(&c).map(|b| b.hash) != Some(hash)
@@ -267,10 +225,7 @@ impl Fetcher {
         if end.hash != pre.hash {
             return Ok(self.retry("range end changed during fetch"));
         }
-        if logs
-            .iter()
-            .any(|l| canon.get(&l.block()).map(|b| b.hash) != Some(l.block_hash))
-        {
+        if !all_canonical(&logs, &canon) {
             return Ok(self.retry("log from a non-canonical block"));
         }
         tracing::debug!(stream = %self.label, from = next, to, logs = logs.len(), fetch_ms = started.elapsed().as_millis() as u64, "range fetched");
@@ -283,4 +238,67 @@ impl Fetcher {
             children: Vec::new(),
         }))
     }
+}
+
+/// The logs of `filter` in `[from, end]`, pinned to `end`: one query per
+/// [`MAX_FILTER_ADDRESSES`] addresses, all at once; `None` when a node
+/// without `end` answered one of them.
+pub(crate) async fn logs(
+    pool: &EndpointPool,
+    filter: &LogFilter,
+    from: u64,
+    end: (u64, B256),
+    parallel: u64,
+) -> Result<Option<Vec<RawLog>>, ChainError> {
+    let parts: Vec<LogFilter> = if filter.addresses.len() <= MAX_FILTER_ADDRESSES {
+        vec![filter.clone()]
+    } else {
+        filter
+            .addresses
+            .chunks(MAX_FILTER_ADDRESSES)
+            .map(|a| LogFilter {
+                addresses: a.to_vec(),
+                topic0: filter.topic0.clone(),
+            })
+            .collect()
+    };
+    let answers = futures::future::join_all(
+        parts
+            .iter()
+            .map(|f| get_logs_split(pool, f, from, end, parallel)),
+    )
+    .await;
+    let mut out = Vec::new();
+    for a in answers {
+        match a? {
+            Some(logs) => out.extend(logs),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Reads the headers of `numbers` into `canon`; `false` when the node
+/// answering has one of them at no or another height.
+pub(crate) async fn read_headers(
+    pool: &EndpointPool,
+    numbers: impl IntoIterator<Item = u64>,
+    canon: &mut BTreeMap<u64, BlockRef>,
+) -> Result<bool, ChainError> {
+    let numbers: Vec<u64> = numbers.into_iter().collect();
+    for (n, h) in numbers.iter().zip(headers::headers(pool, &numbers).await?) {
+        match h {
+            Some(h) if h.number == *n => {
+                canon.insert(*n, h);
+            }
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Whether every log's block hash is its block's canonical hash.
+pub(crate) fn all_canonical(logs: &[RawLog], canon: &BTreeMap<u64, BlockRef>) -> bool {
+    logs.iter()
+        .all(|l| canon.get(&l.block()).map(|b| b.hash) == Some(l.block_hash))
 }

@@ -221,9 +221,9 @@ impl Syncer {
             .ensure_stream(&self.spec.name, self.spec.chain_id)
             .await?;
         let cursor = row.cursor.zip(row.cursor_hash);
-        self.refresh_filter().await?;
+        let pending = self.refresh_filter().await?;
         if let Some(cursor) = row.cursor
-            && let Some((next, addresses)) = self.pending().await?.into_iter().next()
+            && let Some((next, addresses)) = pending.into_iter().next()
         {
             return self.backfill_added(next, addresses, cursor).await;
         }

@@ -44,7 +44,7 @@ impl Syncer {
         let Some(mut cursor) = row.cursor.zip(row.cursor_hash) else {
             return Left::Step(self.cfg.poll_interval);
         };
-        match self.pending().await {
+        match self.refresh_filter().await {
             Ok(p) if p.is_empty() => {}
             // Added contracts are still being backfilled.
             Ok(_) => return Left::Step(Duration::ZERO),
