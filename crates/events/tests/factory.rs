@@ -73,6 +73,12 @@ async fn create(anvil: &Anvil, factory: Address, before: u64, after: u64) -> Add
         .expect("pair address")
 }
 
+/// The children the store follows for the test stream.
+async fn followed(store: &ethgate_store::Store) -> Vec<Address> {
+    let recorded = store.children("source").await.expect("children");
+    recorded.into_iter().map(|(a, _)| a).collect()
+}
+
 async fn swap(anvil: &Anvil, pair: Address, amount: u64) {
     anvil
         .send(Some(pair), call("swap(uint256)", &[U256::from(amount)]))
@@ -148,26 +154,14 @@ async fn a_factory_stream_records_every_childs_logs_and_forgets_orphaned_childre
     let orphan = create(&anvil, factory, 1, 1).await;
     swap(&anvil, orphan, 5).await;
     sync_to_head(&mut s).await;
-    let recorded: Vec<Address> = store
-        .children("source")
-        .await
-        .expect("children")
-        .into_iter()
-        .map(|(a, _)| a)
-        .collect();
+    let recorded: Vec<Address> = followed(&store).await;
     assert!(
         recorded.contains(&orphan),
         "the child was followed before the reorg"
     );
     anvil.reorg(2).await;
     sync_to_head(&mut s).await;
-    let after_reorg: Vec<Address> = store
-        .children("source")
-        .await
-        .expect("children")
-        .into_iter()
-        .map(|(a, _)| a)
-        .collect();
+    let after_reorg: Vec<Address> = followed(&store).await;
     assert_eq!(
         after_reorg,
         [first, second, third],
@@ -189,13 +183,7 @@ async fn a_factory_stream_records_every_childs_logs_and_forgets_orphaned_childre
         "the orphaned child's events were retracted"
     );
     assert_equals_truth(&apply(&all), &want);
-    let mut recorded: Vec<Address> = store
-        .children("source")
-        .await
-        .expect("children")
-        .into_iter()
-        .map(|(a, _)| a)
-        .collect();
+    let mut recorded: Vec<Address> = followed(&store).await;
     recorded.sort();
     let mut canonical = children.clone();
     canonical.sort();
