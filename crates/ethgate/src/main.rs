@@ -3,13 +3,6 @@
 //! API tokens and keystores, shows stream status, sends transactions
 //! through the API or runs a bounded backfill.
 
-mod bench;
-mod bench_delivery;
-mod bench_e2e;
-mod bench_follow;
-mod bench_store;
-mod bench_tx;
-mod bench_tx_raw;
 mod cli_accounts;
 mod cli_call;
 mod cli_chaos;
@@ -122,11 +115,6 @@ enum Command {
     /// endpoints users really have: lagging load-balanced nodes, errors
     /// and timeouts, dropped sends, a stale head, a forgotten pool.
     ChaosProxy(cli_chaos::ChaosArgs),
-    /// Benchmarks that print figures and their ratio to a baseline.
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
 }
 
 #[derive(Subcommand)]
@@ -154,70 +142,6 @@ enum ConfigCommand {
     Check,
 }
 
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Build an anvil chain with many logs, then compare raw eth_getLogs
-    /// throughput with ethgate's ingest into the outbox.
-    Sync {
-        /// Logs to emit.
-        #[arg(long, default_value_t = 100_000)]
-        logs: u64,
-        /// Logs per transaction.
-        #[arg(long, default_value_t = 500)]
-        per_tx: u64,
-    },
-    /// Deliver the same envelopes with a raw client and with ethgate, to
-    /// the local RabbitMQ and to a local webhook receiver.
-    Delivery {
-        /// Messages to RabbitMQ.
-        #[arg(long, default_value_t = 30_000)]
-        amqp: u64,
-        /// POSTs to the webhook receiver.
-        #[arg(long, default_value_t = 3_000)]
-        webhook: u64,
-    },
-    /// The same ingest and transactions on SQLite and on PostgreSQL in
-    /// one run, then transactions through 1, 2 and 3 replicas sharing
-    /// PostgreSQL.
-    Store(bench_store::Options),
-    /// RPC calls per new block and CPU while 1, 10 and 100 streams follow
-    /// one chain's tip, then many chains × many streams in one process.
-    Follow(bench_follow::Options),
-    /// A fresh chain's logs to a consumer's queue through `ethgate serve`
-    /// (launch to last message), beside a raw client's broker rate.
-    E2e(bench_e2e::Options),
-    /// Send the same contract calls with a raw signer and through
-    /// ethgate's API, over 1 and 8 accounts, on anvil.
-    Tx {
-        /// Transactions per run. A run should span many blocks: each
-        /// side's time ends at the block its last call makes, so a run
-        /// two blocks long (2,000 here) measures which block that was
-        /// more than throughput.
-        #[arg(long, default_value_t = 10_000)]
-        txs: usize,
-        /// Runs of each side per account count; medians are reported
-        /// (single runs vary with block timing and the shared cores).
-        #[arg(long, default_value_t = 5)]
-        rounds: usize,
-        /// Requests each side keeps in flight (API requests for ethgate,
-        /// sends for the raw sender). API latency is mostly queueing at
-        /// high values: mean latency ≈ in-flight ÷ accepted rate.
-        #[arg(long, default_value_t = 64)]
-        in_flight: usize,
-        /// After the throughput rounds, one more ethgate run per account
-        /// count with requests sent at this steady rate (requests/s, open
-        /// loop) for the API's latency at that load rather than at
-        /// saturation; 0 skips it.
-        #[arg(long, default_value_t = 500.0)]
-        rate: f64,
-        /// Milliseconds between blocks. anvil copies a whole block to
-        /// answer one receipt, so its receipt cost grows with the block
-        /// size; shorter blocks show how much of the gap that is.
-        #[arg(long, default_value_t = 200)]
-        block_ms: u64,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(&cli.log_format);
@@ -236,52 +160,6 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Bench {
-            command: BenchCommand::Sync { logs, per_tx },
-        } => {
-            return report(bench::sync(logs, per_tx).await);
-        }
-        Command::Bench {
-            command: BenchCommand::Store(options),
-        } => {
-            return report(bench_store::store(options).await);
-        }
-        Command::Bench {
-            command: BenchCommand::Follow(options),
-        } => {
-            return report(bench_follow::follow(options).await);
-        }
-        Command::Bench {
-            command: BenchCommand::E2e(options),
-        } => {
-            return report(bench_e2e::e2e(options).await);
-        }
-        Command::Bench {
-            command: BenchCommand::Delivery { amqp, webhook },
-        } => {
-            return report(bench_delivery::delivery(amqp, webhook).await);
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Tx {
-                    txs,
-                    rounds,
-                    in_flight,
-                    rate,
-                    block_ms,
-                },
-        } => {
-            return report(
-                bench_tx::tx(bench_tx::Options {
-                    txs,
-                    rounds,
-                    in_flight,
-                    rate,
-                    block_ms,
-                })
-                .await,
-            );
-        }
         Command::Keys { command } => return report(cli_keys_tx::keys(command)),
         Command::Store { command } => return report(cli_store::store(command).await),
         Command::ChaosProxy(args) => return report(cli_chaos::chaos_proxy(args).await),
@@ -322,10 +200,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Accounts { api, command } => {
             cli_accounts::accounts(&cfg, api.as_deref(), command).await
         }
-        Command::Bench { .. }
-        | Command::Keys { .. }
-        | Command::Store { .. }
-        | Command::ChaosProxy(_) => Ok(()),
+        Command::Keys { .. } | Command::Store { .. } | Command::ChaosProxy(_) => Ok(()),
     };
     report(result)
 }

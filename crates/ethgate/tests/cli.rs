@@ -30,9 +30,6 @@ fn every_command_has_help() {
         vec!["sinks", "--help"],
         vec!["sinks", "rewind", "--help"],
         vec!["sync", "--help"],
-        vec!["bench", "sync", "--help"],
-        vec!["bench", "tx", "--help"],
-        vec!["bench", "store", "--help"],
         vec!["keys", "new", "--help"],
         vec!["keys", "list", "--help"],
         vec!["tx", "send", "--help"],
@@ -291,11 +288,6 @@ fn argument_errors_name_the_flag_and_change_nothing() {
     let out = ethgate(dir.path(), &["sync", "--stream", "nope", "--to", "10"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--stream"), "{}", stderr(&out));
-    // Refused before any node starts: the bench would take seconds to
-    // find out otherwise.
-    let out = ethgate(dir.path(), &["bench", "tx", "--block-ms", "5"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--block-ms"), "{}", stderr(&out));
 }
 
 #[test]

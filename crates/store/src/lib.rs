@@ -38,6 +38,7 @@ mod error;
 pub mod lease;
 pub mod outbox;
 mod pools;
+#[cfg(any(test, feature = "scratch"))]
 pub mod scratch;
 mod sinks;
 mod streams;

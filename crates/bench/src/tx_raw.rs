@@ -15,7 +15,7 @@ use ethgate_testkit::{Anvil, DEV_KEYS};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::bench_tx::{DEADLINE, Run, calldata, chain, cpu_seconds};
+use crate::tx::{DEADLINE, Run, calldata, chain, cpu_seconds};
 
 /// What the raw sender learns before it calls a call mined.
 #[derive(Clone, Copy, PartialEq)]

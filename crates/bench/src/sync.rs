@@ -82,7 +82,7 @@ pub(crate) async fn ingest_once(
         ),
     )?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+    let mut child = tokio::process::Command::new(crate::ethgate_bin()?)
         .args([
             "--config",
             &config.to_string_lossy(),
@@ -137,8 +137,13 @@ pub(crate) async fn ingest_once(
 }
 
 pub(crate) fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmHWM:")
+}
+
+/// One kB figure of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`).
+pub(crate) fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

@@ -118,16 +118,7 @@ async fn raw_amqp(
         .context("RabbitMQ on 127.0.0.1:5672 (scripts/services)")?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    ch.exchange_declare(
-        exchange.into(),
-        ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
+    declare_exchange(&ch, exchange).await?;
     let bodies: Vec<(String, String, String)> = envelopes
         .iter()
         .map(|e| (routing_key(&e.envelope), e.envelope.delivery_id(), e.json()))
@@ -329,5 +320,21 @@ pub async fn delivery(amqp_events: u64, webhook_events: u64) -> anyhow::Result<(
         "ethgate outbox -> dispatcher -> webhook:",
     );
     println!("  (ethgate signs each POST and saves its cursor at least every 50 ms)");
+    Ok(())
+}
+
+/// The durable topic exchange both sides publish to, as the AMQP sink
+/// declares it.
+pub(crate) async fn declare_exchange(ch: &lapin::Channel, name: &str) -> anyhow::Result<()> {
+    ch.exchange_declare(
+        name.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use alloy_primitives::Address;
 use anyhow::Context;
 use ethgate_testkit::{Anvil, Proxy};
 
-use crate::bench_tx::cpu_seconds;
+use crate::tx::cpu_seconds;
 
 /// The benchmark's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -108,7 +108,7 @@ fn addresses(contract: Address, n: usize) -> Vec<Address> {
 fn serve(dir: &std::path::Path, config: &str) -> anyhow::Result<tokio::process::Child> {
     std::fs::write(dir.join("ethgate.toml"), config)?;
     let port = ethgate_testkit::free_port();
-    Ok(tokio::process::Command::new(std::env::current_exe()?)
+    Ok(tokio::process::Command::new(crate::ethgate_bin()?)
         .arg("serve")
         .current_dir(dir)
         .env("ETHGATE_LOG", "warn")
@@ -121,20 +121,12 @@ fn serve(dir: &std::path::Path, config: &str) -> anyhow::Result<tokio::process::
 
 /// Resident and peak resident memory of a process, in MB.
 fn rss_mb(pid: Option<u32>) -> (f64, f64) {
-    let Some(status) = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-    else {
-        return (0.0, 0.0);
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let mb = |field| {
+        pid.and_then(|p| crate::sync::status_kb(p, field))
+            .unwrap_or(0) as f64
             / 1024.0
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    (mb("VmRSS:"), mb("VmHWM:"))
 }
 
 /// One stream count's figures: calls per new block by method, and CPU

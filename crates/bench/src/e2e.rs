@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -41,16 +41,7 @@ pub struct Options {
 
 /// A fresh exchange bound to a fresh queue that keeps everything.
 async fn queue(ch: &Channel, name: &str) -> anyhow::Result<()> {
-    ch.exchange_declare(
-        name.into(),
-        ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
+    crate::delivery::declare_exchange(ch, name).await?;
     ch.queue_declare(
         name.into(),
         QueueDeclareOptions {
@@ -137,7 +128,7 @@ async fn ethgate_round(
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let took = filled(ch, &name, o.logs, started).await?;
-    let peak = crate::bench::vm_hwm_kb(child.id().unwrap_or(0)).unwrap_or(0) as f64 / 1024.0;
+    let peak = crate::sync::vm_hwm_kb(child.id().unwrap_or(0)).unwrap_or(0) as f64 / 1024.0;
     let _ = child.kill().await;
     let size = match ch
         .basic_get(name.as_str().into(), BasicGetOptions::default())
@@ -202,7 +193,7 @@ async fn raw_round(
 
 /// Runs the benchmark and prints its figures.
 pub async fn e2e(o: Options) -> anyhow::Result<()> {
-    let (anvil, contract, _, logs) = crate::bench::logs_chain(o.logs, o.per_block).await;
+    let (anvil, contract, _, logs) = crate::sync::logs_chain(o.logs, o.per_block).await;
     anyhow::ensure!(logs == o.logs, "the chain holds {logs} logs");
     let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
         .await
@@ -212,7 +203,7 @@ pub async fn e2e(o: Options) -> anyhow::Result<()> {
     raw.confirm_select(ConfirmSelectOptions::default()).await?;
     let (mut ours, mut theirs, mut piped, mut peaks, mut other) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let this = std::env::current_exe()?;
+    let this = crate::ethgate_bin()?;
     for round in 0..o.rounds {
         let (took, size, peak) =
             ethgate_round(&this, &o, &ch, &anvil.url, &contract, round).await?;

@@ -40,7 +40,7 @@ use ethgate_store::Store;
 use ethgate_testkit::{Anvil, DEV_KEYS};
 use ethgate_tx::{Account, Settings, TxManager};
 
-use crate::bench_tx_raw::{Learns, raw};
+use crate::tx_raw::{Learns, raw};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -200,7 +200,7 @@ pub(crate) async fn ours(
         poll: Duration::from_millis(20),
         // As the raw side, which replaces a nonce anvil parked after
         // RAW_STALL without progress.
-        stall_after: crate::bench_tx_raw::RAW_STALL.as_secs(),
+        stall_after: crate::tx_raw::RAW_STALL.as_secs(),
         ..Settings::default()
     };
     let manager = Arc::new(TxManager::new(

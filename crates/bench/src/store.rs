@@ -13,8 +13,8 @@ use ethgate_testkit::{DEV_KEYS, free_port};
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::bench::{ingest_once, logs_chain};
-use crate::bench_tx::{Load, chain, cpu_seconds, median, ours};
+use crate::sync::{ingest_once, logs_chain};
+use crate::tx::{Load, chain, cpu_seconds, median, ours};
 
 /// What `ethgate bench store` runs (its command-line arguments).
 #[derive(clap::Args)]
@@ -64,7 +64,7 @@ async fn ingest(o: &Options) -> anyhow::Result<()> {
         let scratch = Scratch::postgres(&o.postgres).await.context("PostgreSQL")?;
         pg.push(ingest_once(&anvil.url, &address, head, emitted, Some(scratch.url())).await?);
     }
-    let rate = |runs: &[crate::bench::Ingest]| {
+    let rate = |runs: &[crate::sync::Ingest]| {
         median(
             runs.iter()
                 .map(|r| emitted as f64 / r.inner.as_secs_f64())
@@ -187,7 +187,7 @@ async fn replicas_once(
     }
     std::fs::write(dir.path().join("ethgate.toml"), config)?;
     let run = |args: &[&str], port: Option<u16>| {
-        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        let mut cmd = tokio::process::Command::new(crate::ethgate_bin()?);
         cmd.args(args)
             .current_dir(dir.path())
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -250,7 +250,7 @@ async fn replicas_once(
         .collect()
         .await;
     answers.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    let deadline = Instant::now() + crate::bench_tx::DEADLINE;
+    let deadline = Instant::now() + crate::tx::DEADLINE;
     while store.count_txs(ethgate_core::TxStatus::Confirmed).await? < n as u64 {
         anyhow::ensure!(Instant::now() < deadline, "not all mined in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
