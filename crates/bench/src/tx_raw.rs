@@ -173,7 +173,7 @@ pub(crate) async fn raw(
             } else if progress.1.elapsed() >= RAW_STALL
                 && nonce_count(&c.anvil, k.address(), "pending").await <= mined
             {
-                // anvil parked the next nonce (see the README): no sender
+                // anvil parked the next nonce (docs/transactions.md): no sender
                 // gets past that without replacing it.
                 let i = mined as usize * accounts + a;
                 let (raw, hash) = sign(i, 2)?;

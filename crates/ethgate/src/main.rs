@@ -12,6 +12,8 @@ mod cli_tokens;
 mod cluster;
 mod commands;
 mod config;
+#[cfg(test)]
+mod docs;
 mod serve;
 mod telemetry;
 mod work;
