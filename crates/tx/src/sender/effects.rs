@@ -7,7 +7,7 @@ use ethgate_chain::ChainError;
 use ethgate_chain::rpc_error::{SendErrorClass, classify_send};
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
-use ethgate_store::{StoreError, TxRow};
+use ethgate_store::TxRow;
 use serde_json::json;
 
 use super::{Sender, TickError, now};
@@ -69,7 +69,7 @@ impl Sender {
             if deeper != next {
                 // Both changes are reported: mined, then confirmed.
                 self.save(row, &next, clear).await?;
-                self.emit(row, req, &next);
+                self.emit(row, req, &next)?;
                 next = deeper;
                 effects.extend(more.into_iter().filter(|e| *e != Effect::Emit));
             }
@@ -175,7 +175,7 @@ impl Sender {
         self.replacements.push(Replacing {
             id: row.id.clone(),
             attempt: attempt.clone(),
-            state: serde_json::to_string(next).unwrap_or_default(),
+            state: serde_json::to_string(next)?,
             status: next.kind(),
         });
         self.changes.push(super::table::Change {
@@ -228,10 +228,10 @@ impl Sender {
         row: &TxRow,
         next: &TxState,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TickError> {
         self.saves.push(ethgate_store::StateUpdate {
             tx_id: row.id.clone(),
-            state: serde_json::to_string(next).unwrap_or_default(),
+            state: serde_json::to_string(next)?,
             status: next.kind(),
             nonce: next.nonce(),
             block_number: next.block_number(),
@@ -262,7 +262,7 @@ impl Sender {
                         self.resends.push((row.id.clone(), raw));
                     }
                 }
-                Effect::Emit => self.emit(row, req, next),
+                Effect::Emit => self.emit(row, req, next)?,
                 Effect::AlertCapped => {
                     metrics::counter!(m::CAPPED, "chain" => self.account.chain.clone())
                         .increment(1);
@@ -340,7 +340,12 @@ impl Sender {
 
     /// Queues the status envelope of a state change; the tick writes it
     /// with the state change, in one transaction.
-    pub(super) fn emit(&mut self, row: &TxRow, req: &TxRequest, next: &TxState) {
+    pub(super) fn emit(
+        &mut self,
+        row: &TxRow,
+        req: &TxRequest,
+        next: &TxState,
+    ) -> Result<(), serde_json::Error> {
         metrics::counter!(m::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
         // The outbox carries every status; the log carries the endings an
         // operator should see without a debug level.
@@ -352,39 +357,43 @@ impl Sender {
         } else {
             tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
         }
-        let json = self.status_envelope(row, &req.metadata, next);
+        let json = self.status_envelope(row, &req.metadata, next)?;
         self.envelopes.push(json);
+        Ok(())
     }
 
     /// Ends a stored request the sender cannot read, or sets it aside:
     /// without a nonce it is rejected with the reason (it never reached
     /// the chain); one holding a nonce is left alone, and named in the log,
     /// for an operator to look at.
-    pub(super) fn unreadable(&mut self, u: super::table::Unreadable) {
+    pub(super) fn unreadable(
+        &mut self,
+        u: super::table::Unreadable,
+    ) -> Result<(), serde_json::Error> {
         let holds_nonce = match &u.state {
             Some(state) => state.nonce().is_some(),
             None => u.row.nonce.is_some(),
         };
         if holds_nonce {
             tracing::error!(tx = %u.row.id, account = %self.addr, nonce = ?u.row.nonce, why = %u.why, "a stored transaction cannot be read and is left as it is; nonces after it may wait behind it");
-            return;
+            return Ok(());
         }
         tracing::error!(tx = %u.row.id, account = %self.addr, why = %u.why, "a stored transaction cannot be read; it is rejected");
         let reason = format!("ethgate cannot read this stored request: {}", u.why);
+        let next = TxState::Rejected {
+            reason: reason.clone(),
+        };
         self.saves.push(ethgate_store::StateUpdate {
             tx_id: u.row.id.clone(),
-            state: serde_json::to_string(&TxState::Rejected {
-                reason: reason.clone(),
-            })
-            .unwrap_or_default(),
+            state: serde_json::to_string(&next)?,
             status: ethgate_core::TxStatus::Rejected,
             nonce: None,
             block_number: None,
             error: Some(reason.clone()),
         });
-        let next = TxState::Rejected { reason };
-        let json = self.status_envelope(&u.row, &serde_json::Value::Null, &next);
+        let json = self.status_envelope(&u.row, &serde_json::Value::Null, &next)?;
         self.envelopes.push(json);
+        Ok(())
     }
 
     /// The status envelope (JSON) of `row` entering `next`.
@@ -393,7 +402,7 @@ impl Sender {
         row: &TxRow,
         metadata: &serde_json::Value,
         next: &TxState,
-    ) -> String {
+    ) -> Result<String, serde_json::Error> {
         let latest = self
             .attempts
             .get(&row.id)
@@ -424,7 +433,7 @@ impl Sender {
             metadata: metadata.clone(),
             seq: None,
         };
-        serde_json::to_string(&envelope).unwrap_or_default()
+        serde_json::to_string(&envelope)
     }
 }
 

@@ -27,14 +27,15 @@ mod batches;
 mod busy;
 use batches::{BATCHES_AT_ONCE, in_batches};
 use busy::Busy;
+mod admit;
 mod effects;
 mod logs;
 mod observe;
 mod pass;
 mod pinned;
 mod prepare;
+pub use admit::SIMULATION_ERRORS;
 mod queued;
-pub use queued::SIMULATION_ERRORS;
 mod simulate;
 use simulate::Simulation;
 mod table;
@@ -58,6 +59,10 @@ pub enum TickError {
     /// The signer refused.
     #[error(transparent)]
     Key(#[from] ethgate_keys::KeyError),
+    /// A state or status envelope could not be encoded to be stored;
+    /// nothing of it was written.
+    #[error("encoding for the store: {0}")]
+    Encode(#[from] serde_json::Error),
     /// The nodes answering had no block at the head height another had
     /// just reported (they are behind it); the next tick reads again.
     #[error("no node answering holds block {number} yet")]
@@ -180,7 +185,7 @@ pub struct Sender {
     held_stalls: std::collections::HashSet<String>,
     /// Queued requests whose simulation the node answered with an error
     /// that names no failure, in ticks where it simulated others: how
-    /// many times (see `queued::SIMULATION_ERRORS`).
+    /// many times (see `admit::SIMULATION_ERRORS`).
     sim_errors: HashMap<String, u32>,
     /// Custom errors the configuration's ABIs declare, by contract.
     contract_errors: Arc<crate::ContractErrors>,
@@ -415,7 +420,7 @@ impl Sender {
             None => self.refresh_table(self.head).await?,
         }
         for u in std::mem::take(&mut self.table.unreadable) {
-            self.unreadable(u);
+            self.unreadable(u)?;
         }
         for r in take(&self.shared.refused) {
             match r.firm {

@@ -93,11 +93,17 @@ impl Sender {
             let attempts = self.attempts.get(&row.id).map_or(&[][..], Vec::as_slice);
             for a in attempts.iter().filter(|a| a.nonce == p.nonce) {
                 if let Some(Some(r)) = o.receipts.get(&a.hash) {
+                    let Ok(hash) = a.hash.parse() else {
+                        // A stored hash that does not parse names no
+                        // transaction: never report one as its inclusion.
+                        tracing::error!(tx = %row.id, hash = %a.hash, "a stored attempt's hash does not parse; it is not taken as mined");
+                        continue;
+                    };
                     return TxEvent::Included(Inclusion {
                         nonce: p.nonce,
                         block_number: r.block_number.to::<u64>(),
                         block_hash: r.block_hash,
-                        hash: a.hash.parse().unwrap_or_default(),
+                        hash,
                         success: r.status.is_none_or(|s| s.to::<u64>() == 1),
                         noop: a.noop.then(|| p.ending.unwrap_or(Ending::Cancel)),
                     });

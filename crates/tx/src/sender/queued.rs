@@ -13,6 +13,7 @@ use ethgate_keys::UnsignedTx;
 use ethgate_store::{NewAttempt, SignedAttempt, StatusEnvelopes, TxRow};
 use futures::StreamExt;
 
+use super::admit::{Admission, admit};
 use super::{Sender, Simulation, TickError, now};
 use crate::fees::Fees;
 use crate::request::TxRequest;
@@ -45,13 +46,6 @@ const SIMULATIONS: usize = 50;
 /// next).
 const NONCE_BATCH: usize = 150;
 const _: () = assert!(NONCE_BATCH.is_multiple_of(SIMULATIONS));
-/// Ticks in which the node simulates the account's other requests but
-/// answers one request's simulation with an error that names no failure
-/// before that request is rejected with the node's words. Retried for
-/// ever, it would only be re-simulated at every tick; but a request the
-/// node cannot run at all (a failure in words no classifier knows) would
-/// never end, and a service waits on its ending.
-pub const SIMULATION_ERRORS: u32 = 5;
 
 impl Sender {
     /// Starts queued requests (in creation order) up to the in-flight limit.
@@ -64,7 +58,7 @@ impl Sender {
             let (next, effects) = step(&TxState::Queued, &TxEvent::Tick, &policy, now());
             if next != TxState::Queued {
                 self.save(row, &next, None).await?;
-                self.emit(row, &req, &next);
+                self.emit(row, &req, &next)?;
             } else if effects.contains(&Effect::Simulate) {
                 ready.push((row, req, policy));
             }
@@ -192,20 +186,8 @@ impl Sender {
         };
         // Signed at nonces an earlier batch's rejections have moved: unused.
         let early = early.filter(|_| first == assumed);
-        let mut got: Vec<Result<u64, Simulation>> = Vec::with_capacity(ready.len());
-        while got.len() < ready.len() {
-            match verdicts.recv().await {
-                Some(v) => got.extend(v),
-                None => break,
-            }
-        }
-        while got.len() < ready.len() {
-            got.push(Err(Simulation::Unavailable(
-                "the simulation task ended early".into(),
-            )));
-        }
-        let verdicts = got;
-        let mut early: Vec<Option<NewAttempt>> = match early {
+        let verdicts = next_verdicts(verdicts, ready.len()).await;
+        let early: Vec<Option<NewAttempt>> = match early {
             Some(task) => match task.await {
                 Ok(Ok(list)) => list.into_iter().map(Some).collect(),
                 // Signed again below, where a failure ends the tick.
@@ -213,103 +195,10 @@ impl Sender {
             },
             None => Vec::new(),
         };
-        // A request the node could not simulate while it simulated others
-        // is the request's problem, not the node's: the rest go ahead.
-        let others_simulated = verdicts
-            .iter()
-            .any(|v| matches!(v, Ok(_) | Err(Simulation::Reverted(_))));
-        // Nonces in creation order; stop at the first request whose
-        // simulation could not run for want of a node.
-        let mut accepted: Vec<(usize, u64)> = Vec::new();
-        let mut complete = true;
-        for (j, (((row, req, policy), _), verdict)) in
-            ready.iter().zip(fees).zip(verdicts).enumerate()
-        {
-            let reason = match verdict {
-                Ok(gas) => {
-                    self.sim_errors.remove(&row.id);
-                    Ok(gas)
-                }
-                Err(Simulation::Reverted(reason)) => Err(reason),
-                Err(Simulation::Erred(e)) if others_simulated => {
-                    let seen = self.sim_errors.entry(row.id.clone()).or_default();
-                    *seen += 1;
-                    if *seen < SIMULATION_ERRORS {
-                        tracing::warn!(tx = %row.id, error = %e, "the node could not simulate this request while it simulated others; the account's later requests go first");
-                        continue;
-                    }
-                    self.sim_errors.remove(&row.id);
-                    Err(format!(
-                        "the node could not simulate the call ({SIMULATION_ERRORS} times, while it simulated the account's other requests): {e}"
-                    ))
-                }
-                Err(Simulation::Erred(e) | Simulation::Unavailable(e)) => {
-                    tracing::warn!(tx = %row.id, error = %e, "simulation unavailable; retrying next tick");
-                    complete = false;
-                    break;
-                }
-            };
-            let gas = match reason {
-                Ok(gas) => gas,
-                Err(reason) => {
-                    let (next, _) = step(
-                        &TxState::Queued,
-                        &TxEvent::Simulated(Err(reason.clone())),
-                        policy,
-                        now(),
-                    );
-                    self.save(row, &next, Some(&reason)).await?;
-                    self.emit(row, req, &next);
-                    continue;
-                }
-            };
-            let (_, effects) = step(&TxState::Queued, &TxEvent::Simulated(Ok(())), policy, now());
-            if !effects.contains(&Effect::AssignNonce) {
-                continue;
-            }
-            let gas_limit = req
-                .gas_limit
-                .unwrap_or_else(|| gas.saturating_mul(self.settings.gas_margin_percent) / 100);
-            accepted.push((j, gas_limit));
-        }
-        // An early signature stands where no request before it dropped out.
-        let mut attempts: Vec<Option<NewAttempt>> = accepted
-            .iter()
-            .enumerate()
-            .map(|(k, (j, _))| {
-                (*j == k)
-                    .then(|| early.get_mut(k).and_then(Option::take))
-                    .flatten()
-            })
-            .collect();
-        let late: Vec<(UnsignedTx, Fees)> = accepted
-            .iter()
-            .zip(&attempts)
-            .enumerate()
-            .filter(|(_, (_, a))| a.is_none())
-            .map(|(k, ((j, gas), _))| {
-                let req = &ready[*j].1;
-                let tx = self.unsigned(
-                    first + k as u64,
-                    req.to,
-                    req.value,
-                    req.data.clone(),
-                    *gas,
-                    fees[*j],
-                );
-                (tx, fees[*j])
-            })
-            .collect();
-        if !late.is_empty() {
-            let signed = self
-                .sign_many(late)
-                .await
-                .map_err(|e| ethgate_keys::KeyError::Sign(format!("signing task: {e}")))??;
-            let mut signed = signed.into_iter();
-            for a in attempts.iter_mut().filter(|a| a.is_none()) {
-                *a = signed.next();
-            }
-        }
+        let (accepted, mut complete) = self.admit_chunk(ready, verdicts).await?;
+        let attempts = self
+            .sign_accepted(ready, fees, &accepted, first, early)
+            .await?;
         let mut signed: Vec<(&TxRow, TxState, NewAttempt)> = Vec::new();
         let mut requests: Vec<&TxRequest> = Vec::new();
         for (k, ((j, _), attempt)) in accepted.iter().zip(attempts).enumerate() {
@@ -326,10 +215,128 @@ impl Sender {
         if signed.is_empty() {
             return Ok(complete);
         }
+        let recorded = self.record_signed(first, &signed, &requests).await?;
+        Ok(complete && recorded)
+    }
+
+    /// Applies the chunk's admissions: a rejected request ends with its
+    /// reason, one stepping aside waits, and the rest are the requests (by
+    /// index in `ready`) that take the next nonces, with their gas limits;
+    /// false when admission stopped early.
+    async fn admit_chunk(
+        &mut self,
+        ready: &[(&TxRow, std::sync::Arc<TxRequest>, Policy)],
+        verdicts: Vec<Result<u64, Simulation>>,
+    ) -> Result<(Vec<(usize, u64)>, bool), TickError> {
+        let mut errors: Vec<u32> = ready
+            .iter()
+            .map(|(row, _, _)| self.sim_errors.get(&row.id).copied().unwrap_or(0))
+            .collect();
+        let admitted = admit(verdicts, &mut errors);
+        for ((row, _, _), seen) in ready.iter().zip(&errors).take(admitted.each.len()) {
+            match seen {
+                0 => self.sim_errors.remove(&row.id),
+                n => self.sim_errors.insert(row.id.clone(), *n),
+            };
+        }
+        let mut accepted = Vec::new();
+        for (j, admission) in admitted.each.into_iter().enumerate() {
+            let (row, req, policy) = &ready[j];
+            match admission {
+                Admission::StepAside(e) => {
+                    tracing::warn!(tx = %row.id, error = %e, "the node could not simulate this request while it simulated others; the account's later requests go first");
+                }
+                Admission::Reject(reason) => {
+                    let event = TxEvent::Simulated(Err(reason.clone()));
+                    let (next, _) = step(&TxState::Queued, &event, policy, now());
+                    self.save(row, &next, Some(&reason)).await?;
+                    self.emit(row, req, &next)?;
+                }
+                Admission::Take(gas) => {
+                    let event = TxEvent::Simulated(Ok(()));
+                    let (_, effects) = step(&TxState::Queued, &event, policy, now());
+                    if effects.contains(&Effect::AssignNonce) {
+                        let margin = self.settings.gas_margin_percent;
+                        let gas = req
+                            .gas_limit
+                            .unwrap_or_else(|| gas.saturating_mul(margin) / 100);
+                        accepted.push((j, gas));
+                    }
+                }
+            }
+        }
+        if let Some(e) = &admitted.stopped {
+            tracing::warn!(account = %self.addr, error = %e, "simulation unavailable; retrying next tick");
+        }
+        Ok((accepted, admitted.stopped.is_none()))
+    }
+
+    /// The attempts of the accepted requests at consecutive nonces from
+    /// `first`: a signature made early stands where no request before it
+    /// dropped out; the others are signed now.
+    async fn sign_accepted(
+        &self,
+        ready: &[(&TxRow, std::sync::Arc<TxRequest>, Policy)],
+        fees: &[Fees],
+        accepted: &[(usize, u64)],
+        first: u64,
+        mut early: Vec<Option<NewAttempt>>,
+    ) -> Result<Vec<Option<NewAttempt>>, TickError> {
+        let mut attempts: Vec<Option<NewAttempt>> = accepted
+            .iter()
+            .enumerate()
+            .map(|(k, (j, _))| {
+                (*j == k)
+                    .then(|| early.get_mut(k).and_then(Option::take))
+                    .flatten()
+            })
+            .collect();
+        let late: Vec<(UnsignedTx, Fees)> = accepted
+            .iter()
+            .zip(&attempts)
+            .enumerate()
+            .filter(|(_, (_, a))| a.is_none())
+            .map(|(k, ((j, gas), _))| {
+                let req = &ready[*j].1;
+                let nonce = first + k as u64;
+                let tx = self.unsigned(nonce, req.to, req.value, req.data.clone(), *gas, fees[*j]);
+                (tx, fees[*j])
+            })
+            .collect();
+        if !late.is_empty() {
+            let signed = self
+                .sign_many(late)
+                .await
+                .map_err(|e| ethgate_keys::KeyError::Sign(format!("signing task: {e}")))??;
+            let mut signed = signed.into_iter();
+            for a in attempts.iter_mut().filter(|a| a.is_none()) {
+                *a = signed.next();
+            }
+        }
+        Ok(attempts)
+    }
+
+    /// Takes the nonces from `first` with the signed attempts and their
+    /// `pending` status envelopes, NONCE_BATCH per store transaction, and
+    /// hands each recorded batch to the broadcaster at once; whether all
+    /// were recorded. What was not recorded is forgotten (never sent).
+    async fn record_signed(
+        &mut self,
+        first: u64,
+        signed: &[(&TxRow, TxState, NewAttempt)],
+        requests: &[&TxRequest],
+    ) -> Result<bool, TickError> {
         let states: Vec<String> = signed
             .iter()
-            .map(|(_, next, _)| serde_json::to_string(next).unwrap_or_default())
-            .collect();
+            .map(|(_, next, _)| serde_json::to_string(next))
+            .collect::<Result<_, _>>()?;
+        // The `pending` status envelopes go in the same transaction as the
+        // nonces and attempts they report.
+        let envelopes: Vec<String> = signed
+            .iter()
+            .zip(requests)
+            .map(|((row, next, _), req)| self.status_envelope(row, &req.metadata, next))
+            .collect::<Result<_, _>>()?;
         let items: Vec<SignedAttempt<'_>> = signed
             .iter()
             .zip(&states)
@@ -340,21 +347,15 @@ impl Sender {
                 status: next.kind(),
             })
             .collect();
-        for (row, _, attempt) in &signed {
+        for (row, _, attempt) in signed {
             self.remember(&row.id, attempt);
         }
-        // The `pending` status envelopes go in the same transaction as the
-        // nonces and attempts they report.
-        let envelopes: Vec<String> = signed
-            .iter()
-            .zip(&requests)
-            .map(|((row, next, _), req)| self.status_envelope(row, &req.metadata, next))
-            .collect();
         // Nonces are taken in transactions of NONCE_BATCH, so the store's
         // write lock is never held long (accepting requests waits on it).
         let mut recorded = 0;
         let mut failed = None;
         for (items, json) in items.chunks(NONCE_BATCH).zip(envelopes.chunks(NONCE_BATCH)) {
+            let stream = &self.stream;
             let taken = self
                 .store
                 .take_nonces(
@@ -362,10 +363,7 @@ impl Sender {
                     &self.addr,
                     first + recorded as u64,
                     items,
-                    StatusEnvelopes {
-                        stream: &self.stream,
-                        json,
-                    },
+                    StatusEnvelopes { stream, json },
                 )
                 .await;
             if !matches!(taken, Ok(true)) {
@@ -383,33 +381,32 @@ impl Sender {
             }
             recorded += items.len();
         }
-        drop(items);
         // What was not recorded: forget the attempts signed for it.
         for (row, _, _) in &signed[recorded..] {
             self.attempts.remove(&row.id);
         }
-        signed.truncate(recorded);
-        let complete = complete && failed.is_none();
-        if let Some(taken) = failed
-            && recorded == 0
-        {
+        if let Some(taken) = failed.take_if(|_| recorded == 0) {
             return taken.map(|_| false).map_err(Into::into);
         }
+        self.took(first, &signed[..recorded]);
+        Ok(failed.is_none())
+    }
+
+    /// Notes nonces taken from `first` by `signed`: the table's new
+    /// states, the nonce floor, metrics and the log.
+    fn took(&mut self, first: u64, signed: &[(&TxRow, TxState, NewAttempt)]) {
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
-        for (row, next, _) in &signed {
+        for (row, next, _) in signed {
             self.changes.push(super::table::Change {
                 id: row.id.clone(),
                 state: next.clone(),
                 error: None,
             });
-        }
-        self.nonce_floor = Some(first + signed.len() as u64);
-        for (row, next, _) in &signed {
             metrics::counter!(crate::metrics::STATUS, "chain" => self.account.chain.clone(), "status" => next.status()).increment(1);
             tracing::debug!(tx = %row.id, nonce = ?next.nonce(), "transaction status: pending");
         }
-        Ok(complete)
+        self.nonce_floor = Some(first + signed.len() as u64);
     }
 
     /// Hands recorded attempts (request id, raw bytes) to the account's
@@ -468,4 +465,22 @@ async fn broadcaster(
             }
         })
         .await;
+}
+
+/// The next `n` verdicts in order; a simulation task that ended early
+/// leaves the rest unavailable (they wait for the next tick).
+async fn next_verdicts(verdicts: &mut Verdicts, n: usize) -> Vec<Result<u64, Simulation>> {
+    let mut got: Vec<Result<u64, Simulation>> = Vec::with_capacity(n);
+    while got.len() < n {
+        match verdicts.recv().await {
+            Some(v) => got.extend(v),
+            None => break,
+        }
+    }
+    while got.len() < n {
+        got.push(Err(Simulation::Unavailable(
+            "the simulation task ended early".into(),
+        )));
+    }
+    got
 }
