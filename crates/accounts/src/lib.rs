@@ -13,6 +13,7 @@
 //! the config names a pool's first members; rotations replace them.
 
 mod rotation;
+mod steps;
 mod view;
 mod watcher;
 
@@ -22,11 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
-use ethgate_chain::EndpointPool;
-use ethgate_keys::{Signer, keystore};
+use ethgate_chain::{ChainError, EndpointPool};
+use ethgate_keys::{KeyError, Signer, keystore};
 use ethgate_store::{MemberRow, Store, StoreError};
 use ethgate_tx::fees::Caps;
-use ethgate_tx::{Account, TxManager};
+use ethgate_tx::{Account, SubmitError, TxManager};
 use tokio::sync::{Notify, watch};
 
 pub use rotation::RotateError;
@@ -123,14 +124,40 @@ pub enum PoolError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A member has a keystore but the pool says neither where nor with
+    /// what password to open it.
+    #[error("pool {0}: a member has a keystore but the pool has no keystore_dir and password")]
+    NoKeystoreDir(String),
     /// A member's keystore could not be opened.
-    #[error("pool {pool}: {reason}")]
+    #[error("pool {pool}: {source}")]
     Keystore {
         /// Pool.
         pool: String,
         /// What failed (names the file, never the password).
-        reason: String,
+        source: KeyError,
     },
+}
+
+/// Why a round of a pool's watcher or a rotation step stopped; the next
+/// round tries again (a rotation's own failures are recorded on it
+/// instead, for an operator to see).
+#[derive(Debug, thiserror::Error)]
+pub enum PoolWorkError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain did not answer.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// A keystore could not be made or opened.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The transaction manager refused a request.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// A request just accepted does not read back.
+    #[error("request {0} was accepted but is not in the store")]
+    Lost(String),
 }
 
 /// The pools of one gateway: membership, balances, top-ups, rotations.
@@ -228,15 +255,11 @@ impl Pools {
 
     fn open(&self, spec: &PoolSpec, file: &str) -> Result<ethgate_keys::LocalKey, PoolError> {
         let (Some(dir), Some(pw)) = (&spec.settings.keystore_dir, &spec.settings.password) else {
-            return Err(PoolError::Keystore {
-                pool: spec.settings.name.clone(),
-                reason: "a member has a keystore but the pool has no keystore_dir and password"
-                    .into(),
-            });
+            return Err(PoolError::NoKeystoreDir(spec.settings.name.clone()));
         };
-        keystore::open(&dir.join(file), pw).map_err(|e| PoolError::Keystore {
+        keystore::open(&dir.join(file), pw).map_err(|source| PoolError::Keystore {
             pool: spec.settings.name.clone(),
-            reason: e.to_string(),
+            source,
         })
     }
 

@@ -7,14 +7,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, U256};
+use ethgate_core::{MemberState, TxStatus};
+use ethgate_store::{MemberRow, TopUpRow};
 use serde_json::json;
 
-use crate::{PoolSpec, Pools, Seen, hex_addr};
-
-/// Statuses of a request that has not ended.
-const OPEN: [&str; 3] = ["queued", "pending", "mined"];
-/// Statuses of a request that moved no ETH.
-const NOTHING_SENT: [&str; 3] = ["rejected", "cancelled", "expired"];
+use crate::{PoolSpec, PoolWorkError, Pools, Seen};
 
 /// Seconds before a rejected top-up is tried again.
 const RETRY_AFTER: i64 = 300;
@@ -33,125 +30,53 @@ fn ether(wei: U256) -> f64 {
     f64::from(wei) / 1e18
 }
 
+/// A top-up whose request has not ended: it may still move ETH.
+fn open(t: &TopUpRow) -> bool {
+    matches!(
+        t.status,
+        Some(TxStatus::Queued | TxStatus::Pending | TxStatus::Mined)
+    )
+}
+
+/// A top-up that moved no ETH and never will: it does not count against
+/// the daily cap. (One whose request is missing is counted, to be safe.)
+fn nothing_sent(t: &TopUpRow) -> bool {
+    matches!(
+        t.status,
+        Some(TxStatus::Rejected | TxStatus::Cancelled | TxStatus::Expired)
+    )
+}
+
 impl Pools {
-    pub(crate) async fn watch(&self, spec: &PoolSpec) -> Result<(), String> {
-        let members = self
-            .store()
-            .pool_members(&spec.settings.name)
-            .await
-            .map_err(|e| e.to_string())?;
+    /// One round of a pool's watcher: balances read and exported, members
+    /// below the minimum topped up (or an alert saying why not), and what
+    /// it saw kept for `GET /v1/accounts`.
+    pub(crate) async fn watch(&self, spec: &PoolSpec) -> Result<(), PoolWorkError> {
+        let members = self.store().pool_members(&spec.settings.name).await?;
         let mut seen = Seen::default();
-        for m in members
-            .iter()
-            .filter(|m| m.state != ethgate_core::MemberState::Retired)
-        {
+        for m in members.iter().filter(|m| m.state != MemberState::Retired) {
             let Ok(address) = m.address.parse::<Address>() else {
                 continue;
             };
             let balance: U256 = spec
                 .endpoints
                 .call("eth_getBalance", json!([address, "latest"]))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             metrics::gauge!("ethgate_account_balance_ether", "chain" => spec.settings.chain.clone(), "pool" => spec.settings.name.clone(), "account" => m.address.clone())
                 .set(ether(balance));
             seen.balances.insert(address, balance);
         }
         let day = today();
-        let top_ups = self
-            .store()
-            .top_ups(&spec.settings.name, day)
-            .await
-            .map_err(|e| e.to_string())?;
+        let top_ups = self.store().top_ups(&spec.settings.name, day).await?;
         let mut spent: u128 = top_ups
             .iter()
-            .filter(|t| !NOTHING_SENT.contains(&t.3.as_str()))
-            .map(|t| t.2)
+            .filter(|t| !nothing_sent(t))
+            .map(|t| t.amount)
             .sum();
-        if let (Some(min), Some(amount), Some(funding)) = (
-            spec.settings.min_balance,
-            spec.settings.top_up,
-            spec.settings.funding,
-        ) {
-            for m in members
-                .iter()
-                .filter(|m| m.state == ethgate_core::MemberState::Active)
-            {
-                let Ok(address) = m.address.parse::<Address>() else {
-                    continue;
-                };
-                let Some(balance) = seen.balances.get(&address) else {
-                    continue;
-                };
-                if *balance >= U256::from(min) {
-                    continue;
-                }
-                let mine: Vec<_> = top_ups.iter().filter(|t| t.1 == m.address).collect();
-                if let Some(open) = mine.iter().find(|t| OPEN.contains(&t.3.as_str())) {
-                    // One in flight; if the node refuses it (the funding
-                    // account cannot pay, say), the pool says so.
-                    let error = self
-                        .store()
-                        .tx(&open.0)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|r| r.error);
-                    if let Some(error) = error {
-                        seen.alerts
-                            .push(format!("top-up of {} is waiting: {error}", m.address));
-                    }
-                    continue;
-                }
-                if let Some(last) = mine.last()
-                    && last.3 == "rejected"
-                {
-                    // The funding account could not pay (or the node
-                    // refused): alert, and try again once RETRY_AFTER has
-                    // passed — someone may have refilled it.
-                    let row = self.store().tx(&last.0).await.ok().flatten();
-                    let why = row
-                        .as_ref()
-                        .and_then(|r| r.error.clone())
-                        .unwrap_or_default();
-                    seen.alerts
-                        .push(format!("top-up of {} was rejected: {why}", m.address));
-                    let rejected_at = row.map_or(0, |r| r.updated_at);
-                    if now() - rejected_at < RETRY_AFTER {
-                        continue;
-                    }
-                }
-                if let Some(cap) = spec.settings.daily_cap
-                    && spent.saturating_add(amount) > cap
-                {
-                    seen.alerts.push(format!(
-                        "{} is below its minimum balance, but today's top-ups ({spent} wei) would pass the daily cap of {cap} wei",
-                        m.address
-                    ));
-                    continue;
-                }
-                let body = json!({
-                    "chain": spec.settings.chain,
-                    "from": hex_addr(funding),
-                    "to": m.address,
-                    "value": amount.to_string(),
-                    "idempotency_key": format!("topup:{}:{}:{day}:{}", spec.settings.name, m.address, mine.len()),
-                    "metadata": {"purpose": "top-up", "pool": spec.settings.name},
-                });
-                match self.tx.submit(&body).await {
-                    Ok(s) => {
-                        self.store()
-                            .add_top_up(&s.id, &spec.settings.name, &m.address, amount, day)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        spent = spent.saturating_add(amount);
-                        tracing::info!(pool = %spec.settings.name, account = %m.address, tx = %s.id, amount, "top-up requested");
-                    }
-                    Err(e) => seen
-                        .alerts
-                        .push(format!("top-up of {} refused: {e}", m.address)),
-                }
-            }
+        let active = members.iter().filter(|m| m.state == MemberState::Active);
+        for m in active {
+            self.top_up(spec, m, &top_ups, day, &mut spent, &mut seen)
+                .await?;
         }
         seen.topped_up_today = spent;
         metrics::gauge!("ethgate_pool_alerts", "pool" => spec.settings.name.clone())
@@ -161,6 +86,89 @@ impl Pools {
         }
         if let Ok(mut all) = self.seen.lock() {
             all.insert(spec.settings.name.clone(), seen);
+        }
+        Ok(())
+    }
+
+    /// Tops `m` up if it is below the pool's minimum and nothing stands in
+    /// the way — one top-up in flight per member, a rejected one retried
+    /// after [`RETRY_AFTER`], never past the daily cap — or says why not
+    /// in the pool's alerts.
+    async fn top_up(
+        &self,
+        spec: &PoolSpec,
+        m: &MemberRow,
+        top_ups: &[TopUpRow],
+        day: i64,
+        spent: &mut u128,
+        seen: &mut Seen,
+    ) -> Result<(), PoolWorkError> {
+        let s = &spec.settings;
+        let (Some(min), Some(amount), Some(funding)) = (s.min_balance, s.top_up, s.funding) else {
+            return Ok(());
+        };
+        let Ok(address) = m.address.parse::<Address>() else {
+            return Ok(());
+        };
+        if seen
+            .balances
+            .get(&address)
+            .is_none_or(|b| *b >= U256::from(min))
+        {
+            return Ok(());
+        }
+        let mine: Vec<&TopUpRow> = top_ups.iter().filter(|t| t.address == m.address).collect();
+        if let Some(open) = mine.iter().find(|t| open(t)) {
+            // One in flight; if the node refuses it (the funding account
+            // cannot pay, say), the pool says so.
+            let row = self.store().tx(&open.tx_id).await.ok().flatten();
+            if let Some(error) = row.and_then(|r| r.error) {
+                seen.alerts
+                    .push(format!("top-up of {} is waiting: {error}", m.address));
+            }
+            return Ok(());
+        }
+        if let Some(last) = mine.last()
+            && last.status == Some(TxStatus::Rejected)
+        {
+            // The funding account could not pay (or the node refused):
+            // alert, and try again once RETRY_AFTER has passed — someone
+            // may have refilled it.
+            let row = self.store().tx(&last.tx_id).await.ok().flatten();
+            let why = row.as_ref().and_then(|r| r.error.clone());
+            seen.alerts.push(format!(
+                "top-up of {} was rejected: {}",
+                m.address,
+                why.unwrap_or_default()
+            ));
+            if now() - row.map_or(0, |r| r.updated_at) < RETRY_AFTER {
+                return Ok(());
+            }
+        }
+        if let Some(cap) = s.daily_cap
+            && spent.saturating_add(amount) > cap
+        {
+            seen.alerts.push(format!(
+                "{} is below its minimum balance, but today's top-ups ({spent} wei) would pass the daily cap of {cap} wei",
+                m.address
+            ));
+            return Ok(());
+        }
+        let key = format!("topup:{}:{}:{day}:{}", s.name, m.address, mine.len());
+        let mut req = self.tx.request(&s.chain, funding, address, key);
+        req.value = U256::from(amount);
+        req.metadata = json!({"purpose": "top-up", "pool": s.name});
+        match self.tx.submit_request(req).await {
+            Ok(t) => {
+                self.store()
+                    .add_top_up(&t.id, &s.name, &m.address, amount, day)
+                    .await?;
+                *spent = spent.saturating_add(amount);
+                tracing::info!(pool = %s.name, account = %m.address, tx = %t.id, amount, "top-up requested");
+            }
+            Err(e) => seen
+                .alerts
+                .push(format!("top-up of {} refused: {e}", m.address)),
         }
         Ok(())
     }

@@ -246,6 +246,7 @@ fn submit_error(e: SubmitError) -> ApiError {
         ),
         SubmitError::Store(e) => e.into(),
         SubmitError::Intake(e) => ApiError::internal(&e),
+        SubmitError::Encode(e) => ApiError::internal(&e),
     }
 }
 

@@ -59,7 +59,7 @@ pub use db::{Backend, redacted_url};
 pub use dead_letters::DeadLetter;
 pub use error::{DbError, DbErrorKind};
 pub use outbox::{RangeCommit, StoredEnvelope};
-pub use pools::{MemberRow, RotationRow};
+pub use pools::{MemberRow, RotationRow, TopUpRow};
 pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::{NewToken, TokenRow};

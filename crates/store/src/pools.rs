@@ -3,7 +3,7 @@
 //! restarts. The rules (what a rotation does next, when to top up) live in
 //! the accounts crate; this module only reads and writes.
 
-use ethgate_core::{MemberState, RotationStep};
+use ethgate_core::{MemberState, RotationStep, TxStatus};
 
 use crate::{Store, StoreError, now_secs};
 
@@ -19,6 +19,19 @@ pub struct MemberRow {
     pub state: MemberState,
     /// The rotation that created it.
     pub rotation: Option<String>,
+}
+
+/// A top-up requested for a pool member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUpRow {
+    /// The transaction request that carries it.
+    pub tx_id: String,
+    /// The member topped up, lower-case hex.
+    pub address: String,
+    /// Wei.
+    pub amount: u128,
+    /// Its request's status; `None` if the request is not in the store.
+    pub status: Option<TxStatus>,
 }
 
 /// A rotation's record.
@@ -301,16 +314,11 @@ impl Store {
         Ok(())
     }
 
-    /// A pool's top-ups on `day`: (transaction id, address, amount, its
-    /// request's status).
-    pub async fn top_ups(
-        &self,
-        pool: &str,
-        day: i64,
-    ) -> Result<Vec<(String, String, u128, String)>, StoreError> {
-        let rows: Vec<(String, String, String, String)> =
+    /// A pool's top-ups on `day`, oldest first.
+    pub async fn top_ups(&self, pool: &str, day: i64) -> Result<Vec<TopUpRow>, StoreError> {
+        let rows: Vec<(String, String, String, Option<String>)> =
             crate::db::on_pool!(self, |ex| sqlx::query_as(
-                "SELECT t.tx_id, t.address, t.amount, COALESCE(r.status, 'unknown') AS status \
+                "SELECT t.tx_id, t.address, t.amount, r.status \
              FROM top_ups t LEFT JOIN tx_requests r ON r.id = t.tx_id \
              WHERE t.pool = $1 AND t.day = $2 ORDER BY t.created_at, t.tx_id",
             )
@@ -324,7 +332,19 @@ impl Store {
                     what: "top_ups.amount",
                     detail: amount.clone(),
                 })?;
-                Ok((tx_id, address, amount, status))
+                let status = match status {
+                    None => None,
+                    Some(word) => Some(TxStatus::parse(&word).ok_or(StoreError::Corrupt {
+                        what: "tx_requests.status",
+                        detail: word,
+                    })?),
+                };
+                Ok(TopUpRow {
+                    tx_id,
+                    address,
+                    amount,
+                    status,
+                })
             })
             .collect()
     }

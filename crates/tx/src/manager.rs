@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, Bytes, U256};
 use ethgate_store::{Inserted, Store, StoreError, TxWake};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -31,6 +31,9 @@ pub enum SubmitError {
     /// Recording the request failed (the store's message).
     #[error("recording the request failed: {0}")]
     Intake(String),
+    /// The request could not be encoded to be stored; nothing was stored.
+    #[error("encoding the request: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// An accepted request.
@@ -302,6 +305,52 @@ impl TxManager {
         )?)
     }
 
+    /// A request from `from` to `to` on `chain`, built in this process
+    /// (top-ups, rotation steps) rather than received: no calldata, no
+    /// value, normal speed, the default confirmations. Set the rest, then
+    /// [`TxManager::submit_request`].
+    pub fn request(
+        &self,
+        chain: &str,
+        from: Address,
+        to: Address,
+        idempotency_key: String,
+    ) -> TxRequest {
+        TxRequest {
+            chain: chain.to_owned(),
+            from,
+            to,
+            data: Bytes::new(),
+            value: U256::ZERO,
+            gas_limit: None,
+            speed: crate::request::Speed::Normal,
+            max_fee_per_gas: None,
+            max_priority_fee_per_gas: None,
+            valid_until: None,
+            confirmations: self.settings.default_confirmations,
+            metadata: Value::Null,
+            idempotency_key,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records a request built in this process ([`TxManager::request`]),
+    /// or finds the one already accepted under its idempotency key. Its
+    /// chain and account are checked as intake checks a body's; the key's
+    /// body is the request itself.
+    pub async fn submit_request(&self, req: TxRequest) -> Result<Submitted, SubmitError> {
+        let resolver = Resolver(self);
+        if !resolver.has_chain(&req.chain) {
+            let message = format!("no chain is named {:?}", req.chain);
+            return Err(request::bad("chain", message).into());
+        }
+        resolver
+            .account(&req.chain, &format!("{:#x}", req.from))
+            .map_err(|m| request::bad("from", m))?;
+        let body = serde_json::to_value(&req)?;
+        self.submit_parsed(&body, req).await
+    }
+
     /// The pools `account` is a member of now.
     pub fn pools_of(&self, account: Address) -> Vec<String> {
         let Ok(pools) = self.pools.read() else {
@@ -323,8 +372,8 @@ impl TxManager {
     ) -> Result<Submitted, SubmitError> {
         let id = new_id();
         let chain_id = self.chain_id(&req);
-        let request_json = serde_json::to_string(&req).unwrap_or_default();
-        let state = serde_json::to_string(&ethgate_core::TxState::Queued).unwrap_or_default();
+        let request_json = serde_json::to_string(&req)?;
+        let state = serde_json::to_string(&ethgate_core::TxState::Queued)?;
         let sender = format!("{:#x}", req.from);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = crate::intake::Owned {
