@@ -155,6 +155,9 @@ fn pool_specs(
         .collect()
 }
 
+/// Tasks `serve` waits for (a bounded while) at shutdown.
+type Tasks = Vec<tokio::task::JoinHandle<()>>;
+
 /// Runs until a shutdown signal.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prometheus = telemetry::metrics()?;
@@ -165,92 +168,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
     let sync = SyncState::default();
-    let mut tasks = Vec::new();
-    for pool in pools.values() {
-        tasks.push(tokio::spawn(ethgate_chain::health::watch(
-            pool.clone(),
-            PROBE_EVERY,
-            stopped.clone(),
-        )));
-    }
-    // One follower per chain, shared by every stream of it that has
-    // caught up with the tip.
-    let mut followers = HashMap::new();
-    for c in &cfg.chains {
-        let follower = Follower::new(&c.name, pools[&c.name].clone(), c.sync.clone());
-        tasks.push(tokio::spawn(follower.clone().run(stopped.clone())));
-        followers.insert(c.name.clone(), follower);
-    }
-    let mut streams = HashMap::new();
-    for spec in &cfg.streams {
-        let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
-        // Built once here to refuse a bad stream before anything starts;
-        // the cluster builds it again, fenced, wherever it runs.
-        Syncer::new(
-            spec.clone(),
-            pools[&spec.chain].clone(),
-            store.clone(),
-            chain.sync.clone(),
-        )
-        .await
-        .with_context(|| format!("stream {}", spec.name))?;
-        streams.insert(
-            spec.name.clone(),
-            crate::work::StreamWork {
-                spec: spec.clone(),
-                pool: pools[&spec.chain].clone(),
-                cfg: chain.sync.clone(),
-                follower: followers[&spec.chain].clone(),
-            },
-        );
-    }
-    let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
-    for w in &cfg.sinks {
-        sinks.insert(w.name().to_owned(), w.build().map_err(anyhow::Error::msg)?);
-    }
-    if cfg
-        .routes
-        .iter()
-        .any(|(s, _)| s == ethgate_store::audit::AUDIT_STREAM)
-    {
-        // The trail is written to the outbox only once its stream exists.
-        store
-            .ensure_stream(ethgate_store::audit::AUDIT_STREAM, 0)
-            .await
-            .context("registering the audit stream")?;
-    }
-    let mut routes = Vec::new();
-    for (stream, sink) in &cfg.routes {
-        routes.push((
-            stream.clone(),
-            sinks.get(sink).context("routed sink vanished")?.clone(),
-        ));
-    }
+    let mut tasks = Tasks::new();
+    let followers = chain_tasks(&cfg, &pools, &stopped, &mut tasks);
+    let streams = stream_work(&cfg, &pools, &store, &followers).await?;
+    let (sinks, routes) = sink_routes(&cfg, &store).await?;
     let tx = transaction_manager(&cfg, &store, &pools);
     if let Some(m) = &tx {
         // Not among the tasks awaited at shutdown: it ends with the manager.
         drop(m.follow_wakes());
     }
-    let pools_service = match &tx {
-        Some(m) => {
-            let service = Arc::new(ethgate_accounts::Pools::new(
-                pool_specs(&cfg, &pools),
-                m.clone(),
-            ));
-            service.load().await.context("loading the pools' members")?;
-            if service.has_pools() {
-                // Whichever replica rotates, the others send from the new
-                // members within a lease's lifetime.
-                tasks.push(tokio::spawn(
-                    service
-                        .clone()
-                        .follow(cfg.cluster.lease_ttl, stopped.clone()),
-                ));
-            }
-            Some(service)
-        }
-        None => None,
-    };
+    let pools_service = pools_service(&cfg, tx.as_ref(), &pools, &stopped, &mut tasks).await?;
     // Bound before any unit starts: a second process on this port (and
     // so with this replica id) stops here, not after taking leases.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -271,65 +198,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Arc::new(work),
     );
     tasks.push(tokio::spawn(cluster.run(stopped.clone())));
-    let chains = cfg
-        .chains
-        .iter()
-        .map(|c| ChainHealth {
-            name: c.name.clone(),
-            chain_id: c.chain_id,
-            pool: pools[&c.name].clone(),
-            stale_after: (c.sync.poll_interval * 5).max(Duration::from_secs(30)),
-        })
-        .collect();
-    let state = ApiState {
-        store: store.clone(),
-        streams: Arc::new(cfg.streams.clone()),
-        routes: Arc::new(cfg.routes.clone()),
-        sinks: Arc::new(sinks),
-        chains: Arc::new(chains),
-        sync,
-        metrics: Some(Arc::new(move || prometheus.render())),
-        max_wait: cfg.max_wait,
-        tx,
-        pools: pools_service,
-        tokens: Default::default(),
-        stopping: stopped.clone(),
-        limits: cfg.limits,
-        policies: Arc::new(
-            cfg.policies
-                .iter()
-                .map(|p| (p.name.clone(), Arc::new(p.clone())))
-                .collect(),
-        ),
-        guarded: Arc::new(guarded_accounts(&cfg)),
-        exposure: cfg.exposure.clone(),
-        audit: Default::default(),
-        abis: Arc::new(cfg.abis.clone()),
-        stats: Default::default(),
-        lease_ttl: cfg.cluster.lease_ttl,
-    };
+    let mut state = api_state(&cfg, &store, &pools, sinks, sync, stopped.clone());
+    state.metrics = Some(Arc::new(move || prometheus.render()));
+    state.tx = tx;
+    state.pools = pools_service;
     tasks.push(tokio::spawn(state.stats.clone().run(
         store.clone(),
         Duration::from_secs(60),
         stopped.clone(),
     )));
-    if let Some(addr) = cfg.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("api.metrics_listen: cannot listen on {addr}"))?;
-        let app = ethgate_api::health::metrics_router(state.metrics.clone());
-        tasks.push(tokio::spawn({
-            let (limits, stopped) = (cfg.limits, stopped.clone());
-            async move {
-                let drain = Duration::from_secs(1);
-                if let Err(e) =
-                    ethgate_api::server::serve(listener, app, limits, None, stopped, drain).await
-                {
-                    tracing::error!(error = %e, "serving metrics failed");
-                }
-            }
-        }));
-    }
+    tasks.extend(serve_metrics(&cfg, &state, &stopped).await?);
     tracing::info!(listen = %cfg.listen, store = %ethgate_store::redacted_url(&cfg.store_url), chains = cfg.chains.len(), streams = cfg.streams.len(), "ethgate serving");
     // Tell syncers and held long-polls first, so shutdown is prompt.
     tokio::spawn({
@@ -358,6 +236,185 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "final WAL checkpoint failed");
     }
     Ok(())
+}
+
+/// Each chain's endpoint health watcher and its follower (shared by
+/// every stream of the chain that has caught up with the tip).
+fn chain_tasks(
+    cfg: &Config,
+    pools: &HashMap<String, Arc<EndpointPool>>,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) -> HashMap<String, Arc<Follower>> {
+    for pool in pools.values() {
+        let watch = ethgate_chain::health::watch(pool.clone(), PROBE_EVERY, stopped.clone());
+        tasks.push(tokio::spawn(watch));
+    }
+    let mut followers = HashMap::new();
+    for c in &cfg.chains {
+        let follower = Follower::new(&c.name, pools[&c.name].clone(), c.sync.clone());
+        tasks.push(tokio::spawn(follower.clone().run(stopped.clone())));
+        followers.insert(c.name.clone(), follower);
+    }
+    followers
+}
+
+/// What each stream's unit runs with. Each syncer is built once here to
+/// refuse a bad stream before anything starts; the cluster builds it
+/// again, fenced, wherever it runs.
+async fn stream_work(
+    cfg: &Config,
+    pools: &HashMap<String, Arc<EndpointPool>>,
+    store: &Store,
+    followers: &HashMap<String, Arc<Follower>>,
+) -> anyhow::Result<HashMap<String, crate::work::StreamWork>> {
+    let mut streams = HashMap::new();
+    for spec in &cfg.streams {
+        let chain = cfg.chain(&spec.chain).context("stream chain vanished")?;
+        let pool = pools[&spec.chain].clone();
+        Syncer::new(
+            spec.clone(),
+            pool.clone(),
+            store.clone(),
+            chain.sync.clone(),
+        )
+        .await
+        .with_context(|| format!("stream {}", spec.name))?;
+        let work = crate::work::StreamWork {
+            spec: spec.clone(),
+            pool,
+            cfg: chain.sync.clone(),
+            follower: followers[&spec.chain].clone(),
+        };
+        streams.insert(spec.name.clone(), work);
+    }
+    Ok(streams)
+}
+
+/// The sinks by name, and each (stream, sink) route; the audit stream is
+/// registered when a sink takes it.
+async fn sink_routes(
+    cfg: &Config,
+    store: &Store,
+) -> anyhow::Result<(HashMap<String, Arc<dyn Sink>>, Vec<(String, Arc<dyn Sink>)>)> {
+    let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
+    for w in &cfg.sinks {
+        sinks.insert(w.name().to_owned(), w.build().map_err(anyhow::Error::msg)?);
+    }
+    let audit = ethgate_store::audit::AUDIT_STREAM;
+    if cfg.routes.iter().any(|(s, _)| s == audit) {
+        // The trail is written to the outbox only once its stream exists.
+        store
+            .ensure_stream(audit, 0)
+            .await
+            .context("registering the audit stream")?;
+    }
+    let mut routes = Vec::new();
+    for (stream, sink) in &cfg.routes {
+        let sink = sinks.get(sink).context("routed sink vanished")?.clone();
+        routes.push((stream.clone(), sink));
+    }
+    Ok((sinks, routes))
+}
+
+/// The pools service over the transaction manager, its members loaded;
+/// with pools, a task re-reads their members every lease lifetime, so
+/// whichever replica rotates, the others send from the new members.
+async fn pools_service(
+    cfg: &Config,
+    tx: Option<&Arc<ethgate_tx::TxManager>>,
+    pools: &HashMap<String, Arc<EndpointPool>>,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut Tasks,
+) -> anyhow::Result<Option<Arc<ethgate_accounts::Pools>>> {
+    let Some(m) = tx else {
+        return Ok(None);
+    };
+    let service = Arc::new(ethgate_accounts::Pools::new(
+        pool_specs(cfg, pools),
+        m.clone(),
+    ));
+    service.load().await.context("loading the pools' members")?;
+    if service.has_pools() {
+        let follow = service
+            .clone()
+            .follow(cfg.cluster.lease_ttl, stopped.clone());
+        tasks.push(tokio::spawn(follow));
+    }
+    Ok(Some(service))
+}
+
+/// The API's state from the config (metrics, transactions and pools are
+/// set by the caller).
+fn api_state(
+    cfg: &Config,
+    store: &Store,
+    pools: &HashMap<String, Arc<EndpointPool>>,
+    sinks: HashMap<String, Arc<dyn Sink>>,
+    sync: SyncState,
+    stopping: watch::Receiver<bool>,
+) -> ApiState {
+    let chains = cfg
+        .chains
+        .iter()
+        .map(|c| ChainHealth {
+            name: c.name.clone(),
+            chain_id: c.chain_id,
+            pool: pools[&c.name].clone(),
+            stale_after: (c.sync.poll_interval * 5).max(Duration::from_secs(30)),
+        })
+        .collect();
+    let policies = cfg
+        .policies
+        .iter()
+        .map(|p| (p.name.clone(), Arc::new(p.clone())))
+        .collect();
+    ApiState {
+        store: store.clone(),
+        streams: Arc::new(cfg.streams.clone()),
+        routes: Arc::new(cfg.routes.clone()),
+        sinks: Arc::new(sinks),
+        chains: Arc::new(chains),
+        sync,
+        metrics: None,
+        max_wait: cfg.max_wait,
+        tx: None,
+        pools: None,
+        tokens: Default::default(),
+        stopping,
+        limits: cfg.limits,
+        policies: Arc::new(policies),
+        guarded: Arc::new(guarded_accounts(cfg)),
+        exposure: cfg.exposure.clone(),
+        audit: Default::default(),
+        abis: Arc::new(cfg.abis.clone()),
+        stats: Default::default(),
+        lease_ttl: cfg.cluster.lease_ttl,
+    }
+}
+
+/// `/metrics` on its own address when `api.metrics_listen` asks for it.
+async fn serve_metrics(
+    cfg: &Config,
+    state: &ApiState,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = cfg.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("api.metrics_listen: cannot listen on {addr}"))?;
+    let app = ethgate_api::health::metrics_router(state.metrics.clone());
+    let (limits, stopped) = (cfg.limits, stopped.clone());
+    Ok(Some(tokio::spawn(async move {
+        let drain = Duration::from_secs(1);
+        if let Err(e) =
+            ethgate_api::server::serve(listener, app, limits, None, stopped, drain).await
+        {
+            tracing::error!(error = %e, "serving metrics failed");
+        }
+    })))
 }
 
 /// The pools' funding and master accounts: no token sends from them

@@ -14,6 +14,7 @@ pub mod raw;
 mod remote_signers;
 mod sinks;
 mod spans;
+mod streams;
 mod validate;
 
 use std::fmt;

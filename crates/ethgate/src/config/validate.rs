@@ -4,15 +4,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alloy_json_abi::{Event, JsonAbi};
-use alloy_primitives::Address;
-use ethgate_core::{Confirmations, StreamSpec};
+use ethgate_core::StreamSpec;
 use ethgate_events::SyncerConfig;
 
 use ethgate_delivery::sinks::SinkConfig;
 
-use super::raw::{RawChain, RawConfig, RawStream};
+use super::raw::{RawChain, RawConfig, RawSink, RawStream};
 use super::sinks::sink;
+use super::streams::stream;
 use super::{ChainConfig, Config, DEFAULT_LISTEN, DEFAULT_STORE, Issue};
 
 pub(super) struct Issues(pub(super) Vec<Issue>);
@@ -142,170 +141,6 @@ fn chain(issues: &mut Issues, i: usize, c: RawChain) -> ChainConfig {
 
 /// Whether an ABI item's signature is within the parser's bounds; an
 /// issue under `key` when it is not.
-fn deep(issues: &mut Issues, key: String, signature: &str) -> bool {
-    match ethgate_core::signature::check(signature) {
-        Ok(()) => true,
-        Err(e) => {
-            let name = signature.split('(').next().unwrap_or(signature);
-            issues.add(key, format!("{name}: the signature {e}"));
-            false
-        }
-    }
-}
-
-fn confirmations(issues: &mut Issues, key: String, v: Option<toml::Value>) -> Confirmations {
-    match v {
-        None => Confirmations::Depth(0),
-        Some(toml::Value::Integer(n)) if n >= 0 => Confirmations::Depth(n as u64),
-        Some(toml::Value::String(s)) if s == "safe" => Confirmations::Safe,
-        Some(toml::Value::String(s)) if s == "finalized" => Confirmations::Finalized,
-        Some(other) => {
-            issues.add(
-                key,
-                format!("{other} is not a block count, \"safe\" or \"finalized\""),
-            );
-            Confirmations::Depth(0)
-        }
-    }
-}
-
-fn stream(
-    issues: &mut Issues,
-    i: usize,
-    s: RawStream,
-    chains: &[ChainConfig],
-    base: &Path,
-    abis: &mut ethgate_api::calls::KnownAbis,
-) -> Option<StreamSpec> {
-    let k = |f: &str| format!("streams[{i}].{f}");
-    if !valid_name(&s.name) {
-        issues.add(
-            k("name"),
-            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
-        );
-    }
-    let chain = chains.iter().find(|c| c.name == s.chain);
-    if chain.is_none() {
-        let known: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
-        issues.add(
-            k("chain"),
-            format!("unknown chain {:?}; configured chains: {known:?}", s.chain),
-        );
-    }
-    let factory = s
-        .factory
-        .as_ref()
-        .and_then(|f| super::factory::factory(issues, i, f));
-    if s.addresses.is_empty() && s.factory.is_none() {
-        issues.add(
-            k("addresses"),
-            "needs at least one contract address (or a `factory`)",
-        );
-    }
-    let mut addresses = Vec::new();
-    for (j, a) in s.addresses.iter().enumerate() {
-        match a.parse::<Address>() {
-            Ok(addr) => addresses.push(addr),
-            Err(_) => issues.add(
-                format!("streams[{i}].addresses[{j}]"),
-                format!("{a:?} is not a 20-byte hex address"),
-            ),
-        }
-    }
-    let mut events: Vec<Event> = Vec::new();
-    if let Some(path) = &s.abi {
-        let full = base.join(path);
-        match std::fs::read_to_string(&full) {
-            Err(e) => issues.add(k("abi"), format!("cannot read {}: {e}", full.display())),
-            Ok(text) => {
-                // Accept a bare ABI array or a compiler artifact with an `abi` field.
-                let parsed = serde_json::from_str::<JsonAbi>(&text).or_else(|_| {
-                    serde_json::from_str::<serde_json::Value>(&text)
-                        .and_then(|v| serde_json::from_value::<JsonAbi>(v["abi"].clone()))
-                });
-                // Types nested past the bounds would overflow the stack
-                // when resolved (see `ethgate_core::signature`).
-                let parsed = parsed.map(|mut abi| {
-                    abi.events.retain(|_, list| {
-                        list.retain(|e| deep(issues, k("abi"), &e.signature()));
-                        !list.is_empty()
-                    });
-                    abi.errors.retain(|_, list| {
-                        list.retain(|e| deep(issues, k("abi"), &e.signature()));
-                        !list.is_empty()
-                    });
-                    abi
-                });
-                if let Ok(abi) = &parsed {
-                    for a in &addresses {
-                        let known = abis.errors.entry((s.chain.clone(), *a)).or_default();
-                        known.extend(abi.errors().cloned());
-                        known.sort_by_key(|e| e.selector());
-                        known.dedup_by_key(|e| e.selector());
-                        let functions = abis.functions.entry((s.chain.clone(), *a)).or_default();
-                        functions.extend(
-                            abi.functions()
-                                .filter(|f| ethgate_core::signature::check(&f.signature()).is_ok())
-                                .cloned(),
-                        );
-                        functions.sort_by_key(|f| f.selector());
-                        functions.dedup_by_key(|f| f.selector());
-                    }
-                }
-                match parsed {
-                    Ok(abi) if abi.events().next().is_some() => {
-                        events.extend(abi.events().cloned())
-                    }
-                    Ok(_) => issues.add(k("abi"), format!("{} declares no events", full.display())),
-                    Err(e) => issues.add(
-                        k("abi"),
-                        format!("{} is not an ABI JSON: {e}", full.display()),
-                    ),
-                }
-            }
-        }
-    }
-    for (j, sig) in s.events.iter().enumerate() {
-        let text = sig.trim();
-        let text = if text.starts_with("event ") {
-            text.to_owned()
-        } else {
-            format!("event {text}")
-        };
-        if let Err(e) = ethgate_core::signature::check(&text) {
-            issues.add(format!("streams[{i}].events[{j}]"), e.to_string());
-            continue;
-        }
-        match Event::parse(&text) {
-            Ok(e) if e.anonymous => issues.add(
-                format!("streams[{i}].events[{j}]"),
-                "anonymous events have no selector to filter on",
-            ),
-            Ok(e) => events.push(e),
-            Err(e) => issues.add(
-                format!("streams[{i}].events[{j}]"),
-                format!("{sig:?} is not an event signature: {e}"),
-            ),
-        }
-    }
-    if s.abi.is_none() && s.events.is_empty() {
-        issues.add(k("events"), "give `events` signatures and/or an `abi` file");
-    }
-    events.sort_by_key(Event::selector);
-    events.dedup_by_key(|e| e.selector());
-    let confirmations = confirmations(issues, k("confirmations"), s.confirmations);
-    Some(StreamSpec {
-        name: s.name,
-        chain: s.chain,
-        chain_id: chain?.chain_id,
-        addresses,
-        events,
-        from_block: s.from_block.unwrap_or(0),
-        confirmations,
-        factory,
-    })
-}
-
 /// Validates `raw`; ABI paths resolve against `base` (the file's folder).
 pub fn validate(
     raw: RawConfig,
@@ -336,83 +171,14 @@ pub fn validate(
     if !(1..=300).contains(&max_wait) {
         issues.add("api.max_wait_secs", "must be between 1 and 300");
     }
-    let mut chains: Vec<ChainConfig> = Vec::new();
-    for (i, c) in raw.chains.into_iter().enumerate() {
-        let c = chain(&mut issues, i, c);
-        if chains.iter().any(|o| o.name == c.name) {
-            issues.add(
-                format!("chains[{i}].name"),
-                format!("{:?} is configured twice", c.name),
-            );
-        }
-        if chains.iter().any(|o| o.chain_id == c.chain_id) {
-            issues.add(
-                format!("chains[{i}].chain_id"),
-                format!("{} is configured twice", c.chain_id),
-            );
-        }
-        chains.push(c);
-    }
-    let mut sinks: Vec<SinkConfig> = Vec::new();
-    for (i, s) in raw.sinks.into_iter().enumerate() {
-        if sinks.iter().any(|o| o.name() == s.name) {
-            issues.add(
-                format!("sinks[{i}].name"),
-                format!("{:?} is configured twice", s.name),
-            );
-        }
-        if let Some(w) = sink(&mut issues, i, s, base) {
-            sinks.push(w);
-        }
-    }
-    let mut routes = Vec::new();
-    let mut streams = Vec::new();
-    let mut abis = ethgate_api::calls::KnownAbis::default();
-    let mut names = HashSet::new();
-    for (i, s) in raw.streams.into_iter().enumerate() {
-        for (j, name) in s.sinks.iter().enumerate() {
-            if sinks.iter().any(|w| w.name() == name) {
-                routes.push((s.name.clone(), name.clone()));
-            } else {
-                issues.add(
-                    format!("streams[{i}].sinks[{j}]"),
-                    format!("no [[sinks]] entry is named {name:?}"),
-                );
-            }
-        }
-        if !names.insert(s.name.clone()) {
-            issues.add(
-                format!("streams[{i}].name"),
-                format!("{:?} is configured twice", s.name),
-            );
-        }
-        if let Some(spec) = stream(&mut issues, i, s, &chains, base, &mut abis) {
-            streams.push(spec);
-        }
-    }
+    let chains = chains(&mut issues, raw.chains);
+    let sinks = sinks(&mut issues, raw.sinks, base);
+    let (streams, mut routes, abis) = streams(&mut issues, raw.streams, &chains, &sinks, base);
     let tx_sinks = raw.tx.sinks.clone();
     let mut tx =
         super::accounts::tx_config(&mut issues, raw.tx, raw.accounts, raw.pools, &chains, base);
     tx.contract_errors = abis.errors.clone();
-    // Status envelopes: one outbox stream per chain with accounts.
-    for (j, name) in tx_sinks.iter().enumerate() {
-        if !sinks.iter().any(|w| w.name() == name) {
-            issues.add(
-                format!("tx.sinks[{j}]"),
-                format!("no [[sinks]] entry is named {name:?}"),
-            );
-            continue;
-        }
-        let mut chains_used: Vec<&str> = tx.accounts.iter().map(|a| a.chain.as_str()).collect();
-        chains_used.sort_unstable();
-        chains_used.dedup();
-        for chain in chains_used {
-            let route = (format!("tx.{chain}"), name.clone());
-            if !routes.contains(&route) {
-                routes.push(route);
-            }
-        }
-    }
+    tx_routes(&mut issues, &tx_sinks, &tx, &sinks, &mut routes);
     let limits = super::policies::limits(&mut issues, &raw.api, Duration::from_secs(max_wait));
     let known = super::policies::Known {
         chains: &chains,
@@ -450,6 +216,113 @@ pub fn validate(
         abis,
         cluster,
     })
+}
+
+fn chains(issues: &mut Issues, raw: Vec<RawChain>) -> Vec<ChainConfig> {
+    let mut chains: Vec<ChainConfig> = Vec::new();
+    for (i, c) in raw.into_iter().enumerate() {
+        let c = chain(issues, i, c);
+        if chains.iter().any(|o| o.name == c.name) {
+            issues.add(
+                format!("chains[{i}].name"),
+                format!("{:?} is configured twice", c.name),
+            );
+        }
+        if chains.iter().any(|o| o.chain_id == c.chain_id) {
+            issues.add(
+                format!("chains[{i}].chain_id"),
+                format!("{} is configured twice", c.chain_id),
+            );
+        }
+        chains.push(c);
+    }
+    chains
+}
+
+fn sinks(issues: &mut Issues, raw: Vec<RawSink>, base: &Path) -> Vec<SinkConfig> {
+    let mut sinks: Vec<SinkConfig> = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        if sinks.iter().any(|o| o.name() == s.name) {
+            issues.add(
+                format!("sinks[{i}].name"),
+                format!("{:?} is configured twice", s.name),
+            );
+        }
+        if let Some(w) = sink(issues, i, s, base) {
+            sinks.push(w);
+        }
+    }
+    sinks
+}
+
+/// The streams, each (stream, sink) route they name, and what their ABI
+/// files say of the contracts.
+fn streams(
+    issues: &mut Issues,
+    raw: Vec<RawStream>,
+    chains: &[ChainConfig],
+    sinks: &[SinkConfig],
+    base: &Path,
+) -> (
+    Vec<StreamSpec>,
+    Vec<(String, String)>,
+    ethgate_api::calls::KnownAbis,
+) {
+    let mut routes = Vec::new();
+    let mut streams = Vec::new();
+    let mut abis = ethgate_api::calls::KnownAbis::default();
+    let mut names = HashSet::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        for (j, name) in s.sinks.iter().enumerate() {
+            if sinks.iter().any(|w| w.name() == name) {
+                routes.push((s.name.clone(), name.clone()));
+            } else {
+                issues.add(
+                    format!("streams[{i}].sinks[{j}]"),
+                    format!("no [[sinks]] entry is named {name:?}"),
+                );
+            }
+        }
+        if !names.insert(s.name.clone()) {
+            issues.add(
+                format!("streams[{i}].name"),
+                format!("{:?} is configured twice", s.name),
+            );
+        }
+        if let Some(spec) = stream(issues, i, s, chains, base, &mut abis) {
+            streams.push(spec);
+        }
+    }
+    (streams, routes, abis)
+}
+
+/// Routes of the transaction status streams (one outbox stream per chain
+/// with accounts) to the sinks `[tx] sinks` names.
+fn tx_routes(
+    issues: &mut Issues,
+    tx_sinks: &[String],
+    tx: &super::accounts::TxConfig,
+    sinks: &[SinkConfig],
+    routes: &mut Vec<(String, String)>,
+) {
+    for (j, name) in tx_sinks.iter().enumerate() {
+        if !sinks.iter().any(|w| w.name() == name) {
+            issues.add(
+                format!("tx.sinks[{j}]"),
+                format!("no [[sinks]] entry is named {name:?}"),
+            );
+            continue;
+        }
+        let mut chains_used: Vec<&str> = tx.accounts.iter().map(|a| a.chain.as_str()).collect();
+        chains_used.sort_unstable();
+        chains_used.dedup();
+        for chain in chains_used {
+            let route = (format!("tx.{chain}"), name.clone());
+            if !routes.contains(&route) {
+                routes.push(route);
+            }
+        }
+    }
 }
 
 /// `[cluster]`: an id other replicas can tell apart, a lease long enough
