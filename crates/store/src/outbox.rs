@@ -368,30 +368,8 @@ impl Store {
         .fetch_all(ex)
         .await
         })?;
-        let mut retractions: Vec<Segment> = Vec::new();
-        let mut count = 0i64;
-        for (segment, first_seq, live_through, payload) in &live {
-            for (i, record) in codec::records(payload).enumerate() {
-                let corrupt = |e: codec::CodecError| StoreError::Corrupt {
-                    what: "outbox.payload",
-                    detail: format!("seq {}: {e}", *first_seq as u64 + i as u64),
-                };
-                let record = record.map_err(corrupt)?;
-                let block = codec::block_number(record).map_err(corrupt)?;
-                if block as i64 > above && live_through.is_none_or(|t| block as i64 <= t) {
-                    if retractions
-                        .last()
-                        .is_none_or(|s| s.count as usize >= SEGMENT_MAX)
-                    {
-                        retractions.push(Segment::new(true));
-                    }
-                    if let Some(seg) = retractions.last_mut() {
-                        codec::push_retraction(record, &mut seg.payload);
-                        seg.note(block);
-                        count += 1;
-                    }
-                }
-            }
+        let (retractions, count) = retractions_above(&live, above)?;
+        for (segment, ..) in &live {
             crate::db::on_tx!(tx, |ex| sqlx::query(
                 "UPDATE outbox SET live_through = $1 WHERE segment = $2"
             )
@@ -402,32 +380,7 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         }
         let next_seq = append(&mut tx, stream, next_seq, retractions).await?;
-        crate::db::on_tx!(tx, |ex| {
-            sqlx::query(
-            "UPDATE stream_addresses SET next_block = $2 + 1 WHERE stream = $1 AND next_block > $2 + 1"
-        )
-        .bind(stream)
-        .bind(above)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        crate::db::on_tx!(tx, |ex| sqlx::query(
-            "DELETE FROM stream_children WHERE stream = $1 AND block > $2"
-        )
-        .bind(stream)
-        .bind(above)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected()))?;
-        crate::db::on_tx!(tx, |ex| sqlx::query(
-            "DELETE FROM blocks WHERE stream = $1 AND number > $2"
-        )
-        .bind(stream)
-        .bind(above)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected()))?;
+        forget_above(&mut tx, stream, above).await?;
         crate::db::on_tx!(tx, |ex| {
             sqlx::query(
             "UPDATE streams SET cursor_block = $1, cursor_hash = $2, next_seq = $3, events_recorded = events_recorded - $4, \
@@ -526,4 +479,73 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Retraction envelopes for every live event above block `above` in the
+/// segments `live` (segment, first seq, live through, payload), in seq
+/// order, and how many there are.
+fn retractions_above(
+    live: &[(i64, i64, Option<i64>, Vec<u8>)],
+    above: i64,
+) -> Result<(Vec<Segment>, i64), StoreError> {
+    let mut retractions: Vec<Segment> = Vec::new();
+    let mut count = 0i64;
+    for (_, first_seq, live_through, payload) in live {
+        for (i, record) in codec::records(payload).enumerate() {
+            let corrupt = |e: codec::CodecError| StoreError::Corrupt {
+                what: "outbox.payload",
+                detail: format!("seq {}: {e}", *first_seq as u64 + i as u64),
+            };
+            let record = record.map_err(corrupt)?;
+            let block = codec::block_number(record).map_err(corrupt)?;
+            if block as i64 <= above || live_through.is_some_and(|t| block as i64 > t) {
+                continue;
+            }
+            if retractions
+                .last()
+                .is_none_or(|s| s.count as usize >= SEGMENT_MAX)
+            {
+                retractions.push(Segment::new(true));
+            }
+            if let Some(seg) = retractions.last_mut() {
+                codec::push_retraction(record, &mut seg.payload);
+                seg.note(block);
+                count += 1;
+            }
+        }
+    }
+    Ok((retractions, count))
+}
+
+/// Forgets what a stream learned above block `above`: its recorded
+/// blocks, the factory children announced there, and the progress of
+/// added contracts' backfills past it (they resume from the fork).
+async fn forget_above(tx: &mut WriteTx, stream: &str, above: i64) -> Result<(), StoreError> {
+    crate::db::on_tx!(tx, |ex| {
+        sqlx::query(
+            "UPDATE stream_addresses SET next_block = $2 + 1 WHERE stream = $1 AND next_block > $2 + 1",
+        )
+        .bind(stream)
+        .bind(above)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    crate::db::on_tx!(tx, |ex| sqlx::query(
+        "DELETE FROM stream_children WHERE stream = $1 AND block > $2"
+    )
+    .bind(stream)
+    .bind(above)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected()))?;
+    crate::db::on_tx!(tx, |ex| sqlx::query(
+        "DELETE FROM blocks WHERE stream = $1 AND number > $2"
+    )
+    .bind(stream)
+    .bind(above)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
 }

@@ -224,38 +224,84 @@ async fn answer_some(inner: &Inner, fault: Fault, req: &Value) -> Option<Respons
     })
 }
 
+/// Counts what a request carries: methods, log spans (and whether the
+/// fault refuses them), hashes of raw transactions sent.
+fn note(s: &mut Seen, fault: Fault, req: &Value) {
+    s.requests += 1;
+    let mut carried = std::collections::HashSet::new();
+    for m in calls(req).into_iter().filter_map(|c| c["method"].as_str()) {
+        *s.methods.entry(m.to_owned()).or_default() += 1;
+        carried.insert(m.to_owned());
+    }
+    for m in carried {
+        *s.requests_with.entry(m).or_default() += 1;
+    }
+    for c in calls(req)
+        .into_iter()
+        .filter(|c| c["method"] == "eth_getLogs")
+    {
+        if let Some(span) = log_span(c) {
+            let refused =
+                matches!(fault, Fault::RangeCap(cap) | Fault::RangeHint(cap) if span > cap);
+            s.log_spans.push((span, refused));
+        }
+    }
+    for c in calls(req) {
+        let raw = c["params"][0].as_str().unwrap_or_default();
+        if c["method"] == "eth_sendRawTransaction"
+            && let Ok(bytes) = alloy_primitives::hex::decode(raw)
+        {
+            s.sent
+                .insert(format!("{:#x}", alloy_primitives::keccak256(bytes)));
+        }
+    }
+}
+
+/// Counts the logs the node answered `req`'s `eth_getLogs` with and,
+/// while the fault says so, gives one answer's logs a block hash that is
+/// no block's.
+fn logs_seen(inner: &Inner, req: &Value, bytes: Bytes) -> Bytes {
+    let log_ids: Vec<&Value> = calls(req)
+        .into_iter()
+        .filter(|c| c["method"] == "eth_getLogs")
+        .map(|c| &c["id"])
+        .collect();
+    if log_ids.is_empty() {
+        return bytes;
+    }
+    let Ok(mut resp) = serde_json::from_slice::<Value>(&bytes) else {
+        return bytes;
+    };
+    let mut answers: Vec<&mut Value> = match &mut resp {
+        Value::Array(a) => a.iter_mut().collect(),
+        one => vec![one],
+    };
+    let mut tampered = false;
+    for a in answers.iter_mut().filter(|a| log_ids.contains(&&a["id"])) {
+        let Some(logs) = a["result"].as_array_mut() else {
+            continue;
+        };
+        if let Ok(mut s) = inner.seen.lock() {
+            s.logs_answered += logs.len() as u64;
+        }
+        if !logs.is_empty() && take_one(inner) {
+            for log in logs.iter_mut() {
+                log["blockHash"] = json!(format!("0x{}", "11".repeat(32)));
+            }
+            tampered = true;
+        }
+    }
+    match tampered {
+        true => serde_json::to_vec(&resp).map_or(bytes, Bytes::from),
+        false => bytes,
+    }
+}
+
 async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let fault = *inner.fault.lock().expect("lock");
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if let Ok(mut s) = inner.seen.lock() {
-        s.requests += 1;
-        let mut carried = std::collections::HashSet::new();
-        for m in calls(&req).into_iter().filter_map(|c| c["method"].as_str()) {
-            *s.methods.entry(m.to_owned()).or_default() += 1;
-            carried.insert(m.to_owned());
-        }
-        for m in carried {
-            *s.requests_with.entry(m).or_default() += 1;
-        }
-        for c in calls(&req)
-            .into_iter()
-            .filter(|c| c["method"] == "eth_getLogs")
-        {
-            if let Some(span) = log_span(c) {
-                let refused =
-                    matches!(fault, Fault::RangeCap(cap) | Fault::RangeHint(cap) if span > cap);
-                s.log_spans.push((span, refused));
-            }
-        }
-        for c in calls(&req) {
-            let raw = c["params"][0].as_str().unwrap_or_default();
-            if c["method"] == "eth_sendRawTransaction"
-                && let Ok(bytes) = alloy_primitives::hex::decode(raw)
-            {
-                s.sent
-                    .insert(format!("{:#x}", alloy_primitives::keccak256(bytes)));
-            }
-        }
+        note(&mut s, fault, &req);
     }
     match fault {
         Fault::Http500 => {
@@ -293,38 +339,8 @@ async fn handle(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         Ok(r) => {
             let status =
                 StatusCode::from_u16(r.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let mut bytes = r.bytes().await.unwrap_or_default();
-            let log_ids: Vec<&Value> = calls(&req)
-                .into_iter()
-                .filter(|c| c["method"] == "eth_getLogs")
-                .map(|c| &c["id"])
-                .collect();
-            if !log_ids.is_empty()
-                && let Ok(mut resp) = serde_json::from_slice::<Value>(&bytes)
-            {
-                let mut answers: Vec<&mut Value> = match &mut resp {
-                    Value::Array(a) => a.iter_mut().collect(),
-                    one => vec![one],
-                };
-                let mut tampered = false;
-                for a in answers.iter_mut().filter(|a| log_ids.contains(&&a["id"])) {
-                    let Some(logs) = a["result"].as_array_mut() else {
-                        continue;
-                    };
-                    if let Ok(mut s) = inner.seen.lock() {
-                        s.logs_answered += logs.len() as u64;
-                    }
-                    if !logs.is_empty() && take_one(&inner) {
-                        for log in logs.iter_mut() {
-                            log["blockHash"] = json!(format!("0x{}", "11".repeat(32)));
-                        }
-                        tampered = true;
-                    }
-                }
-                if tampered {
-                    bytes = serde_json::to_vec(&resp).unwrap_or_default().into();
-                }
-            }
+            let bytes = r.bytes().await.unwrap_or_default();
+            let bytes = logs_seen(&inner, &req, bytes);
             (status, [("content-type", "application/json")], bytes).into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
