@@ -160,6 +160,50 @@ async fn replicas(o: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until every replica's API answers `/readyz`.
+async fn ready(http: &reqwest::Client, ports: &[u16]) -> anyhow::Result<()> {
+    for p in ports {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http
+            .get(format!("http://127.0.0.1:{p}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            anyhow::ensure!(Instant::now() < deadline, "a replica never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Environment variables for a child process.
+type Env = Vec<(String, String)>;
+
+/// The replicas' config (accounts from dev keys given as `KEY_<i>`), the
+/// variables that hold the keys, and the accounts' addresses.
+fn replicas_config(
+    store: &str,
+    node: &str,
+    accounts: usize,
+) -> anyhow::Result<(String, Env, Vec<String>)> {
+    let mut config = format!(
+        "[store]\nurl = \"{store}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{node}\"]\n\n\
+         [tx]\nallow_dev_keys = true\nmax_in_flight = 4096\npoll_interval = \"20ms\"\nstall_after = \"1s\"\n",
+    );
+    let mut env: Env = vec![("ETHGATE_LOG".into(), "warn".into())];
+    let mut from = Vec::new();
+    for (i, key) in DEV_KEYS[1..=accounts].iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[accounts]]\nchain = \"anvil\"\ndev_key_env = \"KEY_{i}\"\n"
+        ));
+        env.push((format!("KEY_{i}"), (*key).to_owned()));
+        let key = ethgate_keys::LocalKey::dev(key, "dev key")?;
+        from.push(format!("{:#x}", ethgate_keys::Signer::address(&key)));
+    }
+    Ok((config, env, from))
+}
+
 /// One run through `count` replicas: tx/s, and the CPU seconds of the
 /// replicas, the node and PostgreSQL.
 async fn replicas_once(
@@ -170,21 +214,7 @@ async fn replicas_once(
     let mut c = chain(Duration::from_millis(o.block_ms)).await?;
     let scratch = Scratch::postgres(&o.postgres).await.context("PostgreSQL")?;
     let dir = tempfile::tempdir()?;
-    let mut config = format!(
-        "[store]\nurl = \"{}\"\n\n[[chains]]\nname = \"anvil\"\nchain_id = 31337\nrpc = [\"{}\"]\n\n\
-         [tx]\nallow_dev_keys = true\nmax_in_flight = 4096\npoll_interval = \"20ms\"\nstall_after = \"1s\"\n",
-        scratch.url(),
-        c.anvil.url
-    );
-    let mut env: Vec<(String, String)> = vec![("ETHGATE_LOG".into(), "warn".into())];
-    let mut from = Vec::new();
-    for (i, key) in DEV_KEYS[1..=o.accounts].iter().enumerate() {
-        config.push_str(&format!(
-            "\n[[accounts]]\nchain = \"anvil\"\ndev_key_env = \"KEY_{i}\"\n"
-        ));
-        env.push((format!("KEY_{i}"), (*key).to_owned()));
-        from.push(ethgate_keys::LocalKey::dev(key, "dev key")?);
-    }
+    let (config, env, from) = replicas_config(scratch.url(), &c.anvil.url, o.accounts)?;
     std::fs::write(dir.path().join("ethgate.toml"), config)?;
     let run = |args: &[&str], port: Option<u16>| {
         let mut cmd = tokio::process::Command::new(crate::ethgate_bin()?);
@@ -210,18 +240,7 @@ async fn replicas_once(
         children.push(run(&["serve"], Some(*p))?.spawn()?);
     }
     let http = reqwest::Client::new();
-    for p in &ports {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !http
-            .get(format!("http://127.0.0.1:{p}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            anyhow::ensure!(Instant::now() < deadline, "a replica never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    ready(&http, &ports).await?;
     // Every replica runs its share of the senders before the clock starts.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let store = ethgate_store::Store::connect(scratch.url()).await?;
@@ -233,11 +252,14 @@ async fn replicas_once(
     let started = Instant::now();
     let answers: Vec<anyhow::Result<()>> = futures::stream::iter(0..n)
         .map(|i| {
-            let body = json!({"chain": "anvil", "from": format!("{:#x}", ethgate_keys::Signer::address(&from[i % from.len()])),
+            let body = json!({"chain": "anvil", "from": from[i % from.len()],
                 "to": contract, "function": "keyed(string)", "args": [format!("r-{i}")],
                 "gas_limit": 100_000, "idempotency_key": format!("r-{i}")});
             let req = http
-                .post(format!("http://127.0.0.1:{}/v1/transactions", ports[i % ports.len()]))
+                .post(format!(
+                    "http://127.0.0.1:{}/v1/transactions",
+                    ports[i % ports.len()]
+                ))
                 .bearer_auth(&token)
                 .json(&body);
             async move {

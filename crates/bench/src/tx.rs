@@ -170,9 +170,64 @@ pub(crate) async fn ours(
         str::to_owned,
     );
     let store = Store::connect(&url).await?;
+    let (stop, stopped) = watch::channel(false);
+    let api = gateway(&store, &c.anvil.url, accounts, stopped).await?;
+    let contract = format!("{:#x}", c.contract);
+    c.next_block().await?;
+    let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
+    let started = Instant::now();
+    let latencies = send_load(&api, &contract, n, load).await?;
+    let accepted = started.elapsed();
+    all_confirmed(&store, n).await?;
+    let took = started.elapsed();
+    let run = Run {
+        took,
+        node_cpu: cpu_seconds(c.anvil.pid()) - node0,
+        own_cpu: cpu_seconds(None) - own0,
+    };
+    let _ = stop.send(true);
+    // A run that needed replacements (a bump after `bump_after`, a
+    // request moved to a new nonce) is not a steady-state figure: say so.
+    let extra = match store.extra_attempts().await? {
+        0 => String::new(),
+        k => format!("; {k} attempts beyond the first (replacements, new nonces)"),
+    };
+    println!(
+        "      ethgate: all {n} accepted after {accepted:.2?}, all mined after {took:.2?}{extra}"
+    );
+    Ok((run, latencies))
+}
+
+/// A running API: its base URL and a `tx:write` token.
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// The `i`th call of a run, from the pool of the bench's accounts.
+    fn request(&self, contract: &str, i: usize) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/v1/transactions", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"chain": "anvil", "from": "bench", "to": contract,
+                "function": "keyed(string)", "args": [format!("ours-{i}")],
+                "gas_limit": 100_000, "idempotency_key": format!("ours-{i}")}))
+    }
+}
+
+/// The transaction manager over `accounts` dev keys (a pool named
+/// `bench`) and the HTTP API in front of it, until `stopped`.
+async fn gateway(
+    store: &Store,
+    node: &str,
+    accounts: usize,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Api> {
     let pool = Arc::new(EndpointPool::new(PoolConfig {
         chain: "anvil".into(),
-        urls: vec![c.anvil.url.clone()],
+        urls: vec![node.to_owned()],
         request_timeout: Duration::from_secs(10),
         max_rounds: 3,
         backoff_base: Duration::from_millis(100),
@@ -203,14 +258,9 @@ pub(crate) async fn ours(
         stall_after: crate::tx_raw::RAW_STALL.as_secs(),
         ..Settings::default()
     };
-    let manager = Arc::new(TxManager::new(
-        store.clone(),
-        settings,
-        HashMap::from([("anvil".to_owned(), 31337)]),
-        list,
-        HashMap::from([("bench".to_owned(), members)]),
-    ));
-    let (stop, stopped) = watch::channel(false);
+    let chains = HashMap::from([("anvil".to_owned(), 31337)]);
+    let pools = HashMap::from([("bench".to_owned(), members)]);
+    let manager = Arc::new(TxManager::new(store.clone(), settings, chains, list, pools));
     manager.spawn(&stopped);
     let (id, token) = ethgate_api::new_token();
     store
@@ -247,7 +297,7 @@ pub(crate) async fn ours(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     // The server stops with the run, so it lets go of the run's store.
-    let mut serving = stopped.clone();
+    let mut serving = stopped;
     tokio::spawn(async move {
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
@@ -256,22 +306,21 @@ pub(crate) async fn ours(
             .await
     });
     let http = reqwest::Client::new();
-    let contract = format!("{:#x}", c.contract);
-    let request = |i: usize| {
-        http.post(format!("{base}/v1/transactions"))
-            .bearer_auth(&token)
-            .json(&json!({"chain": "anvil", "from": "bench", "to": contract,
-                "function": "keyed(string)", "args": [format!("ours-{i}")],
-                "gas_limit": 100_000, "idempotency_key": format!("ours-{i}")}))
-    };
-    c.next_block().await?;
-    let (node0, own0) = (cpu_seconds(c.anvil.pid()), cpu_seconds(None));
-    let started = Instant::now();
+    Ok(Api { base, token, http })
+}
+
+/// Sends `n` calls as `load` says; each one's latency.
+async fn send_load(
+    api: &Api,
+    contract: &str,
+    n: usize,
+    load: Load,
+) -> anyhow::Result<Vec<Duration>> {
     let latencies: Vec<anyhow::Result<Duration>> = match load {
         Load::InFlight(k) => {
             futures::stream::iter(0..n)
                 .map(|i| {
-                    let req = request(i);
+                    let req = api.request(contract, i);
                     async move {
                         let t = Instant::now();
                         accepted(req).await?;
@@ -292,7 +341,7 @@ pub(crate) async fn ours(
             for i in 0..n {
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
                 tokio::time::sleep_until(due).await;
-                let req = request(i);
+                let req = api.request(contract, i);
                 sent.push(tokio::spawn(async move {
                     accepted(req).await?;
                     Ok(due.elapsed())
@@ -305,12 +354,15 @@ pub(crate) async fn ours(
             out
         }
     };
-    let latencies = latencies.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    let accepted = started.elapsed();
+    latencies.into_iter().collect()
+}
+
+/// Waits until `n` requests are confirmed, counted each time the store
+/// commits status envelopes (as a service reading the status stream
+/// learns of them), at most every 5 ms: a fixed poll would add up to its
+/// interval to ethgate's time alone.
+async fn all_confirmed(store: &Store, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + DEADLINE;
-    // Counted each time the store commits status envelopes (as a service
-    // reading the status stream learns of them), at most every 5 ms: a
-    // fixed poll would add up to its interval to ethgate's time alone.
     let mut changes = store.subscribe();
     while store.count_txs(ethgate_core::TxStatus::Confirmed).await? < n as u64 {
         anyhow::ensure!(
@@ -320,23 +372,7 @@ pub(crate) async fn ours(
         tokio::time::sleep(Duration::from_millis(5)).await;
         let _ = tokio::time::timeout(Duration::from_millis(100), changes.changed()).await;
     }
-    let took = started.elapsed();
-    let run = Run {
-        took,
-        node_cpu: cpu_seconds(c.anvil.pid()) - node0,
-        own_cpu: cpu_seconds(None) - own0,
-    };
-    let _ = stop.send(true);
-    // A run that needed replacements (a bump after `bump_after`, a
-    // request moved to a new nonce) is not a steady-state figure: say so.
-    let extra = match store.extra_attempts().await? {
-        0 => String::new(),
-        k => format!("; {k} attempts beyond the first (replacements, new nonces)"),
-    };
-    println!(
-        "      ethgate: all {n} accepted after {accepted:.2?}, all mined after {took:.2?}{extra}"
-    );
-    Ok((run, latencies))
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -364,6 +400,84 @@ pub struct Options {
 }
 
 /// Runs the benchmark and prints its figures.
+/// A round's tx/s, node CPU and own CPU of the raw sender, the raw
+/// sender reading receipts, and ethgate.
+type Figures = [(f64, f64, f64); 3];
+
+/// One round of each side over `accounts`: its figures (printed) and
+/// ethgate's API latencies.
+async fn one_round(
+    n: usize,
+    accounts: usize,
+    in_flight: usize,
+    block: Duration,
+    round: usize,
+) -> anyhow::Result<(Figures, Vec<Duration>)> {
+    let counted = raw(n, accounts, in_flight, block, Learns::NonceCount)
+        .await
+        .context("raw sender")?;
+    let receipted = raw(n, accounts, in_flight, block, Learns::Receipts)
+        .await
+        .context("raw sender reading receipts")?;
+    let (ours, l) = ours(n, accounts, Load::InFlight(in_flight), block, None)
+        .await
+        .context("ethgate")?;
+    let f = [&counted, &receipted, &ours]
+        .map(|r| (n as f64 / r.took.as_secs_f64(), r.node_cpu, r.own_cpu));
+    println!(
+        "    round {round}: raw {:>5.0} tx/s ({:.2?}), raw + receipts {:>5.0} tx/s ({:.2?}), ethgate {:>5.0} tx/s ({:.2?}); ratio {:.2} ({:.2} against raw + receipts); node CPU {:.2} / {:.2} / {:.2} s, this process {:.2} / {:.2} / {:.2} s",
+        f[0].0,
+        counted.took,
+        f[1].0,
+        receipted.took,
+        f[2].0,
+        ours.took,
+        f[2].0 / f[0].0,
+        f[2].0 / f[1].0,
+        f[0].1,
+        f[1].1,
+        f[2].1,
+        f[0].2,
+        f[1].2,
+        f[2].2,
+    );
+    Ok((f, l))
+}
+
+/// The medians of an account count's rounds, and the latency over them
+/// (`lat` sorted).
+fn report(figures: &[Figures], lat: &[Duration]) {
+    let med = |pick: fn(&Figures) -> f64| median(figures.iter().map(pick).collect());
+    println!(
+        "    raw sign + send, pipelined nonces, to mined (nonce count):     {:>8.0} tx/s (median)",
+        med(|f| f[0].0)
+    );
+    println!(
+        "    raw, also reading each receipt (each call's outcome):          {:>8.0} tx/s (median)",
+        med(|f| f[1].0)
+    );
+    println!(
+        "    ethgate API request -> mined:                                  {:>8.0} tx/s (median)",
+        med(|f| f[2].0)
+    );
+    println!(
+        "    ratio: {:.2} median of the rounds' ratios  (target >= 0.70); against the raw sender that reads receipts: {:.2}",
+        med(|f| f[2].0 / f[0].0),
+        med(|f| f[2].0 / f[1].0),
+    );
+    println!(
+        "    API latency over all rounds: p50 {:.2?}, p99 {:.2?}  (target p99 < 10 ms)",
+        percentile(lat, 0.5),
+        percentile(lat, 0.99)
+    );
+    println!(
+        "    node CPU per run (median): raw {:.2} s, raw + receipts {:.2} s, ethgate {:.2} s (simulation, logs, receipts and reads on top of the same sends)",
+        med(|f| f[0].1),
+        med(|f| f[1].1),
+        med(|f| f[2].1),
+    );
+}
+
 pub async fn tx(o: Options) -> anyhow::Result<()> {
     let Options {
         txs: n,
@@ -391,72 +505,14 @@ pub async fn tx(o: Options) -> anyhow::Result<()> {
         let n = n - n % accounts;
         println!("  {accounts} account(s):");
         let mut lat = Vec::new();
-        // Per round: raw, raw with receipts, ethgate (tx/s, node CPU,
-        // own CPU each).
-        let mut figures: Vec<[(f64, f64, f64); 3]> = Vec::new();
+        let mut figures: Vec<Figures> = Vec::new();
         for round in 1..=rounds {
-            let counted = raw(n, accounts, in_flight, block, Learns::NonceCount)
-                .await
-                .context("raw sender")?;
-            let receipted = raw(n, accounts, in_flight, block, Learns::Receipts)
-                .await
-                .context("raw sender reading receipts")?;
-            let (ours, l) = ours(n, accounts, Load::InFlight(in_flight), block, None)
-                .await
-                .context("ethgate")?;
-            lat.extend(l);
-            let f = [&counted, &receipted, &ours]
-                .map(|r| (n as f64 / r.took.as_secs_f64(), r.node_cpu, r.own_cpu));
-            println!(
-                "    round {round}: raw {:>5.0} tx/s ({:.2?}), raw + receipts {:>5.0} tx/s ({:.2?}), ethgate {:>5.0} tx/s ({:.2?}); ratio {:.2} ({:.2} against raw + receipts); node CPU {:.2} / {:.2} / {:.2} s, this process {:.2} / {:.2} / {:.2} s",
-                f[0].0,
-                counted.took,
-                f[1].0,
-                receipted.took,
-                f[2].0,
-                ours.took,
-                f[2].0 / f[0].0,
-                f[2].0 / f[1].0,
-                f[0].1,
-                f[1].1,
-                f[2].1,
-                f[0].2,
-                f[1].2,
-                f[2].2,
-            );
+            let (f, l) = one_round(n, accounts, in_flight, block, round).await?;
             figures.push(f);
+            lat.extend(l);
         }
-        let med =
-            |pick: fn(&[(f64, f64, f64); 3]) -> f64| median(figures.iter().map(pick).collect());
         lat.sort();
-        println!(
-            "    raw sign + send, pipelined nonces, to mined (nonce count):     {:>8.0} tx/s (median)",
-            med(|f| f[0].0)
-        );
-        println!(
-            "    raw, also reading each receipt (each call's outcome):          {:>8.0} tx/s (median)",
-            med(|f| f[1].0)
-        );
-        println!(
-            "    ethgate API request -> mined:                                  {:>8.0} tx/s (median)",
-            med(|f| f[2].0)
-        );
-        println!(
-            "    ratio: {:.2} median of the rounds' ratios  (target >= 0.70); against the raw sender that reads receipts: {:.2}",
-            med(|f| f[2].0 / f[0].0),
-            med(|f| f[2].0 / f[1].0),
-        );
-        println!(
-            "    API latency over all rounds: p50 {:.2?}, p99 {:.2?}  (target p99 < 10 ms)",
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99)
-        );
-        println!(
-            "    node CPU per run (median): raw {:.2} s, raw + receipts {:.2} s, ethgate {:.2} s (simulation, logs, receipts and reads on top of the same sends)",
-            med(|f| f[0].1),
-            med(|f| f[1].1),
-            med(|f| f[2].1),
-        );
+        report(&figures, &lat);
         if rate > 0.0 {
             let (run, mut lat) = ours(n, accounts, Load::Rate(rate), block, None)
                 .await

@@ -86,6 +86,33 @@ async fn read_receipts(http: &reqwest::Client, url: &str, calls: &[&[B256]]) -> 
     Ok(())
 }
 
+/// The raw sender's keys and what it calls.
+struct Signing {
+    keys: Vec<LocalKey>,
+    contract: alloy_primitives::Address,
+}
+
+impl Signing {
+    /// Call `i`, signed at its account's nonce; `fee_x` multiplies the
+    /// fees (a replacement must pay more): the raw bytes and the hash.
+    fn sign(&self, i: usize, fee_x: u128) -> anyhow::Result<(String, B256)> {
+        let accounts = self.keys.len();
+        let key = &self.keys[i % accounts];
+        let signed = key.sign_sync(UnsignedTx::Eip1559(TxEip1559 {
+            chain_id: 31337,
+            nonce: (i / accounts) as u64,
+            gas_limit: 100_000,
+            max_fee_per_gas: 20_000_000_000 * fee_x,
+            max_priority_fee_per_gas: 1_000_000_000 * fee_x,
+            to: TxKind::Call(self.contract),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input: calldata(&format!("raw-{i}"))?,
+        }))?;
+        Ok((format!("0x{}", hex::encode(signed.raw)), signed.hash))
+    }
+}
+
 /// The raw sender: sign with pipelined nonces, send, wait until mined.
 pub(crate) async fn raw(
     n: usize,
@@ -100,31 +127,18 @@ pub(crate) async fn raw(
         .iter()
         .map(|k| LocalKey::dev(k, "dev key"))
         .collect::<Result<_, _>>()?;
+    let signing = Signing {
+        keys,
+        contract: c.contract,
+    };
     let http = reqwest::Client::new();
     c.next_block().await?;
     let started = Instant::now();
-    // Call `i`, signed at its account's nonce; `fee_x` multiplies the fees
-    // (a replacement must pay more).
-    let sign = |i: usize, fee_x: u128| -> anyhow::Result<(String, B256)> {
-        let key = &keys[i % accounts];
-        let signed = key.sign_sync(UnsignedTx::Eip1559(TxEip1559 {
-            chain_id: 31337,
-            nonce: (i / accounts) as u64,
-            gas_limit: 100_000,
-            max_fee_per_gas: 20_000_000_000 * fee_x,
-            max_priority_fee_per_gas: 1_000_000_000 * fee_x,
-            to: TxKind::Call(c.contract),
-            value: U256::ZERO,
-            access_list: Default::default(),
-            input: calldata(&format!("raw-{i}"))?,
-        }))?;
-        Ok((format!("0x{}", hex::encode(signed.raw)), signed.hash))
-    };
     let mut raws = Vec::with_capacity(n);
     // Every hash signed for call `i` (a replaced nonce has two).
     let mut hashes: Vec<Vec<B256>> = Vec::with_capacity(n);
     for i in 0..n {
-        let (raw, hash) = sign(i, 1)?;
+        let (raw, hash) = signing.sign(i, 1)?;
         raws.push(raw);
         hashes.push(vec![hash]);
     }
@@ -143,47 +157,18 @@ pub(crate) async fn raw(
         .collect()
         .await;
     sent.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    let per = (n / accounts) as u64;
     let deadline = Instant::now() + DEADLINE;
     let mut replaced = 0;
-    for (a, k) in keys.iter().enumerate() {
-        let mut progress = (u64::MAX, Instant::now());
-        let mut read = 0;
-        loop {
-            let mined = nonce_count(&c.anvil, k.address(), "latest").await;
-            if learns == Learns::Receipts && mined > read {
-                // The receipts of the nonces the chain has passed, so
-                // both sides end knowing each call's outcome.
-                let calls: Vec<&[B256]> = (read..mined)
-                    .map(|nonce| hashes[nonce as usize * accounts + a].as_slice())
-                    .collect();
-                read_receipts(&http, &url, &calls).await?;
-                read = mined;
-            }
-            if mined >= per {
-                break;
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "raw sender: only {mined} of {per} nonces of {} mined within {DEADLINE:?} (the node dropped a transaction?)",
-                k.address()
-            );
-            if mined != progress.0 {
-                progress = (mined, Instant::now());
-            } else if progress.1.elapsed() >= RAW_STALL
-                && nonce_count(&c.anvil, k.address(), "pending").await <= mined
-            {
-                // anvil parked the next nonce (docs/transactions.md): no sender
-                // gets past that without replacing it.
-                let i = mined as usize * accounts + a;
-                let (raw, hash) = sign(i, 2)?;
-                send_raw(&http, &url, raw).await?;
-                hashes[i].push(hash);
-                replaced += 1;
-                progress.1 = Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    for a in 0..accounts {
+        let waiting = Waiting {
+            anvil: &c.anvil,
+            http: &http,
+            signing: &signing,
+            per: (n / accounts) as u64,
+            learns,
+            deadline,
+        };
+        replaced += waiting.mined(a, &mut hashes).await?;
     }
     if replaced > 0 {
         println!("      raw: {replaced} parked nonce(s) replaced");
@@ -193,4 +178,61 @@ pub(crate) async fn raw(
         node_cpu: cpu_seconds(c.anvil.pid()) - node0,
         own_cpu: cpu_seconds(None) - own0,
     })
+}
+
+/// What waiting for one account's calls to be mined needs.
+struct Waiting<'a> {
+    anvil: &'a Anvil,
+    http: &'a reqwest::Client,
+    signing: &'a Signing,
+    per: u64,
+    learns: Learns,
+    deadline: Instant,
+}
+
+impl Waiting<'_> {
+    /// Waits until account `a` has `per` nonces mined (reading receipts
+    /// as they pass, if the sender learns that way), replacing a next
+    /// nonce anvil parked; how many were replaced.
+    async fn mined(&self, a: usize, hashes: &mut [Vec<B256>]) -> anyhow::Result<usize> {
+        let accounts = self.signing.keys.len();
+        let address = self.signing.keys[a].address();
+        let url = &self.anvil.url;
+        let (mut progress, mut read, mut replaced) = ((u64::MAX, Instant::now()), 0, 0);
+        loop {
+            let mined = nonce_count(self.anvil, address, "latest").await;
+            if self.learns == Learns::Receipts && mined > read {
+                // The receipts of the nonces the chain has passed, so
+                // both sides end knowing each call's outcome.
+                let calls: Vec<&[B256]> = (read..mined)
+                    .map(|nonce| hashes[nonce as usize * accounts + a].as_slice())
+                    .collect();
+                read_receipts(self.http, url, &calls).await?;
+                read = mined;
+            }
+            if mined >= self.per {
+                return Ok(replaced);
+            }
+            anyhow::ensure!(
+                Instant::now() < self.deadline,
+                "raw sender: only {mined} of {} nonces of {address} mined within {DEADLINE:?} (the node dropped a transaction?)",
+                self.per
+            );
+            if mined != progress.0 {
+                progress = (mined, Instant::now());
+            } else if progress.1.elapsed() >= RAW_STALL
+                && nonce_count(self.anvil, address, "pending").await <= mined
+            {
+                // anvil parked the next nonce (docs/transactions.md): no
+                // sender gets past that without replacing it.
+                let i = mined as usize * accounts + a;
+                let (raw, hash) = self.signing.sign(i, 2)?;
+                send_raw(self.http, url, raw).await?;
+                hashes[i].push(hash);
+                replaced += 1;
+                progress.1 = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
