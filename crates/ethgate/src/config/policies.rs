@@ -212,6 +212,59 @@ fn selector(s: &str) -> Result<[u8; 4], String> {
     Ok(f.selector().0)
 }
 
+/// `from`: pool names and configured account addresses.
+fn senders(
+    issues: &mut Issues,
+    i: usize,
+    given: &[String],
+    accounts: &HashSet<Address>,
+    known: &Known,
+) -> Vec<Sender> {
+    let mut from = Vec::with_capacity(given.len());
+    for (j, f) in given.iter().enumerate() {
+        let key = format!("policies[{i}].from[{j}]");
+        match f.parse::<Address>() {
+            Ok(a) if accounts.contains(&a) => from.push(Sender::Account(a)),
+            Ok(a) => issues.add(key, format!("{a:#x} is not in [[accounts]]")),
+            Err(_) if known.tx.pools.contains_key(f) => from.push(Sender::Pool(f.clone())),
+            Err(_) => issues.add(
+                key,
+                format!("{f:?} is neither a [[pools]] name nor an account address"),
+            ),
+        }
+    }
+    from
+}
+
+/// `streams` (configured ones, and `tx.<chain>` status streams) and
+/// `sinks` a policy may read and rewind.
+fn reads(
+    issues: &mut Issues,
+    i: usize,
+    p: &RawPolicy,
+    known: &Known,
+) -> (Allow<String>, Allow<String>) {
+    let k = |f: &str| format!("policies[{i}].{f}");
+    let streams = allow_list(issues, &k("streams"), p.streams.as_deref(), false, |s| {
+        let is_status = s
+            .strip_prefix("tx.")
+            .is_some_and(|c| known.chains.iter().any(|x| x.name == c));
+        if known.streams.contains(s) || is_status {
+            Ok(s.to_owned())
+        } else {
+            Err(format!("no stream is named {s:?}"))
+        }
+    });
+    let sinks = allow_list(issues, &k("sinks"), p.sinks.as_deref(), false, |s| {
+        if known.sinks.contains(s) {
+            Ok(s.to_owned())
+        } else {
+            Err(format!("no [[sinks]] entry is named {s:?}"))
+        }
+    });
+    (streams, sinks)
+}
+
 /// Validates `[[policies]]`.
 pub(super) fn policies(issues: &mut Issues, raw: Vec<RawPolicy>, known: &Known) -> Vec<Policy> {
     let mut names = HashSet::new();
@@ -236,21 +289,7 @@ pub(super) fn policies(issues: &mut Issues, raw: Vec<RawPolicy>, known: &Known) 
                 Err(format!("no [[chains]] entry is named {c:?}"))
             }
         });
-        let mut from = Vec::with_capacity(p.from.len());
-        for (j, f) in p.from.iter().enumerate() {
-            match f.parse::<Address>() {
-                Ok(a) if accounts.contains(&a) => from.push(Sender::Account(a)),
-                Ok(a) => issues.add(
-                    format!("policies[{i}].from[{j}]"),
-                    format!("{a:#x} is not in [[accounts]]"),
-                ),
-                Err(_) if known.tx.pools.contains_key(f) => from.push(Sender::Pool(f.clone())),
-                Err(_) => issues.add(
-                    format!("policies[{i}].from[{j}]"),
-                    format!("{f:?} is neither a [[pools]] name nor an account address"),
-                ),
-            }
-        }
+        let from = senders(issues, i, &p.from, &accounts, known);
         let to = allow_list(issues, &k("to"), p.to.as_deref(), false, |t| {
             t.parse::<Address>()
                 .map_err(|_| format!("{t:?} is not an address"))
@@ -262,23 +301,7 @@ pub(super) fn policies(issues: &mut Issues, raw: Vec<RawPolicy>, known: &Known) 
             false,
             selector,
         );
-        let streams = allow_list(issues, &k("streams"), p.streams.as_deref(), false, |s| {
-            let is_status = s
-                .strip_prefix("tx.")
-                .is_some_and(|c| known.chains.iter().any(|x| x.name == c));
-            if known.streams.contains(s) || is_status {
-                Ok(s.to_owned())
-            } else {
-                Err(format!("no stream is named {s:?}"))
-            }
-        });
-        let sinks = allow_list(issues, &k("sinks"), p.sinks.as_deref(), false, |s| {
-            if known.sinks.contains(s) {
-                Ok(s.to_owned())
-            } else {
-                Err(format!("no [[sinks]] entry is named {s:?}"))
-            }
-        });
+        let (streams, sinks) = reads(issues, i, &p, known);
         let max_value = amount(issues, k("max_value"), p.max_value.as_deref()).unwrap_or(0);
         let max_fee_per_gas = amount(issues, k("max_fee_per_gas"), p.max_fee_per_gas.as_deref());
         let daily_cap = amount(issues, k("daily_cap"), p.daily_cap.as_deref());

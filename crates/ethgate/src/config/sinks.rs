@@ -107,113 +107,9 @@ pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Op
         issues.add(k("batch_size"), "must be between 1 and 1000");
     }
     match s.kind.as_str() {
-        "webhook" => {
-            let url = match s.url.as_deref().map(reqwest::Url::parse) {
-                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                    Some(u)
-                }
-                Some(_) => {
-                    issues.add(k("url"), "is not an http(s) URL");
-                    None
-                }
-                None => {
-                    issues.add(k("url"), "a webhook needs a url");
-                    None
-                }
-            };
-            if let Some(why) = url
-                .as_ref()
-                .filter(|_| !s.allow_private_network)
-                .and_then(ethgate_delivery::sinks::webhook::private_host)
-            {
-                issues.add(
-                    k("url"),
-                    format!("{why}; set allow_private_network = true for this sink to allow it"),
-                );
-            }
-            let secret = secret(
-                issues,
-                |f| k(&format!("secret{f}")),
-                s.secret_env.as_deref(),
-                s.secret_file.as_deref(),
-                "secret",
-                base,
-            );
-            let timeout = duration(
-                issues,
-                k("timeout"),
-                s.timeout.as_deref(),
-                Duration::from_secs(10),
-            );
-            let max_age = duration(
-                issues,
-                k("max_age"),
-                s.max_age.as_deref(),
-                Duration::from_secs(3600),
-            );
-            Some(SinkConfig::Webhook(WebhookConfig {
-                name: s.name,
-                url: url?,
-                secret: secret?,
-                batch_size,
-                timeout,
-                max_age,
-                allow_private_network: s.allow_private_network,
-            }))
-        }
-        "amqp" => {
-            let url = broker_url(
-                issues,
-                &k,
-                (s.url, s.url_env.as_deref()),
-                &["amqp://", "amqps://"],
-                "an amqp:// or amqps:// URL",
-                base,
-            );
-            let exchange = s.exchange.unwrap_or_else(|| "ethgate".to_owned());
-            if exchange.is_empty() || exchange.len() > 255 {
-                issues.add(k("exchange"), "must be 1-255 characters");
-            }
-            Some(SinkConfig::Amqp(AmqpConfig {
-                name: s.name,
-                url: url?,
-                exchange,
-                batch_size,
-            }))
-        }
-        "nats" => {
-            let url = broker_url(
-                issues,
-                &k,
-                (s.url, s.url_env.as_deref()),
-                &["nats://", "tls://"],
-                "a nats:// or tls:// URL",
-                base,
-            );
-            let token = |v: &str| {
-                !v.is_empty()
-                    && v.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            };
-            let stream = s.jetstream_stream.unwrap_or_else(|| "ETHGATE".to_owned());
-            if !token(&stream) {
-                issues.add(k("jetstream_stream"), "must be letters, digits, '-' or '_'");
-            }
-            let subject_prefix = s.subject_prefix.unwrap_or_else(|| "ethgate".to_owned());
-            if !token(&subject_prefix) {
-                issues.add(
-                    k("subject_prefix"),
-                    "must be one subject token: letters, digits, '-' or '_'",
-                );
-            }
-            Some(SinkConfig::Nats(NatsConfig {
-                name: s.name,
-                url: url?,
-                stream,
-                subject_prefix,
-                batch_size,
-            }))
-        }
+        "webhook" => webhook(issues, i, s, base, batch_size),
+        "amqp" => amqp(issues, i, s, base, batch_size),
+        "nats" => nats(issues, i, s, base, batch_size),
         other => {
             issues.add(
                 k("kind"),
@@ -222,4 +118,133 @@ pub(super) fn sink(issues: &mut Issues, i: usize, s: RawSink, base: &Path) -> Op
             None
         }
     }
+}
+
+fn webhook(
+    issues: &mut Issues,
+    i: usize,
+    s: RawSink,
+    base: &Path,
+    batch_size: usize,
+) -> Option<SinkConfig> {
+    let k = |f: &str| format!("sinks[{i}].{f}");
+    let url = match s.url.as_deref().map(reqwest::Url::parse) {
+        Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Some(_) => {
+            issues.add(k("url"), "is not an http(s) URL");
+            None
+        }
+        None => {
+            issues.add(k("url"), "a webhook needs a url");
+            None
+        }
+    };
+    if let Some(why) = url
+        .as_ref()
+        .filter(|_| !s.allow_private_network)
+        .and_then(ethgate_delivery::sinks::webhook::private_host)
+    {
+        issues.add(
+            k("url"),
+            format!("{why}; set allow_private_network = true for this sink to allow it"),
+        );
+    }
+    let secret = secret(
+        issues,
+        |f| k(&format!("secret{f}")),
+        s.secret_env.as_deref(),
+        s.secret_file.as_deref(),
+        "secret",
+        base,
+    );
+    let timeout = duration(
+        issues,
+        k("timeout"),
+        s.timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    let max_age = duration(
+        issues,
+        k("max_age"),
+        s.max_age.as_deref(),
+        Duration::from_secs(3600),
+    );
+    Some(SinkConfig::Webhook(WebhookConfig {
+        name: s.name,
+        url: url?,
+        secret: secret?,
+        batch_size,
+        timeout,
+        max_age,
+        allow_private_network: s.allow_private_network,
+    }))
+}
+
+fn amqp(
+    issues: &mut Issues,
+    i: usize,
+    s: RawSink,
+    base: &Path,
+    batch_size: usize,
+) -> Option<SinkConfig> {
+    let k = |f: &str| format!("sinks[{i}].{f}");
+    let url = broker_url(
+        issues,
+        &k,
+        (s.url, s.url_env.as_deref()),
+        &["amqp://", "amqps://"],
+        "an amqp:// or amqps:// URL",
+        base,
+    );
+    let exchange = s.exchange.unwrap_or_else(|| "ethgate".to_owned());
+    if exchange.is_empty() || exchange.len() > 255 {
+        issues.add(k("exchange"), "must be 1-255 characters");
+    }
+    Some(SinkConfig::Amqp(AmqpConfig {
+        name: s.name,
+        url: url?,
+        exchange,
+        batch_size,
+    }))
+}
+
+fn nats(
+    issues: &mut Issues,
+    i: usize,
+    s: RawSink,
+    base: &Path,
+    batch_size: usize,
+) -> Option<SinkConfig> {
+    let k = |f: &str| format!("sinks[{i}].{f}");
+    let url = broker_url(
+        issues,
+        &k,
+        (s.url, s.url_env.as_deref()),
+        &["nats://", "tls://"],
+        "a nats:// or tls:// URL",
+        base,
+    );
+    let token = |v: &str| {
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let stream = s.jetstream_stream.unwrap_or_else(|| "ETHGATE".to_owned());
+    if !token(&stream) {
+        issues.add(k("jetstream_stream"), "must be letters, digits, '-' or '_'");
+    }
+    let subject_prefix = s.subject_prefix.unwrap_or_else(|| "ethgate".to_owned());
+    if !token(&subject_prefix) {
+        issues.add(
+            k("subject_prefix"),
+            "must be one subject token: letters, digits, '-' or '_'",
+        );
+    }
+    Some(SinkConfig::Nats(NatsConfig {
+        name: s.name,
+        url: url?,
+        stream,
+        subject_prefix,
+        batch_size,
+    }))
 }
