@@ -55,8 +55,8 @@ struct ReadAhead {
 
 /// Acknowledgements saved together while a sink keeps up: one store write
 /// per [`SAVE_EVERY`] envelopes or [`SAVE_INTERVAL`], whichever comes first,
-/// instead of one per batch (for single-envelope webhooks that write was
-/// a third of the time). A crash redelivers at most that much — delivery is
+/// instead of one per batch (for single-envelope webhooks a write per
+/// batch would cost about as much as the delivery). A crash redelivers at most that much — delivery is
 /// at least once anyway — and the cursor is always saved before the
 /// dispatcher idles, handles a failure or re-reads the outbox.
 const SAVE_EVERY: u64 = 1_000;

@@ -38,10 +38,9 @@ pub(crate) fn owner_only_file(path: &std::path::Path) -> std::io::Result<()> {
 
 /// How often the checkpointer runs. A checkpoint's fsync flushes what
 /// was written since the last one, and on a journaling filesystem every
-/// writer's next write waits while that flush runs: under a steady stream
-/// of small commits (the transaction path's), a checkpoint a second stalled
-/// commits 20–60 ms, five a second keep each flush — and stall — short. A
-/// checkpoint with nothing to copy costs a fraction of a millisecond.
+/// writer's next write waits while that flush runs: under a steady stream of small commits (the transaction path's), rare
+/// checkpoints mean long flushes and long stalls; frequent ones keep each
+/// short, and one with nothing to copy costs next to nothing.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// How long a connection waits for SQLite's lock held by another process
@@ -52,10 +51,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Readers that began while frames were still to be copied keep a writer
 /// from starting the log over, so under steady reads and writes the file
 /// only grows — until SQLite's own checkpoint fires inside whichever
-/// commit crosses `wal_autocheckpoint`, holding the write turn through its
-/// copy and fsyncs (timed: 14–23 ms, every 1.5 s at 500 requests/s, every
-/// writer and the API's group commit stalled behind it). 8,192 frames of
-/// 4 KiB: 32 MB of log.
+/// commit crosses `wal_autocheckpoint`, holding the write turn through its copy and fsyncs while every writer
+/// and the API's group commit wait behind it. 8,192 frames of 4 KiB:
+/// 32 MB of log.
 const RESTART_AT: i64 = 8_192;
 
 /// How long the restart waits for readers of an older snapshot before it
@@ -142,11 +140,10 @@ pub(crate) async fn open_sqlite(url: &str) -> Result<Db, StoreError> {
         .foreign_keys(true)
         // Each commit writes its dirty pages whole to the log, and a
         // small commit (a group of accepted requests, a sender's state
-        // changes) dirties a dozen index and table pages: 4 KiB pages
-        // write a quarter of what 16 KiB ones did (eight accounts'
-        // transactions: 5–10 % less CPU), and ingest, whose segments
-        // span pages either way, measured no slower (new databases
-        // only: an existing file keeps its page size).
+        // changes) dirties a dozen index and table pages: 4 KiB pages write a
+        // quarter of what 16 KiB ones do, and ingest, whose segments span
+        // pages either way, is no slower (new databases only: an
+        // existing file keeps its page size).
         .page_size(4_096)
         // Room for every statement text this store runs, the
         // multi-row writes' power-of-two shapes among them (see

@@ -1,11 +1,17 @@
 //! Persistence for ethgate, behind one [`Store`] handle.
 //!
-//! The store owns the outbox (every envelope, in `seq` order), each stream's
-//! block cursor, the sparse window of recorded blocks used to find fork
-//! points, and API token hashes. It holds no business rules: the syncer
-//! decides *what* to write; the store guarantees that a range's envelopes,
-//! its blocks and the cursor move together in **one** transaction, so a
-//! crash at any instant leaves either all of a range recorded or none of it.
+//! The store owns everything the gateway must not forget: the outbox
+//! (every envelope, in `seq` order) with each stream's block cursor, the
+//! sparse window of recorded blocks used to find fork points, and what a
+//! growing stream learned (contracts added, factory children); each
+//! sink's cursor and dead letters; the transaction journal (requests,
+//! signed attempts, each account's next nonce); the pools' members,
+//! rotations and top-ups; API token hashes and the audit trail; and the
+//! leases and heartbeats by which replicas share the work. It holds no
+//! business rules: the syncer decides *what* to write; the store
+//! guarantees that a range's envelopes, its blocks and the cursor move
+//! together in **one** transaction, so a crash at any instant leaves
+//! either all of a range recorded or none of it.
 //!
 //! SQLite runs in WAL mode. Most writes commit with `synchronous = NORMAL`:
 //! a killed process loses nothing committed; a power cut may lose the last
@@ -35,6 +41,8 @@ pub mod copy;
 mod db;
 mod dead_letters;
 mod error;
+#[cfg(any(test, feature = "scratch"))]
+pub mod fixtures;
 pub mod lease;
 pub mod outbox;
 mod pools;

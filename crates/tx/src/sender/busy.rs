@@ -9,10 +9,8 @@ use super::ChainView;
 /// it is the only busy sender of its chain. Each tick has a fixed cost
 /// (chain readings, a read of new rows, a simulation batch, a nonce
 /// transaction), so ticks that each carry one request spend the cores on
-/// overhead: measured with eight accounts at a steady 500 requests/s, 30
-/// ms instead of 10 cut the API's p99 from 18–22 ms to 16–20, and a
-/// 2,000-call burst on one account was mined in 740–780 ms instead of
-/// 870–900. Small beside any chain's block time.
+/// overhead; 30 ms is small beside any chain's block time (figures in
+/// docs/perf-log.md).
 const WAKE_COALESCE: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// The longest a woken sender gathers, however many of its chain's
@@ -59,12 +57,8 @@ impl Busy {
     /// read of new rows, its writes) is paid per sender, so when several
     /// are busy at once their ticks each carry a share of the requests;
     /// keeping the chain's ticks per second near those of one busy sender
-    /// keeps that cost near one sender's. Measured on 10,000 calls over
-    /// eight accounts, a fixed 100 ms gather against 30 ms (six runs each,
-    /// interleaved): 160–200 ticks instead of 220–380, and the calls mined
-    /// after 2.01–2.25 s instead of 2.02–2.65 s. On one account a longer
-    /// gather only delays its ticks (1.87–2.23 s at 100 ms, 1.82–2.04 s at
-    /// 30 ms), so one busy sender keeps 30 ms.
+    /// keeps that cost near one sender's. One busy sender keeps 30 ms: alone,
+    /// a longer gather only delays its ticks (docs/perf-log.md).
     ///
     /// The gather ends early once no request has woken the sender for
     /// [`WAKE_QUIET`]: the burst is over, and the requests it brought

@@ -42,7 +42,7 @@ impl Sender {
         let (mut next, mut effects) = step(state, event, policy, now());
         if matches!(event, TxEvent::Stalled { .. }) && !effects.is_empty() {
             if effects.contains(&Effect::Rebroadcast) {
-                self.stall_resends.insert(row.id.clone());
+                self.node.stall_resends.insert(row.id.clone());
             }
             metrics::counter!(m::STALLS, "chain" => self.account.chain.clone()).increment(1);
             tracing::warn!(tx = %row.id, account = %self.addr, nonce = ?state.nonce(), action = ?effects, "the node holds nothing executable at the account's next nonce; sending it again or replacing it");
@@ -64,7 +64,7 @@ impl Sender {
         let row = cleared.as_ref().unwrap_or(row);
         if let (TxEvent::Included(_), TxState::Mined(i)) = (event, &next) {
             // Already deep enough (one confirmation): no need to wait a tick.
-            let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
+            let depth = TxEvent::Depth((self.chain.head + 1).saturating_sub(i.block_number));
             let (deeper, more) = step(&next, &depth, policy, now());
             if deeper != next {
                 // Both changes are reported: mined, then confirmed.
@@ -172,13 +172,13 @@ impl Sender {
         };
         let attempt = self.sign(tx, fees, noop).await?;
         // Recorded with the tick's other replacements, before any is sent.
-        self.replacements.push(Replacing {
+        self.out.replacements.push(Replacing {
             id: row.id.clone(),
             attempt: attempt.clone(),
             state: serde_json::to_string(next)?,
             status: next.kind(),
         });
-        self.changes.push(super::table::Change {
+        self.out.changes.push(super::table::Change {
             id: row.id.clone(),
             state: next.clone(),
             error: None,
@@ -189,7 +189,7 @@ impl Sender {
         metrics::counter!(m::REPLACEMENTS, "chain" => self.account.chain.clone(), "kind" => if noop { "noop" } else { "bump" }).increment(1);
         // Sent with the tick's other broadcasts once recorded (a fee spike
         // brings every pending request's bump due at once).
-        self.resends.push((row.id.clone(), attempt.raw));
+        self.out.resends.push((row.id.clone(), attempt.raw));
         Ok(())
     }
 
@@ -197,7 +197,7 @@ impl Sender {
     /// fails, none of them may be broadcast (write-ahead), and the attempts
     /// this task remembered for them are forgotten, to be read again.
     pub(super) async fn record_replacements(&mut self) -> Result<(), TickError> {
-        let replacing = std::mem::take(&mut self.replacements);
+        let replacing = std::mem::take(&mut self.out.replacements);
         let items: Vec<ethgate_store::SignedAttempt<'_>> = replacing
             .iter()
             .map(|r| ethgate_store::SignedAttempt {
@@ -212,7 +212,9 @@ impl Sender {
         };
         let ids: std::collections::HashSet<&str> =
             replacing.iter().map(|r| r.id.as_str()).collect();
-        self.resends.retain(|(id, _)| !ids.contains(id.as_str()));
+        self.out
+            .resends
+            .retain(|(id, _)| !ids.contains(id.as_str()));
         for id in ids {
             self.attempts.remove(id);
         }
@@ -229,7 +231,7 @@ impl Sender {
         next: &TxState,
         error: Option<&str>,
     ) -> Result<(), TickError> {
-        self.saves.push(ethgate_store::StateUpdate {
+        self.out.saves.push(ethgate_store::StateUpdate {
             tx_id: row.id.clone(),
             state: serde_json::to_string(next)?,
             status: next.kind(),
@@ -237,7 +239,7 @@ impl Sender {
             block_number: next.block_number(),
             error: error.map(str::to_owned),
         });
-        self.changes.push(super::table::Change {
+        self.out.changes.push(super::table::Change {
             id: row.id.clone(),
             state: next.clone(),
             error: error.map(str::to_owned),
@@ -259,7 +261,7 @@ impl Sender {
                     // (see `flush_resends`).
                     let latest = self.attempts_of(&row.id).await?.last();
                     if let Some(raw) = latest.map(|a| a.raw.clone()) {
-                        self.resends.push((row.id.clone(), raw));
+                        self.out.resends.push((row.id.clone(), raw));
                     }
                 }
                 Effect::Emit => self.emit(row, req, next)?,
@@ -282,11 +284,10 @@ impl Sender {
     /// already), a few JSON-RPC batches at a time, even when the tick
     /// stopped early: each was decided on what the chain said. When a node drops its
     /// pool, or a fee spike makes every bump due, all of an account's
-    /// pending requests come due at once; one round trip each, in turn,
-    /// held the tick and every new request behind them (600 dropped
-    /// requests behind a 20 ms round trip: back in 13.7 s, now 0.54 s).
+    /// pending requests come due at once; one round trip each, in turn, would hold the tick and every new
+    /// request behind them.
     pub(super) async fn flush_resends(&mut self) -> Result<(), TickError> {
-        let resends = std::mem::take(&mut self.resends);
+        let resends = std::mem::take(&mut self.out.resends);
         let items: Vec<(&str, &[u8])> = resends
             .iter()
             .map(|(id, raw)| (id.as_str(), raw.as_slice()))
@@ -306,13 +307,13 @@ impl Sender {
         // and not in what it shows.
         // And one re-sent for a stall that the node says it already holds
         // will not be mined: the next tick replaces it without waiting.
-        let stall_resends = std::mem::take(&mut self.stall_resends);
+        let stall_resends = std::mem::take(&mut self.node.stall_resends);
         let mut accepted = Vec::new();
         for (chunk, answers) in sent {
             for ((id, _), a) in chunk.iter().zip(answers?) {
                 match a == Answer::Held && stall_resends.contains(*id) {
-                    true => self.held_stalls.insert((*id).to_owned()),
-                    false => self.held_stalls.remove(*id),
+                    true => self.node.held_stalls.insert((*id).to_owned()),
+                    false => self.node.held_stalls.remove(*id),
                 };
                 if a != Answer::Refused {
                     accepted.push(*id);
@@ -320,7 +321,7 @@ impl Sender {
             }
         }
         for id in accepted {
-            self.firm_refusals.remove(id);
+            self.node.firm_refusals.remove(id);
             if self.table.error(id).is_some_and(|e| e.starts_with(REFUSED)) {
                 self.store.set_tx_error(id, None).await?;
                 self.table.set_error(id, None);
@@ -333,9 +334,9 @@ impl Sender {
     /// refusal for funds, "already known" to a stall re-send): it has new
     /// bytes, or is pending no more.
     pub(super) fn forget_answers(&mut self, id: &str) {
-        self.firm_refusals.remove(id);
-        self.held_stalls.remove(id);
-        self.sim_errors.remove(id);
+        self.node.firm_refusals.remove(id);
+        self.node.held_stalls.remove(id);
+        self.node.sim_errors.remove(id);
     }
 
     /// Queues the status envelope of a state change; the tick writes it
@@ -358,7 +359,7 @@ impl Sender {
             tracing::info!(tx = %row.id, account = %self.addr, status = next.status(), nonce = ?next.nonce(), "transaction status");
         }
         let json = self.status_envelope(row, &req.metadata, next)?;
-        self.envelopes.push(json);
+        self.out.envelopes.push(json);
         Ok(())
     }
 
@@ -383,7 +384,7 @@ impl Sender {
         let next = TxState::Rejected {
             reason: reason.clone(),
         };
-        self.saves.push(ethgate_store::StateUpdate {
+        self.out.saves.push(ethgate_store::StateUpdate {
             tx_id: u.row.id.clone(),
             state: serde_json::to_string(&next)?,
             status: ethgate_core::TxStatus::Rejected,
@@ -392,7 +393,7 @@ impl Sender {
             error: Some(reason.clone()),
         });
         let json = self.status_envelope(&u.row, &serde_json::Value::Null, &next)?;
-        self.envelopes.push(json);
+        self.out.envelopes.push(json);
         Ok(())
     }
 

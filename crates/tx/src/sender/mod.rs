@@ -138,57 +138,77 @@ pub struct Sender {
     store: Store,
     settings: Settings,
     shared: Arc<Shared>,
+    /// The outbox stream of this chain's status envelopes: `tx.<chain>`.
+    stream: String,
+    /// Custom errors the configuration's ABIs declare, by contract.
+    contract_errors: Arc<crate::ContractErrors>,
     /// Attempts per request, loaded once and extended as this task signs.
     attempts: HashMap<String, Vec<AttemptRow>>,
     /// The open requests, kept between ticks.
     table: table::Table,
-    /// This tick's state changes, for the table once the tick ends.
-    changes: Vec<table::Change>,
-    /// State changes of this tick, written together at its end.
-    saves: Vec<ethgate_store::StateUpdate>,
-    /// Status envelopes of this tick's state changes, written with them.
-    envelopes: Vec<String>,
-    /// The outbox stream of this chain's status envelopes: `tx.<chain>`.
-    stream: String,
-    /// Re-broadcasts and replacements (request id, raw bytes) this tick
-    /// decided, sent together at its end.
-    resends: Vec<(String, Vec<u8>)>,
-    /// Replacements this tick signed, recorded together before `resends`.
-    replacements: Vec<effects::Replacing>,
-    /// Market fees by speed, read once per tick.
-    market: HashMap<crate::Speed, Fees>,
-    /// The head whose receipts (or logs) were last read, with the
-    /// account's nonce count read beside it.
-    seen_head: Option<(ethgate_core::BlockRef, u64)>,
     /// A lower bound of the account's stored next nonce (`None` until
     /// the first tick has written it).
     nonce_floor: Option<u64>,
     /// The queue of the account's first broadcasts (its task starts with
     /// the first one).
     broadcaster: Option<tokio::sync::mpsc::UnboundedSender<queued::Sends>>,
-    /// The head header last read, and when.
-    tick_head: Option<ethgate_core::BlockRef>,
+    /// What this tick decided, written and sent at its end.
+    out: TickOut,
+    /// What the ticks read of the chain.
+    chain: ChainSeen,
+    /// What the node has said of particular requests.
+    node: NodeSays,
+}
+
+/// What a tick decided, written together (and sent, once written) at its
+/// end.
+#[derive(Default)]
+struct TickOut {
+    /// State changes, for the table once the tick ends.
+    changes: Vec<table::Change>,
+    /// State changes, written together.
+    saves: Vec<ethgate_store::StateUpdate>,
+    /// Status envelopes of the state changes, written with them.
+    envelopes: Vec<String>,
+    /// Re-broadcasts and replacements (request id, raw bytes), sent
+    /// together.
+    resends: Vec<(String, Vec<u8>)>,
+    /// Replacements signed, recorded together before `resends`.
+    replacements: Vec<effects::Replacing>,
+}
+
+/// What the ticks read of the chain.
+struct ChainSeen {
     /// The chain's recent headers, shared with its other senders.
     view: Arc<ChainView>,
-    /// The last tick's view of the chain.
+    /// Market fees by speed, read once per tick.
+    market: HashMap<crate::Speed, Fees>,
+    /// The head whose receipts (or logs) were last read, with the
+    /// account's nonce count read beside it.
+    seen_head: Option<(ethgate_core::BlockRef, u64)>,
+    /// The head header last read.
+    tick_head: Option<ethgate_core::BlockRef>,
+    /// The last tick's head height.
     head: u64,
-    /// The chain's next nonce for the account, and the node's with its
-    /// pool, at the last tick.
+    /// The chain's next nonce for the account at the last tick.
     latest_count: u64,
+    /// The node's next nonce for the account, with its pool.
     pending_count: u64,
+}
+
+/// What the node has said of particular requests, kept across ticks.
+struct NodeSays {
     /// Requests whose latest broadcast the node refused because the
     /// account cannot pay (see [`Refusal::firm`]): not bumped meanwhile.
     firm_refusals: std::collections::HashSet<String>,
-    /// Requests re-sent this tick because they stalled, and those whose
-    /// stall re-send the node answered "already known".
+    /// Requests re-sent this tick because they stalled.
     stall_resends: std::collections::HashSet<String>,
+    /// Stalled requests whose re-send the node answered "already known".
     held_stalls: std::collections::HashSet<String>,
     /// Queued requests whose simulation the node answered with an error
     /// that names no failure, in ticks where it simulated others: how
     /// many times (see `admit::SIMULATION_ERRORS`).
     sim_errors: HashMap<String, u32>,
-    /// Custom errors the configuration's ABIs declare, by contract.
-    contract_errors: Arc<crate::ContractErrors>,
     /// Whether the node may be asked for `eth_simulateV1` (cleared the
     /// first time it says it has no such method, or leaves it unanswered
     /// while it answers `eth_call`).
@@ -213,29 +233,29 @@ impl Sender {
             store,
             settings,
             shared,
+            stream,
+            contract_errors: Arc::default(),
             attempts: HashMap::new(),
             table: table::Table::default(),
-            changes: Vec::new(),
-            market: HashMap::new(),
-            resends: Vec::new(),
-            replacements: Vec::new(),
-            saves: Vec::new(),
-            envelopes: Vec::new(),
-            stream,
-            seen_head: None,
-            tick_head: None,
-            view,
-            broadcaster: None,
             nonce_floor: None,
-            head: 0,
-            latest_count: 0,
-            pending_count: 0,
-            firm_refusals: Default::default(),
-            stall_resends: Default::default(),
-            held_stalls: Default::default(),
-            sim_errors: HashMap::new(),
-            contract_errors: Arc::default(),
-            simulate_v1: Arc::new(true.into()),
+            broadcaster: None,
+            out: TickOut::default(),
+            chain: ChainSeen {
+                view,
+                market: HashMap::new(),
+                seen_head: None,
+                tick_head: None,
+                head: 0,
+                latest_count: 0,
+                pending_count: 0,
+            },
+            node: NodeSays {
+                firm_refusals: Default::default(),
+                stall_resends: Default::default(),
+                held_stalls: Default::default(),
+                sim_errors: HashMap::new(),
+                simulate_v1: Arc::new(true.into()),
+            },
         }
     }
 
@@ -261,7 +281,7 @@ impl Sender {
                 _ = shutdown.wait_for(|v| *v) => return,
             }
         }
-        let mut busy = Busy::new(self.view.clone());
+        let mut busy = Busy::new(self.chain.view.clone());
         loop {
             if *shutdown.borrow() {
                 break;
@@ -280,7 +300,7 @@ impl Sender {
             let new_head = async {
                 match busy.is_set() {
                     true => std::future::pending().await,
-                    false => self.view.new_head.notified().await,
+                    false => self.chain.view.new_head.notified().await,
                 }
             };
             let woken = tokio::select! {
@@ -309,8 +329,8 @@ impl Sender {
         let recorded = self.record_replacements().await;
         let sent = self.flush_resends().await;
         let result = result.and(recorded).and(sent);
-        let saves = effects::coalesce(std::mem::take(&mut self.saves));
-        let envelopes = std::mem::take(&mut self.envelopes);
+        let saves = effects::coalesce(std::mem::take(&mut self.out.saves));
+        let envelopes = std::mem::take(&mut self.out.envelopes);
         let written = self
             .store
             .set_tx_states(
@@ -321,7 +341,7 @@ impl Sender {
                 },
             )
             .await;
-        for c in std::mem::take(&mut self.changes) {
+        for c in std::mem::take(&mut self.out.changes) {
             self.table.change(c);
         }
         if written.is_err() || result.is_err() {
@@ -330,7 +350,7 @@ impl Sender {
         }
         for id in self
             .table
-            .prune(self.head.saturating_sub(self.settings.finality_depth))
+            .prune(self.chain.head.saturating_sub(self.settings.finality_depth))
         {
             self.forget_answers(&id);
             self.attempts.remove(&id);
@@ -355,7 +375,7 @@ impl Sender {
 
     async fn tick_inner(&mut self) -> Result<(), TickError> {
         let pool = self.account.pool.clone();
-        self.market.clear();
+        self.chain.market.clear();
         // One round trip for the three readings (a busy node answers each
         // call late). Receipts are read after them, so whichever order the
         // node answers in, a nonce the count shows used has its receipt.
@@ -370,10 +390,10 @@ impl Sender {
         // bounds them closely enough — a row past it is pruned at the
         // tick's end. The first tick reads after the head, so a long
         // history is not loaded whole.)
-        let (answers, refreshed) = if self.head > 0 {
+        let (answers, refreshed) = if self.chain.head > 0 {
             let (answers, refreshed) = tokio::join!(
                 pool.batch::<serde_json::Value>(&calls),
-                self.refresh_table(self.head)
+                self.refresh_table(self.chain.head)
             );
             (answers, Some(refreshed))
         } else {
@@ -390,19 +410,19 @@ impl Sender {
                 .map_err(|e| e.to_string())
         };
         let corrupt = |what: &'static str| move |e: String| TickError::Corrupt(what.into(), e);
-        self.latest_count = quantity(latest_count?).map_err(corrupt("nonce count"))?;
+        self.chain.latest_count = quantity(latest_count?).map_err(corrupt("nonce count"))?;
         let pending_count = quantity(pending_count?).map_err(corrupt("nonce count"))?;
-        self.pending_count = pending_count;
+        self.chain.pending_count = pending_count;
         let number = quantity(number?).map_err(corrupt("block number"))?;
         let head = self.head_at(number).await?;
-        self.head = head.number;
+        self.chain.head = head.number;
         // Receipts change only with the chain: read them when the head
         // moved (by number or, after a same-height reorg, by hash), or the
         // count did (read before the head, it can lag a block mined while
         // the node answered). A request signed since cannot have a receipt
         // in an unchanged chain: its nonce is at or above that count.
-        let chain_moved =
-            self.seen_head.map(|(h, n)| (h.hash, n)) != Some((head.hash, self.latest_count));
+        let chain_moved = self.chain.seen_head.map(|(h, n)| (h.hash, n))
+            != Some((head.hash, self.chain.latest_count));
         // Nonces used by others (or by attempts this store never saw) are
         // skipped; ethgate's own next nonce is never lowered. (A write, so
         // skipped while the stored next nonce is known to be at least the
@@ -417,15 +437,15 @@ impl Sender {
         }
         match refreshed {
             Some(r) => r?,
-            None => self.refresh_table(self.head).await?,
+            None => self.refresh_table(self.chain.head).await?,
         }
         for u in std::mem::take(&mut self.table.unreadable) {
             self.unreadable(u)?;
         }
         for r in take(&self.shared.refused) {
             match r.firm {
-                true => self.firm_refusals.insert(r.tx.clone()),
-                false => self.firm_refusals.remove(&r.tx),
+                true => self.node.firm_refusals.insert(r.tx.clone()),
+                false => self.node.firm_refusals.remove(&r.tx),
             };
             self.table.set_error(&r.tx, Some(r.error));
         }
@@ -451,8 +471,8 @@ impl Sender {
     /// number moved, or after [`HEAD_REFRESH`] to see a reorg that kept
     /// the height.
     async fn head_at(&mut self, number: u64) -> Result<ethgate_core::BlockRef, TickError> {
-        if let Some(head) = self.view.head(number, HEAD_REFRESH) {
-            self.tick_head = Some(head);
+        if let Some(head) = self.chain.view.head(number, HEAD_REFRESH) {
+            self.chain.tick_head = Some(head);
             return Ok(head);
         }
         let tag = ethgate_chain::BlockTag::Number(number);
@@ -466,9 +486,9 @@ impl Sender {
             }
         }
         let head = head.ok_or(TickError::Behind { number })?;
-        self.tick_head = Some(head);
+        self.chain.tick_head = Some(head);
         let lowest = number.saturating_sub(self.settings.finality_depth.saturating_add(1));
-        self.view.record_head(head, lowest);
+        self.chain.view.record_head(head, lowest);
         Ok(head)
     }
 
@@ -494,12 +514,12 @@ impl Sender {
     /// The market for `speed`, read once per tick, and only once per
     /// head by all the chain's senders.
     async fn market(&mut self, speed: crate::Speed) -> Result<Fees, ChainError> {
-        if let Some(f) = self.market.get(&speed) {
+        if let Some(f) = self.chain.market.get(&speed) {
             return Ok(*f);
         }
-        let (legacy, head) = (self.account.legacy, self.tick_head.map(|h| h.hash));
-        if let Some(f) = head.and_then(|h| self.view.market(h, legacy, speed)) {
-            self.market.insert(speed, f);
+        let (legacy, head) = (self.account.legacy, self.chain.tick_head.map(|h| h.hash));
+        if let Some(f) = head.and_then(|h| self.chain.view.market(h, legacy, speed)) {
+            self.chain.market.insert(speed, f);
             return Ok(f);
         }
         let f = if legacy {
@@ -508,9 +528,9 @@ impl Sender {
             fees::market(&self.account.pool, speed, self.settings.min_tip).await?
         };
         if let Some(h) = head {
-            self.view.record_market(h, legacy, speed, f);
+            self.chain.view.record_market(h, legacy, speed, f);
         }
-        self.market.insert(speed, f);
+        self.chain.market.insert(speed, f);
         Ok(f)
     }
 

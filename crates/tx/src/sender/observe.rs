@@ -120,14 +120,14 @@ impl Sender {
                 }
             }
         }
-        if self.firm_refusals.contains(&row.id) {
+        if self.node.firm_refusals.contains(&row.id) {
             return TxEvent::Refused;
         }
         // The account's next nonce, and the node holds nothing executable
         // there (its pending count has not passed it) though it was sent.
-        if p.nonce == self.latest_count && self.pending_count <= p.nonce {
+        if p.nonce == self.chain.latest_count && self.chain.pending_count <= p.nonce {
             return TxEvent::Stalled {
-                held: self.held_stalls.contains(&row.id),
+                held: self.node.held_stalls.contains(&row.id),
             };
         }
         TxEvent::Tick
@@ -144,7 +144,7 @@ impl Sender {
         let mined = |h: &String| matches!(observed.receipts.get(h), Some(Some(_)));
         rows.values()
             .filter_map(|open| match &open.state {
-                TxState::Pending(p) if p.nonce < self.latest_count => {
+                TxState::Pending(p) if p.nonce < self.chain.latest_count => {
                     let hashes: Vec<String> = self
                         .attempts
                         .get(&open.row.id)?
@@ -169,7 +169,7 @@ impl Sender {
         &mut self,
         rows: &BTreeMap<i64, table::OpenTx>,
     ) -> Result<Reading, TickError> {
-        let Some(head) = self.tick_head else {
+        let Some(head) = self.chain.tick_head else {
             return Err(TickError::Corrupt(
                 "head".into(),
                 "observed before the head was read".into(),
@@ -180,7 +180,7 @@ impl Sender {
         let (mut targets, mut calls) = (BTreeSet::new(), 0);
         for open in rows.values() {
             match &open.state {
-                TxState::Pending(p) if p.nonce < self.latest_count => {
+                TxState::Pending(p) if p.nonce < self.chain.latest_count => {
                     let call = !open.req.data.is_empty();
                     for a in self.attempts_of(&open.row.id).await? {
                         hashes.push(a.hash.clone());
@@ -199,13 +199,14 @@ impl Sender {
         // From the block after the last one read (that one again after a
         // reorg at the same height), at most LOGS_LOOKBACK back.
         let after = self
+            .chain
             .seen_head
             .map_or(0, |(h, _)| (h.number + 1).min(head.number));
         let from = after.max(head.number.saturating_sub(LOGS_LOOKBACK));
         Ok(Reading {
             counted: Instant::now(),
             pool: self.account.pool.clone(),
-            view: self.view.clone(),
+            view: self.chain.view.clone(),
             head,
             hashes,
             logs: (calls >= LOGS_FROM).then_some((targets, from)),

@@ -59,7 +59,7 @@ impl Sender {
         }
         if observed.is_some() {
             // Only once read: a failed observation is retried next tick.
-            self.seen_head = Some((head, self.latest_count));
+            self.chain.seen_head = Some((head, self.chain.latest_count));
         }
         for open in rows.values() {
             let (row, req, state) = (&open.row, &open.req, &open.state);
@@ -91,7 +91,8 @@ impl Sender {
                     self.apply(row, req, state, &event, &policy).await?;
                 }
                 TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
-                    let depth = TxEvent::Depth((self.head + 1).saturating_sub(i.block_number));
+                    let depth =
+                        TxEvent::Depth((self.chain.head + 1).saturating_sub(i.block_number));
                     let event = match &observed {
                         // The chain has not moved since it was last read.
                         None => depth,

@@ -230,13 +230,13 @@ impl Sender {
     ) -> Result<(Vec<(usize, u64)>, bool), TickError> {
         let mut errors: Vec<u32> = ready
             .iter()
-            .map(|(row, _, _)| self.sim_errors.get(&row.id).copied().unwrap_or(0))
+            .map(|(row, _, _)| self.node.sim_errors.get(&row.id).copied().unwrap_or(0))
             .collect();
         let admitted = admit(verdicts, &mut errors);
         for ((row, _, _), seen) in ready.iter().zip(&errors).take(admitted.each.len()) {
             match seen {
-                0 => self.sim_errors.remove(&row.id),
-                n => self.sim_errors.insert(row.id.clone(), *n),
+                0 => self.node.sim_errors.remove(&row.id),
+                n => self.node.sim_errors.insert(row.id.clone(), *n),
             };
         }
         let mut accepted = Vec::new();
@@ -398,7 +398,7 @@ impl Sender {
         metrics::counter!(crate::metrics::NONCES, "chain" => self.account.chain.clone())
             .increment(signed.len() as u64);
         for (row, next, _) in signed {
-            self.changes.push(super::table::Change {
+            self.out.changes.push(super::table::Change {
                 id: row.id.clone(),
                 state: next.clone(),
                 error: None,

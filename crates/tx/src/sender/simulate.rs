@@ -49,7 +49,7 @@ impl Sender {
             legacy: self.account.legacy,
             address: self.address,
             errors: self.contract_errors.clone(),
-            v1: self.simulate_v1.clone(),
+            v1: self.node.simulate_v1.clone(),
         }
     }
 }
