@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256, Bytes, U64};
-use ethgate_core::{BlockRef, Decoded, RawLog};
+use alloy_primitives::Address;
+use ethgate_core::{Decoded, RawLog};
 use ethgate_delivery::Dispatcher;
 use ethgate_delivery::sinks::amqp::{AmqpConfig, AmqpSink};
+use ethgate_store::fixtures;
 use ethgate_store::{NewEvent, RangeCommit, Store};
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -82,21 +83,6 @@ async fn drain(ch: &Channel, queue: &str) -> Vec<(String, String, Value)> {
     out
 }
 
-fn log(address: Address, b: &BlockRef, i: u64) -> RawLog {
-    RawLog {
-        address,
-        topics: vec![B256::repeat_byte(2)],
-        data: Bytes::new(),
-        block_number: U64::from(b.number),
-        block_hash: b.hash,
-        block_timestamp: None,
-        transaction_hash: B256::repeat_byte(3),
-        transaction_index: U64::ZERO,
-        log_index: U64::from(i),
-        removed: false,
-    }
-}
-
 #[tokio::test]
 async fn confirmed_in_order_delivery_routed_by_event_and_address() {
     let ch = broker().await;
@@ -108,23 +94,10 @@ async fn confirmed_in_order_delivery_routed_by_event_and_address() {
     store.ensure_stream("s", 7).await.expect("stream");
     let a = Address::repeat_byte(0xaa);
     let b = Address::repeat_byte(0xbb);
-    let blocks = [
-        BlockRef {
-            number: 1,
-            hash: B256::repeat_byte(1),
-            parent_hash: B256::ZERO,
-            timestamp: 1,
-        },
-        BlockRef {
-            number: 2,
-            hash: B256::repeat_byte(2),
-            parent_hash: B256::ZERO,
-            timestamp: 2,
-        },
-    ];
+    let blocks = [fixtures::block(1, 1), fixtures::block(2, 2)];
     let logs: Vec<RawLog> = blocks
         .iter()
-        .flat_map(|blk| (0..4).map(move |i| log(if i % 2 == 0 { a } else { b }, blk, i)))
+        .flat_map(|blk| (0..4).map(move |i| fixtures::log(if i % 2 == 0 { a } else { b }, blk, i)))
         .collect();
     let events = logs
         .iter()

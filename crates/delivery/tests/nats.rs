@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256, Bytes, U64};
+use alloy_primitives::Address;
 use async_nats::jetstream;
-use ethgate_core::{BlockRef, Decoded, RawLog};
+use ethgate_core::{Decoded, RawLog};
 use ethgate_delivery::Dispatcher;
 use ethgate_delivery::sinks::nats::{NatsConfig, NatsSink};
-use ethgate_store::{NewEvent, RangeCommit, Store};
+use ethgate_store::Store;
+use ethgate_store::fixtures;
 use serde_json::Value;
 
 const URL: &str = "nats://127.0.0.1:4222";
@@ -34,48 +35,17 @@ async fn acked_in_order_and_deduplicated_by_message_id() {
         .await
         .expect("store");
     store.ensure_stream("s", 5).await.expect("stream");
-    let block = BlockRef {
-        number: 1,
-        hash: B256::repeat_byte(1),
-        parent_hash: B256::ZERO,
-        timestamp: 1,
-    };
+    let block = fixtures::block(1, 1);
     let logs: Vec<RawLog> = (0..5)
-        .map(|i| RawLog {
-            address: Address::repeat_byte(0xcc),
-            topics: vec![B256::repeat_byte(2)],
-            data: Bytes::new(),
-            block_number: U64::from(1),
-            block_hash: block.hash,
-            block_timestamp: None,
-            transaction_hash: B256::repeat_byte(3),
-            transaction_index: U64::ZERO,
-            log_index: U64::from(i),
-            removed: false,
-        })
+        .map(|i| fixtures::log(Address::repeat_byte(0xcc), &block, i))
         .collect();
-    let events = logs
-        .iter()
-        .map(|l| NewEvent {
-            log: l,
-            timestamp: 1,
-            decoded: Some(Decoded {
-                name: "Transfer",
-                signature: "Transfer()",
-                args: serde_json::json!({}),
-            }),
-        })
-        .collect();
-    store
-        .commit_range(&RangeCommit {
-            stream: "s".into(),
-            expected_cursor: None,
-            events,
-            blocks: vec![block],
-            cursor: block,
-            keep_window: 10,
-            children: Vec::new(),
-        })
+    let decoded = Decoded {
+        name: "Transfer",
+        signature: "Transfer()",
+        args: serde_json::json!({}),
+    };
+    let events = fixtures::events(&logs, Some(&decoded));
+    fixtures::record(&store, "s", None, &[block], events)
         .await
         .expect("commit");
     let sink = Arc::new(NatsSink::new(NatsConfig {

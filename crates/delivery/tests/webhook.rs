@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, B256, Bytes, U64};
+use alloy_primitives::{Address, B256};
 use axum::Router;
 use axum::body::Bytes as Body;
 use axum::extract::State;
@@ -16,7 +16,8 @@ use axum::routing::post;
 use ethgate_core::{BlockRef, RawLog};
 use ethgate_delivery::Dispatcher;
 use ethgate_delivery::sinks::webhook::{SIGNATURE_HEADER, WebhookConfig, WebhookSink, verify};
-use ethgate_store::{NewEvent, RangeCommit, Store};
+use ethgate_store::Store;
+use ethgate_store::fixtures;
 use serde_json::Value;
 
 const SECRET: &str = "receiver-shared-secret";
@@ -56,54 +57,12 @@ async fn receiver() -> (String, Arc<Receiver>) {
     (url, r)
 }
 
-fn block(n: u64, tag: u8) -> BlockRef {
-    BlockRef {
-        number: n,
-        hash: B256::repeat_byte(tag),
-        parent_hash: B256::ZERO,
-        timestamp: n,
-    }
-}
-
-fn log(b: &BlockRef, i: u64) -> RawLog {
-    RawLog {
-        address: Address::repeat_byte(1),
-        topics: vec![B256::repeat_byte(2)],
-        data: Bytes::new(),
-        block_number: U64::from(b.number),
-        block_hash: b.hash,
-        block_timestamp: None,
-        transaction_hash: B256::repeat_byte(3),
-        transaction_index: U64::ZERO,
-        log_index: U64::from(i),
-        removed: false,
-    }
-}
-
 async fn record(store: &Store, expected: Option<u64>, blocks: &[BlockRef], per_block: u64) {
     let logs: Vec<RawLog> = blocks
         .iter()
-        .flat_map(|b| (0..per_block).map(move |i| log(b, i)))
+        .flat_map(|b| (0..per_block).map(move |i| fixtures::log(Address::repeat_byte(1), b, i)))
         .collect();
-    let events = logs
-        .iter()
-        .map(|l| NewEvent {
-            log: l,
-            timestamp: l.block(),
-            decoded: None,
-        })
-        .collect();
-    let cursor = *blocks.last().expect("a block");
-    store
-        .commit_range(&RangeCommit {
-            stream: "s".into(),
-            expected_cursor: expected,
-            events,
-            blocks: blocks.to_vec(),
-            cursor,
-            keep_window: 100,
-            children: Vec::new(),
-        })
+    fixtures::record(store, "s", expected, blocks, fixtures::events(&logs, None))
         .await
         .expect("commit");
 }
@@ -147,12 +106,22 @@ async fn delivers_in_order_advancing_only_on_ack_with_retractions() {
         .await
         .expect("store");
     store.ensure_stream("s", 1).await.expect("stream");
-    record(&store, None, &[block(1, 1), block(2, 2), block(3, 3)], 2).await;
+    record(
+        &store,
+        None,
+        &[
+            fixtures::block(1, 1),
+            fixtures::block(2, 2),
+            fixtures::block(3, 3),
+        ],
+        2,
+    )
+    .await;
     store
-        .rewind("s", Some(3), Some(block(1, 1)))
+        .rewind("s", Some(3), Some(fixtures::block(1, 1)))
         .await
         .expect("rewind");
-    record(&store, Some(1), &[block(2, 22)], 1).await;
+    record(&store, Some(1), &[fixtures::block(2, 22)], 1).await;
 
     let (url, r) = receiver().await;
     r.fail_next.store(3, Ordering::SeqCst);
@@ -226,7 +195,7 @@ async fn a_running_dispatcher_is_woken_by_new_events_and_retries_until_acked() {
     r.fail_next.store(2, Ordering::SeqCst);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(Dispatcher::new("s", sink(&url, 1), store.clone()).run(stopped));
-    record(&store, None, &[block(1, 1)], 3).await;
+    record(&store, None, &[fixtures::block(1, 1)], 3).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while delivered(&r).len() < 3 {
         assert!(
@@ -257,7 +226,7 @@ async fn a_receiver_on_a_private_address_is_refused_unless_allowed() {
         .await
         .expect("store");
     store.ensure_stream("s", 1).await.expect("stream");
-    record(&store, None, &[block(1, 1)], 1).await;
+    record(&store, None, &[fixtures::block(1, 1)], 1).await;
     let (url, r) = receiver().await;
     let guarded = Arc::new(
         WebhookSink::new(WebhookConfig {
@@ -290,7 +259,7 @@ async fn a_receiver_that_never_recovers_fills_the_dead_letters_and_redelivery_wo
         .await
         .expect("store");
     store.ensure_stream("s", 1).await.expect("stream");
-    record(&store, None, &[block(1, 1)], 4).await;
+    record(&store, None, &[fixtures::block(1, 1)], 4).await;
     let (url, r) = receiver().await;
     r.fail_next.store(u32::MAX, Ordering::SeqCst);
     let hook = Arc::new(

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U64};
+use alloy_primitives::Address;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use ethgate_core::{BlockRef, RawLog};
+
 use ethgate_delivery::Sink;
 use ethgate_delivery::sinks::webhook::{Lookup, WebhookConfig, WebhookSink};
-use ethgate_store::{NewEvent, RangeCommit, Store, StoredEnvelope};
+use ethgate_store::fixtures;
+use ethgate_store::{Store, StoredEnvelope};
 
 /// A local server on `path` answering with `answer`, counting requests.
 async fn server(
@@ -60,38 +61,10 @@ async fn batch(dir: &tempfile::TempDir) -> Vec<StoredEnvelope> {
         .await
         .expect("store");
     store.ensure_stream("s", 1).await.expect("stream");
-    let block = BlockRef {
-        number: 1,
-        hash: B256::repeat_byte(1),
-        parent_hash: B256::ZERO,
-        timestamp: 1,
-    };
-    let log = RawLog {
-        address: Address::repeat_byte(1),
-        topics: vec![B256::repeat_byte(2)],
-        data: Bytes::new(),
-        block_number: U64::from(1),
-        block_hash: block.hash,
-        block_timestamp: None,
-        transaction_hash: B256::repeat_byte(3),
-        transaction_index: U64::ZERO,
-        log_index: U64::ZERO,
-        removed: false,
-    };
-    store
-        .commit_range(&RangeCommit {
-            stream: "s".into(),
-            expected_cursor: None,
-            events: vec![NewEvent {
-                log: &log,
-                timestamp: 1,
-                decoded: None,
-            }],
-            blocks: vec![block],
-            cursor: block,
-            keep_window: 100,
-            children: Vec::new(),
-        })
+    let block = fixtures::block(1, 1);
+    let log = fixtures::log(Address::repeat_byte(1), &block, 0);
+    let events = fixtures::events(std::slice::from_ref(&log), None);
+    fixtures::record(&store, "s", None, &[block], events)
         .await
         .expect("commit");
     store.events_after("s", 0, 10).await.expect("read")

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U64};
-use ethgate_core::{BlockRef, RawLog};
+use alloy_primitives::Address;
+use ethgate_core::RawLog;
 use ethgate_delivery::{Dispatcher, Pending, Sink, SinkError};
-use ethgate_store::{NewEvent, RangeCommit, Store, StoredEnvelope};
+use ethgate_store::{Store, StoredEnvelope, fixtures};
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
@@ -70,44 +70,11 @@ async fn outbox(dir: &tempfile::TempDir, n: u64) -> Store {
         .await
         .expect("store");
     store.ensure_stream("s", 1).await.expect("stream");
-    let block = BlockRef {
-        number: 1,
-        hash: B256::repeat_byte(9),
-        parent_hash: B256::ZERO,
-        timestamp: 1,
-    };
+    let block = fixtures::block(1, 9);
     let logs: Vec<RawLog> = (0..n)
-        .map(|i| RawLog {
-            address: Address::repeat_byte(1),
-            topics: vec![B256::repeat_byte(2)],
-            data: Bytes::new(),
-            block_number: U64::from(1),
-            block_hash: block.hash,
-            block_timestamp: None,
-            transaction_hash: B256::repeat_byte(3),
-            transaction_index: U64::ZERO,
-            log_index: U64::from(i),
-            removed: false,
-        })
+        .map(|i| fixtures::log(Address::repeat_byte(1), &block, i))
         .collect();
-    let events = logs
-        .iter()
-        .map(|l| NewEvent {
-            log: l,
-            timestamp: 1,
-            decoded: None,
-        })
-        .collect();
-    store
-        .commit_range(&RangeCommit {
-            stream: "s".into(),
-            expected_cursor: None,
-            events,
-            blocks: vec![block],
-            cursor: block,
-            keep_window: 10,
-            children: Vec::new(),
-        })
+    fixtures::record(&store, "s", None, &[block], fixtures::events(&logs, None))
         .await
         .expect("commit");
     store

@@ -3,43 +3,21 @@
 //! stream's cursor, joins the filter at the cursor, and a rewind below
 //! its progress sends it back to the fork.
 
-use alloy_primitives::{Address, B256, Bytes, U64};
+use alloy_primitives::Address;
 use ethgate_core::{BlockRef, RawLog};
 use ethgate_store::scratch::Scratch;
-use ethgate_store::{AddedRange, NewEvent, RangeCommit, Store, StoreError};
+use ethgate_store::{AddedRange, NewEvent, RangeCommit, Store, StoreError, fixtures};
 
 fn block(n: u64) -> BlockRef {
-    BlockRef {
-        number: n,
-        hash: B256::repeat_byte(n as u8),
-        parent_hash: B256::ZERO,
-        timestamp: n * 12,
-    }
+    fixtures::block(n, n as u8)
 }
 
 fn log(address: Address, n: u64) -> RawLog {
-    RawLog {
-        address,
-        topics: vec![B256::repeat_byte(9)],
-        data: Bytes::new(),
-        block_number: U64::from(n),
-        block_hash: block(n).hash,
-        block_timestamp: None,
-        transaction_hash: B256::repeat_byte(3),
-        transaction_index: U64::ZERO,
-        log_index: U64::ZERO,
-        removed: false,
-    }
+    fixtures::log(address, &block(n), 0)
 }
 
 fn events(logs: &[RawLog]) -> Vec<NewEvent<'_>> {
-    logs.iter()
-        .map(|log| NewEvent {
-            log,
-            timestamp: 0,
-            decoded: None,
-        })
-        .collect()
+    fixtures::events(logs, None)
 }
 
 #[tokio::test]

@@ -6,11 +6,13 @@
 
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U64};
+use alloy_primitives::Address;
 use ethgate_core::{BlockRef, RawLog};
 use ethgate_store::lease::{Acquired, Fence};
 use ethgate_store::scratch::Scratch;
-use ethgate_store::{NewAttempt, NewEvent, NewTx, RangeCommit, SignedAttempt, StatusEnvelopes};
+use ethgate_store::{
+    NewAttempt, NewEvent, NewTx, RangeCommit, SignedAttempt, StatusEnvelopes, fixtures,
+};
 use ethgate_store::{Store, StoreError};
 
 async fn store() -> (Scratch, Store) {
@@ -20,27 +22,11 @@ async fn store() -> (Scratch, Store) {
 }
 
 fn block(n: u64) -> BlockRef {
-    BlockRef {
-        number: n,
-        hash: B256::repeat_byte(n as u8),
-        parent_hash: B256::ZERO,
-        timestamp: n * 12,
-    }
+    fixtures::block(n, n as u8)
 }
 
 fn log(n: u64) -> RawLog {
-    RawLog {
-        address: Address::repeat_byte(1),
-        topics: vec![B256::repeat_byte(9)],
-        data: Bytes::new(),
-        block_number: U64::from(n),
-        block_hash: block(n).hash,
-        block_timestamp: None,
-        transaction_hash: B256::repeat_byte(3),
-        transaction_index: U64::ZERO,
-        log_index: U64::ZERO,
-        removed: false,
-    }
+    fixtures::log(Address::repeat_byte(1), &block(n), 0)
 }
 
 /// Commits block `n` with one event after cursor `n - 1`.
