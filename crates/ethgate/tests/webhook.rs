@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use ethgate_delivery::sinks::webhook::{SIGNATURE_HEADER, verify};
+use ethgate_delivery::sinks::webhook::verify_request;
 use ethgate_testkit::{Anvil, free_port};
 use serde_json::Value;
 use tokio::process::{Child, Command};
@@ -22,14 +22,7 @@ const SECRET: &str = "hook-secret-for-tests";
 type Received = Arc<Mutex<Vec<Value>>>;
 
 async fn receive(State(got): State<Received>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let sig = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if verify(SECRET, sig, &body, now, Duration::from_secs(300)).is_err() {
+    if verify_request(SECRET, &headers, &body, Duration::from_secs(300)).is_err() {
         return StatusCode::UNAUTHORIZED;
     }
     // A slow receiver, so the kill lands mid-delivery.

@@ -126,6 +126,25 @@ pub fn verify(
     }
 }
 
+/// Verifies a received request as [`verify`] does, reading the signature
+/// from its headers and taking the clock's time: what a Rust receiver
+/// (or a test's) calls on each POST.
+pub fn verify_request(
+    secret: &str,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(VerifyError::Malformed)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    verify(secret, header, body, now, tolerance)
+}
+
 /// Whether an address is outside the public internet: loopback, private,
 /// link-local, shared, unspecified, multicast or unique-local — also when
 /// an IPv6 address carries such an IPv4 one (mapped `::ffff:a.b.c.d`,

@@ -18,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use ethgate_delivery::sinks::webhook::{SIGNATURE_HEADER, verify};
+use ethgate_delivery::sinks::webhook::verify_request;
 use lapin::options::{
     BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -184,14 +184,7 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let sig = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if verify(SECRET, sig, &body, now, Duration::from_secs(300)).is_err() {
+    if verify_request(SECRET, &headers, &body, Duration::from_secs(300)).is_err() {
         return StatusCode::UNAUTHORIZED;
     }
     let Ok(batch) = serde_json::from_slice::<Vec<Value>>(&body) else {
