@@ -264,3 +264,26 @@ fn the_configuration_reference_lists_exactly_the_accepted_keys() {
         assert_eq!(documented, accepted, "docs/configuration.md, {table}");
     }
 }
+
+#[test]
+fn every_path_the_docs_name_exists() {
+    let mut named = 0;
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).expect("page");
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let is_path = ["crates/", "scripts/", "contracts/", "examples/", "docs/"]
+                .iter()
+                .any(|p| quoted.starts_with(p));
+            if !is_path || quoted.contains(char::is_whitespace) || quoted.contains('*') {
+                continue;
+            }
+            named += 1;
+            assert!(
+                root().join(quoted.trim_end_matches('/')).exists(),
+                "{}: names `{quoted}`, which does not exist",
+                page.display()
+            );
+        }
+    }
+    assert!(named >= 40, "only {named} paths named in the docs");
+}

@@ -1,0 +1,8 @@
+//! The integration tests of this crate, linked as one binary: one module
+//! per suite (see each module's first lines for what it proves).
+
+mod amqp;
+mod nats;
+mod webhook;
+mod webhook_guard;
+mod window;
