@@ -62,6 +62,8 @@ impl Drop for Restart {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_stopped_for_twenty_seconds_loses_nothing() {
+    // Nothing else in this binary may use the broker while it is stopped.
+    let _broker = common::broker_to_stop().await;
     let (conn, ch) = rabbitmq().await;
     assert!(
         rabbitmqctl("status"),

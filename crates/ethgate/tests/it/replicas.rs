@@ -187,6 +187,7 @@ async fn three_replicas_through_kills_and_pauses_lose_nothing_and_send_each_once
     let scratch = Scratch::postgres(DEFAULT_PG)
         .await
         .expect("PostgreSQL (scripts/services starts it)");
+    let _broker = common::broker_in_use().await;
     let (_conn, ch) = rabbitmq().await;
     let exchange_name = unique("ethgate-replicas-");
     exchange(&ch, &exchange_name).await;

@@ -26,6 +26,7 @@ fn envelopes(got: Vec<(String, common::Delivery)>) -> Vec<(String, EventEnvelope
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_by_address_and_by_event_receive_exactly_their_logs() {
+    let _broker = common::broker_in_use().await;
     let (_conn, ch) = rabbitmq().await;
     let anvil = Anvil::start(&[]).await;
     let a = anvil.deploy_event_source().await;

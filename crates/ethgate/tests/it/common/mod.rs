@@ -256,6 +256,23 @@ impl Destination for Webhook {
     async fn cleanup(&self) {}
 }
 
+/// Every suite of this binary shares one broker, and the outage suite
+/// stops it: a suite that needs it holds this lock shared for its whole
+/// run, the outage suite holds it alone, so no suite meets a broker
+/// another one stopped.
+static BROKER: std::sync::LazyLock<tokio::sync::RwLock<()>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Holds the broker for a suite that needs it running.
+pub async fn broker_in_use() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    BROKER.read().await
+}
+
+/// Holds the broker alone, for a suite that stops it.
+pub async fn broker_to_stop() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    BROKER.write().await
+}
+
 /// The broker every AMQP test uses.
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -341,6 +358,7 @@ pub async fn drain(ch: &Channel, queue: &str) -> Vec<(String, Delivery)> {
 /// (`x-max-length`, `reject-publish`) that makes the broker nack every
 /// message past its first `gate`.
 pub struct Amqp {
+    _broker: tokio::sync::RwLockReadGuard<'static, ()>,
     _conn: Connection,
     ch: Channel,
     exchange: String,
@@ -352,6 +370,7 @@ pub struct Amqp {
 impl Amqp {
     /// Declares the exchange and both queues.
     pub async fn start(gate: u64) -> Amqp {
+        let broker = broker_in_use().await;
         let (conn, ch) = rabbitmq().await;
         let exchange_name = unique("ethgate-compliance-");
         exchange(&ch, &exchange_name).await;
@@ -373,6 +392,7 @@ impl Amqp {
         );
         bound_queue(&ch, &gate_queue, &exchange_name, "#", args).await;
         Amqp {
+            _broker: broker,
             _conn: conn,
             ch,
             exchange: exchange_name,
