@@ -5,8 +5,7 @@
 
 use alloy_primitives::Address;
 use ethgate_core::{BlockRef, RawLog};
-use ethgate_store::scratch::Scratch;
-use ethgate_store::{AddedRange, NewEvent, RangeCommit, Store, StoreError, fixtures};
+use ethgate_store::{AddedRange, NewEvent, RangeCommit, StoreError, fixtures};
 
 fn block(n: u64) -> BlockRef {
     fixtures::block(n, n as u8)
@@ -22,10 +21,8 @@ fn events(logs: &[RawLog]) -> Vec<NewEvent<'_>> {
 
 #[tokio::test]
 async fn an_added_contracts_backfill_appends_moves_on_and_joins_at_the_cursor() {
-    let scratch = Scratch::from_env().await;
-    let s = Store::connect(scratch.url()).await.expect("connect");
+    let (_scratch, s) = fixtures::store("s", 1).await;
     let (old, new) = (Address::repeat_byte(1), Address::repeat_byte(2));
-    s.ensure_stream("s", 1).await.expect("stream");
     s.set_stream_addresses("s", &[old], &[], 0, "h")
         .await
         .expect("set");

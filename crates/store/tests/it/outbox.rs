@@ -32,10 +32,7 @@ fn log(b: &BlockRef, log_index: u64) -> RawLog {
 
 /// A fresh store on the backend `ETHGATE_TEST_STORE` names.
 async fn store() -> (Scratch, Store) {
-    let scratch = Scratch::from_env().await;
-    let s = Store::connect(scratch.url()).await.expect("connect");
-    s.ensure_stream("s", 1).await.expect("stream");
-    (scratch, s)
+    ethgate_store::fixtures::store("s", 1).await
 }
 
 /// A range to commit, owning its logs; `range()` borrows them.
