@@ -133,7 +133,10 @@ impl Sender {
             max_priority_fee: last.max_priority_fee,
         };
         let wanted = fees::bumped(old, market);
-        let noop = effects.contains(&Effect::ReplaceWithNoop);
+        // A request that is ending (cancelled, expired) is replaced by
+        // no-ops only: a bump of its no-op is a no-op again, never the
+        // call (which a cancel must keep off the chain).
+        let noop = effects.contains(&Effect::ReplaceWithNoop) || p.ending.is_some();
         // A cancel or expiry is never held back by a cap: it ends the
         // request; nor is a bump an operator asked for.
         let fees = if noop || effects.contains(&Effect::BumpPastCap) {

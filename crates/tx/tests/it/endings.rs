@@ -4,7 +4,7 @@
 //! the call never happens, and the request ends `cancelled` or `expired`
 //! with that nonce.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::U64;
 use serde_json::{Value, json};
@@ -43,14 +43,13 @@ async fn ends_with_a_noop(f: &Fixture, id: &str, status: &str) {
         (tx["value"].clone(), tx["input"].clone()),
         (json!("0x0"), json!("0x"))
     );
-    let noop = v["attempts"]
+    // Bumped while unmined, the no-op may have several attempts: the one
+    // mined is one of them.
+    let mined = v["attempts"]
         .as_array()
-        .and_then(|a| a.iter().find(|a| a["noop"] == true))
-        .expect("a no-op attempt");
-    assert_eq!(
-        noop["hash"], tx["hash"],
-        "the no-op mined is the request's: {v}"
-    );
+        .and_then(|a| a.iter().find(|a| a["hash"] == tx["hash"]))
+        .unwrap_or_else(|| panic!("the transaction mined is one of the request's: {v}"));
+    assert_eq!(mined["noop"], true, "the attempt mined is a no-op: {v}");
     let count: U64 = f
         .anvil
         .rpc("eth_getTransactionCount", json!([f.accounts[0], "latest"]))
@@ -89,4 +88,35 @@ async fn a_pending_request_past_valid_until_ends_by_a_noop_mined_at_its_nonce() 
     // Past valid_until the sender replaces it with the no-op.
     tokio::time::sleep(Duration::from_secs(4)).await;
     ends_with_a_noop(&f, &id, "expired").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noop_left_unmined_is_bumped_as_a_noop_never_as_the_call() {
+    let f = fixture(Mining::Off, 1, fast()).await;
+    let from = format!("{:#x}", f.accounts[0]);
+    let id = submit(&f, &keyed(&f, &from, "to-cancel-unmined")).await;
+    until_status(&f, std::slice::from_ref(&id), "pending", 30).await;
+    f.manager.cancel(&id).await.expect("cancel");
+    // No block comes, so the no-op falls due for bumps (every 3 s here):
+    // each replacement of it must be a no-op too, not the call again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = serde_json::to_value(f.manager.get(&id).await.expect("get").expect("exists"))
+            .expect("json");
+        let attempts = v["attempts"].as_array().cloned().unwrap_or_default();
+        let ending: Vec<&Value> = attempts.iter().skip_while(|a| a["noop"] != true).collect();
+        assert!(
+            ending.iter().all(|a| a["noop"] == true),
+            "an attempt after the no-op re-signs the call: {v}"
+        );
+        if ending.len() >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the no-op was not bumped twice: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ends_with_a_noop(&f, &id, "cancelled").await;
 }
