@@ -38,15 +38,6 @@ fn open(t: &TopUpRow) -> bool {
     )
 }
 
-/// A top-up that moved no ETH and never will: it does not count against
-/// the daily cap. (One whose request is missing is counted, to be safe.)
-fn nothing_sent(t: &TopUpRow) -> bool {
-    matches!(
-        t.status,
-        Some(TxStatus::Rejected | TxStatus::Cancelled | TxStatus::Expired)
-    )
-}
-
 impl Pools {
     /// One round of a pool's watcher: balances read and exported, members
     /// below the minimum topped up (or an alert saying why not), and what
@@ -70,7 +61,9 @@ impl Pools {
         let top_ups = self.store().top_ups(&spec.settings.name, day).await?;
         let mut spent: u128 = top_ups
             .iter()
-            .filter(|t| !nothing_sent(t))
+            // A final top-up moved no ETH and never will; one whose
+            // request is missing is counted, to be safe.
+            .filter(|t| !t.status.is_some_and(TxStatus::is_final))
             .map(|t| t.amount)
             .sum();
         let active = members.iter().filter(|m| m.state == MemberState::Active);

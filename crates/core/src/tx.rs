@@ -148,6 +148,17 @@ pub enum TxStatus {
 }
 
 impl TxStatus {
+    /// No event changes a request in this status any more, and it moved
+    /// nothing on chain: rejected, or ended by a no-op. `confirmed` and
+    /// `failed` are not final: a reorg within the finality depth reopens
+    /// them.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TxStatus::Rejected | TxStatus::Cancelled | TxStatus::Expired
+        )
+    }
+
     /// Every status, in the order of the life of a request.
     pub const ALL: [TxStatus; 8] = [
         TxStatus::Queued,
@@ -224,13 +235,9 @@ impl TxState {
         }
     }
 
-    /// No event changes it any more. `confirmed` and `failed` are not
-    /// final: a reorg within the finality depth reopens them.
+    /// No event changes it any more (see [`TxStatus::is_final`]).
     pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            TxState::Rejected { .. } | TxState::Cancelled { .. } | TxState::Expired { .. }
-        )
+        self.kind().is_final()
     }
 }
 
