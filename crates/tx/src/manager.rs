@@ -334,18 +334,11 @@ impl TxManager {
     }
 
     /// Records a request built in this process ([`TxManager::request`]),
-    /// or finds the one already accepted under its idempotency key. Its
-    /// chain and account are checked as intake checks a body's; the key's
-    /// body is the request itself.
+    /// or finds the one already accepted under its idempotency key. It
+    /// is checked by intake's rules ([`request::check`]); the key's body is
+    /// the request itself.
     pub async fn submit_request(&self, req: TxRequest) -> Result<Submitted, SubmitError> {
-        let resolver = Resolver(self);
-        if !resolver.has_chain(&req.chain) {
-            let message = format!("no chain is named {:?}", req.chain);
-            return Err(request::bad("chain", message).into());
-        }
-        resolver
-            .account(&req.chain, &format!("{:#x}", req.from))
-            .map_err(|m| request::bad("from", m))?;
+        request::check(&req, &Resolver(self))?;
         let body = serde_json::to_value(&req)?;
         self.submit_parsed(&body, req).await
     }

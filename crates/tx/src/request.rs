@@ -170,16 +170,9 @@ pub fn parse(
     }
     let key =
         string(obj, "idempotency_key")?.ok_or_else(|| bad("idempotency_key", "is required"))?;
-    if key.is_empty() || key.len() > 200 {
-        return Err(bad("idempotency_key", "must be 1-200 characters"));
-    }
+    check_key(key)?;
     let chain = string(obj, "chain")?.ok_or_else(|| bad("chain", "is required"))?;
-    if !resolve.has_chain(chain) {
-        return Err(bad(
-            "chain",
-            format!("no chain named {chain:?} is configured"),
-        ));
-    }
+    check_chain(resolve, chain)?;
     let from_s = string(obj, "from")?.ok_or_else(|| bad("from", "is required"))?;
     let from = resolve.account(chain, from_s).map_err(|m| bad("from", m))?;
     let to: Address = string(obj, "to")?
@@ -200,9 +193,7 @@ pub fn parse(
     };
     let value = uint(obj, "value")?.unwrap_or(U256::ZERO);
     let gas_limit: Option<u64> = small(uint(obj, "gas_limit")?, "gas_limit")?;
-    if gas_limit.is_some_and(|g| g < 21_000) {
-        return Err(bad("gas_limit", "must be at least 21000"));
-    }
+    check_gas_limit(gas_limit)?;
     let speed = match string(obj, "speed")?.unwrap_or("normal") {
         "slow" => Speed::Slow,
         "normal" => Speed::Normal,
@@ -219,24 +210,13 @@ pub fn parse(
         uint(obj, "max_priority_fee_per_gas")?,
         "max_priority_fee_per_gas",
     )?;
-    if let (Some(fee), Some(tip)) = (max_fee_per_gas, max_priority_fee_per_gas)
-        && tip > fee
-    {
-        return Err(bad(
-            "max_priority_fee_per_gas",
-            "must not exceed max_fee_per_gas",
-        ));
-    }
+    check_tip(max_fee_per_gas, max_priority_fee_per_gas)?;
     let valid_until = small(uint(obj, "valid_until")?, "valid_until")?;
     let confirmations =
         small(uint(obj, "confirmations")?, "confirmations")?.unwrap_or(default_confirmations);
-    if confirmations > 1_000 {
-        return Err(bad("confirmations", "must be at most 1000"));
-    }
+    check_confirmations(confirmations)?;
     let metadata = obj.get("metadata").cloned().unwrap_or(Value::Null);
-    if serde_json::to_string(&metadata).map_or(0, |s| s.len()) > 16 * 1024 {
-        return Err(bad("metadata", "must be at most 16 KiB of JSON"));
-    }
+    check_metadata(&metadata)?;
     let errors = error_signatures(obj.get("errors"))?;
     Ok(TxRequest {
         chain: chain.to_owned(),
@@ -272,14 +252,89 @@ fn error_signatures(errors: Option<&Value>) -> Result<Vec<String>, FieldError> {
         .map(|(i, v)| {
             let field = format!("errors[{i}]");
             let text = v.as_str().ok_or_else(|| bad(&field, "must be a string"))?;
-            let text = text.trim();
-            let text = text.strip_prefix("error ").unwrap_or(text);
-            ethgate_core::signature::check(text).map_err(|e| bad(&field, e.to_string()))?;
-            alloy_json_abi::Error::parse(text)
-                .map_err(|e| bad(&field, format!("not an error signature: {e}")))?;
-            Ok(text.to_owned())
+            error_signature(&field, text)
         })
         .collect()
+}
+
+/// One custom error signature (`error` optional), as kept.
+fn error_signature(field: &str, text: &str) -> Result<String, FieldError> {
+    let text = text.trim();
+    let text = text.strip_prefix("error ").unwrap_or(text);
+    ethgate_core::signature::check(text).map_err(|e| bad(field, e.to_string()))?;
+    alloy_json_abi::Error::parse(text)
+        .map_err(|e| bad(field, format!("not an error signature: {e}")))?;
+    Ok(text.to_owned())
+}
+
+/// Checks a request built in this process (not parsed from a body) by
+/// the rules [`parse`] applies: the same fields refused for the same
+/// reasons, and `from` a configured account on the chain.
+pub(crate) fn check(req: &TxRequest, resolve: &dyn Resolve) -> Result<(), FieldError> {
+    check_key(&req.idempotency_key)?;
+    check_chain(resolve, &req.chain)?;
+    resolve
+        .account(&req.chain, &format!("{:#x}", req.from))
+        .map_err(|m| bad("from", m))?;
+    check_gas_limit(req.gas_limit)?;
+    check_tip(req.max_fee_per_gas, req.max_priority_fee_per_gas)?;
+    check_confirmations(req.confirmations)?;
+    check_metadata(&req.metadata)?;
+    if req.errors.len() > MAX_ERRORS {
+        return Err(bad("errors", format!("at most {MAX_ERRORS} signatures")));
+    }
+    for (i, text) in req.errors.iter().enumerate() {
+        error_signature(&format!("errors[{i}]"), text)?;
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), FieldError> {
+    if key.is_empty() || key.len() > 200 {
+        return Err(bad("idempotency_key", "must be 1-200 characters"));
+    }
+    Ok(())
+}
+
+fn check_chain(resolve: &dyn Resolve, chain: &str) -> Result<(), FieldError> {
+    if !resolve.has_chain(chain) {
+        let message = format!("no chain named {chain:?} is configured");
+        return Err(bad("chain", message));
+    }
+    Ok(())
+}
+
+fn check_gas_limit(gas_limit: Option<u64>) -> Result<(), FieldError> {
+    if gas_limit.is_some_and(|g| g < 21_000) {
+        return Err(bad("gas_limit", "must be at least 21000"));
+    }
+    Ok(())
+}
+
+fn check_tip(fee: Option<u128>, tip: Option<u128>) -> Result<(), FieldError> {
+    if let (Some(fee), Some(tip)) = (fee, tip)
+        && tip > fee
+    {
+        return Err(bad(
+            "max_priority_fee_per_gas",
+            "must not exceed max_fee_per_gas",
+        ));
+    }
+    Ok(())
+}
+
+fn check_confirmations(confirmations: u64) -> Result<(), FieldError> {
+    if confirmations > 1_000 {
+        return Err(bad("confirmations", "must be at most 1000"));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &Value) -> Result<(), FieldError> {
+    if serde_json::to_string(metadata).map_or(0, |s| s.len()) > 16 * 1024 {
+        return Err(bad("metadata", "must be at most 16 KiB of JSON"));
+    }
+    Ok(())
 }
 
 /// ABI-encodes `function` (e.g. `"charge(uint256)"`) with JSON `args`.

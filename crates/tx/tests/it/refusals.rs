@@ -111,6 +111,34 @@ async fn the_same_idempotency_key_returns_the_same_transaction_and_a_different_b
             other => panic!("{field}: expected a field error, got {other:?}"),
         }
     }
+    // A request built in this process (a top-up, a rotation step) is held
+    // to the same rules.
+    let built = |key: &str| {
+        f.manager
+            .request("anvil", f.accounts[0], f.accounts[0], key.to_owned())
+    };
+    let mut cases = vec![(built(""), "idempotency_key")];
+    let mut r = built("t-chain");
+    r.chain = "mainnet".into();
+    cases.push((r, "chain"));
+    let mut r = built("t-from");
+    r.from = alloy_primitives::Address::repeat_byte(9);
+    cases.push((r, "from"));
+    let mut r = built("t-gas");
+    r.gas_limit = Some(5);
+    cases.push((r, "gas_limit"));
+    let mut r = built("t-confirmations");
+    r.confirmations = 5_000;
+    cases.push((r, "confirmations"));
+    let mut r = built("t-errors");
+    r.errors = vec!["not a signature".into()];
+    cases.push((r, "errors[0]"));
+    for (req, field) in cases {
+        match f.manager.submit_request(req).await {
+            Err(ethgate_tx::SubmitError::Invalid(e)) => assert_eq!(e.field, field, "{e}"),
+            other => panic!("{field}: expected a field error, got {other:?}"),
+        }
+    }
     assert_eq!(
         f.store.txs(None, None, 100).await.expect("list").len(),
         1,
