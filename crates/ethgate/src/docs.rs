@@ -4,66 +4,11 @@
 //! command line, every script it names exists, and every JSON block is
 //! JSON; the configuration reference lists exactly the keys the config's
 //! types accept. (Each page's TOML blocks are run through `ethgate config
-//! check` by `tests/docs.rs`, which can give the binary its environment.)
-
-use std::path::{Path, PathBuf};
+//! check` by `tests/it/docs.rs`, which can give the binary its environment.)
 
 use clap::Parser;
 
-/// The repository's root, two levels above this crate.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// One fenced block: where it starts, its language tag and its text.
-struct Block {
-    at: String,
-    lang: String,
-    text: String,
-}
-
-/// The README and every page under `docs/`.
-fn pages() -> Vec<PathBuf> {
-    let mut pages = vec![root().join("README.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .expect("docs/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
-    docs.sort();
-    pages.extend(docs);
-    pages
-}
-
-fn blocks(page: &Path) -> Vec<Block> {
-    let text = std::fs::read_to_string(page).expect("page");
-    let name = page
-        .strip_prefix(root())
-        .unwrap_or(page)
-        .display()
-        .to_string();
-    let mut out = Vec::new();
-    let mut open: Option<Block> = None;
-    for (i, line) in text.lines().enumerate() {
-        match (&mut open, line.strip_prefix("```")) {
-            (None, Some(lang)) => {
-                open = Some(Block {
-                    at: format!("{name}:{}", i + 1),
-                    lang: lang.trim().to_owned(),
-                    text: String::new(),
-                });
-            }
-            (Some(_), Some(_)) => out.extend(open.take()),
-            (Some(b), None) => {
-                b.text.push_str(line);
-                b.text.push('\n');
-            }
-            (None, None) => {}
-        }
-    }
-    assert!(open.is_none(), "{name}: a code block is never closed");
-    out
-}
+use crate::doc_pages::{Block, blocks, pages, root};
 
 fn all_blocks() -> Vec<Block> {
     pages().iter().flat_map(|p| blocks(p)).collect()

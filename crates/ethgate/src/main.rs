@@ -13,6 +13,8 @@ mod cluster;
 mod commands;
 mod config;
 #[cfg(test)]
+mod doc_pages;
+#[cfg(test)]
 mod docs;
 mod serve;
 mod telemetry;

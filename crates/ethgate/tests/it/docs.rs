@@ -4,41 +4,12 @@
 //! name (keystores, an ABI, a TLS certificate) and with the variables they
 //! name set. A page whose examples drift from the config is a failure.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ethgate_testkit::DEV_KEYS;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The TOML blocks of a page, each with the line it starts on.
-fn toml_blocks(page: &Path) -> Vec<(usize, String)> {
-    let text = std::fs::read_to_string(page).expect("page");
-    let (mut out, mut open) = (Vec::new(), None::<(usize, String)>);
-    let mut fenced = false;
-    for (i, line) in text.lines().enumerate() {
-        if let Some(lang) = line.strip_prefix("```") {
-            match (fenced, open.take()) {
-                (false, _) => {
-                    fenced = true;
-                    if lang.trim() == "toml" {
-                        open = Some((i + 1, String::new()));
-                    }
-                }
-                (true, block) => {
-                    fenced = false;
-                    out.extend(block);
-                }
-            }
-        } else if let Some((_, b)) = &mut open {
-            b.push_str(line);
-            b.push('\n');
-        }
-    }
-    out
-}
+#[path = "../../src/doc_pages.rs"]
+mod doc_pages;
 
 /// Merges `add` into `into` as a reader adds a block to a file: tables
 /// merge key by key, arrays of tables grow, a value given again replaces.
@@ -100,16 +71,12 @@ fn world() -> (tempfile::TempDir, Vec<(&'static str, &'static str)>) {
 
 #[test]
 fn every_pages_config_passes_config_check() {
-    let mut pages = vec![root().join("README.md")];
-    for entry in std::fs::read_dir(root().join("docs")).expect("docs/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "md") {
-            pages.push(path);
-        }
-    }
     let mut checked = 0;
-    for page in pages {
-        let blocks = toml_blocks(&page);
+    for page in doc_pages::pages() {
+        let blocks: Vec<doc_pages::Block> = doc_pages::blocks(&page)
+            .into_iter()
+            .filter(|b| b.lang == "toml")
+            .collect();
         if blocks.is_empty() {
             continue;
         }
@@ -119,9 +86,9 @@ fn every_pages_config_passes_config_check() {
             .to_string_lossy()
             .into_owned();
         let mut config = toml::Table::new();
-        for (line, text) in blocks {
+        for b in blocks {
             let table: toml::Table =
-                toml::from_str(&text).unwrap_or_else(|e| panic!("{name}:{line}: not TOML: {e}"));
+                toml::from_str(&b.text).unwrap_or_else(|e| panic!("{}: not TOML: {e}", b.at));
             merge(&mut config, table);
         }
         let (dir, vars) = world();
