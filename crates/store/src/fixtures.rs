@@ -8,14 +8,17 @@ use ethgate_core::{BlockRef, Decoded, RawLog};
 use crate::scratch::Scratch;
 use crate::{NewEvent, RangeCommit, Store, StoreError};
 
-/// Block `number`: its hash every byte `tag`, a timestamp of twelve
-/// seconds a block.
+/// Seconds between made-up blocks.
+const BLOCK_SECS: u64 = 12;
+
+/// Block `number`: its hash every byte `tag`, a timestamp of
+/// [`BLOCK_SECS`] a block.
 pub fn block(number: u64, tag: u8) -> BlockRef {
     BlockRef {
         number,
         hash: B256::repeat_byte(tag),
         parent_hash: B256::ZERO,
-        timestamp: number * 12,
+        timestamp: number * BLOCK_SECS,
     }
 }
 
@@ -42,7 +45,7 @@ pub fn events<'a>(logs: &'a [RawLog], decoded: Option<&Decoded<'a>>) -> Vec<NewE
     logs.iter()
         .map(|log| NewEvent {
             log,
-            timestamp: log.block() * 12,
+            timestamp: log.block() * BLOCK_SECS,
             decoded: decoded.cloned(),
         })
         .collect()
