@@ -32,8 +32,8 @@ use tokio::sync::{Notify, watch};
 
 pub use rotation::RotateError;
 pub use view::{
-    AccountRef, AccountsView, MemberState, MemberView, MultisigTx, PoolView, ReadError,
-    RotationStep, RotationView,
+    AccountRef, AccountsView, AlertKind, MemberState, MemberView, MultisigTx, PoolAlert, PoolView,
+    ReadError, RotationStep, RotationView,
 };
 
 /// Who signs the rotation's `setOperators`.
@@ -114,7 +114,7 @@ impl std::fmt::Debug for PoolSpec {
 #[derive(Debug, Clone, Default)]
 struct Seen {
     balances: HashMap<Address, U256>,
-    alerts: Vec<String>,
+    alerts: Vec<PoolAlert>,
     topped_up_today: u128,
 }
 

@@ -44,12 +44,42 @@ pub struct PoolView {
     pub daily_top_up_cap: Option<String>,
     /// Topped up today; wei, decimal.
     pub topped_up_today: String,
-    /// E.g. the daily top-up cap is reached.
-    pub alerts: Vec<String>,
+    /// What needs an operator: a top-up that waits, was rejected or
+    /// refused, or a daily cap reached.
+    pub alerts: Vec<PoolAlert>,
     /// The operator registry contract.
     pub registry: Option<String>,
     /// The unfinished or latest rotation.
     pub rotation: Option<RotationView>,
+}
+
+/// Something about a pool that needs an operator, raised by the watcher
+/// on its last pass and gone once the cause is: typed so a caller can act
+/// on the kind without reading the sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PoolAlert {
+    /// What is wrong.
+    pub kind: AlertKind,
+    /// The member it concerns, 0x lowercase.
+    pub account: String,
+    /// The same, as a sentence with the node's or intake's own words.
+    pub message: String,
+}
+
+/// The kinds of [`PoolAlert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A top-up is in flight but the node has not taken it (the funding
+    /// account cannot pay, say); it goes through once the cause is gone.
+    TopUpWaiting,
+    /// The member's last top-up was rejected; tried again later.
+    TopUpRejected,
+    /// Intake refused to take the top-up request.
+    TopUpRefused,
+    /// A member is below its minimum, but another top-up would pass the
+    /// pool's daily cap.
+    DailyCapReached,
 }
 
 /// A pool member.

@@ -11,7 +11,7 @@ use ethgate_core::{MemberState, TxStatus};
 use ethgate_store::{MemberRow, TopUpRow};
 use serde_json::json;
 
-use crate::{PoolSpec, PoolWorkError, Pools, Seen};
+use crate::{AlertKind, PoolAlert, PoolSpec, PoolWorkError, Pools, Seen};
 
 /// Seconds before a rejected top-up is tried again.
 const RETRY_AFTER: i64 = 300;
@@ -36,6 +36,17 @@ fn open(t: &TopUpRow) -> bool {
         t.status,
         Some(TxStatus::Queued | TxStatus::Pending | TxStatus::Mined)
     )
+}
+
+impl Seen {
+    /// Raises an alert about `account` for this pass.
+    fn alert(&mut self, kind: AlertKind, account: &str, message: String) {
+        self.alerts.push(PoolAlert {
+            kind,
+            account: account.to_owned(),
+            message,
+        });
+    }
 }
 
 impl Pools {
@@ -75,7 +86,7 @@ impl Pools {
         metrics::gauge!("ethgate_pool_alerts", "pool" => spec.settings.name.clone())
             .set(seen.alerts.len() as f64);
         for a in &seen.alerts {
-            tracing::warn!(pool = %spec.settings.name, alert = %a, "pool alert");
+            tracing::warn!(pool = %spec.settings.name, kind = ?a.kind, alert = %a.message, "pool alert");
         }
         if let Ok(mut all) = self.seen.lock() {
             all.insert(spec.settings.name.clone(), seen);
@@ -116,8 +127,11 @@ impl Pools {
             // cannot pay, say), the pool says so.
             let row = self.store().tx(&open.tx_id).await.ok().flatten();
             if let Some(error) = row.and_then(|r| r.error) {
-                seen.alerts
-                    .push(format!("top-up of {} is waiting: {error}", m.address));
+                seen.alert(
+                    AlertKind::TopUpWaiting,
+                    &m.address,
+                    format!("top-up of {} is waiting: {error}", m.address),
+                );
             }
             return Ok(());
         }
@@ -129,11 +143,15 @@ impl Pools {
             // may have refilled it.
             let row = self.store().tx(&last.tx_id).await.ok().flatten();
             let why = row.as_ref().and_then(|r| r.error.clone());
-            seen.alerts.push(format!(
-                "top-up of {} was rejected: {}",
-                m.address,
-                why.unwrap_or_default()
-            ));
+            seen.alert(
+                AlertKind::TopUpRejected,
+                &m.address,
+                format!(
+                    "top-up of {} was rejected: {}",
+                    m.address,
+                    why.unwrap_or_default()
+                ),
+            );
             if now() - row.map_or(0, |r| r.updated_at) < RETRY_AFTER {
                 return Ok(());
             }
@@ -141,10 +159,14 @@ impl Pools {
         if let Some(cap) = s.daily_cap
             && spent.saturating_add(amount) > cap
         {
-            seen.alerts.push(format!(
-                "{} is below its minimum balance, but today's top-ups ({spent} wei) would pass the daily cap of {cap} wei",
-                m.address
-            ));
+            seen.alert(
+                AlertKind::DailyCapReached,
+                &m.address,
+                format!(
+                    "{} is below its minimum balance, but today's top-ups ({spent} wei) would pass the daily cap of {cap} wei",
+                    m.address
+                ),
+            );
             return Ok(());
         }
         let key = format!("topup:{}:{}:{day}:{}", s.name, m.address, mine.len());
@@ -159,9 +181,11 @@ impl Pools {
                 *spent = spent.saturating_add(amount);
                 tracing::info!(pool = %s.name, account = %m.address, tx = %t.id, amount, "top-up requested");
             }
-            Err(e) => seen
-                .alerts
-                .push(format!("top-up of {} refused: {e}", m.address)),
+            Err(e) => seen.alert(
+                AlertKind::TopUpRefused,
+                &m.address,
+                format!("top-up of {} refused: {e}", m.address),
+            ),
         }
         Ok(())
     }

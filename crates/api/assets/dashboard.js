@@ -167,7 +167,7 @@ async function pools() {
       pool.rotation ? `${pool.rotation.step}${pool.rotation.error ? " (stopped)" : ""}` : ""];
   }));
   const notes = d.pools.flatMap((p) => [
-    ...p.alerts.map((a) => `${p.name}: ${a}`),
+    ...p.alerts.map((a) => `${p.name}: ${a.message}`),
     ...(p.top_up ? [`${p.name}: topped up today ${p.topped_up_today} of ${n(p.daily_top_up_cap)} wei`] : []),
   ]);
   const box = document.getElementById("alerts");

@@ -325,8 +325,19 @@ async fn top_ups_refill_below_the_minimum_and_stop_at_the_daily_cap() {
         )
         .await;
     let pool = g.alerting_pool().await;
-    let alert = pool["alerts"][0].as_str().unwrap_or_default();
-    assert!(alert.contains("daily cap"), "{alert}");
+    let alert = &pool["alerts"][0];
+    assert_eq!(alert["kind"], "daily_cap_reached", "{alert}");
+    assert_eq!(
+        alert["account"],
+        member.to_string().to_lowercase(),
+        "{alert}"
+    );
+    assert!(
+        alert["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("daily cap")),
+        "{alert}"
+    );
     assert_eq!(
         pool["topped_up_today"],
         (4 * ETHER / 100).to_string(),
@@ -427,11 +438,13 @@ async fn a_top_up_the_funding_account_cannot_pay_alerts_until_funds_arrive() {
     let _serve = g.serve();
     g.ready().await;
     let pool = g.alerting_pool().await;
-    let alert = pool["alerts"][0].as_str().unwrap_or_default();
+    let alert = &pool["alerts"][0];
     // The node refuses the transfer (its nonce is taken, so it waits for
     // funds rather than being dropped); the pool names the cause.
+    assert_eq!(alert["kind"], "top_up_waiting", "{alert}");
+    let message = alert["message"].as_str().unwrap_or_default();
     assert!(
-        alert.contains("top-up of") && alert.to_lowercase().contains("insufficient funds"),
+        message.contains("top-up of") && message.to_lowercase().contains("insufficient funds"),
         "{alert}"
     );
     assert_eq!(balance(&w.anvil, w.leaked.address()).await, ETHER / 1000);
