@@ -69,7 +69,8 @@ fn commands(text: &str) -> Vec<Vec<String>> {
 }
 
 /// Programs other than ethgate and its scripts a page may show; they are
-/// not run here.
+/// not run here (the quick start, the `curl` lines and the chaos block
+/// run in `tests/it/docs_run.rs`).
 const OTHER_PROGRAMS: &[&str] = &["anvil", "cargo", "cast", "cd", "curl", "export", "pg_dump"];
 
 #[test]

@@ -8,8 +8,7 @@ use std::process::Command;
 
 use ethgate_testkit::DEV_KEYS;
 
-#[path = "../../src/doc_pages.rs"]
-mod doc_pages;
+use crate::doc_pages;
 
 /// Merges `add` into `into` as a reader adds a block to a file: tables
 /// merge key by key, arrays of tables grow, a value given again replaces.

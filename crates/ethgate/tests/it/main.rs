@@ -7,7 +7,10 @@ mod cli;
 mod common;
 mod compliance;
 mod dashboard;
+#[path = "../../src/doc_pages.rs"]
+mod doc_pages;
 mod docs;
+mod docs_run;
 mod endpoints;
 mod grow;
 mod kill;
