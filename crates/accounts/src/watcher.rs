@@ -122,51 +122,10 @@ impl Pools {
             return Ok(());
         }
         let mine: Vec<&TopUpRow> = top_ups.iter().filter(|t| t.address == m.address).collect();
-        if let Some(open) = mine.iter().find(|t| open(t)) {
-            // One in flight; if the node refuses it (the funding account
-            // cannot pay, say), the pool says so.
-            let row = self.store().tx(&open.tx_id).await.ok().flatten();
-            if let Some(error) = row.and_then(|r| r.error) {
-                seen.alert(
-                    AlertKind::TopUpWaiting,
-                    &m.address,
-                    format!("top-up of {} is waiting: {error}", m.address),
-                );
-            }
-            return Ok(());
-        }
-        if let Some(last) = mine.last()
-            && last.status == Some(TxStatus::Rejected)
+        if !self
+            .may_top_up(spec, m, &mine, (*spent, amount), seen)
+            .await
         {
-            // The funding account could not pay (or the node refused):
-            // alert, and try again once RETRY_AFTER has passed — someone
-            // may have refilled it.
-            let row = self.store().tx(&last.tx_id).await.ok().flatten();
-            let why = row.as_ref().and_then(|r| r.error.clone());
-            seen.alert(
-                AlertKind::TopUpRejected,
-                &m.address,
-                format!(
-                    "top-up of {} was rejected: {}",
-                    m.address,
-                    why.unwrap_or_default()
-                ),
-            );
-            if now() - row.map_or(0, |r| r.updated_at) < RETRY_AFTER {
-                return Ok(());
-            }
-        }
-        if let Some(cap) = s.daily_cap
-            && spent.saturating_add(amount) > cap
-        {
-            seen.alert(
-                AlertKind::DailyCapReached,
-                &m.address,
-                format!(
-                    "{} is below its minimum balance, but today's top-ups ({spent} wei) would pass the daily cap of {cap} wei",
-                    m.address
-                ),
-            );
             return Ok(());
         }
         let key = format!("topup:{}:{}:{day}:{}", s.name, m.address, mine.len());
@@ -188,5 +147,68 @@ impl Pools {
             ),
         }
         Ok(())
+    }
+
+    /// Whether `m` may be topped up now: no top-up of it in flight, its
+    /// last one not rejected less than [`RETRY_AFTER`] ago, the daily cap
+    /// not passed by `amount` more than `spent` today. What stands in the
+    /// way is raised as an alert.
+    async fn may_top_up(
+        &self,
+        spec: &PoolSpec,
+        m: &MemberRow,
+        mine: &[&TopUpRow],
+        (spent, amount): (u128, u128),
+        seen: &mut Seen,
+    ) -> bool {
+        let s = &spec.settings;
+        if let Some(open) = mine.iter().find(|t| open(t)) {
+            // One in flight; if the node refuses it (the funding account
+            // cannot pay, say), the pool says so.
+            let row = self.store().tx(&open.tx_id).await.ok().flatten();
+            if let Some(error) = row.and_then(|r| r.error) {
+                seen.alert(
+                    AlertKind::TopUpWaiting,
+                    &m.address,
+                    format!("top-up of {} is waiting: {error}", m.address),
+                );
+            }
+            return false;
+        }
+        if let Some(last) = mine.last()
+            && last.status == Some(TxStatus::Rejected)
+        {
+            // The funding account could not pay (or the node refused):
+            // alert, and try again once RETRY_AFTER has passed — someone
+            // may have refilled it.
+            let row = self.store().tx(&last.tx_id).await.ok().flatten();
+            let why = row.as_ref().and_then(|r| r.error.clone());
+            seen.alert(
+                AlertKind::TopUpRejected,
+                &m.address,
+                format!(
+                    "top-up of {} was rejected: {}",
+                    m.address,
+                    why.unwrap_or_default()
+                ),
+            );
+            if now() - row.map_or(0, |r| r.updated_at) < RETRY_AFTER {
+                return false;
+            }
+        }
+        if let Some(cap) = s.daily_cap
+            && spent.saturating_add(amount) > cap
+        {
+            seen.alert(
+                AlertKind::DailyCapReached,
+                &m.address,
+                format!(
+                    "{} is below its minimum balance, but today's top-ups ({spent} wei) would pass the daily cap of {cap} wei",
+                    m.address
+                ),
+            );
+            return false;
+        }
+        true
     }
 }

@@ -2,7 +2,7 @@
 //! in the rotation life cycle and a rotation's step. The store keeps them
 //! as these words; the accounts crate and the API act on the enums.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A pool member's place in the rotation life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -44,7 +44,7 @@ impl MemberState {
 }
 
 /// Where a rotation is: each step is resumable after a crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RotationStep {
     /// Making the new members' keystores.

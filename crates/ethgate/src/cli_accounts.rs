@@ -10,6 +10,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 
+use ethgate_core::RotationStep;
+
 use crate::config::Config;
 
 /// `ethgate accounts`.
@@ -112,51 +114,72 @@ pub async fn accounts(cfg: &Config, api: Option<&str>, cmd: AccountsCommand) -> 
             );
             if no_wait {
                 println!("{}", pretty(&started));
-                return Ok(());
-            }
-            let deadline = Instant::now() + Duration::from(timeout);
-            let mut last = String::new();
-            let mut shown_multisig = false;
-            loop {
-                let v = c
-                    .call(c.http.get(format!("{}/v1/pools/{pool}/rotation", c.base)))
-                    .await?;
-                let step = v["step"].as_str().unwrap_or("?").to_owned();
-                if step != last {
-                    eprintln!("  step: {step}");
-                    last = step.clone();
-                }
-                if let Some(m) = v.get("multisig_transaction")
-                    && !shown_multisig
-                {
-                    eprintln!(
-                        "  sign and send this transaction from the registry's owner; waiting for it on chain:"
-                    );
-                    eprintln!("{}", pretty(m));
-                    if let Some(path) = &multisig_out {
-                        std::fs::write(path, pretty(m) + "\n").with_context(|| {
-                            format!("--multisig-out: cannot write {}", path.display())
-                        })?;
-                        eprintln!("  (also written to {})", path.display());
-                    }
-                    shown_multisig = true;
-                }
-                if let Some(e) = v["error"].as_str() {
-                    anyhow::bail!(
-                        "rotation stopped at {step}: {e}\nfix the cause and run this command again to retry"
-                    );
-                }
-                if step == "done" {
-                    println!("{}", pretty(&v));
-                    return Ok(());
-                }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "still at {step} after {timeout}; the gateway carries on — run this command again to follow it"
-                );
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            } else {
+                follow(&c, &pool, multisig_out.as_deref(), timeout).await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Follows a pool's rotation to its end, printing each step as it is
+/// reached and the transaction an external master must sign; the final
+/// rotation goes to stdout as JSON.
+async fn follow(
+    c: &Client,
+    pool: &str,
+    multisig_out: Option<&std::path::Path>,
+    timeout: humantime::Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from(timeout);
+    let mut last = None;
+    let mut shown_multisig = false;
+    loop {
+        let v = c
+            .call(c.http.get(format!("{}/v1/pools/{pool}/rotation", c.base)))
+            .await?;
+        let step: RotationStep = serde_json::from_value(v["step"].clone())
+            .with_context(|| format!("the gateway showed a rotation without a step: {v}"))?;
+        if last != Some(step) {
+            eprintln!("  step: {}", step.as_str());
+            last = Some(step);
+        }
+        if let Some(m) = v.get("multisig_transaction")
+            && !shown_multisig
+        {
+            show_multisig(m, multisig_out)?;
+            shown_multisig = true;
+        }
+        if let Some(e) = v["error"].as_str() {
+            anyhow::bail!(
+                "rotation stopped at {}: {e}\nfix the cause and run this command again to retry",
+                step.as_str()
+            );
+        }
+        if step == RotationStep::Done {
+            println!("{}", pretty(&v));
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "still at {} after {timeout}; the gateway carries on — run this command again to follow it",
+            step.as_str()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Shows the transaction an external master must sign (and writes it to
+/// `out`, when given).
+fn show_multisig(m: &Value, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    eprintln!(
+        "  sign and send this transaction from the registry's owner; waiting for it on chain:"
+    );
+    eprintln!("{}", pretty(m));
+    if let Some(path) = out {
+        std::fs::write(path, pretty(m) + "\n")
+            .with_context(|| format!("--multisig-out: cannot write {}", path.display()))?;
+        eprintln!("  (also written to {})", path.display());
     }
     Ok(())
 }

@@ -70,61 +70,10 @@ pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
             label,
             expires,
         } => {
-            let known = |p: &str| cfg.policies.iter().any(|x| x.name == p);
-            let (row, secret) = ethgate_api::new_token_row(
-                &scopes,
-                policy.as_deref(),
-                known,
-                &label,
-                expires.as_deref(),
-            )
-            .map_err(|e| {
-                // The API's field names, as this command's flags.
-                let flag = match e.field() {
-                    Some("scopes") => "--scope",
-                    Some("policy") => "--policy",
-                    Some("expires") => "--expires",
-                    _ => "--label",
-                };
-                anyhow::anyhow!("{flag}: {}", e.message())
-            })?;
-            let store = open().await?;
-            store.insert_token(&row).await?;
-            let grant = match &row.policy {
-                Some(p) => format!("policy {p}"),
-                None => format!("scopes {}", row.scopes.join(" ")),
-            };
-            store
-                .audit(&cli_entry(
-                    Action::TokenCreate,
-                    &row.id,
-                    format!("label {label:?}, {grant}"),
-                ))
-                .await?;
-            eprintln!("created token {} with {grant}; it is shown once:", row.id);
-            println!("{secret}");
+            create(cfg, &scopes, policy.as_deref(), &label, expires.as_deref()).await?;
         }
         TokenCommand::List => {
-            println!(
-                "{:<18} {:<20} {:<24} {:<20} {:<20} {:<20} REVOKED",
-                "ID", "LABEL", "GRANT", "CREATED", "LAST USED", "EXPIRES"
-            );
-            for t in open().await?.list_tokens().await? {
-                let grant = match &t.policy {
-                    Some(p) => format!("policy:{p}"),
-                    None => t.scopes.join(","),
-                };
-                println!(
-                    "{:<18} {:<20} {:<24} {:<20} {:<20} {:<20} {}",
-                    t.id,
-                    t.label,
-                    grant,
-                    date(Some(t.created_at)),
-                    date(t.last_used_at),
-                    date(t.expires_at),
-                    date(t.revoked_at)
-                );
-            }
+            list(&open().await?).await?;
         }
         TokenCommand::Revoke { id } => {
             let store = open().await?;
@@ -136,6 +85,72 @@ pub async fn token(cfg: &Config, command: TokenCommand) -> anyhow::Result<()> {
                 .await?;
             eprintln!("revoked {id}");
         }
+    }
+    Ok(())
+}
+
+/// `ethgate token create`: a token with scopes or a policy, stored by its
+/// hash and audited; the secret is printed once, on stdout.
+async fn create(
+    cfg: &Config,
+    scopes: &[String],
+    policy: Option<&str>,
+    label: &str,
+    expires: Option<&str>,
+) -> anyhow::Result<()> {
+    let known = |p: &str| cfg.policies.iter().any(|x| x.name == p);
+    let (row, secret) =
+        ethgate_api::new_token_row(scopes, policy, known, label, expires).map_err(|e| {
+            // The API's field names, as this command's flags.
+            let flag = match e.field() {
+                Some("scopes") => "--scope",
+                Some("policy") => "--policy",
+                Some("expires") => "--expires",
+                _ => "--label",
+            };
+            anyhow::anyhow!("{flag}: {}", e.message())
+        })?;
+    let store = Store::connect(&cfg.store_url)
+        .await
+        .context("opening the store")?;
+    store.insert_token(&row).await?;
+    let grant = match &row.policy {
+        Some(p) => format!("policy {p}"),
+        None => format!("scopes {}", row.scopes.join(" ")),
+    };
+    store
+        .audit(&cli_entry(
+            Action::TokenCreate,
+            &row.id,
+            format!("label {label:?}, {grant}"),
+        ))
+        .await?;
+    eprintln!("created token {} with {grant}; it is shown once:", row.id);
+    println!("{secret}");
+    Ok(())
+}
+
+/// `ethgate token list`: every token, revoked ones included, as a table.
+async fn list(store: &Store) -> anyhow::Result<()> {
+    println!(
+        "{:<18} {:<20} {:<24} {:<20} {:<20} {:<20} REVOKED",
+        "ID", "LABEL", "GRANT", "CREATED", "LAST USED", "EXPIRES"
+    );
+    for t in store.list_tokens().await? {
+        let grant = match &t.policy {
+            Some(p) => format!("policy:{p}"),
+            None => t.scopes.join(","),
+        };
+        println!(
+            "{:<18} {:<20} {:<24} {:<20} {:<20} {:<20} {}",
+            t.id,
+            t.label,
+            grant,
+            date(Some(t.created_at)),
+            date(t.last_used_at),
+            date(t.expires_at),
+            date(t.revoked_at)
+        );
     }
     Ok(())
 }

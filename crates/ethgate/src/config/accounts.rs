@@ -185,7 +185,25 @@ fn account(
             caps,
         });
     }
-    let signer = match (&a.keystore, &a.dev_key_env) {
+    let signer: Arc<dyn Signer> = Arc::new(local_key(issues, i, &a, allow_dev, base)?);
+    Some(AccountConfig {
+        chain: a.chain,
+        signer,
+        caps,
+    })
+}
+
+/// The key of a keystore or dev-key account: a keystore opened with its
+/// password, or a raw key from the environment where dev keys are allowed.
+fn local_key(
+    issues: &mut Issues,
+    i: usize,
+    a: &RawAccount,
+    allow_dev: bool,
+    base: &Path,
+) -> Option<LocalKey> {
+    let k = |f: &str| format!("accounts[{i}].{f}");
+    match (&a.keystore, &a.dev_key_env) {
         (Some(file), None) => {
             let password = secret(
                 issues,
@@ -195,13 +213,9 @@ fn account(
                 "password",
                 base,
             )?;
-            match keystore::open(&base.join(file), &password) {
-                Ok(key) => key,
-                Err(e) => {
-                    issues.add(k("keystore"), e.to_string());
-                    return None;
-                }
-            }
+            keystore::open(&base.join(file), &password)
+                .map_err(|e| issues.add(k("keystore"), e.to_string()))
+                .ok()
         }
         (None, Some(var)) => {
             if !allow_dev {
@@ -218,25 +232,15 @@ fn account(
                 );
                 return None;
             };
-            match LocalKey::dev(&hex, var) {
-                Ok(key) => key,
-                Err(e) => {
-                    issues.add(k("dev_key_env"), e.to_string());
-                    return None;
-                }
-            }
+            LocalKey::dev(&hex, var)
+                .map_err(|e| issues.add(k("dev_key_env"), e.to_string()))
+                .ok()
         }
         _ => {
             issues.add(k("keystore"), "give exactly one of keystore or dev_key_env");
-            return None;
+            None
         }
-    };
-    let signer: Arc<dyn Signer> = Arc::new(signer);
-    Some(AccountConfig {
-        chain: a.chain,
-        signer,
-        caps,
-    })
+    }
 }
 
 /// Validates the transaction manager's sections.
