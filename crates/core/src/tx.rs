@@ -349,77 +349,114 @@ fn expired(policy: &Policy, now: u64) -> bool {
 /// The transition function. Unknown combinations (an event that does not
 /// apply to the state) leave the state unchanged with no effects.
 pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxState, Vec<Effect>) {
+    use TxState as S;
+    let next = match state {
+        S::Queued => queued_step(event, policy, now),
+        S::Pending(p) => pending_step(p, event, policy, now),
+        S::Mined(i) | S::Confirmed(i) | S::Failed(i) => included_step(state, i, event, policy, now),
+        _ => None,
+    };
+    next.unwrap_or_else(|| (state.clone(), Vec::new()))
+}
+
+/// A just-signed (or re-opened) transaction at `nonce`: one attempt, sent
+/// now.
+fn sent(nonce: u64, ending: Option<Ending>, now: u64) -> TxState {
+    TxState::Pending(Pending {
+        nonce,
+        attempts: 1,
+        sent_at: now,
+        bumped_at: now,
+        capped: false,
+        ending,
+        unaccounted_since: None,
+    })
+}
+
+/// `queued`: expire, simulate, take a nonce, or be cancelled.
+fn queued_step(event: &TxEvent, policy: &Policy, now: u64) -> Option<(TxState, Vec<Effect>)> {
     use Effect::*;
     use TxState as S;
-    let same = || (state.clone(), Vec::new());
-    match (state, event) {
-        (S::Queued, TxEvent::Tick) if expired(policy, now) => {
-            (S::Expired { nonce: None }, vec![Emit])
-        }
-        (S::Queued, TxEvent::Tick) => (S::Queued, vec![Simulate]),
-        (S::Queued, TxEvent::Simulated(Ok(()))) => (S::Queued, vec![AssignNonce]),
-        (S::Queued, TxEvent::Simulated(Err(reason))) => (
+    Some(match event {
+        TxEvent::Tick if expired(policy, now) => (S::Expired { nonce: None }, vec![Emit]),
+        TxEvent::Tick => (S::Queued, vec![Simulate]),
+        TxEvent::Simulated(Ok(())) => (S::Queued, vec![AssignNonce]),
+        TxEvent::Simulated(Err(reason)) => (
             S::Rejected {
                 reason: reason.clone(),
             },
             vec![Emit],
         ),
-        (S::Queued, TxEvent::Signed { nonce }) => (
-            S::Pending(Pending {
-                nonce: *nonce,
-                attempts: 1,
-                sent_at: now,
-                bumped_at: now,
-                capped: false,
-                ending: None,
-                unaccounted_since: None,
-            }),
-            vec![Rebroadcast, Emit],
-        ),
-        (S::Queued, TxEvent::Cancel) => (S::Cancelled { nonce: None }, vec![Emit]),
+        TxEvent::Signed { nonce } => (sent(*nonce, None, now), vec![Rebroadcast, Emit]),
+        TxEvent::Cancel => (S::Cancelled { nonce: None }, vec![Emit]),
+        _ => return None,
+    })
+}
 
-        (S::Pending(p), TxEvent::Tick) => pending_tick(p, policy, now, true),
-        (S::Pending(p), TxEvent::Refused) => pending_tick(p, policy, now, false),
-        (S::Pending(p), TxEvent::Stalled { held }) => stalled(p, *held, policy, now),
-        (S::Pending(p), TxEvent::BumpCapped) => {
+/// `pending`: time passing, a refusal, a stall, a cap, the operator's
+/// cancel or bump, an inclusion, or the nonce found used by another.
+fn pending_step(
+    p: &Pending,
+    event: &TxEvent,
+    policy: &Policy,
+    now: u64,
+) -> Option<(TxState, Vec<Effect>)> {
+    use Effect::*;
+    use TxState as S;
+    let replaced = |f: &dyn Fn(&mut Pending)| {
+        let mut p = p.clone();
+        p.attempts += 1;
+        p.bumped_at = now;
+        p.sent_at = now;
+        f(&mut p);
+        S::Pending(p)
+    };
+    Some(match event {
+        TxEvent::Tick => pending_tick(p, policy, now, true),
+        TxEvent::Refused => pending_tick(p, policy, now, false),
+        TxEvent::Stalled { held } => stalled(p, *held, policy, now),
+        TxEvent::BumpCapped => {
             let mut p = p.clone();
             p.capped = true;
             p.sent_at = now;
             (S::Pending(p), vec![Rebroadcast, AlertCapped])
         }
-        (S::Pending(p), TxEvent::Cancel) if p.ending.is_none() => {
-            let mut p = p.clone();
-            p.ending = Some(Ending::Cancel);
-            p.attempts += 1;
-            p.bumped_at = now;
-            p.sent_at = now;
-            (S::Pending(p), vec![ReplaceWithNoop])
+        TxEvent::Cancel if p.ending.is_none() => (
+            replaced(&|p| p.ending = Some(Ending::Cancel)),
+            vec![ReplaceWithNoop],
+        ),
+        TxEvent::BumpPastCap if p.ending.is_none() => {
+            (replaced(&|p| p.capped = false), vec![BumpPastCap])
         }
-        (S::Pending(p), TxEvent::BumpPastCap) if p.ending.is_none() => {
-            let mut p = p.clone();
-            p.capped = false;
-            p.attempts += 1;
-            p.bumped_at = now;
-            p.sent_at = now;
-            (S::Pending(p), vec![BumpPastCap])
-        }
-        (S::Pending(p), TxEvent::Included(i)) if i.nonce == p.nonce => {
-            (S::Mined(i.clone()), vec![Emit])
-        }
-        (S::Pending(_), TxEvent::NonceTakenElsewhere) => (S::Queued, vec![Emit]),
-        (S::Pending(p), TxEvent::NonceUnaccounted { head }) => match p.unaccounted_since {
+        TxEvent::Included(i) if i.nonce == p.nonce => (S::Mined(i.clone()), vec![Emit]),
+        TxEvent::NonceTakenElsewhere => (S::Queued, vec![Emit]),
+        TxEvent::NonceUnaccounted { head } => match p.unaccounted_since {
             Some(since) if head.saturating_sub(since) >= policy.finality_depth.max(1) => {
                 (S::Queued, vec![Emit])
             }
-            Some(_) => same(),
+            Some(_) => return None,
             None => {
                 let mut p = p.clone();
                 p.unaccounted_since = Some(*head);
                 (S::Pending(p), Vec::new())
             }
         },
+        _ => return None,
+    })
+}
 
-        (S::Mined(i), TxEvent::Depth(d)) if *d >= policy.confirmations.max(1) => {
+/// `mined`, `confirmed` or `failed` (all included at `i`): deep enough to
+/// be final, or reorganised out and pending again at its nonce.
+fn included_step(
+    state: &TxState,
+    i: &Inclusion,
+    event: &TxEvent,
+    policy: &Policy,
+    now: u64,
+) -> Option<(TxState, Vec<Effect>)> {
+    use TxState as S;
+    match (state, event) {
+        (S::Mined(_), TxEvent::Depth(d)) if *d >= policy.confirmations.max(1) => {
             let next = match (i.noop, i.success) {
                 (Some(Ending::Cancel), _) => S::Cancelled {
                     nonce: Some(i.nonce),
@@ -430,21 +467,13 @@ pub fn step(state: &TxState, event: &TxEvent, policy: &Policy, now: u64) -> (TxS
                 (None, true) => S::Confirmed(i.clone()),
                 (None, false) => S::Failed(i.clone()),
             };
-            (next, vec![Emit])
+            Some((next, vec![Effect::Emit]))
         }
-        (S::Mined(i) | S::Confirmed(i) | S::Failed(i), TxEvent::Reorged) => (
-            S::Pending(Pending {
-                nonce: i.nonce,
-                attempts: 1,
-                sent_at: now,
-                bumped_at: now,
-                capped: false,
-                ending: i.noop,
-                unaccounted_since: None,
-            }),
-            vec![Rebroadcast, Emit],
-        ),
-        _ => same(),
+        (_, TxEvent::Reorged) => Some((
+            sent(i.nonce, i.noop, now),
+            vec![Effect::Rebroadcast, Effect::Emit],
+        )),
+        _ => None,
     }
 }
 

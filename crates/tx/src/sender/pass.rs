@@ -5,6 +5,7 @@
 
 use ethgate_core::tx::{TxEvent, TxState};
 
+use super::observe::Observed;
 use super::{Sender, TickError, table, take};
 
 impl Sender {
@@ -62,55 +63,75 @@ impl Sender {
             self.chain.seen_head = Some((head, self.chain.latest_count));
         }
         for open in rows.values() {
-            let (row, req, state) = (&open.row, &open.req, &open.state);
-            match (state, &observed) {
-                // An unchanged head cannot have reorganised a confirmed or
-                // failed request, and one still in its block needs nothing.
-                (TxState::Confirmed(_) | TxState::Failed(_), None) => continue,
-                (TxState::Confirmed(i) | TxState::Failed(i), Some(o))
-                    if o.canonical.get(&i.block_number) == Some(&i.block_hash) =>
-                {
-                    continue;
-                }
-                _ => {}
-            }
-            let policy = self.policy(req);
-            if cancels.contains(&row.id) {
-                self.apply(row, req, state, &TxEvent::Cancel, &policy)
+            let asked = Asked {
+                cancels: &cancels,
+                bumps: &bumps,
+            };
+            if let Some(event) = self.event_for(open, observed.as_ref(), asked) {
+                let policy = self.policy(&open.req);
+                self.apply(&open.row, &open.req, &open.state, &event, &policy)
                     .await?;
-                continue;
-            }
-            if bumps.contains(&row.id) {
-                self.apply(row, req, state, &TxEvent::BumpPastCap, &policy)
-                    .await?;
-                continue;
-            }
-            match state {
-                TxState::Pending(p) => {
-                    let event = self.pending_event(row, p, observed.as_ref());
-                    self.apply(row, req, state, &event, &policy).await?;
-                }
-                TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
-                    let depth =
-                        TxEvent::Depth((self.chain.head + 1).saturating_sub(i.block_number));
-                    let event = match &observed {
-                        // The chain has not moved since it was last read.
-                        None => depth,
-                        Some(o) => match o.canonical.get(&i.block_number) {
-                            Some(h) if *h == i.block_hash => depth,
-                            Some(_) => TxEvent::Reorged,
-                            // The head's chain could not be read down to
-                            // it (the head is below it, or a node behind
-                            // answered): nothing is known.
-                            None => continue,
-                        },
-                    };
-                    self.apply(row, req, state, &event, &policy).await?;
-                }
-                // Queued ones were started above (or wait for room).
-                _ => {}
             }
         }
         Ok(())
     }
+
+    /// The event this pass feeds an open request, if any: an operator's
+    /// cancel or bump first, else what the chain says of it. `None` for a
+    /// queued request (started above, or waiting for room), one whose
+    /// block is still canonical and needs nothing, and one the head's
+    /// chain could not be read down to.
+    fn event_for(
+        &self,
+        open: &table::OpenTx,
+        observed: Option<&Observed>,
+        asked: Asked<'_>,
+    ) -> Option<TxEvent> {
+        let (row, state) = (&open.row, &open.state);
+        match (state, observed) {
+            // An unchanged head cannot have reorganised a confirmed or
+            // failed request, and one still in its block needs nothing.
+            (TxState::Confirmed(_) | TxState::Failed(_), None) => return None,
+            (TxState::Confirmed(i) | TxState::Failed(i), Some(o))
+                if o.canonical.get(&i.block_number) == Some(&i.block_hash) =>
+            {
+                return None;
+            }
+            _ => {}
+        }
+        if asked.cancels.contains(&row.id) {
+            return Some(TxEvent::Cancel);
+        }
+        if asked.bumps.contains(&row.id) {
+            return Some(TxEvent::BumpPastCap);
+        }
+        match state {
+            TxState::Pending(p) => Some(self.pending_event(row, p, observed)),
+            TxState::Mined(i) | TxState::Confirmed(i) | TxState::Failed(i) => {
+                let depth = TxEvent::Depth((self.chain.head + 1).saturating_sub(i.block_number));
+                match observed {
+                    // The chain has not moved since it was last read.
+                    None => Some(depth),
+                    Some(o) => match o.canonical.get(&i.block_number) {
+                        Some(h) if *h == i.block_hash => Some(depth),
+                        Some(_) => Some(TxEvent::Reorged),
+                        // The head's chain could not be read down to it
+                        // (the head is below it, or a node behind
+                        // answered): nothing is known.
+                        None => None,
+                    },
+                }
+            }
+            // Queued ones were started above (or wait for room).
+            _ => None,
+        }
+    }
+}
+
+/// What the operator asked since the last pass: request ids to cancel,
+/// and to bump past their fee cap.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    cancels: &'a [String],
+    bumps: &'a [String],
 }
