@@ -19,7 +19,6 @@ use alloy_primitives::{Address, Bytes};
 use alloy_sol_types::SolCall;
 use ethgate_contracts::OperatorRegistry;
 use ethgate_store::{RotationRow, StoreError};
-use serde_json::json;
 
 use crate::view::{MemberState, MultisigTx, ReadError, RotationStep, RotationView};
 use crate::{Master, PoolSpec, Pools, hex_addr};
@@ -104,7 +103,7 @@ impl Pools {
         let id = format!("rot_{}", hex::encode(rand::random::<[u8; 8]>()));
         let row = self
             .store()
-            .start_rotation(&id, pool, &json!(old).to_string(), request_key)
+            .start_rotation(&id, pool, &old, request_key)
             .await?;
         tracing::info!(pool, rotation = %row.id, step = %row.step, "rotation requested");
         self.wake.notify_one();
@@ -164,14 +163,7 @@ impl Pools {
         &self,
         r: &RotationRow,
     ) -> Result<(Vec<Address>, Vec<Address>), StoreError> {
-        let old: Vec<Address> = serde_json::from_str::<Vec<String>>(&r.old)
-            .map_err(|e| StoreError::Corrupt {
-                what: "rotations.old",
-                detail: e.to_string(),
-            })?
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        let old: Vec<Address> = r.old.iter().filter_map(|a| a.parse().ok()).collect();
         let new = self
             .store()
             .pool_members(&r.pool)

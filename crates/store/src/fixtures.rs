@@ -85,3 +85,53 @@ pub async fn store(stream: &str, chain_id: u64) -> (Scratch, Store) {
     store.ensure_stream(stream, chain_id).await.expect("stream");
     (scratch, store)
 }
+
+/// A made-up state of `status`'s kind, stored (the store never looks
+/// inside a state; its tests only need one that decodes). Made once per
+/// status, so rows built in closures can borrow it.
+pub fn state(status: ethgate_core::TxStatus) -> &'static crate::StoredState {
+    static MADE: std::sync::OnceLock<
+        std::collections::HashMap<ethgate_core::TxStatus, crate::StoredState>,
+    > = std::sync::OnceLock::new();
+    let made = MADE.get_or_init(|| {
+        ethgate_core::TxStatus::ALL
+            .iter()
+            .map(|s| (*s, made_up(*s)))
+            .collect()
+    });
+    &made[&status]
+}
+
+fn made_up(status: ethgate_core::TxStatus) -> crate::StoredState {
+    use ethgate_core::TxStatus as S;
+    use ethgate_core::tx::{Inclusion, Pending, TxState};
+    let included = Inclusion {
+        nonce: 0,
+        block_number: 1,
+        block_hash: B256::repeat_byte(1),
+        hash: B256::repeat_byte(2),
+        success: status != S::Failed,
+        noop: None,
+    };
+    let state = match status {
+        S::Queued => TxState::Queued,
+        S::Pending => TxState::Pending(Pending {
+            nonce: 0,
+            attempts: 1,
+            sent_at: 0,
+            bumped_at: 0,
+            capped: false,
+            ending: None,
+            unaccounted_since: None,
+        }),
+        S::Mined => TxState::Mined(included),
+        S::Confirmed => TxState::Confirmed(included),
+        S::Failed => TxState::Failed(included),
+        S::Rejected => TxState::Rejected {
+            reason: "made up".into(),
+        },
+        S::Cancelled => TxState::Cancelled { nonce: None },
+        S::Expired => TxState::Expired { nonce: None },
+    };
+    crate::StoredState::encode(&state).expect("a state encodes")
+}

@@ -72,7 +72,8 @@ pub use sinks::{SinkCursor, SinkStatus};
 pub use streams::StreamRow;
 pub use tokens::{NewToken, TokenRow};
 pub use tx::{
-    AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, TxRow,
+    AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes,
+    StoredState, TxRow,
 };
 pub use wake::TxWake;
 

@@ -43,8 +43,8 @@ pub struct RotationRow {
     pub pool: String,
     /// The step it is at.
     pub step: RotationStep,
-    /// The members it replaces (JSON array of addresses).
-    pub old: String,
+    /// The members it replaces, lower-case hex.
+    pub old: Vec<String>,
     /// Retry counter, part of the idempotency keys of its transactions.
     pub attempt: u32,
     /// Why it is stuck, if it is.
@@ -76,7 +76,10 @@ fn rotation_row(r: RawRotation) -> Result<RotationRow, StoreError> {
             what: "rotations.step",
             detail: r.step.clone(),
         })?,
-        old: r.old,
+        old: serde_json::from_str(&r.old).map_err(|e| StoreError::Corrupt {
+            what: "rotations.old",
+            detail: e.to_string(),
+        })?,
         attempt: u32::try_from(r.attempt).map_err(|_| StoreError::Corrupt {
             what: "rotations.attempt",
             detail: r.attempt.to_string(),
@@ -204,10 +207,11 @@ impl Store {
         &self,
         id: &str,
         pool: &str,
-        old: &str,
+        old: &[String],
         request_key: Option<&str>,
     ) -> Result<RotationRow, StoreError> {
         let now = now_secs();
+        let old = serde_json::Value::from(old).to_string();
         let mut tx = crate::outbox::begin(self).await?;
         if let Some(key) = request_key {
             let row: Option<RawRotation> = crate::db::on_tx!(tx, |ex| sqlx::query_as(
@@ -238,7 +242,7 @@ impl Store {
         )
         .bind(id)
         .bind(pool)
-        .bind(old)
+        .bind(&old)
         .bind(request_key)
         .bind(now)
         .bind(now)

@@ -11,6 +11,7 @@ use crate::tx_rows::{
 };
 use crate::{Store, StoreError, now_secs, to_i64};
 use ethgate_core::TxStatus;
+use ethgate_core::tx::TxState;
 
 /// A stored status word, read back.
 pub(crate) fn status_of(word: &str) -> Result<TxStatus, StoreError> {
@@ -18,6 +19,37 @@ pub(crate) fn status_of(word: &str) -> Result<TxStatus, StoreError> {
         what: "tx_requests.status",
         detail: word.to_owned(),
     })
+}
+
+/// A request's state as the store keeps it: the JSON of core's
+/// [`TxState`]. The store never looks inside. A value is made by encoding
+/// a state, or read back from a row, and is decoded where it is used, so
+/// a row whose state does not decode (damaged, or written by a newer
+/// version) is refused on its own instead of failing every read that
+/// meets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredState(String);
+
+impl StoredState {
+    /// A state, encoded to be stored.
+    pub fn encode(state: &TxState) -> Result<StoredState, serde_json::Error> {
+        serde_json::to_string(state).map(StoredState)
+    }
+
+    /// The state a row holds.
+    pub fn decode(&self) -> Result<TxState, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The JSON, as written to or read from the database.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// What was read from a row's `state` column.
+    pub(crate) fn read(json: String) -> StoredState {
+        StoredState(json)
+    }
 }
 
 /// A request to record.
@@ -35,8 +67,8 @@ pub struct NewTx<'a> {
     pub sender: &'a str,
     /// The validated request, as JSON.
     pub request: &'a str,
-    /// Initial state as JSON, and its status.
-    pub state: &'a str,
+    /// Its initial state.
+    pub state: &'a StoredState,
     /// Status word of `state`.
     pub status: TxStatus,
 }
@@ -65,8 +97,8 @@ pub struct TxRow {
     pub sender: String,
     /// The validated request as JSON.
     pub request: String,
-    /// `core::tx::TxState` as JSON.
-    pub state: String,
+    /// Its state (decoded by whoever acts on it).
+    pub state: StoredState,
     /// Its status.
     pub status: TxStatus,
     /// The nonce held, if any.
@@ -109,8 +141,8 @@ pub struct SignedAttempt<'a> {
     pub tx_id: &'a str,
     /// The attempt, signed at the request's nonce.
     pub attempt: &'a NewAttempt,
-    /// The request's new state (JSON).
-    pub state: &'a str,
+    /// The request's new state.
+    pub state: &'a StoredState,
     /// Its status.
     pub status: TxStatus,
 }
@@ -120,8 +152,8 @@ pub struct SignedAttempt<'a> {
 pub struct StateUpdate {
     /// The request.
     pub tx_id: String,
-    /// `core::tx::TxState` as JSON.
-    pub state: String,
+    /// Its new state.
+    pub state: StoredState,
     /// Its status.
     pub status: TxStatus,
     /// The nonce held afterwards (`None` releases it).
@@ -440,7 +472,7 @@ impl Store {
             .map(|t| crate::combine::Signed {
                 tx_id: t.tx_id.to_owned(),
                 attempt: t.attempt.clone(),
-                state: t.state.to_owned(),
+                state: t.state.clone(),
                 status: t.status,
             })
             .collect();

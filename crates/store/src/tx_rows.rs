@@ -56,7 +56,7 @@ pub(crate) async fn insert_requests(
                     .push_bind(to_i64(t.chain_id))
                     .push_bind(t.sender.to_owned())
                     .push_bind(t.request.to_owned())
-                    .push_bind(t.state.to_owned())
+                    .push_bind(t.state.as_json().to_owned())
                     .push_bind(t.status.as_str())
                     .push_bind(now)
                     .push_bind(now);
@@ -144,7 +144,7 @@ pub(crate) async fn record_attempts(
 /// A request's new state, as [`update_states`] writes it.
 pub(crate) struct NewState<'a> {
     pub tx_id: &'a str,
-    pub state: &'a str,
+    pub state: &'a crate::tx::StoredState,
     pub status: ethgate_core::TxStatus,
     pub nonce: Option<u64>,
     pub block_number: Option<u64>,
@@ -166,7 +166,7 @@ pub(crate) async fn update_states(db: &mut Db, items: &[NewState<'_>]) -> Result
             q.push(" FROM (");
             q.push_values(chunk, |mut b, s| {
                 b.push_bind(s.tx_id.to_owned())
-                    .push_bind(s.state.to_owned())
+                    .push_bind(s.state.as_json().to_owned())
                     .push_bind(s.status.as_str())
                     .push_bind(s.nonce.map(to_i64))
                     .push_bind(s.block_number.map(to_i64))
@@ -212,7 +212,7 @@ pub(crate) fn tx_row(r: RawTx) -> Result<TxRow, StoreError> {
         chain_id: r.chain_id as u64,
         sender: r.sender,
         request: r.request,
-        state: r.state,
+        state: crate::tx::StoredState::read(r.state),
         status: crate::tx::status_of(&r.status)?,
         nonce: r.nonce.map(|n| n as u64),
         block_number: r.block_number.map(|n| n as u64),

@@ -14,7 +14,7 @@ pub(crate) struct Owned {
     pub chain_id: u64,
     pub sender: String,
     pub request: String,
-    pub state: String,
+    pub state: ethgate_store::StoredState,
 }
 
 pub(crate) type Job = (Owned, oneshot::Sender<Result<Inserted, String>>);

@@ -365,7 +365,7 @@ impl TxManager {
         let id = new_id();
         let chain_id = self.chain_id(&req);
         let request_json = serde_json::to_string(&req)?;
-        let state = serde_json::to_string(&ethgate_core::TxState::Queued)?;
+        let state = ethgate_store::StoredState::encode(&ethgate_core::TxState::Queued)?;
         let sender = format!("{:#x}", req.from);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = crate::intake::Owned {

@@ -103,7 +103,7 @@ impl TxView {
             what,
             source,
         };
-        let state: TxState = serde_json::from_str(&row.state).map_err(|e| corrupt("state", e))?;
+        let state: TxState = row.state.decode().map_err(|e| corrupt("state", e))?;
         // A request that no longer reads back ends `rejected` (it never
         // took a nonce); it is shown with its request fields null.
         let req: Option<TxRequest> = serde_json::from_str(&row.request).ok();

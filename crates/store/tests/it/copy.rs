@@ -6,8 +6,10 @@
 //! copied ones); a target with rows is refused and left as it was.
 
 use alloy_primitives::{Address, B256, Bytes, U64};
+use ethgate_core::TxStatus;
 use ethgate_core::{BlockRef, RawLog};
 use ethgate_store::copy::{self, CopyError};
+use ethgate_store::fixtures;
 use ethgate_store::scratch::{DEFAULT_PG, Scratch};
 use ethgate_store::{
     Action, AuditEntry, MemberRow, NewAttempt, NewEvent, NewToken, NewTx, Outcome, RangeCommit,
@@ -107,7 +109,7 @@ async fn populate(s: &Store) {
             chain_id: 31337,
             sender,
             request: "{\"to\":\"0x01\"}",
-            state: "{\"status\":\"queued\"}",
+            state: fixtures::state(TxStatus::Queued),
             status: ethgate_core::TxStatus::Queued,
         })
         .collect();
@@ -130,7 +132,7 @@ async fn populate(s: &Store) {
         .map(|(id, a)| SignedAttempt {
             tx_id: id,
             attempt: a,
-            state: "{\"status\":\"pending\"}",
+            state: fixtures::state(TxStatus::Pending),
             status: ethgate_core::TxStatus::Pending,
         })
         .collect();
@@ -151,7 +153,7 @@ async fn populate(s: &Store) {
         rotation: None,
     };
     s.add_pool_member("ops", &member).await.expect("member");
-    s.start_rotation("rot_1", "ops", "[\"0xaa\"]", Some("key-1"))
+    s.start_rotation("rot_1", "ops", &["0xaa".to_owned()], Some("key-1"))
         .await
         .expect("rotation");
     s.add_top_up("tx_0001", "ops", sender, 10u128.pow(18), 20_000)

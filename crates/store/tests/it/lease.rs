@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use alloy_primitives::Address;
+use ethgate_core::TxStatus;
 use ethgate_core::{BlockRef, RawLog};
 use ethgate_store::lease::{Acquired, Fence};
 use ethgate_store::scratch::Scratch;
@@ -183,7 +184,7 @@ async fn a_stale_sender_takes_no_nonce_while_others_in_its_batch_do() {
             chain_id: 31337,
             sender: account,
             request: "{}",
-            state: "{\"status\":\"queued\"}",
+            state: fixtures::state(TxStatus::Queued),
             status: ethgate_core::TxStatus::Queued,
         };
         s.insert_txs(&[tx]).await.expect("insert");
@@ -225,7 +226,7 @@ async fn a_stale_sender_takes_no_nonce_while_others_in_its_batch_do() {
     let item = |id: &'static str| SignedAttempt {
         tx_id: id,
         attempt: &attempt,
-        state: "{\"status\":\"pending\"}",
+        state: fixtures::state(TxStatus::Pending),
         status: ethgate_core::TxStatus::Pending,
     };
     // Both at once, so the combined writer may put them in one batch.

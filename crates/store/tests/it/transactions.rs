@@ -4,6 +4,8 @@
 //! many per statement, the writes of many senders combined (each with its
 //! own outcome), and the sender's read of new rows.
 
+use ethgate_core::TxStatus;
+use ethgate_store::fixtures;
 use ethgate_store::scratch::Scratch;
 use ethgate_store::{
     Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, Store, StoreError,
@@ -27,7 +29,7 @@ fn new_tx<'a>(id: &'a str, key: &'a str, body: &'a str, sender: &'a str) -> NewT
         chain_id: 31337,
         sender,
         request: "{}",
-        state: "\"Queued\"",
+        state: fixtures::state(TxStatus::Queued),
         status: ethgate_core::TxStatus::Queued,
     }
 }
@@ -52,7 +54,7 @@ fn pending<'a>(ids: &'a [String], attempts: &'a [NewAttempt]) -> Vec<SignedAttem
         .map(|(id, a)| SignedAttempt {
             tx_id: id,
             attempt: a,
-            state: "\"Pending\"",
+            state: fixtures::state(TxStatus::Pending),
             status: ethgate_core::TxStatus::Pending,
         })
         .collect()
@@ -188,7 +190,7 @@ async fn many_state_changes_keep_errors_and_refuse_a_request_twice() {
     // Each request holds its own nonce: its number.
     let update = |id: &str, error: Option<&str>| StateUpdate {
         tx_id: id.to_owned(),
-        state: "\"Mined\"".into(),
+        state: fixtures::state(TxStatus::Mined).clone(),
         status: ethgate_core::TxStatus::Mined,
         nonce: id[2..].parse().ok(),
         block_number: Some(9),
@@ -241,7 +243,7 @@ async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
     // A row that is no longer queued is not new.
     let u = StateUpdate {
         tx_id: "c".into(),
-        state: "\"Rejected\"".into(),
+        state: fixtures::state(TxStatus::Rejected).clone(),
         status: ethgate_core::TxStatus::Rejected,
         nonce: None,
         block_number: None,
@@ -253,7 +255,7 @@ async fn new_rows_are_the_senders_queued_rows_after_the_last_seen() {
     // No error given keeps the one shown; an empty one clears it.
     let again = |error: Option<&str>| StateUpdate {
         tx_id: "c".into(),
-        state: "\"Rejected\"".into(),
+        state: fixtures::state(TxStatus::Rejected).clone(),
         status: ethgate_core::TxStatus::Rejected,
         nonce: None,
         block_number: None,
@@ -354,7 +356,7 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
     let take = [SignedAttempt {
         tx_id: "s0",
         attempt: &first,
-        state: "\"Pending\"",
+        state: fixtures::state(TxStatus::Pending),
         status: ethgate_core::TxStatus::Pending,
     }];
     let json: Vec<Vec<String>> = ids
@@ -366,7 +368,7 @@ async fn a_failing_write_among_concurrent_ones_fails_alone() {
     let saves = (1..10).map(|i| {
         let update = [StateUpdate {
             tx_id: ids[i].clone(),
-            state: "\"Cancelled\"".into(),
+            state: fixtures::state(TxStatus::Cancelled).clone(),
             status: ethgate_core::TxStatus::Cancelled,
             nonce: None,
             block_number: None,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ethgate_core::TxStatus;
+use ethgate_store::fixtures;
 use ethgate_store::{NewTx, Store};
 
 /// The log's size bound the store keeps to, with room for what is written
@@ -56,7 +58,7 @@ async fn the_log_is_restarted_while_reads_and_writes_never_stop() {
                 chain_id: 1,
                 sender: "0xaa",
                 request: &body,
-                state: "\"Queued\"",
+                state: fixtures::state(TxStatus::Queued),
                 status: ethgate_core::TxStatus::Queued,
             })
             .collect();

@@ -7,7 +7,7 @@ use ethgate_chain::ChainError;
 use ethgate_chain::rpc_error::{SendErrorClass, classify_send};
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
-use ethgate_store::TxRow;
+use ethgate_store::{StoredState, TxRow};
 use serde_json::json;
 
 use super::{Sender, TickError, now};
@@ -25,7 +25,7 @@ const RESENDS_PER_BATCH: usize = 50;
 pub(super) struct Replacing {
     id: String,
     attempt: ethgate_store::NewAttempt,
-    state: String,
+    state: StoredState,
     status: ethgate_core::TxStatus,
 }
 
@@ -178,7 +178,7 @@ impl Sender {
         self.out.replacements.push(Replacing {
             id: row.id.clone(),
             attempt: attempt.clone(),
-            state: serde_json::to_string(next)?,
+            state: StoredState::encode(next)?,
             status: next.kind(),
         });
         self.out.changes.push(super::table::Change {
@@ -236,7 +236,7 @@ impl Sender {
     ) -> Result<(), TickError> {
         self.out.saves.push(ethgate_store::StateUpdate {
             tx_id: row.id.clone(),
-            state: serde_json::to_string(next)?,
+            state: StoredState::encode(next)?,
             status: next.kind(),
             nonce: next.nonce(),
             block_number: next.block_number(),
@@ -389,7 +389,7 @@ impl Sender {
         };
         self.out.saves.push(ethgate_store::StateUpdate {
             tx_id: u.row.id.clone(),
-            state: serde_json::to_string(&next)?,
+            state: StoredState::encode(&next)?,
             status: ethgate_core::TxStatus::Rejected,
             nonce: None,
             block_number: None,

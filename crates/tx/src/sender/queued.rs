@@ -10,7 +10,7 @@
 use ethgate_core::Effect;
 use ethgate_core::tx::{Policy, TxEvent, TxState, step};
 use ethgate_keys::UnsignedTx;
-use ethgate_store::{NewAttempt, SignedAttempt, StatusEnvelopes, TxRow};
+use ethgate_store::{NewAttempt, SignedAttempt, StatusEnvelopes, StoredState, TxRow};
 use futures::StreamExt;
 
 use super::admit::{Admission, admit};
@@ -326,9 +326,9 @@ impl Sender {
         signed: &[(&TxRow, TxState, NewAttempt)],
         requests: &[&TxRequest],
     ) -> Result<bool, TickError> {
-        let states: Vec<String> = signed
+        let states: Vec<StoredState> = signed
             .iter()
-            .map(|(_, next, _)| serde_json::to_string(next))
+            .map(|(_, next, _)| StoredState::encode(next))
             .collect::<Result<_, _>>()?;
         // The `pending` status envelopes go in the same transaction as the
         // nonces and attempts they report.

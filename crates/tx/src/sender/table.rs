@@ -94,7 +94,7 @@ impl Table {
     /// to `unreadable` (the first time it is seen).
     fn admit(&mut self, rid: i64, mut row: TxRow) {
         self.seen = self.seen.max(rid);
-        let state = serde_json::from_str::<TxState>(&row.state);
+        let state = row.state.decode();
         let req = serde_json::from_str::<TxRequest>(&row.request);
         let (state, req) = match (state, req) {
             (Ok(state), Ok(req)) => (state, req),
@@ -115,7 +115,7 @@ impl Table {
             }
         };
         row.request = String::new();
-        row.state = String::new();
+        row.state = Default::default();
         self.ids.insert(row.id.clone(), rid);
         self.rows.insert(
             rid,
