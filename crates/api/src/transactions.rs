@@ -246,6 +246,9 @@ fn submit_error(e: SubmitError) -> ApiError {
         ),
         SubmitError::Store(e) => e.into(),
         SubmitError::Intake(e) => ApiError::internal(&e),
+        SubmitError::RecorderStopped => {
+            ApiError::unavailable("the gateway is shutting down; nothing was recorded")
+        }
         SubmitError::Encode(e) => ApiError::internal(&e),
     }
 }

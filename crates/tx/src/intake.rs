@@ -3,7 +3,9 @@
 //! one database transaction. One commit per burst instead of one per
 //! request is what keeps the API's latency flat under load.
 
-use ethgate_store::{Inserted, NewTx, Store};
+use std::sync::Arc;
+
+use ethgate_store::{Inserted, NewTx, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 /// A validated request, owned, on its way to the store.
@@ -17,7 +19,9 @@ pub(crate) struct Owned {
     pub state: ethgate_store::StoredState,
 }
 
-pub(crate) type Job = (Owned, oneshot::Sender<Result<Inserted, String>>);
+/// A request and where its outcome goes: a store error is shared by every
+/// request of the commit that failed.
+pub(crate) type Job = (Owned, oneshot::Sender<Result<Inserted, Arc<StoreError>>>);
 
 /// Requests recorded per transaction, at most.
 const BATCH: usize = 256;
@@ -65,8 +69,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = jobs.len(), "recording requests failed");
+                let e = Arc::new(e);
                 for (_, reply) in jobs {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

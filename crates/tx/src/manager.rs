@@ -28,9 +28,14 @@ pub enum SubmitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Recording the request failed (the store's message).
+    /// Recording the request failed: the store's error, shared by every
+    /// request of the group commit it failed.
     #[error("recording the request failed: {0}")]
-    Intake(String),
+    Intake(std::sync::Arc<StoreError>),
+    /// The task that records requests has stopped (the gateway is
+    /// shutting down); nothing was recorded.
+    #[error("recording the request failed: the request recorder stopped")]
+    RecorderStopped,
     /// The request could not be encoded to be stored; nothing was stored.
     #[error("encoding the request: {0}")]
     Encode(#[from] serde_json::Error),
@@ -377,11 +382,11 @@ impl TxManager {
             request: request_json,
             state,
         };
-        let lost = || SubmitError::Intake("the request recorder stopped".into());
-        self.intake.send((job, reply)).await.map_err(|_| lost())?;
+        let stopped = |_| SubmitError::RecorderStopped;
+        self.intake.send((job, reply)).await.map_err(stopped)?;
         let inserted = answer
             .await
-            .map_err(|_| lost())?
+            .map_err(|_| SubmitError::RecorderStopped)?
             .map_err(SubmitError::Intake)?;
         match inserted {
             Inserted::Created => {
