@@ -116,6 +116,17 @@ impl Shell {
     }
 }
 
+/// Fails with a clear message when a port the docs use is taken (a demo
+/// left running, say): the docs' commands use the default ports.
+fn assert_free(ports: &[u16]) {
+    for port in ports {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
+            "port {port}, which the docs' commands use, is taken on 127.0.0.1; stop what holds it"
+        );
+    }
+}
+
 /// The commands of a `sh` block: comments dropped, continuations joined.
 fn lines(block: &str) -> Vec<String> {
     let joined = block.replace("\\\n", " ");
@@ -192,6 +203,7 @@ async fn quick_start_world(toml_text: &str) -> (toml::Table, Anvil, Address) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_quick_start_and_the_api_pages_curl_lines_run_as_written() {
+    assert_free(&[8700]);
     let readme = doc_pages::blocks(&doc_pages::root().join("README.md"));
     let at = readme
         .iter()
@@ -264,6 +276,7 @@ async fn the_readme_quick_start_and_the_api_pages_curl_lines_run_as_written() {
 
 #[test]
 fn the_chaos_proxy_block_runs_as_written() {
+    assert_free(&[8545, 8546]);
     let mut sh = Shell::new();
     let _log = ShowLog(sh.dir.path().to_owned());
     let block = page_lines("docs/operations.md", "");
