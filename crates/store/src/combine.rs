@@ -31,7 +31,7 @@ const MAX_WRITES: usize = 32;
 pub(crate) struct Signed {
     pub tx_id: String,
     pub attempt: NewAttempt,
-    pub state: crate::tx::StoredState,
+    pub state: crate::StoredState,
     pub status: ethgate_core::TxStatus,
 }
 

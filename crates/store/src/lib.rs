@@ -49,6 +49,7 @@ mod pools;
 #[cfg(any(test, feature = "scratch"))]
 pub mod scratch;
 mod sinks;
+mod stored_state;
 mod streams;
 mod tokens;
 pub mod tx;
@@ -69,11 +70,11 @@ pub use error::{DbError, DbErrorKind};
 pub use outbox::{RangeCommit, StoredEnvelope};
 pub use pools::{MemberRow, RotationRow, TopUpRow};
 pub use sinks::{SinkCursor, SinkStatus};
+pub use stored_state::StoredState;
 pub use streams::StreamRow;
 pub use tokens::{NewToken, TokenRow};
 pub use tx::{
-    AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes,
-    StoredState, TxRow,
+    AttemptRow, Inserted, NewAttempt, NewTx, SignedAttempt, StateUpdate, StatusEnvelopes, TxRow,
 };
 pub use wake::TxWake;
 

@@ -6,12 +6,12 @@
 //! transaction that records the first signed attempt at it, with a
 //! compare-and-set on the account's next nonce.
 
+use crate::StoredState;
 use crate::tx_rows::{
     NumberedTx, RawAttempt, RawTx, insert_requests, numbered, record_attempts, tx_row, wei,
 };
 use crate::{Store, StoreError, now_secs, to_i64};
 use ethgate_core::TxStatus;
-use ethgate_core::tx::TxState;
 
 /// A stored status word, read back.
 pub(crate) fn status_of(word: &str) -> Result<TxStatus, StoreError> {
@@ -19,37 +19,6 @@ pub(crate) fn status_of(word: &str) -> Result<TxStatus, StoreError> {
         what: "tx_requests.status",
         detail: word.to_owned(),
     })
-}
-
-/// A request's state as the store keeps it: the JSON of core's
-/// [`TxState`]. The store never looks inside. A value is made by encoding
-/// a state, or read back from a row, and is decoded where it is used, so
-/// a row whose state does not decode (damaged, or written by a newer
-/// version) is refused on its own instead of failing every read that
-/// meets it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoredState(String);
-
-impl StoredState {
-    /// A state, encoded to be stored.
-    pub fn encode(state: &TxState) -> Result<StoredState, serde_json::Error> {
-        serde_json::to_string(state).map(StoredState)
-    }
-
-    /// The state a row holds.
-    pub fn decode(&self) -> Result<TxState, serde_json::Error> {
-        serde_json::from_str(&self.0)
-    }
-
-    /// The JSON, as written to or read from the database.
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-
-    /// What was read from a row's `state` column.
-    pub(crate) fn read(json: String) -> StoredState {
-        StoredState(json)
-    }
 }
 
 /// A request to record.

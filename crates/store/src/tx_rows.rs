@@ -144,7 +144,7 @@ pub(crate) async fn record_attempts(
 /// A request's new state, as [`update_states`] writes it.
 pub(crate) struct NewState<'a> {
     pub tx_id: &'a str,
-    pub state: &'a crate::tx::StoredState,
+    pub state: &'a crate::StoredState,
     pub status: ethgate_core::TxStatus,
     pub nonce: Option<u64>,
     pub block_number: Option<u64>,
@@ -212,7 +212,7 @@ pub(crate) fn tx_row(r: RawTx) -> Result<TxRow, StoreError> {
         chain_id: r.chain_id as u64,
         sender: r.sender,
         request: r.request,
-        state: crate::tx::StoredState::read(r.state),
+        state: crate::StoredState::read(r.state),
         status: crate::tx::status_of(&r.status)?,
         nonce: r.nonce.map(|n| n as u64),
         block_number: r.block_number.map(|n| n as u64),
