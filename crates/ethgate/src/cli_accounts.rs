@@ -141,7 +141,7 @@ async fn follow(
         let step: RotationStep = serde_json::from_value(v["step"].clone())
             .with_context(|| format!("the gateway showed a rotation without a step: {v}"))?;
         if last != Some(step) {
-            eprintln!("  step: {}", step.as_str());
+            eprintln!("  step: {step}");
             last = Some(step);
         }
         if let Some(m) = v.get("multisig_transaction")
@@ -152,8 +152,7 @@ async fn follow(
         }
         if let Some(e) = v["error"].as_str() {
             anyhow::bail!(
-                "rotation stopped at {}: {e}\nfix the cause and run this command again to retry",
-                step.as_str()
+                "rotation stopped at {step}: {e}\nfix the cause and run this command again to retry"
             );
         }
         if step == RotationStep::Done {
@@ -162,8 +161,7 @@ async fn follow(
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "still at {} after {timeout}; the gateway carries on — run this command again to follow it",
-            step.as_str()
+            "still at {step} after {timeout}; the gateway carries on — run this command again to follow it"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -382,8 +382,10 @@ impl TxManager {
             request: request_json,
             state,
         };
-        let stopped = |_| SubmitError::RecorderStopped;
-        self.intake.send((job, reply)).await.map_err(stopped)?;
+        self.intake
+            .send((job, reply))
+            .await
+            .map_err(|_| SubmitError::RecorderStopped)?;
         let inserted = answer
             .await
             .map_err(|_| SubmitError::RecorderStopped)?

@@ -30,13 +30,7 @@ async fn serve_answers_the_pull_api_and_stops_promptly_on_sigterm() {
     )
     .expect("config");
     let bin = env!("CARGO_BIN_EXE_ethgate");
-    let out = Command::new(bin)
-        .args(["token", "create", "--scope", "events:read"])
-        .current_dir(dir.path())
-        .output()
-        .await
-        .expect("token create");
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let token = common::token(dir.path(), &[], "events:read");
     let mut serve = Command::new(bin)
         .arg("serve")
         .current_dir(dir.path())

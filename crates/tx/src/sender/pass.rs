@@ -62,11 +62,11 @@ impl Sender {
             // Only once read: a failed observation is retried next tick.
             self.chain.seen_head = Some((head, self.chain.latest_count));
         }
+        let asked = Asked {
+            cancels: &cancels,
+            bumps: &bumps,
+        };
         for open in rows.values() {
-            let asked = Asked {
-                cancels: &cancels,
-                bumps: &bumps,
-            };
             if let Some(event) = self.event_for(open, observed.as_ref(), asked) {
                 let policy = self.policy(&open.req);
                 self.apply(&open.row, &open.req, &open.state, &event, &policy)
